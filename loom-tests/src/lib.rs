@@ -1,0 +1,1 @@
+//! See `tests/`: the models run only with `RUSTFLAGS="--cfg loom"`.

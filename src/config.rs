@@ -1,0 +1,266 @@
+//! Options for creating and attaching to rings.
+
+use std::time::Duration;
+
+use crate::layout::RingKind;
+
+/// How to create (and attach to) a ring. Start from [`Config::spsc`], [`Config::mpmc`] or
+/// [`Config::broadcast`] and adjust.
+///
+/// ```
+/// let config = ndring::Config::spsc().slots(4).user_meta_size(16).mode(0o660);
+/// assert_eq!(config.slot_count(), 4);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub(crate) kind: RingKind,
+    pub(crate) slots: usize,
+    pub(crate) user_meta: usize,
+    pub(crate) mode: u32,
+    pub(crate) keep: bool,
+    pub(crate) max_peers: usize,
+    pub(crate) replace_stale: bool,
+    pub(crate) ready_timeout: Duration,
+    pub(crate) spin: u32,
+    pub(crate) grace: Duration,
+}
+
+impl Config {
+    fn new(kind: RingKind, max_peers: usize) -> Config {
+        Config {
+            kind,
+            slots: 4,
+            user_meta: 64,
+            mode: 0o600,
+            keep: false,
+            max_peers,
+            replace_stale: false,
+            ready_timeout: Duration::from_secs(2),
+            spin: 2000,
+            grace: Duration::from_millis(500),
+        }
+    }
+
+    /// A single-producer single-consumer queue: FIFO, exactly once, no CAS on the fast path.
+    ///
+    /// ```
+    /// assert_eq!(ndring::Config::spsc().kind(), ndring::RingKind::Spsc);
+    /// ```
+    pub fn spsc() -> Config {
+        Config::new(RingKind::Spsc, 2)
+    }
+
+    /// A multi-producer multi-consumer queue: each item to exactly one consumer. At most 64
+    /// producers and consumers together by default ([`Config::max_peers`]).
+    ///
+    /// ```
+    /// assert_eq!(ndring::Config::mpmc().kind(), ndring::RingKind::Mpmc);
+    /// ```
+    pub fn mpmc() -> Config {
+        Config::new(RingKind::Mpmc, 64)
+    }
+
+    /// A broadcast ring: one writer that never waits, up to 4 subscribers by default
+    /// ([`Config::max_subscribers`]); needs `slots >= max_subscribers + 2`, so 8 slots by default.
+    ///
+    /// ```
+    /// let c = ndring::Config::broadcast().max_subscribers(6);
+    /// assert_eq!(c.kind(), ndring::RingKind::Broadcast);
+    /// ```
+    pub fn broadcast() -> Config {
+        Config::new(RingKind::Broadcast, 5).slots(8)
+    }
+
+    /// Number of slots (at least 2). Default 4 for queues, 8 for broadcast.
+    ///
+    /// ```
+    /// assert_eq!(ndring::Config::mpmc().slots(16).slot_count(), 16);
+    /// ```
+    pub fn slots(mut self, slots: usize) -> Config {
+        self.slots = slots;
+        self
+    }
+
+    /// Bytes of user metadata each slot can carry (a frame id, an exposure time). Default 64.
+    ///
+    /// ```
+    /// let c = ndring::Config::spsc().user_meta_size(0);
+    /// ```
+    pub fn user_meta_size(mut self, bytes: usize) -> Config {
+        self.user_meta = bytes;
+        self
+    }
+
+    /// Permission bits of the segment, exactly (the umask does not apply). Default `0o600`; widen
+    /// to `0o660` to share with a group.
+    ///
+    /// ```
+    /// let c = ndring::Config::spsc().mode(0o660);
+    /// ```
+    pub fn mode(mut self, mode: u32) -> Config {
+        self.mode = mode & 0o777;
+        self
+    }
+
+    /// Keep the name after the creating handle is dropped (default: the creator unlinks it).
+    ///
+    /// ```
+    /// let c = ndring::Config::spsc().keep(true);
+    /// ```
+    pub fn keep(mut self, keep: bool) -> Config {
+        self.keep = keep;
+        self
+    }
+
+    /// MPMC: most producers and consumers attached at once (default 64).
+    ///
+    /// ```
+    /// let c = ndring::Config::mpmc().max_peers(8);
+    /// ```
+    pub fn max_peers(mut self, n: usize) -> Config {
+        if self.kind == RingKind::Mpmc {
+            self.max_peers = n;
+        }
+        self
+    }
+
+    /// Broadcast: most subscribers attached at once (default 4).
+    ///
+    /// ```
+    /// let c = ndring::Config::broadcast().max_subscribers(2).slots(4);
+    /// ```
+    pub fn max_subscribers(mut self, n: usize) -> Config {
+        if self.kind == RingKind::Broadcast {
+            self.max_peers = n.saturating_add(1);
+        }
+        self
+    }
+
+    /// If a segment of this name exists and its creator is dead (or it never became ready),
+    /// remove it and create afresh instead of failing with [`crate::Error::Stale`]. A segment
+    /// whose creator is alive is never replaced.
+    ///
+    /// ```
+    /// let c = ndring::Config::spsc().replace_stale(true);
+    /// ```
+    pub fn replace_stale(mut self, yes: bool) -> Config {
+        self.replace_stale = yes;
+        self
+    }
+
+    /// How long an opener waits for a creator to finish initialising (default 2 s).
+    ///
+    /// ```
+    /// let c = ndring::Config::spsc().ready_timeout(std::time::Duration::from_millis(100));
+    /// ```
+    pub fn ready_timeout(mut self, d: std::time::Duration) -> Config {
+        self.ready_timeout = d;
+        self
+    }
+
+    /// How many times a blocking call polls before it sleeps on the futex (default 2000, a few
+    /// microseconds). 0 sleeps at once.
+    ///
+    /// ```
+    /// let c = ndring::Config::spsc().spin(0);
+    /// ```
+    pub fn spin(mut self, polls: u32) -> Config {
+        self.spin = polls;
+        self
+    }
+
+    /// How long a blocked call waits before it checks whether a peer it waits on has died and
+    /// recovers what that peer held (default 500 ms).
+    ///
+    /// ```
+    /// let c = ndring::Config::mpmc().grace(std::time::Duration::from_secs(1));
+    /// ```
+    pub fn grace(mut self, d: std::time::Duration) -> Config {
+        self.grace = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The ring kind.
+    ///
+    /// ```
+    /// assert_eq!(ndring::Config::spsc().kind(), ndring::RingKind::Spsc);
+    /// ```
+    pub fn kind(&self) -> RingKind {
+        self.kind
+    }
+
+    /// The slot count.
+    ///
+    /// ```
+    /// assert_eq!(ndring::Config::spsc().slot_count(), 4);
+    /// ```
+    pub fn slot_count(&self) -> usize {
+        self.slots
+    }
+}
+
+/// Options for attaching to an existing ring (the waiting behaviour of [`Config`] without the
+/// layout).
+///
+/// ```
+/// let o = ndring::OpenOptions::default().spin(100);
+/// ```
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    pub(crate) ready_timeout: Duration,
+    pub(crate) spin: u32,
+    pub(crate) grace: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        let c = Config::spsc();
+        OpenOptions {
+            ready_timeout: c.ready_timeout,
+            spin: c.spin,
+            grace: c.grace,
+        }
+    }
+}
+
+impl OpenOptions {
+    /// See [`Config::ready_timeout`].
+    ///
+    /// ```
+    /// let o = ndring::OpenOptions::default().ready_timeout(std::time::Duration::from_secs(1));
+    /// ```
+    pub fn ready_timeout(mut self, d: Duration) -> Self {
+        self.ready_timeout = d;
+        self
+    }
+
+    /// See [`Config::spin`].
+    ///
+    /// ```
+    /// let o = ndring::OpenOptions::default().spin(0);
+    /// ```
+    pub fn spin(mut self, polls: u32) -> Self {
+        self.spin = polls;
+        self
+    }
+
+    /// See [`Config::grace`].
+    ///
+    /// ```
+    /// let o = ndring::OpenOptions::default().grace(std::time::Duration::from_millis(100));
+    /// ```
+    pub fn grace(mut self, d: Duration) -> Self {
+        self.grace = d.max(Duration::from_millis(1));
+        self
+    }
+}
+
+impl From<&Config> for OpenOptions {
+    fn from(c: &Config) -> Self {
+        OpenOptions {
+            ready_timeout: c.ready_timeout,
+            spin: c.spin,
+            grace: c.grace,
+        }
+    }
+}

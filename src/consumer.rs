@@ -1,0 +1,381 @@
+//! The receiving side of a queue ring.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ndarray::{ArrayBase, DataMut, Dimension, IntoDimension};
+
+use crate::config::{Config, OpenOptions};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::layout::RingKind;
+use crate::peers::{self, PeerInfo, Role};
+use crate::protocol::{RingMemory, mpmc, spsc};
+use crate::segment::Segment;
+use crate::slot::ReadSlot;
+use crate::sync::Ordering::*;
+use crate::wait::{self, Waiting};
+
+/// Receives the slots of a queue ring (SPSC or MPMC) in place, each exactly once.
+///
+/// ```
+/// use ndring::{Config, Consumer, Producer};
+/// # let name = format!("/ndr-doc-cons-{}", std::process::id());
+/// let mut rx = Consumer::<f32, ndarray::Ix1>::create(&name, 3, &Config::spsc())?;
+/// let mut tx = Producer::<f32, ndarray::Ix1>::open(&name)?;
+/// tx.send(&ndarray::arr1(&[1.0, 2.0, 3.0]))?;
+/// let slot = rx.recv()?;
+/// assert_eq!(slot.sum(), 6.0);
+/// # Ok::<(), ndring::Error>(())
+/// ```
+pub struct Consumer<T: Element, D: Dimension> {
+    seg: Arc<Segment>,
+    entry: usize,
+    spsc: Option<spsc::Consumer>,
+    /// The position returned by the last `recv`, released at the next call: views of it borrow
+    /// `self`, so none outlives that point.
+    held: Option<u64>,
+    dim: D,
+    how: Waiting,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Element, D: Dimension> Consumer<T, D> {
+    /// Creates the ring `name` and attaches as a consumer (for consumers that start first). The
+    /// name is unlinked when this handle is dropped, unless `config.keep(true)`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-ccreate-{}", std::process::id());
+    /// let rx = Consumer::<u8, ndarray::Ix1>::create(&name, 64, &Config::mpmc())?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
+        let (seg, _) = crate::typed::create::<T, D>(name, shape, config, true)?;
+        Self::attach(seg, config.into())
+    }
+
+    /// Attaches as a consumer to the ring `name`, checking its element type and rank.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-copen-{}", std::process::id());
+    /// let _tx = Producer::<u8, ndarray::Ix1>::create(&name, 8, &Config::spsc())?;
+    /// let rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// assert!(matches!(
+    ///     Consumer::<u8, ndarray::Ix1>::open(&name),
+    ///     Err(Error::RoleTaken { role: Role::Consumer, .. })
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, &OpenOptions::default())
+    }
+
+    /// [`Consumer::open`] with options.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-copenw-{}", std::process::id());
+    /// # let _tx = Producer::<u8, ndarray::Ix1>::create(&name, 8, &Config::spsc())?;
+    /// let rx = Consumer::<u8, ndarray::Ix1>::open_with(&name, &OpenOptions::default().spin(0))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
+        Self::attach(Segment::open(name, options.ready_timeout)?, options.clone())
+    }
+
+    /// Like [`Consumer::open`], additionally requiring the exact `shape`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-cshape-{}", std::process::id());
+    /// # let _tx = Producer::<u8, ndarray::Ix2>::create(&name, (4, 4), &Config::mpmc())?;
+    /// assert!(matches!(
+    ///     Consumer::<u8, ndarray::Ix2>::open_shape(&name, (2, 8)),
+    ///     Err(Error::ShapeMismatch { .. })
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
+        let seg = Segment::open(name, OpenOptions::default().ready_timeout)?;
+        crate::typed::check_shape(&seg, shape.into_dimension().slice())?;
+        Self::attach(seg, OpenOptions::default())
+    }
+
+    /// Opens `name` if it exists (checking type and shape), else creates it.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-cooc-{}", std::process::id());
+    /// let rx = Consumer::<u8, ndarray::Ix1>::open_or_create(&name, 8, &Config::spsc())?;
+    /// let tx = Producer::<u8, ndarray::Ix1>::open_or_create(&name, 8, &Config::spsc())?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_or_create(
+        name: &str,
+        shape: impl IntoDimension<Dim = D>,
+        config: &Config,
+    ) -> Result<Self> {
+        let dim = shape.into_dimension();
+        loop {
+            match Segment::open(name, config.ready_timeout) {
+                Ok(seg) => {
+                    crate::typed::check_shape(&seg, dim.slice())?;
+                    return Self::attach(seg, config.into());
+                }
+                Err(Error::NotFound { .. }) => match Self::create(name, dim.clone(), config) {
+                    Err(Error::AlreadyExists { .. }) => continue,
+                    other => return other,
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Turns an untyped [`Segment`] into a consumer, checking type and rank.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-cfs-{}", std::process::id());
+    /// # let _tx = Producer::<u8, ndarray::Ix2>::create(&name, (2, 2), &Config::mpmc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let rx = Consumer::<u8, ndarray::IxDyn>::from_segment(seg)?;
+    /// assert_eq!(rx.shape(), &[2, 2]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment(seg: Segment) -> Result<Self> {
+        Self::attach(seg, OpenOptions::default())
+    }
+
+    fn attach(seg: Segment, options: OpenOptions) -> Result<Self> {
+        let dim = crate::typed::check::<T, D>(&seg, true)?;
+        let reg = peers::register(&seg, Role::Consumer)?;
+        let mut spsc = None;
+        if seg.kind() == RingKind::Spsc {
+            let mut c = spsc::Consumer::attach(seg.control());
+            // A dead predecessor held the item at `head`: it is lost with it, never redelivered.
+            if reg.dead_holding == Some(c.head() + 1) {
+                c.skip(seg.control());
+                seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
+                wait::notify(&seg.control().not_full);
+            }
+            spsc = Some(c);
+        }
+        Ok(Consumer {
+            seg: Arc::new(seg),
+            entry: reg.index,
+            spsc,
+            held: None,
+            dim,
+            how: Waiting {
+                spin: options.spin,
+                grace: options.grace,
+            },
+            _t: PhantomData,
+        })
+    }
+
+    /// Releases the slot of the previous `recv` to the producers.
+    #[inline]
+    fn release_held(&mut self) {
+        if let Some(pos) = self.held.take() {
+            let seg = &*self.seg;
+            let me = seg.peer(self.entry);
+            match &mut self.spsc {
+                Some(c) => {
+                    c.release(seg.control());
+                    me.holding.store(0, Release);
+                }
+                None => mpmc::release(seg, me, pos),
+            }
+            wait::notify(&seg.control().not_full);
+        }
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<ReadSlot<'_, T, D>> {
+        self.release_held();
+        let seg = &*self.seg;
+        let me = seg.peer(self.entry);
+        let spsc = &mut self.spsc;
+        let mut step = |strong: bool| {
+            let r = match spsc {
+                Some(c) => c.try_recv(seg.control(), strong),
+                None => mpmc::try_recv(seg, me, strong),
+            };
+            match r {
+                Ok(pos) => Some(Ok(pos)),
+                Err(spsc::Stop::Closed) => Some(Err(Error::Closed)),
+                Err(spsc::Stop::Wait) => None,
+            }
+        };
+        let got = if block {
+            wait::wait_for(&seg.control().not_empty, self.how, deadline, step, || {
+                peers::sweep(seg);
+            })
+            .unwrap_or(Err(Error::Timeout))
+        } else {
+            step(false).unwrap_or(Err(Error::Empty))
+        };
+        let pos = got?;
+        if self.spsc.is_some() {
+            me.holding.store(pos + 1, Relaxed);
+        }
+        self.held = Some(pos);
+        let slot = (pos % seg.slot_count() as u64) as usize;
+        // SAFETY: the protocol reserved position `pos` (slot `slot`) to us; it is released only
+        // by `release_held`, at our next call, when the `&mut self` borrow that this ReadSlot
+        // (and every view derived from it) holds has ended.
+        Ok(unsafe { ReadSlot::new(seg, slot, self.dim.clone()) })
+    }
+
+    /// Receives the next item, waiting while the ring is empty. `Err(Closed)` once the ring is
+    /// closed and drained.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-recv-{}", std::process::id());
+    /// # let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc())?;
+    /// # let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.send(&ndarray::arr1(&[5, 6]))?;
+    /// let slot = rx.recv()?;
+    /// assert_eq!(slot.to_vec(), vec![5, 6]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recv(&mut self) -> Result<ReadSlot<'_, T, D>> {
+        self.recv_until(None, true)
+    }
+
+    /// Receives the next item if one is published: `Err(Empty)` otherwise.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-trecv-{}", std::process::id());
+    /// # let _tx = Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<ReadSlot<'_, T, D>> {
+        self.recv_until(None, false)
+    }
+
+    /// Receives the next item, waiting at most `timeout`: `Err(Timeout)` after it.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-rto-{}", std::process::id());
+    /// # let _tx = Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// let t = std::time::Duration::from_millis(10);
+    /// assert!(matches!(rx.recv_timeout(t), Err(Error::Timeout)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadSlot<'_, T, D>> {
+        match wait::deadline(timeout) {
+            Some(d) => self.recv_until(Some(d), true),
+            None => self.recv(),
+        }
+    }
+
+    /// Receives the next item into `dst` (any memory layout, same shape) and releases the slot
+    /// at once. Returns the item's sequence number.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-rinto-{}", std::process::id());
+    /// # let mut tx = Producer::<u8, ndarray::Ix2>::create(&name, (2, 2), &Config::spsc())?;
+    /// # let mut rx = Consumer::<u8, ndarray::Ix2>::open(&name)?;
+    /// tx.send(&ndarray::arr2(&[[1, 2], [3, 4]]))?;
+    /// let mut out = ndarray::Array2::<u8>::zeros((2, 2));
+    /// rx.recv_into(&mut out.t_mut())?;
+    /// assert_eq!(out, ndarray::arr2(&[[1, 3], [2, 4]]));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recv_into<S: DataMut<Elem = T>>(&mut self, dst: &mut ArrayBase<S, D>) -> Result<u64> {
+        if dst.shape() != self.dim.slice() {
+            return Err(Error::ShapeMismatch {
+                expected: self.dim.slice().to_vec(),
+                found: dst.shape().to_vec(),
+            });
+        }
+        let seq = {
+            let slot = self.recv()?;
+            dst.assign(&*slot);
+            slot.seq()
+        };
+        self.release_held();
+        Ok(seq)
+    }
+
+    /// The shape of each slot's array.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-cshp-{}", std::process::id());
+    /// let rx = Consumer::<u8, ndarray::Ix2>::create(&name, (3, 4), &Config::spsc())?;
+    /// assert_eq!(rx.shape(), &[3, 4]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        self.dim.slice()
+    }
+
+    /// The underlying segment.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-cseg-{}", std::process::id());
+    /// let rx = Consumer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc())?;
+    /// assert_eq!(rx.segment().kind(), RingKind::Spsc);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    /// The processes attached to this ring.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-cpeers-{}", std::process::id());
+    /// let rx = Consumer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc())?;
+    /// assert_eq!(rx.peers()[0].role, Role::Consumer);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        peers::list(&self.seg)
+    }
+
+    /// Recovers what dead peers held; returns how many were cleaned up.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-crd-{}", std::process::id());
+    /// let rx = Consumer::<u8, ndarray::Ix1>::create(&name, 3, &Config::mpmc())?;
+    /// assert_eq!(rx.recover_dead(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recover_dead(&self) -> usize {
+        peers::sweep(&self.seg)
+    }
+}
+
+impl<T: Element, D: Dimension> Drop for Consumer<T, D> {
+    fn drop(&mut self) {
+        self.release_held();
+        peers::unregister(&self.seg, self.entry);
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for Consumer<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.seg.name())
+            .field("kind", &self.seg.kind())
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.shape())
+            .finish()
+    }
+}

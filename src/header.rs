@@ -1,0 +1,134 @@
+//! The shared, mutable part of a segment: the control lines, the per-slot control blocks and the
+//! peer table. Every field that two processes touch is an atomic; each counter that one side writes
+//! often sits on its own 128-byte line (two 64-byte lines: the adjacent-line prefetcher pairs them),
+//! so that a producer and a consumer never false-share.
+//!
+//! These structs are laid over the mapping by `Segment` and owned on the heap by the loom tests:
+//! the protocol code cannot tell which.
+
+use crate::sync::{AtomicU32, AtomicU64};
+
+/// Size of one isolated line: two cache lines, against the adjacent-line prefetcher.
+pub const LINE: usize = 128;
+
+/// A value alone on its own [`LINE`].
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+pub struct Line<T>(pub T);
+
+impl<T> std::ops::Deref for Line<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// A futex word and the count of processes asleep on it.
+///
+/// Invariant: a notifier makes the `futex` system call only when `waiters != 0`; a waiter
+/// increments `waiters` before its last check of the condition, so no wake-up is lost (see
+/// `protocol` for the ordering argument).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct WaitWord {
+    /// Bumped by every notification that found a waiter; waiters sleep while it is unchanged.
+    pub futex: AtomicU32,
+    /// Number of threads (in any process) between "about to sleep" and "woke".
+    pub waiters: AtomicU32,
+}
+
+/// Counters of unusual events, readable by anyone (see `Stats` in the public API).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct StatsWords {
+    /// Write slots dropped without `publish` (queue rings), skipped by consumers.
+    pub abandoned: AtomicU64,
+    /// Claimed slots of dead producers turned into tombstones by a survivor.
+    pub recovered_claims: AtomicU64,
+    /// Slots held by dead consumers that were returned to producers, or pins of dead subscribers
+    /// that were dropped.
+    pub recovered_reads: AtomicU64,
+    /// Roles (SPSC producer/consumer, broadcast writer) taken over from a dead holder.
+    pub role_takeovers: AtomicU64,
+}
+
+/// The control block that follows the fixed header.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Control {
+    /// `STATE_READY` once the creator has written everything else (stored last, Release).
+    pub state: Line<AtomicU32>,
+    /// Queue rings: the producers' position, i.e. the number of slots ever claimed (MPMC) or
+    /// published (SPSC). Bit 63 (`CLOSED`) is set once by `close()`; no claim succeeds after it.
+    pub tail: Line<AtomicU64>,
+    /// Queue rings: the consumers' position, i.e. the number of slots ever taken (MPMC) or
+    /// released (SPSC).
+    pub head: Line<AtomicU64>,
+    /// Consumers and subscribers sleep here until something is published or the ring closes.
+    pub not_empty: Line<WaitWord>,
+    /// Producers sleep here until a slot is released or the ring closes.
+    pub not_full: Line<WaitWord>,
+    /// Broadcast rings: the sequence number of the newest published frame (0: none yet).
+    /// Bit 63 (`CLOSED`) is set by the writer's `close()`.
+    pub published: Line<AtomicU64>,
+    /// Event counters.
+    pub stats: Line<StatsWords>,
+}
+
+/// The control words at the start of every slot, on the slot's first line (the user metadata
+/// follows on the same line, the payload on the next 128-byte boundary).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct SlotCtrl {
+    /// MPMC: Vyukov's stamp: `pos` when free for the producer of position `pos`, `pos + 1` when
+    /// published for the consumer of `pos`. Broadcast: `seq << 1` when it holds frame `seq`
+    /// (0: never written), with bit 0 (`WRITING`) set while the writer rewrites it. SPSC: unused.
+    pub stamp: AtomicU64,
+    /// Sequence number of the item it holds (1-based), written by the producer before publishing.
+    pub seq: AtomicU64,
+    /// `CLOCK_MONOTONIC` nanoseconds at publish.
+    pub timestamp_ns: AtomicU64,
+    /// Reserved (0).
+    pub flags: AtomicU32,
+    /// Bytes of user metadata written with this item.
+    pub user_len: AtomicU32,
+    /// Queue rings: `peer index + 1` of the producer that claimed it (0: unknown), for recovery.
+    pub owner: AtomicU64,
+}
+
+/// Size reserved for [`SlotCtrl`] at the start of a slot; user metadata starts here.
+pub const SLOT_CTRL_SIZE: usize = 64;
+
+/// One entry of the peer table: who holds a role, and what it holds.
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+pub struct PeerEntry {
+    /// 0 when free; else `OCCUPIED | role << 32 | pid`.
+    pub owner: AtomicU64,
+    /// The owner's process start time (clock ticks since boot, from `/proc/PID/stat`), to tell a
+    /// live owner from a reused pid. 0 while being registered.
+    pub start_time: AtomicU64,
+    /// Broadcast subscribers: `slot + 1` of the slot it has pinned, 0 if none. The writer never
+    /// rewrites a pinned slot.
+    pub pin: AtomicU64,
+    /// Queue rings: `pos + 1` of the position this peer has claimed (producer) or holds
+    /// (consumer), 0 if none; lets a survivor undo what a dead peer held.
+    pub holding: AtomicU64,
+}
+
+/// The [`PeerEntry::owner`] bit that marks an entry as taken.
+pub const OCCUPIED: u64 = 1 << 40;
+
+/// Values of [`Control::state`].
+pub const STATE_READY: u32 = 0x5245_4459; // "READ" "Y"
+
+/// Bit 63 of `tail` / `published`: closed.
+pub const CLOSED: u64 = 1 << 63;
+
+#[cfg(not(loom))]
+const _: () = {
+    assert!(std::mem::size_of::<SlotCtrl>() <= SLOT_CTRL_SIZE);
+    assert!(std::mem::size_of::<PeerEntry>() == LINE);
+    assert!(std::mem::size_of::<Control>() <= crate::layout::CONTROL_SIZE);
+};

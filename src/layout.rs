@@ -1,0 +1,441 @@
+//! The segment's layout: the fixed header written once by the creator, and the offsets of every
+//! region, computed from a few primary parameters with checked arithmetic.
+//!
+//! Decoding is a pure function over the header bytes and the mapping's real size, so that it can
+//! be fuzzed: a header read from shared memory is hostile input.
+
+use std::fmt;
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::element::DType;
+use crate::header::{LINE, SLOT_CTRL_SIZE};
+
+/// `b"NDRING\0\x01"` read as a little-endian `u64`.
+pub const MAGIC: u64 = u64::from_le_bytes(*b"NDRING\0\x01");
+/// The format version this library writes and reads.
+pub const VERSION: u32 = 1;
+/// Bytes reserved for the fixed header at offset 0.
+pub const FIXED_SIZE: usize = 512;
+/// Bytes reserved for `header::Control`, right after the fixed header.
+pub const CONTROL_SIZE: usize = 1024;
+/// Offset of `header::Control`.
+pub const CONTROL_OFFSET: usize = FIXED_SIZE;
+/// Most dimensions an array may have.
+pub const MAX_RANK: usize = 8;
+/// Most slots a ring may have.
+pub const MAX_SLOTS: usize = 1 << 16;
+/// Most bytes of user metadata per slot.
+pub const MAX_USER_META: usize = 4096;
+/// Most entries of the peer table.
+pub const MAX_PEERS: usize = 1024;
+
+/// Which protocol a ring follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum RingKind {
+    /// One producer, one consumer, FIFO, exactly once, backpressure.
+    Spsc = 1,
+    /// Any number of producers and consumers; each item goes to exactly one consumer.
+    Mpmc = 2,
+    /// One writer that never waits; any number of subscribers each see every frame still held.
+    Broadcast = 3,
+}
+
+impl RingKind {
+    fn from_code(code: u32) -> Option<RingKind> {
+        match code {
+            1 => Some(RingKind::Spsc),
+            2 => Some(RingKind::Mpmc),
+            3 => Some(RingKind::Broadcast),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a queue ring (SPSC or MPMC).
+    pub fn is_queue(self) -> bool {
+        matches!(self, RingKind::Spsc | RingKind::Mpmc)
+    }
+}
+
+impl fmt::Display for RingKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RingKind::Spsc => "an SPSC queue",
+            RingKind::Mpmc => "an MPMC queue",
+            RingKind::Broadcast => "a broadcast ring",
+        })
+    }
+}
+
+/// The primary parameters from which every offset follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Params {
+    /// Protocol.
+    pub kind: RingKind,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape of each slot's array (row-major, C order).
+    pub shape: Vec<usize>,
+    /// Number of slots.
+    pub slots: usize,
+    /// Bytes of user metadata per slot.
+    pub user_meta: usize,
+    /// Entries of the peer table.
+    pub max_peers: usize,
+}
+
+/// Where everything is, in bytes from the start of the segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// The parameters.
+    pub params: Params,
+    /// Bytes of one slot's array.
+    pub payload_bytes: usize,
+    /// Offset of the array within a slot (after the slot control block and user metadata).
+    pub payload_offset: usize,
+    /// Distance between two slots.
+    pub slot_stride: usize,
+    /// Offset of the broadcast index table (`slots` × `AtomicU64`).
+    pub index_offset: usize,
+    /// Offset of the peer table (`max_peers` × 128 bytes).
+    pub peers_offset: usize,
+    /// Offset of slot 0.
+    pub slots_offset: usize,
+    /// Bytes of the whole segment.
+    pub total_size: usize,
+}
+
+/// The fixed header at offset 0, written once by the creator before it sets `READY`, and read
+/// by openers with a volatile copy. Each field is described in `ARCHITECTURE.md`.
+#[allow(missing_docs)]
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Fixed {
+    pub magic: u64,
+    pub version: u32,
+    pub fixed_size: u32,
+    pub kind: u32,
+    pub dtype: u32,
+    pub elem_size: u32,
+    pub elem_align: u32,
+    pub rank: u32,
+    pub slots: u32,
+    pub user_meta: u32,
+    pub max_peers: u32,
+    pub shape: [u64; MAX_RANK],
+    pub payload_bytes: u64,
+    pub payload_offset: u64,
+    pub slot_stride: u64,
+    pub control_offset: u64,
+    pub index_offset: u64,
+    pub peers_offset: u64,
+    pub slots_offset: u64,
+    pub total_size: u64,
+    pub creator_pid: u32,
+    pub _pad: u32,
+    pub creator_start_time: u64,
+    pub _reserved: [u64; 32],
+}
+
+const _: () = assert!(std::mem::size_of::<Fixed>() <= FIXED_SIZE);
+
+fn round_up(n: usize, to: usize) -> Option<usize> {
+    n.checked_add(to - 1).map(|v| v / to * to)
+}
+
+impl Layout {
+    /// Computes the layout, rejecting parameters out of range. Every sum and product is checked.
+    pub fn compute(params: Params) -> Result<Layout, String> {
+        if params.shape.len() > MAX_RANK {
+            return Err(format!("rank {} exceeds the maximum {MAX_RANK}", params.shape.len()));
+        }
+        if let Some(i) = params.shape.iter().position(|&d| d == 0) {
+            return Err(format!("dimension {i} of shape {:?} is zero", params.shape));
+        }
+        if params.slots < 2 || params.slots > MAX_SLOTS {
+            return Err(format!("slot count {} is outside 2..={MAX_SLOTS}", params.slots));
+        }
+        if params.user_meta > MAX_USER_META {
+            return Err(format!(
+                "user metadata size {} exceeds the maximum {MAX_USER_META}",
+                params.user_meta
+            ));
+        }
+        if params.max_peers < 2 || params.max_peers > MAX_PEERS {
+            return Err(format!("peer table size {} is outside 2..={MAX_PEERS}", params.max_peers));
+        }
+        let too_big = || format!("shape {:?} with {} slots overflows", params.shape, params.slots);
+        let elems = params
+            .shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(too_big)?;
+        let payload_bytes = elems.checked_mul(params.dtype.size()).ok_or_else(too_big)?;
+        let payload_offset =
+            round_up(SLOT_CTRL_SIZE + params.user_meta, LINE).ok_or_else(too_big)?;
+        let slot_stride = round_up(payload_bytes, LINE)
+            .and_then(|p| p.checked_add(payload_offset))
+            .ok_or_else(too_big)?;
+        let index_offset = CONTROL_OFFSET + CONTROL_SIZE;
+        let peers_offset = round_up(params.slots * 8, LINE)
+            .and_then(|n| n.checked_add(index_offset))
+            .ok_or_else(too_big)?;
+        let slots_offset = peers_offset + params.max_peers * LINE;
+        let total_size = slot_stride
+            .checked_mul(params.slots)
+            .and_then(|n| n.checked_add(slots_offset))
+            .filter(|&n| n <= isize::MAX as usize)
+            .ok_or_else(too_big)?;
+        Ok(Layout {
+            params,
+            payload_bytes,
+            payload_offset,
+            slot_stride,
+            index_offset,
+            peers_offset,
+            slots_offset,
+            total_size,
+        })
+    }
+
+    /// The fixed header describing this layout.
+    pub fn encode(&self, creator_pid: u32, creator_start_time: u64) -> Fixed {
+        let p = &self.params;
+        let mut shape = [0u64; MAX_RANK];
+        for (s, &d) in shape.iter_mut().zip(&p.shape) {
+            *s = d as u64;
+        }
+        Fixed {
+            magic: MAGIC,
+            version: VERSION,
+            fixed_size: FIXED_SIZE as u32,
+            kind: p.kind as u32,
+            dtype: p.dtype.code(),
+            elem_size: p.dtype.size() as u32,
+            elem_align: p.dtype.align() as u32,
+            rank: p.shape.len() as u32,
+            slots: p.slots as u32,
+            user_meta: p.user_meta as u32,
+            max_peers: p.max_peers as u32,
+            shape,
+            payload_bytes: self.payload_bytes as u64,
+            payload_offset: self.payload_offset as u64,
+            slot_stride: self.slot_stride as u64,
+            control_offset: CONTROL_OFFSET as u64,
+            index_offset: self.index_offset as u64,
+            peers_offset: self.peers_offset as u64,
+            slots_offset: self.slots_offset as u64,
+            total_size: self.total_size as u64,
+            creator_pid,
+            _pad: 0,
+            creator_start_time,
+            _reserved: [0; 32],
+        }
+    }
+}
+
+/// Why a header was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// Fewer bytes than the fixed header.
+    TooShort(usize),
+    /// Not our magic.
+    Magic(u64),
+    /// Another format version.
+    Version(u32),
+    /// Inconsistent or out-of-range fields.
+    Corrupt(String),
+}
+
+/// Validates a header: magic, version, every field in range, every derived offset equal to what
+/// the primary fields imply, and the whole segment within `mapping_len` bytes.
+///
+/// Pure and total: any bytes give `Ok` or `Err`, without panicking, looping or allocating more
+/// than the error message.
+///
+/// ```
+/// use ndring::layout::{decode, Layout, Params, RingKind};
+/// let layout = Layout::compute(Params {
+///     kind: RingKind::Spsc, dtype: ndring::DType::U8, shape: vec![4, 4],
+///     slots: 2, user_meta: 0, max_peers: 2,
+/// }).unwrap();
+/// let bytes = bytemuck::bytes_of(&layout.encode(1, 0)).to_vec();
+/// assert_eq!(decode(&bytes, layout.total_size as u64).unwrap().0, layout);
+/// assert!(decode(&bytes, layout.total_size as u64 - 1).is_err());
+/// ```
+pub fn decode(bytes: &[u8], mapping_len: u64) -> Result<(Layout, Fixed), Rejection> {
+    let size = std::mem::size_of::<Fixed>();
+    if bytes.len() < size {
+        return Err(Rejection::TooShort(bytes.len()));
+    }
+    let f: Fixed = bytemuck::pod_read_unaligned(&bytes[..size]);
+    if f.magic != MAGIC {
+        return Err(Rejection::Magic(f.magic));
+    }
+    if f.version != VERSION {
+        return Err(Rejection::Version(f.version));
+    }
+    let bad = |s: String| Err(Rejection::Corrupt(s));
+    if f.fixed_size as usize != FIXED_SIZE {
+        return bad(format!("fixed header size {} (expected {FIXED_SIZE})", f.fixed_size));
+    }
+    let Some(kind) = RingKind::from_code(f.kind) else {
+        return bad(format!("unknown ring kind {}", f.kind));
+    };
+    let Some(dtype) = DType::from_code(f.dtype) else {
+        return bad(format!("unknown element type code {}", f.dtype));
+    };
+    if f.elem_size as usize != dtype.size() || f.elem_align as usize != dtype.align() {
+        return bad(format!(
+            "element size/alignment {}/{} do not match {dtype} ({}/{})",
+            f.elem_size,
+            f.elem_align,
+            dtype.size(),
+            dtype.align()
+        ));
+    }
+    let rank = f.rank as usize;
+    if rank > MAX_RANK {
+        return bad(format!("rank {rank} exceeds {MAX_RANK}"));
+    }
+    if f.shape[rank..].iter().any(|&d| d != 0) {
+        return bad("shape has non-zero entries beyond its rank".into());
+    }
+    let mut shape = Vec::with_capacity(rank);
+    for &d in &f.shape[..rank] {
+        match usize::try_from(d) {
+            Ok(d) => shape.push(d),
+            Err(_) => return bad(format!("dimension {d} does not fit this machine")),
+        }
+    }
+    let params = Params {
+        kind,
+        dtype,
+        shape,
+        slots: f.slots as usize,
+        user_meta: f.user_meta as usize,
+        max_peers: f.max_peers as usize,
+    };
+    let layout = Layout::compute(params).map_err(Rejection::Corrupt)?;
+    let fields = [
+        ("payload_bytes", f.payload_bytes, layout.payload_bytes),
+        ("payload_offset", f.payload_offset, layout.payload_offset),
+        ("slot_stride", f.slot_stride, layout.slot_stride),
+        ("control_offset", f.control_offset, CONTROL_OFFSET),
+        ("index_offset", f.index_offset, layout.index_offset),
+        ("peers_offset", f.peers_offset, layout.peers_offset),
+        ("slots_offset", f.slots_offset, layout.slots_offset),
+        ("total_size", f.total_size, layout.total_size),
+    ];
+    for (name, found, expected) in fields {
+        if found != expected as u64 {
+            return bad(format!("{name} is {found}, the layout implies {expected}"));
+        }
+    }
+    if layout.total_size as u64 > mapping_len {
+        return bad(format!(
+            "the header describes {} bytes but the segment has only {mapping_len}",
+            layout.total_size
+        ));
+    }
+    Ok((layout, f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Params {
+        Params {
+            kind: RingKind::Mpmc,
+            dtype: DType::U16,
+            shape: vec![3, 5, 7],
+            slots: 4,
+            user_meta: 64,
+            max_peers: 8,
+        }
+    }
+
+    #[test]
+    fn offsets_are_aligned_and_disjoint() {
+        let l = Layout::compute(params()).unwrap();
+        assert_eq!(l.payload_bytes, 3 * 5 * 7 * 2);
+        assert_eq!(l.payload_offset % LINE, 0);
+        assert_eq!(l.slot_stride % LINE, 0);
+        assert_eq!(l.slots_offset % LINE, 0);
+        assert!(l.payload_offset >= SLOT_CTRL_SIZE + 64);
+        assert!(l.index_offset >= CONTROL_OFFSET + CONTROL_SIZE);
+        assert!(l.peers_offset >= l.index_offset + 4 * 8);
+        assert!(l.slots_offset >= l.peers_offset + 8 * LINE);
+        assert_eq!(l.total_size, l.slots_offset + 4 * l.slot_stride);
+    }
+
+    #[test]
+    fn compute_rejects_out_of_range() {
+        let cases: Vec<Box<dyn Fn(&mut Params)>> = vec![
+            Box::new(|p| p.slots = 1),
+            Box::new(|p| p.slots = MAX_SLOTS + 1),
+            Box::new(|p| p.shape = vec![1; MAX_RANK + 1]),
+            Box::new(|p| p.shape = vec![4, 0]),
+            Box::new(|p| p.shape = vec![usize::MAX, 2]),
+            Box::new(|p| p.shape = vec![1 << 40, 1 << 20]),
+            Box::new(|p| p.user_meta = MAX_USER_META + 1),
+            Box::new(|p| p.max_peers = 1),
+        ];
+        for (i, mutate) in cases.iter().enumerate() {
+            let mut p = params();
+            mutate(&mut p);
+            assert!(Layout::compute(p).is_err(), "case {i} accepted");
+        }
+    }
+
+    #[test]
+    fn decode_round_trips_and_checks_each_field() {
+        let l = Layout::compute(params()).unwrap();
+        let f = l.encode(42, 7);
+        let bytes = bytemuck::bytes_of(&f);
+        let (back, fixed) = decode(bytes, l.total_size as u64).unwrap();
+        assert_eq!(back, l);
+        assert_eq!(fixed.creator_pid, 42);
+
+        assert_eq!(decode(&bytes[..100], u64::MAX), Err(Rejection::TooShort(100)));
+        let mut g = f;
+        g.magic ^= 1;
+        assert_eq!(decode(bytemuck::bytes_of(&g), u64::MAX), Err(Rejection::Magic(MAGIC ^ 1)));
+        let mut g = f;
+        g.version = 2;
+        assert_eq!(decode(bytemuck::bytes_of(&g), u64::MAX), Err(Rejection::Version(2)));
+        let mutations: Vec<Box<dyn Fn(&mut Fixed)>> = vec![
+            Box::new(|g| g.kind = 9),
+            Box::new(|g| g.dtype = 0),
+            Box::new(|g| g.elem_size = 4),
+            Box::new(|g| g.rank = 9),
+            Box::new(|g| g.shape[5] = 1),
+            Box::new(|g| g.shape[0] = 0),
+            Box::new(|g| g.slots = 0),
+            Box::new(|g| g.payload_bytes += 1),
+            Box::new(|g| g.payload_offset = 0),
+            Box::new(|g| g.slot_stride -= 128),
+            Box::new(|g| g.slots_offset += 128),
+            Box::new(|g| g.peers_offset = 0),
+            Box::new(|g| g.index_offset = 1),
+            Box::new(|g| g.total_size = u64::MAX),
+            Box::new(|g| g.fixed_size = 8),
+            Box::new(|g| g.control_offset = 0),
+        ];
+        for (i, m) in mutations.iter().enumerate() {
+            let mut g = f;
+            m(&mut g);
+            match decode(bytemuck::bytes_of(&g), u64::MAX) {
+                Err(Rejection::Corrupt(_)) => {}
+                other => panic!("mutation {i} gave {other:?}"),
+            }
+        }
+        // The mapping must hold everything the header describes.
+        assert!(matches!(
+            decode(bytes, l.total_size as u64 - 1),
+            Err(Rejection::Corrupt(r)) if r.contains("only")
+        ));
+    }
+}

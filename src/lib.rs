@@ -1,0 +1,115 @@
+//! # ndring
+//!
+//! Fixed-shape arrays (camera frames, sensor blocks, tensors) moved between processes of one
+//! machine through a lock-free ring in named POSIX shared memory, with zero copies: a producer
+//! fills a slot in place through an [`ndarray::ArrayViewMut`] and publishes it; a consumer in
+//! another process borrows it as an [`ndarray::ArrayView`] and releases it.
+//!
+//! * Queue rings ([`Config::spsc`], [`Config::mpmc`]) hand each slot to exactly one consumer,
+//!   with backpressure: [`Producer`], [`Consumer`].
+//! * Broadcast rings ([`Config::broadcast`]) let one writer overwrite the oldest frame while any
+//!   number of subscribers follow, each told how many frames it missed: [`BroadcastWriter`],
+//!   [`Subscriber`].
+//!
+//! ```
+//! use ndring::{Config, Consumer, Producer};
+//! use ndarray::Ix3;
+//! # let name = format!("/ndr-doc-lib-{}", std::process::id());
+//! // Process A
+//! let mut tx = Producer::<u8, Ix3>::create(&name, (480, 640, 3), &Config::spsc().slots(4))?;
+//! let mut slot = tx.claim()?;          // an ArrayViewMut<u8, Ix3> over shared memory
+//! slot.fill(128);
+//! slot.publish();
+//! // Process B
+//! let mut rx = Consumer::<u8, Ix3>::open(&name)?;
+//! let frame = rx.recv()?;              // an ArrayView<u8, Ix3> of the same memory
+//! assert_eq!(frame[[0, 0, 0]], 128);
+//! # Ok::<(), ndring::Error>(())
+//! ```
+//!
+//! Linux only (shared futexes, `/proc` for liveness); see `ARCHITECTURE.md` for the format.
+
+#![warn(missing_docs)]
+
+mod sync;
+
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod header;
+#[cfg(not(loom))]
+mod header;
+
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod protocol;
+#[cfg(not(loom))]
+mod protocol;
+
+#[cfg(not(loom))]
+mod config;
+#[cfg(not(loom))]
+mod consumer;
+#[cfg(not(loom))]
+mod element;
+#[cfg(not(loom))]
+mod error;
+#[cfg(not(loom))]
+pub mod layout;
+#[cfg(not(loom))]
+mod peers;
+#[cfg(not(loom))]
+mod producer;
+#[cfg(not(loom))]
+mod segment;
+#[cfg(not(loom))]
+mod slot;
+#[cfg(not(loom))]
+mod subscriber;
+#[cfg(not(loom))]
+mod sys;
+#[cfg(not(loom))]
+mod typed;
+#[cfg(not(loom))]
+mod wait;
+#[cfg(not(loom))]
+mod writer;
+
+#[cfg(not(loom))]
+pub use crate::{
+    config::{Config, OpenOptions},
+    consumer::Consumer,
+    element::{DType, Element},
+    error::{Error, Result},
+    layout::RingKind,
+    peers::{PeerInfo, Role},
+    producer::Producer,
+    segment::{MAX_NAME_LEN, Segment, remove, validate_name},
+    slot::{ReadSlot, WriteSlot},
+    subscriber::{Start, Subscriber},
+    writer::BroadcastWriter,
+};
+
+/// Counters of unusual events, shared by every process attached to a ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Write slots dropped without `publish` (queue rings).
+    pub abandoned: u64,
+    /// Claims of dead producers turned into tombstones by a survivor.
+    pub recovered_claims: u64,
+    /// Slots of dead consumers returned to producers, or pins of dead subscribers dropped.
+    pub recovered_reads: u64,
+    /// Single-holder roles taken over from a dead holder.
+    pub role_takeovers: u64,
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds, the clock of [`ReadSlot::timestamp_ns`]; the same clock in
+/// every process of the machine.
+///
+/// ```
+/// let a = ndring::now_ns();
+/// assert!(ndring::now_ns() >= a);
+/// ```
+#[cfg(not(loom))]
+pub fn now_ns() -> u64 {
+    sys::now_ns()
+}

@@ -1,0 +1,217 @@
+//! Roles, registration in the segment's peer table, and recovery of what dead peers held.
+
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::header::PeerEntry;
+use crate::layout::RingKind;
+use crate::protocol::{RingMemory, mpmc, peers};
+use crate::segment::Segment;
+use crate::sync::Ordering::*;
+use crate::sys;
+
+/// What a process attached to a ring does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Role {
+    /// Claims and publishes slots of a queue ring.
+    Producer = 1,
+    /// Receives and releases slots of a queue ring.
+    Consumer = 2,
+    /// Publishes frames to a broadcast ring.
+    Writer = 3,
+    /// Follows a broadcast ring.
+    Subscriber = 4,
+}
+
+impl Role {
+    fn from_u8(r: u8) -> Option<Role> {
+        Some(match r {
+            1 => Role::Producer,
+            2 => Role::Consumer,
+            3 => Role::Writer,
+            4 => Role::Subscriber,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Producer => "producer",
+            Role::Consumer => "consumer",
+            Role::Writer => "writer",
+            Role::Subscriber => "subscriber",
+        })
+    }
+}
+
+/// One attached process, as listed by `peers()`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// Its role.
+    pub role: Role,
+    /// Its process id.
+    pub pid: u32,
+    /// Whether it is alive (pid exists, is no zombie, and has the recorded start time).
+    pub alive: bool,
+}
+
+/// Lists the peers registered in `seg`.
+pub(crate) fn list(seg: &Segment) -> Vec<PeerInfo> {
+    (0..seg.max_peers())
+        .filter_map(|i| {
+            let e = seg.peer(i);
+            let (pid, role) = peers::split_owner(e.owner.load(Acquire))?;
+            Some(PeerInfo {
+                role: Role::from_u8(role)?,
+                pid,
+                alive: entry_alive(e),
+            })
+        })
+        .collect()
+}
+
+/// Whether the owner of entry `e` (taken) is alive. Our own process always is.
+pub(crate) fn entry_alive(e: &PeerEntry) -> bool {
+    let Some((pid, _)) = peers::split_owner(e.owner.load(Acquire)) else {
+        return true;
+    };
+    pid == sys::pid() || sys::alive(pid, e.start_time.load(Acquire))
+}
+
+/// Which entries a role may use.
+fn entries(seg: &Segment, role: Role) -> std::ops::Range<usize> {
+    match (seg.kind(), role) {
+        (RingKind::Spsc, Role::Producer) => 0..1,
+        (RingKind::Spsc, Role::Consumer) => 1..2,
+        (RingKind::Broadcast, Role::Writer) => 0..1,
+        (RingKind::Broadcast, Role::Subscriber) => 1..seg.max_peers(),
+        (_, _) => 0..seg.max_peers(),
+    }
+}
+
+/// A taken peer entry; what the previous (dead) owner held, if we took over one.
+pub(crate) struct Registration {
+    pub index: usize,
+    /// `holding` of the dead owner we replaced (SPSC consumer: the item it held).
+    pub dead_holding: Option<u64>,
+}
+
+/// Takes an entry for `role`: a free one, else one whose owner is dead (after recovering what it
+/// held). Errors: `RoleTaken` (single-holder roles) or `TooManyPeers`.
+pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
+    let pid = sys::pid();
+    let me = peers::owner_word(pid, role as u8);
+    let start = sys::start_time(pid);
+    let range = entries(seg, role);
+    for i in range.clone() {
+        if peers::try_take(seg.peer(i), 0, me, start).is_ok() {
+            return Ok(Registration {
+                index: i,
+                dead_holding: None,
+            });
+        }
+    }
+    // No free entry: replace a dead owner.
+    let mut holder = None;
+    for i in range.clone() {
+        let e = seg.peer(i);
+        let word = e.owner.load(Acquire);
+        if word == 0 {
+            if peers::try_take(e, 0, me, start).is_ok() {
+                return Ok(Registration {
+                    index: i,
+                    dead_holding: None,
+                });
+            }
+            continue;
+        }
+        if entry_alive(e) {
+            holder = peers::split_owner(word).map(|(p, _)| p);
+            continue;
+        }
+        let holding = e.holding.load(Acquire);
+        recover_entry(seg, i);
+        if peers::try_take(e, word, me, start).is_ok() {
+            if seg.kind() != RingKind::Broadcast || role == Role::Writer {
+                seg.control().stats.role_takeovers.fetch_add(1, Relaxed);
+            }
+            e.holding.store(0, Release);
+            e.pin.store(0, Release);
+            return Ok(Registration {
+                index: i,
+                dead_holding: (holding != 0).then_some(holding),
+            });
+        }
+    }
+    if range.len() == 1 {
+        Err(Error::RoleTaken {
+            role,
+            pid: holder.unwrap_or(0),
+        })
+    } else {
+        Err(Error::TooManyPeers {
+            role,
+            max: range.len(),
+        })
+    }
+}
+
+/// Frees our entry.
+pub(crate) fn unregister(seg: &Segment, index: usize) {
+    peers::release(seg.peer(index));
+}
+
+/// Undoes what the (dead) owner of entry `i` held: an MPMC claim or taken slot, or a broadcast
+/// pin. SPSC items held by a dead consumer are skipped by the consumer that takes its role.
+fn recover_entry(seg: &Segment, i: usize) {
+    let e = seg.peer(i);
+    match seg.kind() {
+        RingKind::Mpmc => {
+            mpmc::recover(seg, e, |held| {
+                (0..seg.max_peers()).any(|j| {
+                    j != i && {
+                        let o = seg.peer(j);
+                        o.holding.load(Acquire) == held && entry_alive(o)
+                    }
+                })
+            });
+        }
+        RingKind::Broadcast => {
+            if e.pin.swap(0, AcqRel) != 0 {
+                seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
+            }
+        }
+        RingKind::Spsc => {}
+    }
+}
+
+/// Finds dead peers, recovers what they held and frees their entries (single-holder roles stay
+/// taken until a successor takes them over). Returns how many entries were recovered.
+/// Called by blocked waiters after the grace period, and by `recover_dead()`.
+pub(crate) fn sweep(seg: &Segment) -> usize {
+    let mut n = 0;
+    for i in 0..seg.max_peers() {
+        let e = seg.peer(i);
+        let word = e.owner.load(Acquire);
+        if word == 0 || entry_alive(e) {
+            continue;
+        }
+        let single = matches!(seg.kind(), RingKind::Spsc)
+            || (seg.kind() == RingKind::Broadcast && i == 0);
+        if single {
+            continue;
+        }
+        recover_entry(seg, i);
+        if e.owner.load(Acquire) == word {
+            // Free it only if nobody took it over meanwhile.
+            if e.owner.compare_exchange(word, 0, AcqRel, Relaxed).is_ok() {
+                e.start_time.store(0, Release);
+                n += 1;
+            }
+        }
+    }
+    n
+}

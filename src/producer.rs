@@ -1,0 +1,432 @@
+//! The sending side of a queue ring.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
+
+use crate::config::{Config, OpenOptions};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::layout::RingKind;
+use crate::peers::{self, PeerInfo, Role};
+use crate::protocol::{RingMemory, mpmc, spsc};
+use crate::segment::Segment;
+use crate::slot::{Sink, WriteSlot};
+use crate::sync::Ordering::*;
+use crate::wait::{self, Waiting};
+
+/// Claims slots of a queue ring (SPSC or MPMC), fills them in place and publishes them.
+///
+/// ```
+/// use ndring::{Config, Consumer, Producer};
+/// # let name = format!("/ndr-doc-prod-{}", std::process::id());
+/// let mut tx = Producer::<u16, ndarray::Ix2>::create(&name, (2, 3), &Config::spsc())?;
+/// let mut rx = Consumer::<u16, ndarray::Ix2>::open(&name)?;
+/// let mut slot = tx.claim()?;
+/// slot.fill(7);
+/// slot.publish();
+/// assert_eq!(rx.recv()?.sum(), 42);
+/// # Ok::<(), ndring::Error>(())
+/// ```
+pub struct Producer<T: Element, D: Dimension> {
+    inner: Inner,
+    dim: D,
+    _t: PhantomData<fn() -> T>,
+}
+
+/// The untyped part, which `WriteSlot` reports to.
+struct Inner {
+    seg: Arc<Segment>,
+    /// Our peer entry.
+    entry: usize,
+    /// SPSC state; `None` for MPMC.
+    spsc: Option<spsc::Producer>,
+    how: Waiting,
+}
+
+impl<T: Element, D: Dimension> Producer<T, D> {
+    /// Creates the ring `name` for arrays of `shape` and attaches as its producer. The name is
+    /// unlinked when this handle is dropped, unless `config.keep(true)`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-create-{}", std::process::id());
+    /// let tx = Producer::<u8, ndarray::Ix3>::create(&name, (1080, 1920, 3), &Config::spsc())?;
+    /// assert_eq!(tx.shape(), &[1080, 1920, 3]);
+    /// assert!(matches!(
+    ///     Producer::<u8, ndarray::Ix3>::create(&name, (1, 1, 1), &Config::spsc()),
+    ///     Err(Error::AlreadyExists { .. })
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
+        let (seg, _) = crate::typed::create::<T, D>(name, shape, config, true)?;
+        Self::attach(seg, config.into())
+    }
+
+    /// Attaches as a producer to the existing ring `name`, checking its element type and rank.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-popen-{}", std::process::id());
+    /// let _rx = Consumer::<f32, ndarray::Ix1>::create(&name, 16, &Config::mpmc())?;
+    /// let tx = Producer::<f32, ndarray::Ix1>::open(&name)?;
+    /// assert!(matches!(Producer::<u8, ndarray::Ix1>::open(&name), Err(Error::TypeMismatch { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self> {
+        Self::open_with(name, &OpenOptions::default())
+    }
+
+    /// [`Producer::open`] with options.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-popenw-{}", std::process::id());
+    /// # let _rx = Consumer::<f32, ndarray::Ix1>::create(&name, 16, &Config::mpmc())?;
+    /// let tx = Producer::<f32, ndarray::Ix1>::open_with(&name, &OpenOptions::default().spin(0))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
+        Self::attach(Segment::open(name, options.ready_timeout)?, options.clone())
+    }
+
+    /// Like [`Producer::open`], additionally requiring the exact `shape`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-pshape-{}", std::process::id());
+    /// # let _rx = Consumer::<u8, ndarray::Ix2>::create(&name, (4, 4), &Config::mpmc())?;
+    /// assert!(Producer::<u8, ndarray::Ix2>::open_shape(&name, (4, 4)).is_ok());
+    /// assert!(matches!(
+    ///     Producer::<u8, ndarray::Ix2>::open_shape(&name, (4, 5)),
+    ///     Err(Error::ShapeMismatch { .. })
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
+        let seg = Segment::open(name, OpenOptions::default().ready_timeout)?;
+        crate::typed::check_shape(&seg, shape.into_dimension().slice())?;
+        Self::attach(seg, OpenOptions::default())
+    }
+
+    /// Opens `name` if it exists (checking type and shape), else creates it: for processes that
+    /// may start in either order.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-pooc-{}", std::process::id());
+    /// let a = Producer::<u8, ndarray::Ix1>::open_or_create(&name, 8, &Config::mpmc())?;
+    /// let b = Producer::<u8, ndarray::Ix1>::open_or_create(&name, 8, &Config::mpmc())?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_or_create(
+        name: &str,
+        shape: impl IntoDimension<Dim = D>,
+        config: &Config,
+    ) -> Result<Self> {
+        let dim = shape.into_dimension();
+        loop {
+            match Segment::open(name, config.ready_timeout) {
+                Ok(seg) => {
+                    crate::typed::check_shape(&seg, dim.slice())?;
+                    return Self::attach(seg, config.into());
+                }
+                Err(Error::NotFound { .. }) => match Self::create(name, dim.clone(), config) {
+                    Err(Error::AlreadyExists { .. }) => continue,
+                    other => return other,
+                },
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Turns an untyped [`Segment`] into a producer, checking type and rank.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-pfs-{}", std::process::id());
+    /// # let _rx = Consumer::<u8, ndarray::IxDyn>::create(&name, vec![2, 2], &Config::mpmc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let tx = Producer::<u8, ndarray::IxDyn>::from_segment(seg)?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment(seg: Segment) -> Result<Self> {
+        Self::attach(seg, OpenOptions::default())
+    }
+
+    fn attach(seg: Segment, options: OpenOptions) -> Result<Self> {
+        let dim = crate::typed::check::<T, D>(&seg, true)?;
+        let reg = peers::register(&seg, Role::Producer)?;
+        let spsc = (seg.kind() == RingKind::Spsc)
+            .then(|| spsc::Producer::attach(seg.control(), seg.slot_count()));
+        Ok(Producer {
+            inner: Inner {
+                seg: Arc::new(seg),
+                entry: reg.index,
+                spsc,
+                how: Waiting {
+                    spin: options.spin,
+                    grace: options.grace,
+                },
+            },
+            dim,
+            _t: PhantomData,
+        })
+    }
+
+    /// Claims a free slot, waiting while the ring is full. `Err(Closed)` once closed.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-claim-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut slot = tx.claim()?;
+    /// slot.assign(&ndarray::arr1(&[1, 2, 3, 4]));
+    /// slot.publish();
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
+        self.claim_until(None, true)
+    }
+
+    /// Claims a free slot if one is free now: `Err(Full)` otherwise.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-tclaim-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc().slots(2))?;
+    /// tx.try_claim()?.publish();
+    /// tx.try_claim()?.publish();
+    /// assert!(matches!(tx.try_claim(), Err(Error::Full)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
+        self.claim_until(None, false)
+    }
+
+    /// Claims a free slot, waiting at most `timeout`: `Err(Timeout)` after it.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-clto-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc().slots(2))?;
+    /// tx.claim()?.publish();
+    /// tx.claim()?.publish();
+    /// let t = std::time::Duration::from_millis(10);
+    /// assert!(matches!(tx.claim_timeout(t), Err(Error::Timeout)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn claim_timeout(&mut self, timeout: Duration) -> Result<WriteSlot<'_, T, D>> {
+        match wait::deadline(timeout) {
+            Some(d) => self.claim_until(Some(d), true),
+            None => self.claim(),
+        }
+    }
+
+    fn claim_until(
+        &mut self,
+        deadline: Option<Instant>,
+        block: bool,
+    ) -> Result<WriteSlot<'_, T, D>> {
+        let inner = &mut self.inner;
+        let seg = &*inner.seg;
+        let me = seg.peer(inner.entry);
+        let spsc = &mut inner.spsc;
+        let mut step = |strong: bool| {
+            let r = match spsc {
+                Some(p) => p.try_claim(seg.control(), strong),
+                None => mpmc::try_claim(seg, me, strong),
+            };
+            match r {
+                Ok(pos) => Some(Ok(pos)),
+                Err(spsc::Stop::Closed) => Some(Err(Error::Closed)),
+                Err(spsc::Stop::Wait) => None,
+            }
+        };
+        let got = if block {
+            wait::wait_for(&seg.control().not_full, inner.how, deadline, step, || {
+                peers::sweep(seg);
+            })
+            .unwrap_or(Err(Error::Timeout))
+        } else {
+            step(false).unwrap_or(Err(Error::Full))
+        };
+        let pos = got?;
+        let slot = (pos % seg.slot_count() as u64) as usize;
+        // SAFETY: the protocol gave us position `pos`, hence slot `slot`, exclusively until we
+        // publish or abandon it through `commit`; the payload holds `self.dim`'s elements.
+        Ok(unsafe { WriteSlot::new(&mut self.inner, slot, pos, self.dim.clone()) })
+    }
+
+    /// Copies `array` into a claimed slot and publishes it. Any memory layout is accepted (a
+    /// transposed or sliced view is copied element by element); the shape must match.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-send-{}", std::process::id());
+    /// let mut tx = Producer::<i32, ndarray::Ix2>::create(&name, (2, 3), &Config::spsc())?;
+    /// let mut rx = Consumer::<i32, ndarray::Ix2>::open(&name)?;
+    /// let a = ndarray::arr2(&[[1, 2], [3, 4], [5, 6]]);
+    /// tx.send(&a.t())?;
+    /// assert_eq!(*rx.recv()?, a.t());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn send<S: Data<Elem = T>>(&mut self, array: &ArrayBase<S, D>) -> Result<u64> {
+        if array.shape() != self.dim.slice() {
+            return Err(Error::ShapeMismatch {
+                expected: self.dim.slice().to_vec(),
+                found: array.shape().to_vec(),
+            });
+        }
+        let mut slot = self.claim()?;
+        slot.assign(array);
+        Ok(slot.publish())
+    }
+
+    /// Closes the ring: no claim succeeds after it (here or in other producers); consumers
+    /// receive what was published, then `Err(Closed)`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-close-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.send(&ndarray::arr1(&[1, 2]))?;
+    /// tx.close();
+    /// assert_eq!(rx.recv()?[0], 1);
+    /// assert!(matches!(rx.recv(), Err(Error::Closed)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn close(&mut self) {
+        let seg = &*self.inner.seg;
+        match &mut self.inner.spsc {
+            Some(p) => p.close(seg.control()),
+            None => mpmc::close(seg),
+        }
+        wait::notify(&seg.control().not_empty);
+        wait::notify(&seg.control().not_full);
+    }
+
+    /// The shape of each slot's array.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-pshp-{}", std::process::id());
+    /// let tx = Producer::<u8, ndarray::Ix2>::create(&name, (3, 4), &Config::spsc())?;
+    /// assert_eq!(tx.shape(), &[3, 4]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        self.dim.slice()
+    }
+
+    /// The underlying segment (name, layout, statistics).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-pseg-{}", std::process::id());
+    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc().slots(8))?;
+    /// assert_eq!(tx.segment().slot_count(), 8);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn segment(&self) -> &Segment {
+        &self.inner.seg
+    }
+
+    /// The processes attached to this ring, and whether each is alive.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-peers-{}", std::process::id());
+    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc())?;
+    /// let peers = tx.peers();
+    /// assert_eq!(peers.len(), 1);
+    /// assert_eq!(peers[0].role, Role::Producer);
+    /// assert!(peers[0].alive);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        peers::list(&self.inner.seg)
+    }
+
+    /// Recovers what dead peers held (normally done by blocked calls after the grace period);
+    /// returns how many dead peers were cleaned up.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-rd-{}", std::process::id());
+    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 3, &Config::mpmc())?;
+    /// assert_eq!(tx.recover_dead(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recover_dead(&self) -> usize {
+        peers::sweep(&self.inner.seg)
+    }
+}
+
+impl Sink for Inner {
+    fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn seq_of(&self, pos: u64) -> u64 {
+        pos + 1
+    }
+
+    fn commit(&mut self, _slot: usize, pos: u64, publish: bool) {
+        let seg = &*self.seg;
+        let me = seg.peer(self.entry);
+        match &mut self.spsc {
+            Some(p) if publish => p.publish(seg.control()),
+            // SPSC: an abandoned position is simply claimed again.
+            Some(_) => {}
+            None => mpmc::publish(seg, me, pos, !publish),
+        }
+        if !publish {
+            seg.control().stats.abandoned.fetch_add(1, Relaxed);
+        }
+        if publish || self.spsc.is_none() {
+            wait::notify(&seg.control().not_empty);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        peers::unregister(&self.seg, self.entry);
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for Producer<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("name", &self.inner.seg.name())
+            .field("kind", &self.inner.seg.kind())
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.shape())
+            .finish()
+    }
+}
+
+/// Keeps `Config` and `Segment` in sync: a producer created with `keep(false)` owns the name.
+impl<T: Element, D: Dimension> Producer<T, D> {
+    /// Whether dropping this handle unlinks the segment's name.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-keep-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc())?;
+    /// tx.set_keep(true);
+    /// drop(tx);
+    /// ndring::remove(&name)?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn set_keep(&mut self, keep: bool) {
+        if let Some(seg) = Arc::get_mut(&mut self.inner.seg) {
+            seg.set_unlink_on_drop(!keep);
+        }
+    }
+}

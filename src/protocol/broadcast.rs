@@ -1,0 +1,305 @@
+//! Broadcast ring: one writer that never waits, subscribers that pin what they read.
+//!
+//! A slot's stamp is `seq << 1` while it holds frame `seq` (0: never written), with bit 0
+//! (`WRITING`) set while the writer rewrites it. `index[seq % slots]` names the slot that frame
+//! `seq` was written to; `published` is the newest frame's `seq`.
+//!
+//! **Pins.** A subscriber that wants to borrow frame `seq` in slot `s` stores `s + 1` in its peer
+//! entry's `pin`, then re-reads the stamp with an RMW; the writer, before rewriting slot `s`, sets
+//! `WRITING` with an RMW, then loads every subscriber's `pin`. The two RMWs on the stamp are
+//! ordered: if the subscriber's came first, the writer's reads from it and sees the pin (and backs
+//! off); if the writer's came first, the subscriber sees `WRITING` (and unpins). So a pinned slot
+//! is never rewritten, and a view of it is sound for as long as the pin is held.
+//!
+//! **Free slot.** The writer never rewrites the newest frame, nor a pinned slot. Each subscriber
+//! pins at most one slot, so with `slots >= max_subscribers + 2` a free slot always exists.
+//!
+//! **Copy-out.** A reader that does not pin reads the stamp (Acquire), copies with atomic loads,
+//! issues an Acquire fence and re-reads the stamp: unchanged means the copy is a frame the writer
+//! published whole (a seqlock; the writer fences Release after setting `WRITING`).
+
+use crate::header::{CLOSED, PeerEntry};
+use crate::protocol::RingMemory;
+use crate::sync::{Ordering::*, fence};
+
+/// Stamp bit 0: the writer is rewriting this slot.
+pub const WRITING: u64 = 1;
+
+/// The stamp of a slot holding frame `seq`.
+#[inline]
+pub fn stamp_of(seq: u64) -> u64 {
+    seq << 1
+}
+
+/// The writer's private state.
+#[derive(Debug)]
+pub struct Writer {
+    /// Sequence number of the newest published frame.
+    seq: u64,
+    /// Slot holding frame `seq` (meaningless while `seq == 0`).
+    newest_slot: usize,
+    /// Where the search for a free slot starts: the slot after the last one written, so that
+    /// frames are overwritten oldest first.
+    cursor: usize,
+    /// First peer entry that belongs to a subscriber.
+    first_sub: usize,
+}
+
+impl Writer {
+    /// Takes the writer side over at the ring's current state (fresh, or after a dead writer).
+    /// Any slot left `WRITING` by a dead writer is turned back into "empty" (stamp 0).
+    pub fn attach<M: RingMemory>(mem: &M, first_sub: usize) -> Writer {
+        let seq = mem.control().published.load(Acquire) & !CLOSED;
+        let mut newest_slot = 0;
+        let mut oldest = (u64::MAX, 0);
+        for i in 0..mem.slots() {
+            let st = mem.slot(i).stamp.load(Acquire);
+            if st & WRITING != 0 {
+                mem.slot(i).stamp.store(0, Release);
+                oldest = (0, i);
+                continue;
+            }
+            if st != 0 && st >> 1 == seq {
+                newest_slot = i;
+            }
+            if st >> 1 < oldest.0 {
+                oldest = (st >> 1, i);
+            }
+        }
+        Writer {
+            seq,
+            newest_slot,
+            cursor: oldest.1,
+            first_sub,
+        }
+    }
+
+    fn pinned<M: RingMemory>(&self, mem: &M, slot: usize) -> bool {
+        (self.first_sub..mem.max_peers()).any(|p| mem.peer(p).pin.load(Acquire) == slot as u64 + 1)
+    }
+
+    /// Picks the oldest slot that is neither pinned nor the newest frame, and marks it `WRITING`.
+    /// Never fails while `slots >= subscribers + 2`; it retries while pins move.
+    pub fn claim<M: RingMemory>(&mut self, mem: &M) -> usize {
+        let n = mem.slots();
+        loop {
+            for _ in 0..n {
+                let s = self.cursor;
+                self.cursor = (self.cursor + 1) % n;
+                if (self.seq != 0 && s == self.newest_slot) || self.pinned(mem, s) {
+                    continue;
+                }
+                let old = mem.slot(s).stamp.fetch_or(WRITING, AcqRel);
+                if self.pinned(mem, s) {
+                    // A subscriber pinned it first: give the frame back untouched.
+                    mem.slot(s).stamp.store(old, Release);
+                    continue;
+                }
+                // Orders the WRITING mark before the payload stores (the seqlock's writer half).
+                fence(Release);
+                return s;
+            }
+            crate::sync::spin_loop();
+        }
+    }
+
+    /// Publishes slot `s` (from `claim`) as the next frame; returns its sequence number.
+    /// The caller has written `seq`/`timestamp_ns` of the slot before (see `next_seq`).
+    pub fn publish<M: RingMemory>(&mut self, mem: &M, s: usize) -> u64 {
+        let seq = self.seq + 1;
+        mem.slot(s).stamp.store(stamp_of(seq), Release);
+        mem.index((seq % mem.slots() as u64) as usize)
+            .store(s as u64, Release);
+        // An RMW: the notifier's half of the wake-up argument.
+        mem.control().published.fetch_add(1, AcqRel);
+        self.seq = seq;
+        self.newest_slot = s;
+        seq
+    }
+
+    /// Gives slot `s` back without publishing: it becomes empty (its old frame is gone).
+    pub fn abandon<M: RingMemory>(&mut self, mem: &M, s: usize) {
+        mem.slot(s).stamp.store(0, Release);
+    }
+
+    /// The sequence number the next `publish` assigns.
+    pub fn next_seq(&self) -> u64 {
+        self.seq + 1
+    }
+
+    /// Marks the stream closed: subscribers drain what is held, then get `Closed`.
+    pub fn close<M: RingMemory>(&mut self, mem: &M) {
+        mem.control().published.fetch_or(CLOSED, AcqRel);
+    }
+}
+
+/// Why a subscriber got no frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Miss {
+    /// Nothing newer than what it has read: wait.
+    Wait,
+    /// Nothing newer, and the writer closed the stream.
+    Closed,
+    /// Frames `next .. next + missed` were overwritten; it now continues from the oldest held.
+    Lagged(u64),
+}
+
+/// A subscriber's private state.
+#[derive(Debug)]
+pub struct Subscriber {
+    /// Sequence number of the next frame it wants.
+    next: u64,
+    /// Slot it has pinned (its entry's `pin` is `slot + 1`), if any.
+    pinned: Option<usize>,
+}
+
+impl Subscriber {
+    /// Starts at the newest frame (`newest = true`) or at the oldest frame still held.
+    pub fn attach<M: RingMemory>(mem: &M, newest: bool) -> Subscriber {
+        let latest = mem.control().published.load(Acquire) & !CLOSED;
+        let next = if newest {
+            latest.max(1)
+        } else {
+            oldest_held(mem, 1).unwrap_or(latest + 1)
+        };
+        Subscriber { next, pinned: None }
+    }
+
+    /// Sequence number of the next frame `try_recv` looks for.
+    pub fn next(&self) -> u64 {
+        self.next
+    }
+
+    /// Drops the pin held, if any. The caller guarantees no reference to the slot remains.
+    pub fn unpin(&mut self, me: &PeerEntry) {
+        if self.pinned.take().is_some() {
+            me.pin.store(0, Release);
+        }
+    }
+
+    /// Pins frame `seq` if it is still held; returns its slot.
+    fn try_pin<M: RingMemory>(&mut self, mem: &M, me: &PeerEntry, seq: u64) -> Option<usize> {
+        let n = mem.slots() as u64;
+        let s = mem.index((seq % n) as usize).load(Acquire) as usize;
+        if s >= mem.slots() || mem.slot(s).stamp.load(Acquire) != stamp_of(seq) {
+            return None;
+        }
+        me.pin.store(s as u64 + 1, Release);
+        if mem.slot(s).stamp.fetch_add(0, AcqRel) != stamp_of(seq) {
+            me.pin.store(0, Release);
+            return None;
+        }
+        self.pinned = Some(s);
+        Some(s)
+    }
+
+    /// Pins the next frame in sequence: `Ok((slot, seq))`. Unpins the previous one first.
+    /// `strong` re-reads `published` with an RMW (the check before sleeping).
+    pub fn try_recv<M: RingMemory>(
+        &mut self,
+        mem: &M,
+        me: &PeerEntry,
+        strong: bool,
+    ) -> Result<(usize, u64), Miss> {
+        self.unpin(me);
+        loop {
+            let p = published(mem, strong);
+            if self.next > p & !CLOSED {
+                return Err(if p & CLOSED != 0 { Miss::Closed } else { Miss::Wait });
+            }
+            let seq = self.next;
+            if let Some(s) = self.try_pin(mem, me, seq) {
+                self.next = seq + 1;
+                return Ok((s, seq));
+            }
+            match oldest_held(mem, seq) {
+                Some(o) if o > seq => {
+                    self.next = o;
+                    return Err(Miss::Lagged(o - seq));
+                }
+                // `seq` itself is still held: the writer looked at it and backed off. Retry.
+                _ => crate::sync::spin_loop(),
+            }
+        }
+    }
+
+    /// Pins the newest frame if it is newer than the last one received: `Ok((slot, seq,
+    /// skipped))`, where `skipped` frames between were passed over.
+    pub fn try_latest<M: RingMemory>(
+        &mut self,
+        mem: &M,
+        me: &PeerEntry,
+        strong: bool,
+    ) -> Result<(usize, u64, u64), Miss> {
+        self.unpin(me);
+        loop {
+            let p = published(mem, strong);
+            let seq = p & !CLOSED;
+            if seq < self.next {
+                return Err(if p & CLOSED != 0 { Miss::Closed } else { Miss::Wait });
+            }
+            if let Some(s) = self.try_pin(mem, me, seq) {
+                let skipped = seq - self.next;
+                self.next = seq + 1;
+                return Ok((s, seq, skipped));
+            }
+            // Overwritten between the load and the pin: a newer frame exists; retry.
+            crate::sync::spin_loop();
+        }
+    }
+
+    /// Copies the next frame out without pinning: `copy(slot)` must copy with atomic loads.
+    /// Returns the frame's `seq`; a copy the writer overtook is discarded and retried (or
+    /// reported as `Lagged` if the frame is gone).
+    pub fn try_copy<M: RingMemory>(
+        &mut self,
+        mem: &M,
+        strong: bool,
+        mut copy: impl FnMut(usize),
+    ) -> Result<u64, Miss> {
+        let n = mem.slots() as u64;
+        loop {
+            let p = published(mem, strong);
+            if self.next > p & !CLOSED {
+                return Err(if p & CLOSED != 0 { Miss::Closed } else { Miss::Wait });
+            }
+            let seq = self.next;
+            let s = mem.index((seq % n) as usize).load(Acquire) as usize;
+            if s < mem.slots() && mem.slot(s).stamp.load(Acquire) == stamp_of(seq) {
+                copy(s);
+                fence(Acquire);
+                if mem.slot(s).stamp.load(Relaxed) == stamp_of(seq) {
+                    self.next = seq + 1;
+                    return Ok(seq);
+                }
+            }
+            match oldest_held(mem, seq) {
+                Some(o) if o > seq => {
+                    self.next = o;
+                    return Err(Miss::Lagged(o - seq));
+                }
+                _ => crate::sync::spin_loop(),
+            }
+        }
+    }
+}
+
+#[inline]
+fn published<M: RingMemory>(mem: &M, strong: bool) -> u64 {
+    let c = mem.control();
+    if strong {
+        c.published.fetch_add(0, AcqRel)
+    } else {
+        c.published.load(Acquire)
+    }
+}
+
+/// The smallest frame `>= from` still held in some slot.
+pub fn oldest_held<M: RingMemory>(mem: &M, from: u64) -> Option<u64> {
+    (0..mem.slots())
+        .filter_map(|i| {
+            let st = mem.slot(i).stamp.load(Acquire);
+            (st != 0 && st & WRITING == 0 && st >> 1 >= from).then_some(st >> 1)
+        })
+        .min()
+}

@@ -1,0 +1,497 @@
+//! A named POSIX shared-memory segment holding one ring: creation, attachment, validation.
+
+use std::os::fd::OwnedFd;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::element::DType;
+use crate::error::{Error, Result};
+use crate::header::{Control, PeerEntry, STATE_READY, SlotCtrl};
+use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params, RingKind};
+use crate::protocol::{self, RingMemory};
+use crate::sync::{AtomicU64, Ordering::*};
+use crate::sys;
+
+/// Longest portable name, leading `/` included (macOS's `PSHMNAMLEN`).
+pub const MAX_NAME_LEN: usize = 31;
+
+/// Checks that `name` is a portable shared-memory name: `/` then 1 to 30 bytes, none of them `/`
+/// or NUL, and not `.` or `..`.
+///
+/// ```
+/// assert!(ndring::validate_name("/cam0").is_ok());
+/// assert!(ndring::validate_name("cam0").is_err());
+/// assert!(ndring::validate_name("/a/b").is_err());
+/// assert!(ndring::validate_name("/this-name-is-far-too-long-for-macos").is_err());
+/// ```
+pub fn validate_name(name: &str) -> Result<()> {
+    let reason = if !name.starts_with('/') {
+        Some("it must start with '/'")
+    } else if name.len() < 2 {
+        Some("it is empty after the '/'")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("it is longer than 31 bytes (the portable limit, leading '/' included)")
+    } else if name[1..].contains('/') {
+        Some("it may contain no '/' after the first")
+    } else if name.contains('\0') {
+        Some("it contains a NUL byte")
+    } else if name == "/." || name == "/.." {
+        Some("'.' and '..' are not names")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName {
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Removes the segment `name`. Processes attached to it keep their mapping; new opens fail.
+///
+/// ```
+/// # use ndring::*;
+/// let name = format!("/ndr-doc-rm-{}", std::process::id());
+/// let p = Producer::<u8, ndarray::Ix1>::create(&name, 8, &Config::spsc().keep(true))?;
+/// drop(p);
+/// ndring::remove(&name)?;
+/// assert!(matches!(ndring::remove(&name), Err(Error::NotFound { .. })));
+/// # Ok::<(), Error>(())
+/// ```
+pub fn remove(name: &str) -> Result<()> {
+    validate_name(name)?;
+    sys::unlink(name).map_err(|e| sys::error(e, "remove", name))
+}
+
+/// A mapped ring segment, validated: every offset below lies inside the mapping.
+///
+/// Obtained with [`Segment::open`] to inspect a ring without knowing its type (like Python's
+/// SharedArray, the shape and element type are stored in the segment), then turned into a typed
+/// handle with [`crate::Producer::from_segment`] and friends.
+#[derive(Debug)]
+pub struct Segment {
+    name: String,
+    /// Start of the mapping of `len` bytes; `len >= layout.total_size`.
+    base: NonNull<u8>,
+    len: usize,
+    layout: Layout,
+    creator_pid: u32,
+    creator_start_time: u64,
+    /// The creating handle unlinks the name on drop, unless told to keep it.
+    unlink_on_drop: bool,
+    _fd: OwnedFd,
+}
+
+// SAFETY: the mapping is shared memory meant for concurrent use; every access to it goes through
+// atomics (`Control`, `SlotCtrl`, `PeerEntry`) or through slot memory whose exclusive or shared
+// use is granted by the ring protocol, never through `&mut Segment`.
+unsafe impl Send for Segment {}
+// SAFETY: as above; `&Segment` only hands out references to atomics.
+unsafe impl Sync for Segment {}
+
+impl Segment {
+    /// Creates a segment for `params` under `name` (exclusively), initialises it and marks it
+    /// ready.
+    pub(crate) fn create(name: &str, params: Params, config: &Config) -> Result<Segment> {
+        validate_name(name)?;
+        let layout = Layout::compute(params).map_err(Error::InvalidConfig)?;
+        let size = layout.total_size as u64;
+        let fd = loop {
+            match sys::create(name, size, config.mode) {
+                Ok(fd) => break fd,
+                Err(rustix::io::Errno::EXIST) => {
+                    match classify_existing(name, config.ready_timeout) {
+                        Existing::Alive(pid) => {
+                            return Err(Error::AlreadyExists {
+                                name: name.into(),
+                                creator_pid: Some(pid),
+                            });
+                        }
+                        Existing::Dead(pid) if !config.replace_stale => {
+                            return Err(Error::Stale {
+                                name: name.into(),
+                                creator_pid: pid,
+                            });
+                        }
+                        Existing::Unknown if !config.replace_stale => {
+                            return Err(Error::AlreadyExists {
+                                name: name.into(),
+                                creator_pid: None,
+                            });
+                        }
+                        // Stale and allowed to replace: unlink, then retry the exclusive create
+                        // (if another process won that race, we see its live segment next time).
+                        _ => match sys::unlink(name) {
+                            Ok(()) | Err(rustix::io::Errno::NOENT) => continue,
+                            Err(e) => return Err(sys::error(e, "remove", name)),
+                        },
+                    }
+                }
+                Err(e) => {
+                    return Err(match sys::error(e, "create", name) {
+                        Error::NoSpace { name, .. } => Error::NoSpace { name, needed: size },
+                        other => other,
+                    });
+                }
+            }
+        };
+        let base = match sys::map(&fd, layout.total_size) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = sys::unlink(name);
+                return Err(sys::error(e, "map", name));
+            }
+        };
+        let pid = sys::pid();
+        let start = sys::start_time(pid);
+        let fixed = layout.encode(pid, start);
+        // SAFETY: the mapping is `total_size >= FIXED_SIZE` bytes, page-aligned, and freshly
+        // created by us; no other process reads the fixed header before `state` is READY.
+        unsafe { base.cast::<Fixed>().as_ptr().write(fixed) };
+        let seg = Segment {
+            name: name.to_owned(),
+            base,
+            len: layout.total_size,
+            creator_pid: pid,
+            creator_start_time: start,
+            layout,
+            unlink_on_drop: !config.keep,
+            _fd: fd,
+        };
+        protocol::init(&seg, seg.layout.params.kind);
+        seg.control().state.store(STATE_READY, Release);
+        Ok(seg)
+    }
+
+    /// Attaches to the ring `name`, whatever its type, shape and kind: waits up to
+    /// `ready_timeout` for its creator to finish, then validates the header against the
+    /// mapping's real size.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// let name = format!("/ndr-doc-seg-{}", std::process::id());
+    /// let _p = Producer::<f32, ndarray::Ix2>::create(&name, (480, 640), &Config::mpmc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// assert_eq!(seg.shape(), &[480, 640]);
+    /// assert_eq!(seg.dtype(), DType::F32);
+    /// assert_eq!(seg.kind(), RingKind::Mpmc);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open(name: &str, ready_timeout: Duration) -> Result<Segment> {
+        validate_name(name)?;
+        let fd = sys::open(name).map_err(|e| sys::error(e, "open", name))?;
+        let start = Instant::now();
+        let not_ready = || Error::NotReady {
+            name: name.into(),
+            waited: ready_timeout,
+        };
+        // A creator sizes the file in one step (fallocate), so 0 means "in progress".
+        let size = loop {
+            let size = sys::size(&fd).map_err(|e| sys::error(e, "stat", name))?;
+            if size != 0 {
+                break size;
+            }
+            if start.elapsed() >= ready_timeout {
+                return Err(not_ready());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        let corrupt = |reason: String| Error::Corrupt {
+            name: name.into(),
+            reason,
+        };
+        let min = (FIXED_SIZE + CONTROL_SIZE) as u64;
+        if size < min {
+            return Err(corrupt(format!(
+                "the segment is {size} bytes, smaller than the {min}-byte header"
+            )));
+        }
+        let len = usize::try_from(size)
+            .ok()
+            .filter(|&l| l <= isize::MAX as usize)
+            .ok_or_else(|| corrupt(format!("size {size} does not fit the address space")))?;
+        let base = sys::map(&fd, len).map_err(|e| sys::error(e, "map", name))?;
+        let unmap = || {
+            // SAFETY: `base`/`len` come from `map` above and nothing references the mapping.
+            unsafe { sys::unmap(base, len) }
+        };
+        // SAFETY: CONTROL_OFFSET + size_of::<Control>() <= min <= len, and the offset is a
+        // multiple of 128 from a page-aligned base; `Control` is all atomics, valid for any bits.
+        let control = unsafe { &*base.as_ptr().add(CONTROL_OFFSET).cast::<Control>() };
+        while control.state.load(Acquire) != STATE_READY {
+            if start.elapsed() >= ready_timeout {
+                unmap();
+                return Err(not_ready());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let mut bytes = [0u8; FIXED_SIZE];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            // SAFETY: i < FIXED_SIZE <= len. Volatile: the bytes are hostile and shared; we read
+            // each once into our own copy and validate only the copy.
+            *b = unsafe { base.as_ptr().add(i).read_volatile() };
+        }
+        match layout::decode(&bytes, size) {
+            Ok((layout, fixed)) => Ok(Segment {
+                name: name.to_owned(),
+                base,
+                len,
+                layout,
+                creator_pid: fixed.creator_pid,
+                creator_start_time: fixed.creator_start_time,
+                unlink_on_drop: false,
+                _fd: fd,
+            }),
+            Err(r) => {
+                unmap();
+                Err(rejection(name, r))
+            }
+        }
+    }
+
+    /// The segment's name.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-name-{}", std::process::id());
+    /// let p = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// assert_eq!(p.segment().name(), name);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The ring kind.
+    pub fn kind(&self) -> RingKind {
+        self.layout.params.kind
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.layout.params.dtype
+    }
+
+    /// The shape of each slot's array.
+    pub fn shape(&self) -> &[usize] {
+        &self.layout.params.shape
+    }
+
+    /// Number of slots.
+    pub fn slot_count(&self) -> usize {
+        self.layout.params.slots
+    }
+
+    /// Bytes of user metadata each slot can carry.
+    pub fn user_meta_size(&self) -> usize {
+        self.layout.params.user_meta
+    }
+
+    /// Total bytes of the segment.
+    pub fn size(&self) -> usize {
+        self.layout.total_size
+    }
+
+    /// The creating process's id.
+    pub fn creator_pid(&self) -> u32 {
+        self.creator_pid
+    }
+
+    /// The validated layout.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub(crate) fn set_unlink_on_drop(&mut self, yes: bool) {
+        self.unlink_on_drop = yes;
+    }
+
+    /// Counters of abandoned items and recoveries.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-stats-{}", std::process::id());
+    /// let p = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// assert_eq!(p.segment().stats().abandoned, 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn stats(&self) -> crate::Stats {
+        let s = &self.control().stats;
+        crate::Stats {
+            abandoned: s.abandoned.load(Relaxed),
+            recovered_claims: s.recovered_claims.load(Relaxed),
+            recovered_reads: s.recovered_reads.load(Relaxed),
+            role_takeovers: s.role_takeovers.load(Relaxed),
+        }
+    }
+
+    /// Pointer to slot `i`'s array.
+    #[inline]
+    pub(crate) fn payload(&self, i: usize) -> *mut u8 {
+        debug_assert!(i < self.layout.params.slots);
+        // SAFETY: decode/compute guarantee slots_offset + slots * stride <= len, and
+        // payload_offset + payload_bytes <= stride, so the pointer stays inside the mapping.
+        unsafe {
+            self.base
+                .as_ptr()
+                .add(self.layout.slots_offset + i * self.layout.slot_stride + self.layout.payload_offset)
+        }
+    }
+
+    /// Pointer to slot `i`'s user metadata bytes.
+    #[inline]
+    pub(crate) fn user_meta(&self, i: usize) -> *mut u8 {
+        // SAFETY: as `payload`; the metadata lies between the slot control and the payload.
+        unsafe {
+            self.base.as_ptr().add(
+                self.layout.slots_offset
+                    + i * self.layout.slot_stride
+                    + crate::header::SLOT_CTRL_SIZE,
+            )
+        }
+    }
+}
+
+impl RingMemory for Segment {
+    #[inline]
+    fn control(&self) -> &Control {
+        // SAFETY: validated: CONTROL_OFFSET + size_of::<Control>() <= total_size <= len, aligned
+        // to 128 from a page-aligned base; `Control` is all atomics (valid for any bits, and
+        // shared mutation through `&` is their purpose).
+        unsafe { &*self.base.as_ptr().add(CONTROL_OFFSET).cast::<Control>() }
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> &SlotCtrl {
+        assert!(i < self.layout.params.slots);
+        // SAFETY: i < slots, so the slot's first 64 bytes lie inside the mapping, 128-aligned;
+        // `SlotCtrl` is all atomics.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(self.layout.slots_offset + i * self.layout.slot_stride)
+                .cast::<SlotCtrl>()
+        }
+    }
+
+    #[inline]
+    fn index(&self, i: usize) -> &AtomicU64 {
+        assert!(i < self.layout.params.slots);
+        // SAFETY: the index table holds `slots` u64s from index_offset (8-aligned) and lies inside
+        // the mapping.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(self.layout.index_offset + i * 8)
+                .cast::<AtomicU64>()
+        }
+    }
+
+    #[inline]
+    fn peer(&self, i: usize) -> &PeerEntry {
+        assert!(i < self.layout.params.max_peers);
+        // SAFETY: the peer table holds `max_peers` 128-byte entries from peers_offset (128-aligned)
+        // inside the mapping; `PeerEntry` is all atomics.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(self.layout.peers_offset + i * crate::header::LINE)
+                .cast::<PeerEntry>()
+        }
+    }
+
+    #[inline]
+    fn slots(&self) -> usize {
+        self.layout.params.slots
+    }
+
+    #[inline]
+    fn max_peers(&self) -> usize {
+        self.layout.params.max_peers
+    }
+}
+
+impl Drop for Segment {
+    fn drop(&mut self) {
+        if self.unlink_on_drop {
+            let _ = sys::unlink(&self.name);
+        }
+        // SAFETY: `base`/`len` come from one `map`; every handle that hands out references into
+        // the mapping holds this `Segment` (by value or `Arc`) and is gone by now.
+        unsafe { sys::unmap(self.base, self.len) };
+    }
+}
+
+fn rejection(name: &str, r: layout::Rejection) -> Error {
+    let name = name.to_owned();
+    match r {
+        layout::Rejection::TooShort(n) => Error::Corrupt {
+            name,
+            reason: format!("only {n} header bytes"),
+        },
+        layout::Rejection::Magic(found) => Error::NotNdring {
+            name,
+            expected: layout::MAGIC,
+            found,
+        },
+        layout::Rejection::Version(found) => Error::Version {
+            name,
+            expected: layout::VERSION,
+            found,
+        },
+        layout::Rejection::Corrupt(reason) => Error::Corrupt { name, reason },
+    }
+}
+
+enum Existing {
+    Alive(u32),
+    Dead(u32),
+    Unknown,
+}
+
+/// What holds `name` already: a live creator's ring, a dead creator's, or something unreadable.
+fn classify_existing(name: &str, ready_timeout: Duration) -> Existing {
+    match Segment::open(name, ready_timeout) {
+        Ok(seg) => {
+            if sys::alive(seg.creator_pid, seg.creator_start_time) {
+                Existing::Alive(seg.creator_pid)
+            } else {
+                Existing::Dead(seg.creator_pid)
+            }
+        }
+        // Never finished by its creator: stale, whoever that was.
+        Err(Error::NotReady { .. }) => {
+            match read_creator(name) {
+                Some((pid, start)) if sys::alive(pid, start) => Existing::Alive(pid),
+                Some((pid, _)) => Existing::Dead(pid),
+                None => Existing::Dead(0),
+            }
+        }
+        Err(_) => Existing::Unknown,
+    }
+}
+
+/// The creator recorded in a segment that never became ready, if its fixed header was written.
+fn read_creator(name: &str) -> Option<(u32, u64)> {
+    let fd = sys::open(name).ok()?;
+    let size = sys::size(&fd).ok()?;
+    if size < FIXED_SIZE as u64 {
+        return None;
+    }
+    let base = sys::map(&fd, FIXED_SIZE).ok()?;
+    let mut bytes = [0u8; FIXED_SIZE];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        // SAFETY: i < FIXED_SIZE, the mapped length; volatile copy of hostile shared bytes.
+        *b = unsafe { base.as_ptr().add(i).read_volatile() };
+    }
+    // SAFETY: mapped just above; no reference into it exists.
+    unsafe { sys::unmap(base, FIXED_SIZE) };
+    let f: Fixed = bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<Fixed>()]);
+    (f.magic == layout::MAGIC && f.creator_pid != 0).then_some((f.creator_pid, f.creator_start_time))
+}

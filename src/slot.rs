@@ -1,0 +1,273 @@
+//! The zero-copy borrows: `WriteSlot` (a claimed slot being filled) and `ReadSlot` (a received
+//! slot being read).
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+
+use ndarray::{ArrayView, ArrayViewMut, Dimension};
+
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::protocol::RingMemory;
+use crate::segment::Segment;
+use crate::sync::Ordering::*;
+use crate::sys;
+
+/// What a `WriteSlot` reports back to the handle it came from.
+pub(crate) trait Sink {
+    fn segment(&self) -> &Segment;
+    /// The sequence number publishing position `pos` assigns.
+    fn seq_of(&self, pos: u64) -> u64;
+    /// Publishes (or, with `publish == false`, abandons) slot `slot` at position `pos`.
+    fn commit(&mut self, slot: usize, pos: u64, publish: bool);
+}
+
+/// A claimed slot: fill it through the `ArrayViewMut` it derefs to, set its metadata, then
+/// [`publish`](WriteSlot::publish) it. Dropped unpublished, it is abandoned: no consumer ever sees
+/// it.
+///
+/// Replacing the view itself (`std::mem::swap(&mut *slot, ..)`) is a bug: `publish` detects it and
+/// panics, and the slot is never released.
+#[must_use = "a WriteSlot dropped without publish() is abandoned"]
+pub struct WriteSlot<'a, T: Element, D: Dimension> {
+    sink: &'a mut dyn Sink,
+    view: ArrayViewMut<'a, T, D>,
+    ptr: *const T,
+    slot: usize,
+    pos: u64,
+    user_len: u32,
+    done: bool,
+}
+
+impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
+    /// # Safety
+    /// The caller owns slot `slot` (claimed at `pos`) exclusively until `sink.commit` is called,
+    /// and the segment's payload for that slot holds `dim`'s elements of `T`.
+    pub(crate) unsafe fn new(sink: &'a mut dyn Sink, slot: usize, pos: u64, dim: D) -> Self {
+        let ptr = sink.segment().payload(slot).cast::<T>();
+        // SAFETY: from the caller: exclusive ownership of the slot's payload, which is
+        // 128-aligned (>= align_of::<T>()) and holds exactly `dim.size()` elements of `T`, inside
+        // a mapping that `sink` keeps alive for 'a.
+        let view = unsafe { ArrayViewMut::from_shape_ptr(dim, ptr) };
+        WriteSlot {
+            sink,
+            view,
+            ptr,
+            slot,
+            pos,
+            user_len: 0,
+            done: false,
+        }
+    }
+
+    /// Stores `meta` (any `Pod` struct: a frame id, an exposure time) in the slot's user
+    /// metadata; the receiver reads it with [`ReadSlot::user_meta`].
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-meta-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// let mut slot = tx.claim()?;
+    /// slot.set_user_meta(&[7u32, 8u32])?;
+    /// slot.publish();
+    /// assert_eq!(rx.recv()?.user_meta::<[u32; 2]>()?, [7, 8]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn set_user_meta<M: bytemuck::Pod>(&mut self, meta: &M) -> Result<()> {
+        let bytes = bytemuck::bytes_of(meta);
+        let capacity = self.sink.segment().user_meta_size();
+        if bytes.len() > capacity {
+            return Err(Error::MetaTooLarge {
+                size: bytes.len(),
+                capacity,
+            });
+        }
+        let dst = self.sink.segment().user_meta(self.slot);
+        // SAFETY: the slot (its metadata included) is ours until commit; `capacity` bytes lie
+        // between the slot control block and the payload.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        self.user_len = bytes.len() as u32;
+        Ok(())
+    }
+
+    /// The slot index within the ring.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-idx-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// assert_eq!(tx.claim()?.slot_index(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn slot_index(&self) -> usize {
+        self.slot
+    }
+
+    /// Makes the slot visible to consumers; returns its sequence number (1-based).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-pub-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut slot = tx.claim()?;
+    /// slot.fill(1);
+    /// assert_eq!(slot.publish(), 1);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn publish(mut self) -> u64 {
+        if !self.view_intact() {
+            self.done = true;
+            panic!("ndring: the WriteSlot's view was replaced; the slot is leaked, not published");
+        }
+        let seg = self.sink.segment();
+        let seq = self.sink.seq_of(self.pos);
+        let ctrl = seg.slot(self.slot);
+        ctrl.seq.store(seq, Relaxed);
+        ctrl.timestamp_ns.store(sys::now_ns(), Relaxed);
+        ctrl.user_len.store(self.user_len, Relaxed);
+        self.sink.commit(self.slot, self.pos, true);
+        self.done = true;
+        seq
+    }
+
+    fn view_intact(&self) -> bool {
+        self.view.as_ptr() == self.ptr && self.view.is_standard_layout()
+    }
+}
+
+impl<'a, T: Element, D: Dimension> Deref for WriteSlot<'a, T, D> {
+    type Target = ArrayViewMut<'a, T, D>;
+    fn deref(&self) -> &Self::Target {
+        &self.view
+    }
+}
+
+impl<T: Element, D: Dimension> DerefMut for WriteSlot<'_, T, D> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.view
+    }
+}
+
+impl<T: Element, D: Dimension> Drop for WriteSlot<'_, T, D> {
+    fn drop(&mut self) {
+        if !self.done && self.view_intact() {
+            self.sink.commit(self.slot, self.pos, false);
+        }
+    }
+}
+
+/// A received slot: read it through the `ArrayView` it derefs to.
+///
+/// The slot stays reserved to this receiver until its next call (`recv`, `try_recv`, ... or
+/// drop): views copied out of a `ReadSlot` borrow the receiver, so the compiler ensures none
+/// outlives the reservation.
+pub struct ReadSlot<'a, T: Element, D: Dimension> {
+    seg: &'a Segment,
+    view: ArrayView<'a, T, D>,
+    slot: usize,
+    _exclusive: PhantomData<&'a mut ()>,
+}
+
+impl<'a, T: Element, D: Dimension> ReadSlot<'a, T, D> {
+    /// # Safety
+    /// Nobody writes slot `slot` for 'a (the protocol reserves it to the caller, who holds a
+    /// `&'a mut` borrow of its handle and releases only on its next call), and its payload holds
+    /// `dim`'s elements of `T`.
+    pub(crate) unsafe fn new(seg: &'a Segment, slot: usize, dim: D) -> Self {
+        // SAFETY: from the caller; the payload is 128-aligned and sized for `dim`.
+        let view = unsafe { ArrayView::from_shape_ptr(dim, seg.payload(slot).cast::<T>()) };
+        ReadSlot {
+            seg,
+            view,
+            slot,
+            _exclusive: PhantomData,
+        }
+    }
+
+    /// The item's sequence number (1-based; queue rings: its position in the stream).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-seq-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.send(&ndarray::arr1(&[1, 2, 3, 4]))?;
+    /// assert_eq!(rx.recv()?.seq(), 1);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn seq(&self) -> u64 {
+        self.seg.slot(self.slot).seq.load(Relaxed)
+    }
+
+    /// `CLOCK_MONOTONIC` nanoseconds at publish (compare with [`crate::now_ns`]).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-ts-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.send(&ndarray::arr1(&[1, 2, 3, 4]))?;
+    /// assert!(rx.recv()?.timestamp_ns() <= ndring::now_ns());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn timestamp_ns(&self) -> u64 {
+        self.seg.slot(self.slot).timestamp_ns.load(Relaxed)
+    }
+
+    /// The user metadata written with [`WriteSlot::set_user_meta`], as an `M` (bytes beyond what
+    /// was written read as zero).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-um-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// let mut s = tx.claim()?;
+    /// s.set_user_meta(&42u64)?;
+    /// s.publish();
+    /// assert_eq!(rx.recv()?.user_meta::<u64>()?, 42);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn user_meta<M: bytemuck::Pod>(&self) -> Result<M> {
+        let capacity = self.seg.user_meta_size();
+        let size = std::mem::size_of::<M>();
+        if size > capacity {
+            return Err(Error::MetaTooLarge { size, capacity });
+        }
+        let written = (self.seg.slot(self.slot).user_len.load(Relaxed) as usize).min(size);
+        let mut out = M::zeroed();
+        // SAFETY: the slot is reserved to us (see `new`); `written <= size <= capacity` bytes of
+        // metadata lie before the payload.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.seg.user_meta(self.slot),
+                bytemuck::bytes_of_mut(&mut out).as_mut_ptr(),
+                written,
+            )
+        };
+        Ok(out)
+    }
+
+    /// The slot index within the ring.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-ridx-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.send(&ndarray::arr1(&[1, 2, 3, 4]))?;
+    /// assert_eq!(rx.recv()?.slot_index(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn slot_index(&self) -> usize {
+        self.slot
+    }
+}
+
+impl<'a, T: Element, D: Dimension> Deref for ReadSlot<'a, T, D> {
+    type Target = ArrayView<'a, T, D>;
+    fn deref(&self) -> &Self::Target {
+        &self.view
+    }
+}

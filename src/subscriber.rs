@@ -1,0 +1,442 @@
+//! The reading side of a broadcast ring.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64};
+use std::time::{Duration, Instant};
+
+use ndarray::{ArrayBase, DataMut, Dimension};
+
+use crate::config::OpenOptions;
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::peers::{self, Role};
+use crate::protocol::RingMemory;
+use crate::protocol::broadcast::{self, Miss};
+use crate::segment::Segment;
+use crate::slot::ReadSlot;
+use crate::sync::Ordering::*;
+use crate::wait::{self, Waiting};
+
+/// Where a new subscriber starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// At the newest published frame (or the first one, if none is published yet).
+    Newest,
+    /// At the oldest frame still held by the ring.
+    Oldest,
+}
+
+/// Follows a broadcast ring: every frame in order while it keeps up, `Err(Lagged)` with the
+/// exact count when the writer overwrote frames it had not read.
+///
+/// ```
+/// use ndring::{BroadcastWriter, Config, Error, Start, Subscriber};
+/// # let name = format!("/ndr-doc-sub-{}", std::process::id());
+/// let mut w = BroadcastWriter::<u32, ndarray::Ix1>::create(&name, 2, &Config::broadcast())?;
+/// let mut s = Subscriber::<u32, ndarray::Ix1>::open(&name, Start::Oldest)?;
+/// for i in 0..20 {
+///     w.send(&ndarray::arr1(&[i, i]))?;
+/// }
+/// // 8 slots: frames 13..=20 are still held, 1..=12 were overwritten.
+/// assert!(matches!(s.recv(), Err(Error::Lagged { missed: 12 })));
+/// assert_eq!(s.recv()?[0], 12);
+/// # Ok::<(), ndring::Error>(())
+/// ```
+pub struct Subscriber<T: Element, D: Dimension> {
+    seg: Arc<Segment>,
+    entry: usize,
+    sub: broadcast::Subscriber,
+    dim: D,
+    how: Waiting,
+    missed: u64,
+    skipped: u64,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Element, D: Dimension> Subscriber<T, D> {
+    /// Attaches to the broadcast ring `name` as a subscriber starting at `start`. Fails with
+    /// `TooManyPeers` if the ring's subscriber limit is reached.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subopen-{}", std::process::id());
+    /// let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(
+    ///     &name, 4, &Config::broadcast().max_subscribers(1).slots(3))?;
+    /// let _a = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// assert!(matches!(
+    ///     Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest),
+    ///     Err(Error::TooManyPeers { max: 1, .. })
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open(name: &str, start: Start) -> Result<Self> {
+        Self::open_with(name, start, &OpenOptions::default())
+    }
+
+    /// [`Subscriber::open`] with options.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subopenw-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// let s = Subscriber::<u8, ndarray::Ix1>::open_with(&name, Start::Newest,
+    ///     &OpenOptions::default().spin(0))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_with(name: &str, start: Start, options: &OpenOptions) -> Result<Self> {
+        Self::from_segment_with(Segment::open(name, options.ready_timeout)?, start, options)
+    }
+
+    /// Turns an untyped [`Segment`] into a subscriber.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subfs-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let s = Subscriber::<u8, ndarray::IxDyn>::from_segment(seg, Start::Oldest)?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment(seg: Segment, start: Start) -> Result<Self> {
+        Self::from_segment_with(seg, start, &OpenOptions::default())
+    }
+
+    fn from_segment_with(seg: Segment, start: Start, options: &OpenOptions) -> Result<Self> {
+        let dim = crate::typed::check::<T, D>(&seg, false)?;
+        crate::typed::check_broadcast_capacity(&seg)?;
+        let reg = peers::register(&seg, Role::Subscriber)?;
+        let sub = broadcast::Subscriber::attach(&seg, start == Start::Newest);
+        Ok(Subscriber {
+            seg: Arc::new(seg),
+            entry: reg.index,
+            sub,
+            dim,
+            how: Waiting {
+                spin: options.spin,
+                grace: options.grace,
+            },
+            missed: 0,
+            skipped: 0,
+            _t: PhantomData,
+        })
+    }
+
+    fn next_until(
+        &mut self,
+        deadline: Option<Instant>,
+        block: bool,
+        latest: bool,
+    ) -> Result<ReadSlot<'_, T, D>> {
+        let seg = &*self.seg;
+        let me = seg.peer(self.entry);
+        let sub = &mut self.sub;
+        let mut skipped = 0;
+        let mut step = |strong: bool| {
+            let r = if latest {
+                sub.try_latest(seg, me, strong).map(|(s, _, k)| {
+                    skipped = k;
+                    s
+                })
+            } else {
+                sub.try_recv(seg, me, strong).map(|(s, _)| s)
+            };
+            match r {
+                Ok(s) => Some(Ok(s)),
+                Err(Miss::Wait) => None,
+                Err(Miss::Closed) => Some(Err(Error::Closed)),
+                Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
+            }
+        };
+        let got = if block {
+            wait::wait_for(&seg.control().not_empty, self.how, deadline, &mut step, || {})
+                .unwrap_or(Err(Error::Timeout))
+        } else {
+            step(false).unwrap_or(Err(Error::Empty))
+        };
+        self.skipped += skipped;
+        let s = match got {
+            Ok(s) => s,
+            Err(e) => {
+                if let Error::Lagged { missed } = e {
+                    self.missed += missed;
+                }
+                return Err(e);
+            }
+        };
+        // SAFETY: slot `s` is pinned by our entry; the writer never rewrites a pinned slot, and
+        // the pin is dropped only at our next call, when this `&mut self` borrow has ended.
+        Ok(unsafe { ReadSlot::new(seg, s, self.dim.clone()) })
+    }
+
+    /// The next frame in sequence, waiting for it. `Err(Lagged { missed })` if frames were
+    /// overwritten before this subscriber read them (the next call continues with the oldest
+    /// frame held); `Err(Closed)` once the writer closed and nothing newer is held.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subrecv-{}", std::process::id());
+    /// # let mut w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 2, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// w.send(&ndarray::arr1(&[1, 2]))?;
+    /// let frame = s.recv()?;
+    /// assert_eq!((frame.seq(), frame[1]), (1, 2));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recv(&mut self) -> Result<ReadSlot<'_, T, D>> {
+        self.next_until(None, true, false)
+    }
+
+    /// [`Subscriber::recv`] without waiting: `Err(Empty)` if no newer frame is published.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subtry-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 2, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// assert!(matches!(s.try_recv(), Err(Error::Empty)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_recv(&mut self) -> Result<ReadSlot<'_, T, D>> {
+        self.next_until(None, false, false)
+    }
+
+    /// [`Subscriber::recv`] waiting at most `timeout`: `Err(Timeout)` after it.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subto-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 2, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// let t = std::time::Duration::from_millis(10);
+    /// assert!(matches!(s.recv_timeout(t), Err(Error::Timeout)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<ReadSlot<'_, T, D>> {
+        match wait::deadline(timeout) {
+            Some(d) => self.next_until(Some(d), true, false),
+            None => self.recv(),
+        }
+    }
+
+    /// The newest frame, skipping any between it and the last one received; waits for a frame
+    /// newer than the last one received.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-sublatest-{}", std::process::id());
+    /// # let mut w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 1, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// for i in 1..=5 { w.send(&ndarray::arr1(&[i]))?; }
+    /// assert_eq!(s.latest()?[0], 5);
+    /// assert_eq!(s.skipped_total(), 4);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn latest(&mut self) -> Result<ReadSlot<'_, T, D>> {
+        self.next_until(None, true, true)
+    }
+
+    /// [`Subscriber::latest`] without waiting: `Err(Empty)` if nothing newer is published.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subtl-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 1, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// assert!(matches!(s.try_latest(), Err(Error::Empty)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_latest(&mut self) -> Result<ReadSlot<'_, T, D>> {
+        self.next_until(None, false, true)
+    }
+
+    /// [`Subscriber::latest`] waiting at most `timeout`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subltt-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 1, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// let t = std::time::Duration::from_millis(5);
+    /// assert!(matches!(s.latest_timeout(t), Err(Error::Timeout)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn latest_timeout(&mut self, timeout: Duration) -> Result<ReadSlot<'_, T, D>> {
+        match wait::deadline(timeout) {
+            Some(d) => self.next_until(Some(d), true, true),
+            None => self.latest(),
+        }
+    }
+
+    /// Copies the next frame into `dst` without pinning its slot (atomic loads, then a sequence
+    /// re-check: a copy the writer overtook is discarded). Waits at most `timeout` (`None`:
+    /// forever). Returns the frame's `seq`, or `Err(Lagged)` like [`Subscriber::recv`].
+    ///
+    /// `dst` must have the ring's shape; a non-contiguous `dst` costs one temporary buffer.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subcopy-{}", std::process::id());
+    /// # let mut w = BroadcastWriter::<u16, ndarray::Ix1>::create(&name, 3, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u16, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// w.send(&ndarray::arr1(&[1, 2, 3]))?;
+    /// let mut out = ndarray::Array1::<u16>::zeros(3);
+    /// assert_eq!(s.recv_into(&mut out, None)?, 1);
+    /// assert_eq!(out.to_vec(), vec![1, 2, 3]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recv_into<S: DataMut<Elem = T>>(
+        &mut self,
+        dst: &mut ArrayBase<S, D>,
+        timeout: Option<Duration>,
+    ) -> Result<u64> {
+        if dst.shape() != self.dim.slice() {
+            return Err(Error::ShapeMismatch {
+                expected: self.dim.slice().to_vec(),
+                found: dst.shape().to_vec(),
+            });
+        }
+        let seg = &*self.seg;
+        let me = seg.peer(self.entry);
+        self.sub.unpin(me);
+        let contiguous = dst.is_standard_layout();
+        let mut temp: Vec<T> = if contiguous {
+            Vec::new()
+        } else {
+            vec![T::zeroed(); dst.len()]
+        };
+        let got = {
+            let out: &mut [T] = match dst.as_slice_mut() {
+                Some(s) if contiguous => s,
+                _ => &mut temp,
+            };
+            let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
+            let sub = &mut self.sub;
+            let step = |strong: bool| {
+                let r = sub.try_copy(seg, strong, |s| {
+                    // SAFETY: the payload of slot `s` lies inside the mapping, 128-aligned, and
+                    // holds `out_bytes.len()` bytes; it is read only with atomic loads (the
+                    // writer may be rewriting it; `try_copy` re-checks the stamp and discards a
+                    // torn copy).
+                    unsafe { atomic_copy(seg.payload(s), out_bytes) }
+                });
+                match r {
+                    Ok(seq) => Some(Ok(seq)),
+                    Err(Miss::Wait) => None,
+                    Err(Miss::Closed) => Some(Err(Error::Closed)),
+                    Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
+                }
+            };
+            let deadline = timeout.and_then(wait::deadline);
+            wait::wait_for(&seg.control().not_empty, self.how, deadline, step, || {})
+                .unwrap_or(Err(Error::Timeout))
+        };
+        if let Err(Error::Lagged { missed }) = got {
+            self.missed += missed;
+        }
+        let seq = got?;
+        if !contiguous {
+            let src = ndarray::ArrayView::from_shape(self.dim.clone(), &temp[..])
+                .expect("the temporary has the ring's shape");
+            dst.assign(&src);
+        }
+        Ok(seq)
+    }
+
+    /// Frames lost to lag so far (the sum of every `Lagged { missed }` reported).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-submissed-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 1, &Config::broadcast())?;
+    /// let s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// assert_eq!(s.missed_total(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn missed_total(&self) -> u64 {
+        self.missed
+    }
+
+    /// Frames passed over by [`Subscriber::latest`] so far.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subskip-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 1, &Config::broadcast())?;
+    /// let s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// assert_eq!(s.skipped_total(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Sequence number of the next frame `recv` returns.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subnext-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 1, &Config::broadcast())?;
+    /// let s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// assert_eq!(s.next_seq(), 1);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn next_seq(&self) -> u64 {
+        self.sub.next()
+    }
+
+    /// The shape of each frame.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subshape-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix2>::create(&name, (2, 2), &Config::broadcast())?;
+    /// let s = Subscriber::<u8, ndarray::Ix2>::open(&name, Start::Newest)?;
+    /// assert_eq!(s.shape(), &[2, 2]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        self.dim.slice()
+    }
+
+    /// The underlying segment.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subseg-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 1, &Config::broadcast())?;
+    /// let s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// assert_eq!(s.segment().slot_count(), 8);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl<T: Element, D: Dimension> Drop for Subscriber<T, D> {
+    fn drop(&mut self) {
+        let me = self.seg.peer(self.entry);
+        self.sub.unpin(me);
+        peers::unregister(&self.seg, self.entry);
+    }
+}
+
+/// Copies `dst.len()` bytes from `src` with relaxed atomic loads (8 bytes at a time, then
+/// single bytes), so that a concurrent writer makes the copy stale, never undefined behaviour.
+///
+/// # Safety
+/// `src` is 8-aligned and valid for `dst.len()` bytes of reads for the call, and is only ever
+/// accessed atomically by this process while the call runs.
+unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
+    let words = dst.len() / 8;
+    for (i, chunk) in dst.chunks_exact_mut(8).enumerate() {
+        // SAFETY: i < words, so 8 bytes at src + 8i are in range and 8-aligned.
+        let v = unsafe { (*src.cast::<AtomicU64>().add(i)).load(Relaxed) };
+        chunk.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in dst[words * 8..].iter_mut().enumerate() {
+        // SAFETY: in range, as above; any address is aligned for a byte.
+        *b = unsafe { (*src.add(words * 8 + i).cast::<AtomicU8>()).load(Relaxed) };
+    }
+}

@@ -1,0 +1,108 @@
+//! Shared by the typed handles: checking a segment against `T` and `D`, and creating one.
+
+use ndarray::{Dimension, IntoDimension};
+
+use crate::config::Config;
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::layout::{Params, RingKind};
+use crate::segment::Segment;
+
+/// Checks the segment's kind, element type and rank; returns its shape as a `D`.
+pub(crate) fn check<T: Element, D: Dimension>(
+    seg: &Segment,
+    queue: bool,
+) -> Result<D> {
+    let ok = if queue {
+        seg.kind().is_queue()
+    } else {
+        seg.kind() == RingKind::Broadcast
+    };
+    if !ok {
+        return Err(Error::KindMismatch {
+            expected: if queue { "a queue ring (SPSC or MPMC)" } else { "a broadcast ring" },
+            found: seg.kind(),
+        });
+    }
+    if seg.dtype() != T::DTYPE {
+        return Err(Error::TypeMismatch {
+            expected: T::DTYPE,
+            found: seg.dtype(),
+        });
+    }
+    let shape = seg.shape();
+    if let Some(n) = D::NDIM
+        && n != shape.len()
+    {
+        return Err(Error::RankMismatch {
+            expected: n,
+            found: shape.len(),
+        });
+    }
+    let mut dim = D::zeros(shape.len());
+    dim.slice_mut().copy_from_slice(shape);
+    Ok(dim)
+}
+
+/// Checks that the segment's shape is exactly `expected`.
+pub(crate) fn check_shape(seg: &Segment, expected: &[usize]) -> Result<()> {
+    if seg.shape() != expected {
+        return Err(Error::ShapeMismatch {
+            expected: expected.to_vec(),
+            found: seg.shape().to_vec(),
+        });
+    }
+    Ok(())
+}
+
+/// Creates the segment for a ring of `T` with `shape`.
+pub(crate) fn create<T: Element, D: Dimension>(
+    name: &str,
+    shape: impl IntoDimension<Dim = D>,
+    config: &Config,
+    queue: bool,
+) -> Result<(Segment, D)> {
+    if config.kind.is_queue() != queue {
+        return Err(Error::InvalidConfig(format!(
+            "{} needs {}, the config is for {}",
+            if queue { "a queue handle" } else { "a broadcast handle" },
+            if queue { "Config::spsc() or Config::mpmc()" } else { "Config::broadcast()" },
+            config.kind
+        )));
+    }
+    if config.kind == RingKind::Broadcast && config.slots < config.max_peers + 1 {
+        let subs = config.max_peers - 1;
+        return Err(Error::InvalidConfig(format!(
+            "a broadcast ring for {subs} subscribers needs at least {} slots (one pinned per \
+             subscriber, plus the newest frame, plus one to write), got {}",
+            subs + 2,
+            config.slots
+        )));
+    }
+    let dim = shape.into_dimension();
+    let params = Params {
+        kind: config.kind,
+        dtype: T::DTYPE,
+        shape: dim.slice().to_vec(),
+        slots: config.slots,
+        user_meta: config.user_meta,
+        max_peers: config.max_peers,
+    };
+    Ok((Segment::create(name, params, config)?, dim))
+}
+
+/// Checks that a segment opened by name is a valid broadcast ring's (slot count vs subscribers),
+/// since a hostile header could describe one the writer cannot serve.
+pub(crate) fn check_broadcast_capacity(seg: &Segment) -> Result<()> {
+    let subs = seg.layout().params.max_peers - 1;
+    if seg.kind() == RingKind::Broadcast && seg.slot_count() < subs + 2 {
+        return Err(Error::Corrupt {
+            name: seg.name().into(),
+            reason: format!(
+                "a broadcast ring with {} slots cannot serve {subs} subscribers",
+                seg.slot_count()
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,99 @@
+//! Blocking: poll briefly, then sleep on a shared futex in the segment, with a deadline.
+
+use std::time::{Duration, Instant};
+
+use crate::header::WaitWord;
+use crate::protocol::{begin_wait, bump, end_wait, has_waiters};
+use crate::sys;
+
+/// How a blocking call waits.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Waiting {
+    /// Polls before sleeping.
+    pub spin: u32,
+    /// Longest single sleep; after each, `idle` runs (dead-peer recovery).
+    pub grace: Duration,
+}
+
+/// Runs `step` until it returns `Some`, or until `deadline` (then `None`).
+///
+/// `step(strong)` makes one non-blocking attempt; `strong` asks for the RMW re-check that must
+/// precede a sleep (see `protocol`). `idle` runs after every sleep of a full `grace` period.
+#[inline]
+pub(crate) fn wait_for<R>(
+    w: &WaitWord,
+    how: Waiting,
+    deadline: Option<Instant>,
+    mut step: impl FnMut(bool) -> Option<R>,
+    mut idle: impl FnMut(),
+) -> Option<R> {
+    if let Some(r) = step(false) {
+        return Some(r);
+    }
+    for i in 0..how.spin {
+        if i % 64 == 63 {
+            // Let the peer run if it shares our core (2-core machines).
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+        if let Some(r) = step(false) {
+            return Some(r);
+        }
+    }
+    wait_slow(w, how, deadline, &mut step, &mut idle)
+}
+
+#[cold]
+fn wait_slow<R>(
+    w: &WaitWord,
+    how: Waiting,
+    deadline: Option<Instant>,
+    step: &mut impl FnMut(bool) -> Option<R>,
+    idle: &mut impl FnMut(),
+) -> Option<R> {
+    loop {
+        let epoch = begin_wait(w);
+        if let Some(r) = step(true) {
+            end_wait(w);
+            return Some(r);
+        }
+        let mut sleep = how.grace;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                end_wait(w);
+                return step(true);
+            }
+            sleep = sleep.min(left);
+        }
+        let before = Instant::now();
+        sys::futex_wait(&w.futex, epoch, Some(sleep));
+        end_wait(w);
+        if before.elapsed() >= how.grace {
+            idle();
+        }
+        if let Some(r) = step(false) {
+            return Some(r);
+        }
+    }
+}
+
+/// Wakes everyone asleep on `w`, if anyone is: a load and nothing else when nobody sleeps.
+#[inline]
+pub(crate) fn notify(w: &WaitWord) {
+    if has_waiters(w) {
+        notify_slow(w);
+    }
+}
+
+#[cold]
+fn notify_slow(w: &WaitWord) {
+    bump(w);
+    sys::futex_wake_all(&w.futex);
+}
+
+/// `Instant::now() + d`, or no deadline if that overflows.
+pub(crate) fn deadline(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}

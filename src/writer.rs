@@ -1,0 +1,265 @@
+//! The writing side of a broadcast ring.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
+
+use crate::config::{Config, OpenOptions};
+use crate::element::Element;
+use crate::error::{Error, Result};
+use crate::peers::{self, PeerInfo, Role};
+use crate::protocol::{RingMemory, broadcast};
+use crate::segment::Segment;
+use crate::slot::{Sink, WriteSlot};
+use crate::wait;
+
+/// Publishes frames to a broadcast ring. It never waits for subscribers: it overwrites the
+/// oldest frame that no subscriber has pinned. One writer per ring at a time (a second gets
+/// [`Error::RoleTaken`]; a dead writer's role can be taken over).
+///
+/// ```
+/// use ndring::{BroadcastWriter, Config, Start, Subscriber};
+/// # let name = format!("/ndr-doc-bw-{}", std::process::id());
+/// let mut w = BroadcastWriter::<u8, ndarray::Ix2>::create(&name, (4, 4), &Config::broadcast())?;
+/// let mut s = Subscriber::<u8, ndarray::Ix2>::open(&name, Start::Oldest)?;
+/// let mut slot = w.claim();
+/// slot.fill(9);
+/// slot.publish();
+/// assert_eq!(s.recv()?[[3, 3]], 9);
+/// # Ok::<(), ndring::Error>(())
+/// ```
+pub struct BroadcastWriter<T: Element, D: Dimension> {
+    inner: Inner,
+    dim: D,
+    _t: PhantomData<fn() -> T>,
+}
+
+struct Inner {
+    seg: Arc<Segment>,
+    entry: usize,
+    writer: broadcast::Writer,
+}
+
+impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
+    /// Creates the broadcast ring `name` and attaches as its writer. Fails with
+    /// `InvalidConfig` unless `slots >= max_subscribers + 2`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwc-{}", std::process::id());
+    /// let bad = Config::broadcast().max_subscribers(8).slots(8);
+    /// assert!(matches!(
+    ///     BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 16, &bad),
+    ///     Err(Error::InvalidConfig(_))
+    /// ));
+    /// let w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 16, &bad.slots(10))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
+        let (seg, _) = crate::typed::create::<T, D>(name, shape, config, false)?;
+        Self::attach(seg)
+    }
+
+    /// Attaches as the writer of the existing broadcast ring `name` (after a writer that
+    /// exited or died).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwo-{}", std::process::id());
+    /// let w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 16, &Config::broadcast())?;
+    /// assert!(matches!(
+    ///     BroadcastWriter::<u8, ndarray::Ix1>::open(&name),
+    ///     Err(Error::RoleTaken { role: Role::Writer, .. })
+    /// ));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open(name: &str) -> Result<Self> {
+        Self::attach(Segment::open(name, OpenOptions::default().ready_timeout)?)
+    }
+
+    /// Turns an untyped [`Segment`] into a writer.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwfs-{}", std::process::id());
+    /// # let mut c = Config::broadcast(); c = c.keep(true);
+    /// # drop(BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 16, &c)?);
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let w = BroadcastWriter::<u8, ndarray::IxDyn>::from_segment(seg)?;
+    /// # ndring::remove(&name)?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment(seg: Segment) -> Result<Self> {
+        Self::attach(seg)
+    }
+
+    fn attach(seg: Segment) -> Result<Self> {
+        let dim = crate::typed::check::<T, D>(&seg, false)?;
+        crate::typed::check_broadcast_capacity(&seg)?;
+        let reg = peers::register(&seg, Role::Writer)?;
+        let writer = broadcast::Writer::attach(&seg, 1);
+        Ok(BroadcastWriter {
+            inner: Inner {
+                seg: Arc::new(seg),
+                entry: reg.index,
+                writer,
+            },
+            dim,
+            _t: PhantomData,
+        })
+    }
+
+    /// Claims the slot of the oldest frame that no subscriber has pinned. Never waits.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwclaim-{}", std::process::id());
+    /// let mut w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// for i in 0..100u8 {
+    ///     let mut slot = w.claim();
+    ///     slot.fill(i);
+    ///     assert_eq!(slot.publish(), i as u64 + 1);
+    /// }
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn claim(&mut self) -> WriteSlot<'_, T, D> {
+        let s = self.inner.writer.claim(&*self.inner.seg);
+        let seq = self.inner.writer.next_seq();
+        // SAFETY: `claim` marked slot `s` WRITING after checking that no subscriber pins it; no
+        // subscriber borrows a WRITING slot, so it is ours until `commit`.
+        unsafe { WriteSlot::new(&mut self.inner, s, seq, self.dim.clone()) }
+    }
+
+    /// Copies `array` (any layout, same shape) into a slot and publishes it; returns its `seq`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwsend-{}", std::process::id());
+    /// let mut w = BroadcastWriter::<f32, ndarray::Ix1>::create(&name, 3, &Config::broadcast())?;
+    /// assert_eq!(w.send(&ndarray::arr1(&[1.0, 2.0, 3.0]))?, 1);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn send<S: Data<Elem = T>>(&mut self, array: &ArrayBase<S, D>) -> Result<u64> {
+        if array.shape() != self.dim.slice() {
+            return Err(Error::ShapeMismatch {
+                expected: self.dim.slice().to_vec(),
+                found: array.shape().to_vec(),
+            });
+        }
+        let mut slot = self.claim();
+        slot.assign(array);
+        Ok(slot.publish())
+    }
+
+    /// Ends the stream: subscribers receive what is still held, then `Err(Closed)`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwclose-{}", std::process::id());
+    /// let mut w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Oldest)?;
+    /// w.close();
+    /// assert!(matches!(s.recv(), Err(Error::Closed)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn close(&mut self) {
+        let seg = &*self.inner.seg;
+        self.inner.writer.close(seg);
+        wait::notify(&seg.control().not_empty);
+    }
+
+    /// Sequence number of the newest published frame (0: none).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwseq-{}", std::process::id());
+    /// let mut w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// assert_eq!(w.published(), 0);
+    /// w.claim().publish();
+    /// assert_eq!(w.published(), 1);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn published(&self) -> u64 {
+        self.inner.writer.next_seq() - 1
+    }
+
+    /// The shape of each frame.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwshape-{}", std::process::id());
+    /// let w = BroadcastWriter::<u8, ndarray::Ix2>::create(&name, (2, 5), &Config::broadcast())?;
+    /// assert_eq!(w.shape(), &[2, 5]);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn shape(&self) -> &[usize] {
+        self.dim.slice()
+    }
+
+    /// The underlying segment.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwseg-{}", std::process::id());
+    /// let w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// assert_eq!(w.segment().kind(), RingKind::Broadcast);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn segment(&self) -> &Segment {
+        &self.inner.seg
+    }
+
+    /// The processes attached to this ring.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwpeers-{}", std::process::id());
+    /// let w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// let _s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
+    /// assert_eq!(w.peers().len(), 2);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        peers::list(&self.inner.seg)
+    }
+
+    /// Drops the pins of dead subscribers and frees their entries; returns how many.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwrd-{}", std::process::id());
+    /// let w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// assert_eq!(w.recover_dead(), 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn recover_dead(&self) -> usize {
+        peers::sweep(&self.inner.seg)
+    }
+}
+
+impl Sink for Inner {
+    fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn seq_of(&self, pos: u64) -> u64 {
+        pos
+    }
+
+    fn commit(&mut self, slot: usize, _pos: u64, publish: bool) {
+        let seg = &*self.seg;
+        if publish {
+            self.writer.publish(seg, slot);
+            wait::notify(&seg.control().not_empty);
+        } else {
+            self.writer.abandon(seg, slot);
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        peers::unregister(&self.seg, self.entry);
+    }
+}
