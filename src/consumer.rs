@@ -221,6 +221,10 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         let pos = got?;
         if self.spsc.is_some() {
             me.holding.store(pos + 1, Relaxed);
+        } else {
+            // Tombstones skipped on the way were released: producers may have room (a load
+            // unless a producer sleeps).
+            wait::notify(&seg.control().not_full);
         }
         self.held = Some(pos);
         let slot = (pos % seg.slot_count() as u64) as usize;
@@ -289,7 +293,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # let mut rx = Consumer::<u8, ndarray::Ix2>::open(&name)?;
     /// tx.send(&ndarray::arr2(&[[1, 2], [3, 4]]))?;
     /// let mut out = ndarray::Array2::<u8>::zeros((2, 2));
-    /// rx.recv_into(&mut out.t_mut())?;
+    /// rx.recv_into(&mut out.view_mut().reversed_axes())?;
     /// assert_eq!(out, ndarray::arr2(&[[1, 3], [2, 4]]));
     /// # Ok::<(), Error>(())
     /// ```

@@ -39,7 +39,9 @@ pub enum Error {
     },
     /// `create` found a segment whose creator has died: it may be replaced with
     /// `Config::replace_stale(true)` or removed with [`crate::remove`].
-    #[error("a stale shared-memory segment named {name:?} exists: its creator (pid {creator_pid}) is dead; remove it or create with replace_stale(true)")]
+    #[error(
+        "a stale shared-memory segment named {name:?} exists: its creator (pid {creator_pid}) is dead; remove it or create with replace_stale(true)"
+    )]
     Stale {
         /// The name.
         name: String,
@@ -55,7 +57,9 @@ pub enum Error {
         op: &'static str,
     },
     /// `/dev/shm` cannot hold the segment.
-    #[error("not enough shared memory for {name:?}: it needs {needed} bytes; enlarge /dev/shm (e.g. docker run --shm-size) or use fewer/smaller slots")]
+    #[error(
+        "not enough shared memory for {name:?}: it needs {needed} bytes; enlarge /dev/shm (e.g. docker run --shm-size) or use fewer/smaller slots"
+    )]
     NoSpace {
         /// The name.
         name: String,
@@ -123,7 +127,9 @@ pub enum Error {
         found: RingKind,
     },
     /// The creator did not finish initialising the segment in time (it may have died).
-    #[error("{name:?} was not initialised within {waited:?}: its creator may have died; remove it or create with replace_stale(true)")]
+    #[error(
+        "{name:?} was not initialised within {waited:?}: its creator may have died; remove it or create with replace_stale(true)"
+    )]
     NotReady {
         /// The name.
         name: String,

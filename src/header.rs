@@ -93,7 +93,7 @@ pub struct SlotCtrl {
     pub flags: AtomicU32,
     /// Bytes of user metadata written with this item.
     pub user_len: AtomicU32,
-    /// Queue rings: `peer index + 1` of the producer that claimed it (0: unknown), for recovery.
+    /// Reserved (0).
     pub owner: AtomicU64,
 }
 

@@ -110,7 +110,7 @@ pub struct Layout {
 /// by openers with a volatile copy. Each field is described in `ARCHITECTURE.md`.
 #[allow(missing_docs)]
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct Fixed {
     pub magic: u64,
     pub version: u32,
@@ -148,13 +148,19 @@ impl Layout {
     /// Computes the layout, rejecting parameters out of range. Every sum and product is checked.
     pub fn compute(params: Params) -> Result<Layout, String> {
         if params.shape.len() > MAX_RANK {
-            return Err(format!("rank {} exceeds the maximum {MAX_RANK}", params.shape.len()));
+            return Err(format!(
+                "rank {} exceeds the maximum {MAX_RANK}",
+                params.shape.len()
+            ));
         }
         if let Some(i) = params.shape.iter().position(|&d| d == 0) {
             return Err(format!("dimension {i} of shape {:?} is zero", params.shape));
         }
         if params.slots < 2 || params.slots > MAX_SLOTS {
-            return Err(format!("slot count {} is outside 2..={MAX_SLOTS}", params.slots));
+            return Err(format!(
+                "slot count {} is outside 2..={MAX_SLOTS}",
+                params.slots
+            ));
         }
         if params.user_meta > MAX_USER_META {
             return Err(format!(
@@ -163,9 +169,17 @@ impl Layout {
             ));
         }
         if params.max_peers < 2 || params.max_peers > MAX_PEERS {
-            return Err(format!("peer table size {} is outside 2..={MAX_PEERS}", params.max_peers));
+            return Err(format!(
+                "peer table size {} is outside 2..={MAX_PEERS}",
+                params.max_peers
+            ));
         }
-        let too_big = || format!("shape {:?} with {} slots overflows", params.shape, params.slots);
+        let too_big = || {
+            format!(
+                "shape {:?} with {} slots overflows",
+                params.shape, params.slots
+            )
+        };
         let elems = params
             .shape
             .iter()
@@ -278,7 +292,10 @@ pub fn decode(bytes: &[u8], mapping_len: u64) -> Result<(Layout, Fixed), Rejecti
     }
     let bad = |s: String| Err(Rejection::Corrupt(s));
     if f.fixed_size as usize != FIXED_SIZE {
-        return bad(format!("fixed header size {} (expected {FIXED_SIZE})", f.fixed_size));
+        return bad(format!(
+            "fixed header size {} (expected {FIXED_SIZE})",
+            f.fixed_size
+        ));
     }
     let Some(kind) = RingKind::from_code(f.kind) else {
         return bad(format!("unknown ring kind {}", f.kind));
@@ -399,13 +416,22 @@ mod tests {
         assert_eq!(back, l);
         assert_eq!(fixed.creator_pid, 42);
 
-        assert_eq!(decode(&bytes[..100], u64::MAX), Err(Rejection::TooShort(100)));
+        assert_eq!(
+            decode(&bytes[..100], u64::MAX),
+            Err(Rejection::TooShort(100))
+        );
         let mut g = f;
         g.magic ^= 1;
-        assert_eq!(decode(bytemuck::bytes_of(&g), u64::MAX), Err(Rejection::Magic(MAGIC ^ 1)));
+        assert_eq!(
+            decode(bytemuck::bytes_of(&g), u64::MAX),
+            Err(Rejection::Magic(MAGIC ^ 1))
+        );
         let mut g = f;
         g.version = 2;
-        assert_eq!(decode(bytemuck::bytes_of(&g), u64::MAX), Err(Rejection::Version(2)));
+        assert_eq!(
+            decode(bytemuck::bytes_of(&g), u64::MAX),
+            Err(Rejection::Version(2))
+        );
         let mutations: Vec<Box<dyn Fn(&mut Fixed)>> = vec![
             Box::new(|g| g.kind = 9),
             Box::new(|g| g.dtype = 0),

@@ -92,6 +92,11 @@ fn entries(seg: &Segment, role: Role) -> std::ops::Range<usize> {
     }
 }
 
+/// Whether at most one process may hold `role` on a ring of `kind`.
+fn single_holder(kind: RingKind, role: Role) -> bool {
+    kind == RingKind::Spsc || role == Role::Writer
+}
+
 /// A taken peer entry; what the previous (dead) owner held, if we took over one.
 pub(crate) struct Registration {
     pub index: usize,
@@ -107,7 +112,7 @@ pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
     let start = sys::start_time(pid);
     let range = entries(seg, role);
     for i in range.clone() {
-        if peers::try_take(seg.peer(i), 0, me, start).is_ok() {
+        if peers::try_take(seg.peer(i), me, start).is_ok() {
             return Ok(Registration {
                 index: i,
                 dead_holding: None,
@@ -120,7 +125,7 @@ pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
         let e = seg.peer(i);
         let word = e.owner.load(Acquire);
         if word == 0 {
-            if peers::try_take(e, 0, me, start).is_ok() {
+            if peers::try_take(e, me, start).is_ok() {
                 return Ok(Registration {
                     index: i,
                     dead_holding: None,
@@ -128,14 +133,15 @@ pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
             }
             continue;
         }
+        let dead_start = e.start_time.load(Acquire);
         if entry_alive(e) {
             holder = peers::split_owner(word).map(|(p, _)| p);
             continue;
         }
         let holding = e.holding.load(Acquire);
         recover_entry(seg, i);
-        if peers::try_take(e, word, me, start).is_ok() {
-            if seg.kind() != RingKind::Broadcast || role == Role::Writer {
+        if peers::try_take_over(e, word, dead_start, me, start).is_ok() {
+            if single_holder(seg.kind(), role) {
                 seg.control().stats.role_takeovers.fetch_add(1, Relaxed);
             }
             e.holding.store(0, Release);
@@ -146,7 +152,7 @@ pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
             });
         }
     }
-    if range.len() == 1 {
+    if single_holder(seg.kind(), role) {
         Err(Error::RoleTaken {
             role,
             pid: holder.unwrap_or(0),
@@ -196,22 +202,26 @@ pub(crate) fn sweep(seg: &Segment) -> usize {
     for i in 0..seg.max_peers() {
         let e = seg.peer(i);
         let word = e.owner.load(Acquire);
+        let dead_start = e.start_time.load(Acquire);
         if word == 0 || entry_alive(e) {
             continue;
         }
-        let single = matches!(seg.kind(), RingKind::Spsc)
-            || (seg.kind() == RingKind::Broadcast && i == 0);
+        let single =
+            matches!(seg.kind(), RingKind::Spsc) || (seg.kind() == RingKind::Broadcast && i == 0);
+        // A single-holder role stays taken until a successor takes it over (which recovers it).
         if single {
             continue;
         }
         recover_entry(seg, i);
-        if e.owner.load(Acquire) == word {
-            // Free it only if nobody took it over meanwhile.
-            if e.owner.compare_exchange(word, 0, AcqRel, Relaxed).is_ok() {
-                e.start_time.store(0, Release);
-                n += 1;
-            }
+        // Free it only if nobody took it over meanwhile.
+        if peers::free_dead(e, word, dead_start) {
+            n += 1;
         }
+    }
+    if n > 0 {
+        // Recovered slots may unblock sleepers on either side.
+        crate::wait::notify(&seg.control().not_empty);
+        crate::wait::notify(&seg.control().not_full);
     }
     n
 }

@@ -8,7 +8,9 @@ use crate::config::Config;
 use crate::element::DType;
 use crate::error::{Error, Result};
 use crate::header::{Control, PeerEntry, STATE_READY, SlotCtrl};
-use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params, RingKind};
+use crate::layout::{
+    self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params, RingKind,
+};
 use crate::protocol::{self, RingMemory};
 use crate::sync::{AtomicU64, Ordering::*};
 use crate::sys;
@@ -161,7 +163,7 @@ impl Segment {
             unlink_on_drop: !config.keep,
             _fd: fd,
         };
-        protocol::init(&seg, seg.layout.params.kind);
+        protocol::init(&seg, seg.layout.params.kind == RingKind::Mpmc);
         seg.control().state.store(STATE_READY, Release);
         Ok(seg)
     }
@@ -328,6 +330,24 @@ impl Segment {
         }
     }
 
+    /// How many threads (in any process) are asleep right now waiting for an item
+    /// (consumers, subscribers) and for a free slot (producers). For diagnostics and tests.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-waiting-{}", std::process::id());
+    /// let p = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// assert_eq!(p.segment().sleepers(), (0, 0));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn sleepers(&self) -> (u32, u32) {
+        let c = self.control();
+        (
+            c.not_empty.waiters.load(Relaxed),
+            c.not_full.waiters.load(Relaxed),
+        )
+    }
+
     /// Pointer to slot `i`'s array.
     #[inline]
     pub(crate) fn payload(&self, i: usize) -> *mut u8 {
@@ -335,9 +355,9 @@ impl Segment {
         // SAFETY: decode/compute guarantee slots_offset + slots * stride <= len, and
         // payload_offset + payload_bytes <= stride, so the pointer stays inside the mapping.
         unsafe {
-            self.base
-                .as_ptr()
-                .add(self.layout.slots_offset + i * self.layout.slot_stride + self.layout.payload_offset)
+            self.base.as_ptr().add(
+                self.layout.slots_offset + i * self.layout.slot_stride + self.layout.payload_offset,
+            )
         }
     }
 
@@ -466,13 +486,11 @@ fn classify_existing(name: &str, ready_timeout: Duration) -> Existing {
             }
         }
         // Never finished by its creator: stale, whoever that was.
-        Err(Error::NotReady { .. }) => {
-            match read_creator(name) {
-                Some((pid, start)) if sys::alive(pid, start) => Existing::Alive(pid),
-                Some((pid, _)) => Existing::Dead(pid),
-                None => Existing::Dead(0),
-            }
-        }
+        Err(Error::NotReady { .. }) => match read_creator(name) {
+            Some((pid, start)) if sys::alive(pid, start) => Existing::Alive(pid),
+            Some((pid, _)) => Existing::Dead(pid),
+            None => Existing::Dead(0),
+        },
         Err(_) => Existing::Unknown,
     }
 }
@@ -493,5 +511,6 @@ fn read_creator(name: &str) -> Option<(u32, u64)> {
     // SAFETY: mapped just above; no reference into it exists.
     unsafe { sys::unmap(base, FIXED_SIZE) };
     let f: Fixed = bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<Fixed>()]);
-    (f.magic == layout::MAGIC && f.creator_pid != 0).then_some((f.creator_pid, f.creator_start_time))
+    (f.magic == layout::MAGIC && f.creator_pid != 0)
+        .then_some((f.creator_pid, f.creator_start_time))
 }

@@ -32,7 +32,9 @@ pub(crate) trait Sink {
 pub struct WriteSlot<'a, T: Element, D: Dimension> {
     sink: &'a mut dyn Sink,
     view: ArrayViewMut<'a, T, D>,
+    /// Where the view must still point, and its shape, at publish (see `view_intact`).
     ptr: *const T,
+    dim: D,
     slot: usize,
     pos: u64,
     user_len: u32,
@@ -48,11 +50,12 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
         // SAFETY: from the caller: exclusive ownership of the slot's payload, which is
         // 128-aligned (>= align_of::<T>()) and holds exactly `dim.size()` elements of `T`, inside
         // a mapping that `sink` keeps alive for 'a.
-        let view = unsafe { ArrayViewMut::from_shape_ptr(dim, ptr) };
+        let view = unsafe { ArrayViewMut::from_shape_ptr(dim.clone(), ptr) };
         WriteSlot {
             sink,
             view,
             ptr,
+            dim,
             slot,
             pos,
             user_len: 0,
@@ -131,8 +134,13 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
         seq
     }
 
+    /// Whether the view is still the one we made: same start, same shape, C order. A view
+    /// swapped out (`mem::replace`) and split could otherwise keep a part of the slot writable
+    /// after publish.
     fn view_intact(&self) -> bool {
-        self.view.as_ptr() == self.ptr && self.view.is_standard_layout()
+        self.view.as_ptr() == self.ptr
+            && self.view.raw_dim() == self.dim
+            && self.view.is_standard_layout()
     }
 }
 

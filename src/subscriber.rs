@@ -149,8 +149,14 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             }
         };
         let got = if block {
-            wait::wait_for(&seg.control().not_empty, self.how, deadline, &mut step, || {})
-                .unwrap_or(Err(Error::Timeout))
+            wait::wait_for(
+                &seg.control().not_empty,
+                self.how,
+                deadline,
+                &mut step,
+                || {},
+            )
+            .unwrap_or(Err(Error::Timeout))
         } else {
             step(false).unwrap_or(Err(Error::Empty))
         };

@@ -9,10 +9,7 @@ use crate::layout::{Params, RingKind};
 use crate::segment::Segment;
 
 /// Checks the segment's kind, element type and rank; returns its shape as a `D`.
-pub(crate) fn check<T: Element, D: Dimension>(
-    seg: &Segment,
-    queue: bool,
-) -> Result<D> {
+pub(crate) fn check<T: Element, D: Dimension>(seg: &Segment, queue: bool) -> Result<D> {
     let ok = if queue {
         seg.kind().is_queue()
     } else {
@@ -20,7 +17,11 @@ pub(crate) fn check<T: Element, D: Dimension>(
     };
     if !ok {
         return Err(Error::KindMismatch {
-            expected: if queue { "a queue ring (SPSC or MPMC)" } else { "a broadcast ring" },
+            expected: if queue {
+                "a queue ring (SPSC or MPMC)"
+            } else {
+                "a broadcast ring"
+            },
             found: seg.kind(),
         });
     }
@@ -65,8 +66,16 @@ pub(crate) fn create<T: Element, D: Dimension>(
     if config.kind.is_queue() != queue {
         return Err(Error::InvalidConfig(format!(
             "{} needs {}, the config is for {}",
-            if queue { "a queue handle" } else { "a broadcast handle" },
-            if queue { "Config::spsc() or Config::mpmc()" } else { "Config::broadcast()" },
+            if queue {
+                "a queue handle"
+            } else {
+                "a broadcast handle"
+            },
+            if queue {
+                "Config::spsc() or Config::mpmc()"
+            } else {
+                "Config::broadcast()"
+            },
             config.kind
         )));
     }

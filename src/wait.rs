@@ -52,6 +52,7 @@ fn wait_slow<R>(
     step: &mut impl FnMut(bool) -> Option<R>,
     idle: &mut impl FnMut(),
 ) -> Option<R> {
+    let mut next_idle = Instant::now() + how.grace;
     loop {
         let epoch = begin_wait(w);
         if let Some(r) = step(true) {
@@ -67,11 +68,12 @@ fn wait_slow<R>(
             }
             sleep = sleep.min(left);
         }
-        let before = Instant::now();
         sys::futex_wait(&w.futex, epoch, Some(sleep));
         end_wait(w);
-        if before.elapsed() >= how.grace {
+        let now = Instant::now();
+        if now >= next_idle {
             idle();
+            next_idle = now + how.grace;
         }
         if let Some(r) = step(false) {
             return Some(r);

@@ -152,7 +152,8 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         Ok(slot.publish())
     }
 
-    /// Ends the stream: subscribers receive what is still held, then `Err(Closed)`.
+    /// Ends the stream and gives up the writer role: subscribers receive what is still held,
+    /// then `Err(Closed)`. (A writer that attaches later starts a new stream.)
     ///
     /// ```
     /// # use ndring::*;
@@ -163,7 +164,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// assert!(matches!(s.recv(), Err(Error::Closed)));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn close(&mut self) {
+    pub fn close(mut self) {
         let seg = &*self.inner.seg;
         self.inner.writer.close(seg);
         wait::notify(&seg.control().not_empty);

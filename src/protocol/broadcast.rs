@@ -49,7 +49,8 @@ impl Writer {
     /// Takes the writer side over at the ring's current state (fresh, or after a dead writer).
     /// Any slot left `WRITING` by a dead writer is turned back into "empty" (stamp 0).
     pub fn attach<M: RingMemory>(mem: &M, first_sub: usize) -> Writer {
-        let seq = mem.control().published.load(Acquire) & !CLOSED;
+        // A new writer starts a new stream (continuing the sequence numbers).
+        let seq = mem.control().published.fetch_and(!CLOSED, AcqRel) & !CLOSED;
         let mut newest_slot = 0;
         let mut oldest = (u64::MAX, 0);
         for i in 0..mem.slots() {
@@ -205,7 +206,11 @@ impl Subscriber {
         loop {
             let p = published(mem, strong);
             if self.next > p & !CLOSED {
-                return Err(if p & CLOSED != 0 { Miss::Closed } else { Miss::Wait });
+                return Err(if p & CLOSED != 0 {
+                    Miss::Closed
+                } else {
+                    Miss::Wait
+                });
             }
             let seq = self.next;
             if let Some(s) = self.try_pin(mem, me, seq) {
@@ -236,7 +241,11 @@ impl Subscriber {
             let p = published(mem, strong);
             let seq = p & !CLOSED;
             if seq < self.next {
-                return Err(if p & CLOSED != 0 { Miss::Closed } else { Miss::Wait });
+                return Err(if p & CLOSED != 0 {
+                    Miss::Closed
+                } else {
+                    Miss::Wait
+                });
             }
             if let Some(s) = self.try_pin(mem, me, seq) {
                 let skipped = seq - self.next;
@@ -261,7 +270,11 @@ impl Subscriber {
         loop {
             let p = published(mem, strong);
             if self.next > p & !CLOSED {
-                return Err(if p & CLOSED != 0 { Miss::Closed } else { Miss::Wait });
+                return Err(if p & CLOSED != 0 {
+                    Miss::Closed
+                } else {
+                    Miss::Wait
+                });
             }
             let seq = self.next;
             let s = mem.index((seq % n) as usize).load(Acquire) as usize;
@@ -294,12 +307,15 @@ fn published<M: RingMemory>(mem: &M, strong: bool) -> u64 {
     }
 }
 
-/// The smallest frame `>= from` still held in some slot.
+/// The smallest frame `>= from` still held in some slot. A slot being rewritten counts with
+/// its old frame: the writer may yet back off (the slot was pinned) and restore it, so a frame
+/// is reported lost only once its slot holds a newer one. Callers retry when this returns the
+/// frame they failed to get.
 pub fn oldest_held<M: RingMemory>(mem: &M, from: u64) -> Option<u64> {
     (0..mem.slots())
         .filter_map(|i| {
             let st = mem.slot(i).stamp.load(Acquire);
-            (st != 0 && st & WRITING == 0 && st >> 1 >= from).then_some(st >> 1)
+            (st > WRITING && st >> 1 >= from).then_some(st >> 1)
         })
         .min()
 }

@@ -68,8 +68,8 @@ pub fn bump(w: &WaitWord) {
 }
 
 /// Initialises the words of a fresh ring (all zero already, except MPMC stamps).
-pub fn init<M: RingMemory>(mem: &M, kind: crate::layout::RingKind) {
-    if kind == crate::layout::RingKind::Mpmc {
+pub fn init<M: RingMemory>(mem: &M, mpmc: bool) {
+    if mpmc {
         for i in 0..mem.slots() {
             mem.slot(i).stamp.store(i as u64, Relaxed);
         }

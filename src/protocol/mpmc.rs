@@ -30,7 +30,12 @@ fn signed(stamp: u64, b: u64) -> i64 {
 pub fn try_claim<M: RingMemory>(mem: &M, me: &PeerEntry, strong: bool) -> Result<u64, Stop> {
     let c = mem.control();
     let n = mem.slots() as u64;
-    let mut pos = c.tail.load(Relaxed);
+    // Strong: an RMW, so that a `close()` racing with our sleep is seen (or sees us).
+    let mut pos = if strong {
+        c.tail.fetch_add(0, AcqRel)
+    } else {
+        c.tail.load(Relaxed)
+    };
     loop {
         if pos & CLOSED != 0 {
             return Err(Stop::Closed);
