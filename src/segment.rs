@@ -224,6 +224,18 @@ impl Segment {
         // multiple of 128 from a page-aligned base; `Control` is all atomics, valid for any bits.
         let control = unsafe { &*base.as_ptr().add(CONTROL_OFFSET).cast::<Control>() };
         while control.state.load(Acquire) != STATE_READY {
+            // SAFETY: 8 bytes at offset 0 < len; volatile read of hostile shared bytes.
+            let magic = unsafe { base.as_ptr().cast::<u64>().read_volatile() };
+            // A creator writes the magic before anything else: 0 means "in progress", anything
+            // else but ours means the segment is not ndring's, and waiting would not help.
+            if magic != 0 && magic != layout::MAGIC {
+                unmap();
+                return Err(Error::NotNdring {
+                    name: name.into(),
+                    expected: layout::MAGIC,
+                    found: magic,
+                });
+            }
             if start.elapsed() >= ready_timeout {
                 unmap();
                 return Err(not_ready());
