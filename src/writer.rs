@@ -124,7 +124,10 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn claim(&mut self) -> WriteSlot<'_, T, D> {
-        let s = self.inner.writer.claim(&*self.inner.seg);
+        let (s, gave_back) = self.inner.writer.claim(&*self.inner.seg);
+        if gave_back {
+            wait::notify(&self.inner.seg.control().not_empty);
+        }
         let seq = self.inner.writer.next_seq();
         // SAFETY: `claim` marked slot `s` WRITING after checking that no subscriber pins it; no
         // subscriber borrows a WRITING slot, so it is ours until `commit`.

@@ -80,8 +80,11 @@ impl Writer {
     }
 
     /// Picks the oldest slot that is neither pinned nor the newest frame, and marks it `WRITING`.
-    /// Never fails while `slots >= subscribers + 2`; it retries while pins move.
-    pub fn claim<M: RingMemory>(&mut self, mem: &M) -> usize {
+    /// Never fails while `slots >= subscribers + 2`; it retries while pins move. The flag is
+    /// true if it gave a frame back after a subscriber pinned it first (a subscriber that saw
+    /// the transient `WRITING` may be waiting: notify).
+    pub fn claim<M: RingMemory>(&mut self, mem: &M) -> (usize, bool) {
+        let mut gave_back = false;
         let n = mem.slots();
         loop {
             for _ in 0..n {
@@ -94,11 +97,12 @@ impl Writer {
                 if self.pinned(mem, s) {
                     // A subscriber pinned it first: give the frame back untouched.
                     mem.slot(s).stamp.store(old, Release);
+                    gave_back = true;
                     continue;
                 }
                 // Orders the WRITING mark before the payload stores (the seqlock's writer half).
                 fence(Release);
-                return s;
+                return (s, gave_back);
             }
             crate::sync::spin_loop();
         }
@@ -203,28 +207,29 @@ impl Subscriber {
         strong: bool,
     ) -> Result<(usize, u64), Miss> {
         self.unpin(me);
-        loop {
-            let p = published(mem, strong);
-            if self.next > p & !CLOSED {
-                return Err(if p & CLOSED != 0 {
-                    Miss::Closed
-                } else {
-                    Miss::Wait
-                });
+        let p = published(mem, strong);
+        if self.next > p & !CLOSED {
+            return Err(if p & CLOSED != 0 {
+                Miss::Closed
+            } else {
+                Miss::Wait
+            });
+        }
+        let seq = self.next;
+        if let Some(s) = self.try_pin(mem, me, seq) {
+            self.next = seq + 1;
+            return Ok((s, seq));
+        }
+        match oldest_held(mem, seq) {
+            Some(o) if o > seq => {
+                self.next = o;
+                Err(Miss::Lagged(o - seq))
             }
-            let seq = self.next;
-            if let Some(s) = self.try_pin(mem, me, seq) {
-                self.next = seq + 1;
-                return Ok((s, seq));
-            }
-            match oldest_held(mem, seq) {
-                Some(o) if o > seq => {
-                    self.next = o;
-                    return Err(Miss::Lagged(o - seq));
-                }
-                // `seq` itself is still held: the writer looked at it and backed off. Retry.
-                _ => crate::sync::spin_loop(),
-            }
+            // `seq` is in a slot being rewritten, or being given back by a writer that found it
+            // pinned: wait for the writer's publish (or its notification that it gave the frame
+            // back; that one is not an RMW on `published`, so a sleeper may miss it and wake at
+            // the next publish or grace tick instead).
+            _ => Err(Miss::Wait),
         }
     }
 
@@ -252,8 +257,11 @@ impl Subscriber {
                 self.next = seq + 1;
                 return Ok((s, seq, skipped));
             }
-            // Overwritten between the load and the pin: a newer frame exists; retry.
-            crate::sync::spin_loop();
+            // Overwritten between the load and the pin: retry if a newer frame is out, else
+            // wait for it.
+            if published(mem, false) == p {
+                return Err(Miss::Wait);
+            }
         }
     }
 
@@ -291,7 +299,8 @@ impl Subscriber {
                     self.next = o;
                     return Err(Miss::Lagged(o - seq));
                 }
-                _ => crate::sync::spin_loop(),
+                // Being rewritten or given back: wait for the writer.
+                _ => return Err(Miss::Wait),
             }
         }
     }
