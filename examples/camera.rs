@@ -47,7 +47,11 @@ fn orchestrate(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     std::thread::sleep(Duration::from_millis(300));
     let writer = spawn(&["writer", &name, &fps.to_string(), &seconds.to_string()])?;
     let mut failed = false;
-    for (who, child) in [("writer", writer), ("fast subscriber", fast), ("slow subscriber", slow)] {
+    for (who, child) in [
+        ("writer", writer),
+        ("fast subscriber", fast),
+        ("slow subscriber", slow),
+    ] {
         let out = child.wait_with_output()?;
         failed |= !out.status.success();
         print!("{who:<16} {}", String::from_utf8_lossy(&out.stdout));
@@ -105,7 +109,10 @@ fn fast(name: &str) -> Result<(), Box<dyn std::error::Error>> {
             Err(e) => return Err(e.into()),
         }
     }
-    println!("received {received} frames, missed {} (lagged)", s.missed_total());
+    println!(
+        "received {received} frames, missed {} (lagged)",
+        s.missed_total()
+    );
     Ok(())
 }
 

@@ -34,7 +34,10 @@ fn main() -> Result<(), Error> {
                 let n: u64 = frame.user_meta()?;
                 let age_us = ndring::now_ns().saturating_sub(frame.timestamp_ns()) / 1000;
                 if n % 30 == 0 {
-                    println!("frame {n}: first byte {}, {age_us} us after publish", frame[[0, 0, 0]]);
+                    println!(
+                        "frame {n}: first byte {}, {age_us} us after publish",
+                        frame[[0, 0, 0]]
+                    );
                 }
             }
             Err(Error::Closed) => {

@@ -18,8 +18,13 @@ fn main() -> Result<(), ndring::Error> {
         .iter()
         .position(|a| a == "--frames")
         .and_then(|i| args.get(i + 1)?.parse().ok());
-    let mut tx = Producer::<u8, Ix3>::open_or_create(name, (480, 640, 3), &Config::spsc().slots(4))?;
-    println!("producing to {name}: shape {:?}, {} slots", tx.shape(), tx.segment().slot_count());
+    let mut tx =
+        Producer::<u8, Ix3>::open_or_create(name, (480, 640, 3), &Config::spsc().slots(4))?;
+    println!(
+        "producing to {name}: shape {:?}, {} slots",
+        tx.shape(),
+        tx.segment().slot_count()
+    );
     let period = Duration::from_secs_f64(1.0 / 30.0);
     let mut next = Instant::now();
     for n in 0.. {

@@ -73,17 +73,27 @@ fn orchestrate(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let c = consumer.wait_with_output()?;
     let _ = ndring::remove(&name);
     if !p.status.success() || !c.status.success() {
-        return Err(format!("a child failed: producer {}, consumer {}", p.status, c.status).into());
+        return Err(format!(
+            "a child failed: producer {}, consumer {}",
+            p.status, c.status
+        )
+        .into());
     }
     let produced: u64 = String::from_utf8(p.stdout)?.trim().parse()?;
     let report = String::from_utf8(c.stdout)?;
-    let v: Vec<f64> = report.split_whitespace().map(|x| x.parse().unwrap_or(f64::NAN)).collect();
+    let v: Vec<f64> = report
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(f64::NAN))
+        .collect();
     let (received, elapsed, p50, p99, max) = (v[0] as u64, v[1], v[2], v[3], v[4]);
     let fps = received as f64 / elapsed;
     println!("frames produced   {produced}");
     println!("frames received   {received} (every byte verified)");
     println!("frames lost       {}", produced - received);
-    println!("throughput        {fps:.0} frames/s, {:.2} GB/s", fps * frame_bytes() as f64 / 1e9);
+    println!(
+        "throughput        {fps:.0} frames/s, {:.2} GB/s",
+        fps * frame_bytes() as f64 / 1e9
+    );
     println!("latency (publish to receive)  p50 {p50:.1} us, p99 {p99:.1} us, max {max:.1} us");
     if produced != received {
         return Err("frames were lost".into());
@@ -149,6 +159,11 @@ fn consumer(name: &str) -> Result<(), Box<dyn std::error::Error>> {
             .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
             .map_or(0.0, |&ns| ns as f64 / 1e3)
     };
-    println!("{expected} {elapsed} {} {} {}", pct(0.50), pct(0.99), pct(1.0));
+    println!(
+        "{expected} {elapsed} {} {} {}",
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
     Ok(())
 }

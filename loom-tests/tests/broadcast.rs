@@ -81,7 +81,7 @@ fn pin_races_overwrite() {
     model(|| {
         let m = Arc::new(Mem::new(3, 2, false));
         let m2 = m.clone();
-        let sub = thread::spawn(move || follow(&m2, 1, 4, 3));
+        let sub = thread::spawn(move || follow(&m2, 1, 4, 2));
         write_frames(&m, 4);
         sub.join().unwrap();
     });

@@ -20,6 +20,9 @@ pub mod mpmc;
 pub mod peers;
 pub mod spsc;
 
+#[cfg(all(test, not(loom)))]
+mod tests;
+
 use crate::header::{Control, PeerEntry, SlotCtrl, WaitWord};
 use crate::sync::{AtomicU64, Ordering::*};
 
