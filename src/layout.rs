@@ -390,15 +390,15 @@ mod tests {
 
     #[test]
     fn compute_rejects_out_of_range() {
-        let cases: Vec<Box<dyn Fn(&mut Params)>> = vec![
-            Box::new(|p| p.slots = 1),
-            Box::new(|p| p.slots = MAX_SLOTS + 1),
-            Box::new(|p| p.shape = vec![1; MAX_RANK + 1]),
-            Box::new(|p| p.shape = vec![4, 0]),
-            Box::new(|p| p.shape = vec![usize::MAX, 2]),
-            Box::new(|p| p.shape = vec![1 << 40, 1 << 20]),
-            Box::new(|p| p.user_meta = MAX_USER_META + 1),
-            Box::new(|p| p.max_peers = 1),
+        let cases: &[fn(&mut Params)] = &[
+            |p| p.slots = 1,
+            |p| p.slots = MAX_SLOTS + 1,
+            |p| p.shape = vec![1; MAX_RANK + 1],
+            |p| p.shape = vec![4, 0],
+            |p| p.shape = vec![usize::MAX, 2],
+            |p| p.shape = vec![1 << 40, 1 << 20],
+            |p| p.user_meta = MAX_USER_META + 1,
+            |p| p.max_peers = 1,
         ];
         for (i, mutate) in cases.iter().enumerate() {
             let mut p = params();
@@ -432,23 +432,23 @@ mod tests {
             decode(bytemuck::bytes_of(&g), u64::MAX),
             Err(Rejection::Version(2))
         );
-        let mutations: Vec<Box<dyn Fn(&mut Fixed)>> = vec![
-            Box::new(|g| g.kind = 9),
-            Box::new(|g| g.dtype = 0),
-            Box::new(|g| g.elem_size = 4),
-            Box::new(|g| g.rank = 9),
-            Box::new(|g| g.shape[5] = 1),
-            Box::new(|g| g.shape[0] = 0),
-            Box::new(|g| g.slots = 0),
-            Box::new(|g| g.payload_bytes += 1),
-            Box::new(|g| g.payload_offset = 0),
-            Box::new(|g| g.slot_stride -= 128),
-            Box::new(|g| g.slots_offset += 128),
-            Box::new(|g| g.peers_offset = 0),
-            Box::new(|g| g.index_offset = 1),
-            Box::new(|g| g.total_size = u64::MAX),
-            Box::new(|g| g.fixed_size = 8),
-            Box::new(|g| g.control_offset = 0),
+        let mutations: &[fn(&mut Fixed)] = &[
+            |g| g.kind = 9,
+            |g| g.dtype = 0,
+            |g| g.elem_size = 4,
+            |g| g.rank = 9,
+            |g| g.shape[5] = 1,
+            |g| g.shape[0] = 0,
+            |g| g.slots = 0,
+            |g| g.payload_bytes += 1,
+            |g| g.payload_offset = 0,
+            |g| g.slot_stride -= 128,
+            |g| g.slots_offset += 128,
+            |g| g.peers_offset = 0,
+            |g| g.index_offset = 1,
+            |g| g.total_size = u64::MAX,
+            |g| g.fixed_size = 8,
+            |g| g.control_offset = 0,
         ];
         for (i, m) in mutations.iter().enumerate() {
             let mut g = f;

@@ -209,10 +209,10 @@ fn timeouts() {
         tx.claim_timeout(t).unwrap().publish();
         assert!(matches!(tx.claim_timeout(t), Err(Error::Timeout)));
         assert!(matches!(tx.try_claim(), Err(Error::Full)));
-        drop(rx.recv_timeout(t).unwrap());
+        assert_eq!(rx.recv_timeout(t).unwrap().seq(), 1);
         // The slot of the last recv is released at the consumer's next call.
         assert!(matches!(tx.try_claim(), Err(Error::Full)));
-        drop(rx.recv_timeout(t).unwrap());
+        assert_eq!(rx.recv_timeout(t).unwrap().seq(), 2);
         assert!(tx.try_claim().is_ok());
     }
 }

@@ -14,6 +14,8 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     if b.preemption_bound.is_none() {
         b.preemption_bound = Some(3);
     }
+    // Receivers poll (with yields) until they see `Closed`: allow long paths.
+    b.max_branches = 20_000;
     b.check(f);
 }
 

@@ -275,33 +275,31 @@ impl Subscriber {
         mut copy: impl FnMut(usize),
     ) -> Result<u64, Miss> {
         let n = mem.slots() as u64;
-        loop {
-            let p = published(mem, strong);
-            if self.next > p & !CLOSED {
-                return Err(if p & CLOSED != 0 {
-                    Miss::Closed
-                } else {
-                    Miss::Wait
-                });
+        let p = published(mem, strong);
+        if self.next > p & !CLOSED {
+            return Err(if p & CLOSED != 0 {
+                Miss::Closed
+            } else {
+                Miss::Wait
+            });
+        }
+        let seq = self.next;
+        let s = mem.index((seq % n) as usize).load(Acquire) as usize;
+        if s < mem.slots() && mem.slot(s).stamp.load(Acquire) == stamp_of(seq) {
+            copy(s);
+            fence(Acquire);
+            if mem.slot(s).stamp.load(Relaxed) == stamp_of(seq) {
+                self.next = seq + 1;
+                return Ok(seq);
             }
-            let seq = self.next;
-            let s = mem.index((seq % n) as usize).load(Acquire) as usize;
-            if s < mem.slots() && mem.slot(s).stamp.load(Acquire) == stamp_of(seq) {
-                copy(s);
-                fence(Acquire);
-                if mem.slot(s).stamp.load(Relaxed) == stamp_of(seq) {
-                    self.next = seq + 1;
-                    return Ok(seq);
-                }
+        }
+        match oldest_held(mem, seq) {
+            Some(o) if o > seq => {
+                self.next = o;
+                Err(Miss::Lagged(o - seq))
             }
-            match oldest_held(mem, seq) {
-                Some(o) if o > seq => {
-                    self.next = o;
-                    return Err(Miss::Lagged(o - seq));
-                }
-                // Being rewritten or given back: wait for the writer.
-                _ => return Err(Miss::Wait),
-            }
+            // Being rewritten or given back: wait for the writer.
+            _ => Err(Miss::Wait),
         }
     }
 }

@@ -78,11 +78,11 @@ pub fn args() -> Vec<String> {
         .collect()
 }
 
+/// A child role: its name and what it runs.
+pub type Role = (&'static str, fn(&[String]));
+
 /// Runs the child role named in the environment, if any (then exits), else the tests.
-pub fn main(
-    children: &[(&str, fn(&[String]))],
-    tests: Vec<libtest_mimic::Trial>,
-) -> std::process::ExitCode {
+pub fn main(children: &[Role], tests: Vec<libtest_mimic::Trial>) -> std::process::ExitCode {
     if let Ok(role) = std::env::var("NDRING_CHILD") {
         let args = args();
         let f = children
