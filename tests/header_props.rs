@@ -2,7 +2,9 @@
 //! either rejected or describe a layout that fits the mapping. Never a panic.
 
 use ndring::DType;
-use ndring::layout::{CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params, RingKind, decode};
+use ndring::layout::{
+    CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params, RingKind, decode,
+};
 use proptest::prelude::*;
 
 fn check_fits(l: &Layout, mapping_len: u64) {
@@ -13,13 +15,20 @@ fn check_fits(l: &Layout, mapping_len: u64) {
     assert!(l.slots_offset >= l.peers_offset + p.max_peers * 128);
     assert!(l.payload_offset + l.payload_bytes <= l.slot_stride);
     assert_eq!(l.slots_offset + p.slots * l.slot_stride, l.total_size);
-    assert_eq!(l.payload_bytes, p.shape.iter().product::<usize>() * p.dtype.size());
+    assert_eq!(
+        l.payload_bytes,
+        p.shape.iter().product::<usize>() * p.dtype.size()
+    );
     assert!(l.slots_offset >= FIXED_SIZE);
 }
 
 fn params() -> impl Strategy<Value = Params> {
     (
-        prop_oneof![Just(RingKind::Spsc), Just(RingKind::Mpmc), Just(RingKind::Broadcast)],
+        prop_oneof![
+            Just(RingKind::Spsc),
+            Just(RingKind::Mpmc),
+            Just(RingKind::Broadcast)
+        ],
         1u32..=10,
         prop::collection::vec(1usize..64, 0..4),
         2usize..32,
