@@ -320,10 +320,10 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             let sub = &mut self.sub;
             let step = |strong: bool| {
                 let r = sub.try_copy(seg, strong, |s| {
-                    // SAFETY: the payload of slot `s` lies inside the mapping, 128-aligned, and
-                    // holds `out_bytes.len()` bytes; it is read only with atomic loads (the
-                    // writer may be rewriting it; `try_copy` re-checks the stamp and discards a
-                    // torn copy).
+                    // Atomic loads only: the writer may be rewriting the slot; `try_copy`
+                    // re-checks the stamp and discards a torn copy.
+                    // SAFETY: slot `s`'s payload lies inside the mapping, 128-aligned, holding
+                    // `out_bytes.len()` bytes, and this process reads it only atomically.
                     unsafe { atomic_copy(seg.payload(s), out_bytes) }
                 });
                 match r {

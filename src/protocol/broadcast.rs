@@ -198,6 +198,18 @@ impl Subscriber {
         Some(s)
     }
 
+    /// The next frame's `seq` if it is published; else `Wait`, or `Closed` once the writer closed.
+    fn wanted<M: RingMemory>(&self, mem: &M, strong: bool) -> Result<u64, Miss> {
+        let p = published(mem, strong);
+        if self.next <= p & !CLOSED {
+            Ok(self.next)
+        } else if p & CLOSED != 0 {
+            Err(Miss::Closed)
+        } else {
+            Err(Miss::Wait)
+        }
+    }
+
     /// Pins the next frame in sequence: `Ok((slot, seq))`. Unpins the previous one first.
     /// `strong` re-reads `published` with an RMW (the check before sleeping).
     pub fn try_recv<M: RingMemory>(
@@ -207,15 +219,7 @@ impl Subscriber {
         strong: bool,
     ) -> Result<(usize, u64), Miss> {
         self.unpin(me);
-        let p = published(mem, strong);
-        if self.next > p & !CLOSED {
-            return Err(if p & CLOSED != 0 {
-                Miss::Closed
-            } else {
-                Miss::Wait
-            });
-        }
-        let seq = self.next;
+        let seq = self.wanted(mem, strong)?;
         if let Some(s) = self.try_pin(mem, me, seq) {
             self.next = seq + 1;
             return Ok((s, seq));
@@ -275,15 +279,7 @@ impl Subscriber {
         mut copy: impl FnMut(usize),
     ) -> Result<u64, Miss> {
         let n = mem.slots() as u64;
-        let p = published(mem, strong);
-        if self.next > p & !CLOSED {
-            return Err(if p & CLOSED != 0 {
-                Miss::Closed
-            } else {
-                Miss::Wait
-            });
-        }
-        let seq = self.next;
+        let seq = self.wanted(mem, strong)?;
         let s = mem.index((seq % n) as usize).load(Acquire) as usize;
         if s < mem.slots() && mem.slot(s).stamp.load(Acquire) == stamp_of(seq) {
             copy(s);
