@@ -9,6 +9,7 @@ OUT="$PC_DIR/target/results"
 mkdir -p "$OUT"
 export PC_RUNS="${PC_RUNS:-5}"
 
+LOAD_BEFORE="$(cut -d" " -f1-3 /proc/loadavg)"
 echo "== build (release)" >&2
 HAVE_ICEORYX2=1
 if ! cargo build --release --manifest-path "$PC_DIR/Cargo.toml" --bins 2>"$OUT/build.log"; then
@@ -78,5 +79,5 @@ echo "| W3 1080p frames/s, 8 slots / buffer 8 | $(fmt_rate "$nd_w3_8") | iceoryx
 echo "| W3 1080p frames/s, 8 slots | $(fmt_rate "$nd_w3_8") | Python shared_memory + Queue, 8 slots | $(fmt_rate "$py_w3") | $(ratio "$nd_w3_8" "$py_w3") |"
 echo "| 64 B arrays items/s, 2 processes | $(fmt_rate "$nd_w2") (64 slots) | Python shared_memory + Queue, 8 slots | $(fmt_rate "$py_sm") | $(ratio "$nd_w2" "$py_sm") |"
 echo
-echo "Rates: above 1× ndring is faster. ndring cross-process figures: cargo bench --bench ipc, NDRING_BENCH_RUNS=${NDRING_BENCH_RUNS:-3}, medians; peers: PC_RUNS=$PC_RUNS, medians. $(date -u +%F), $(nproc) core(s)."
+echo "Rates: above 1× ndring is faster. ndring cross-process figures: cargo bench --bench ipc, NDRING_BENCH_RUNS=${NDRING_BENCH_RUNS:-3}, medians; peers: PC_RUNS=$PC_RUNS, medians. $(date -u +%F), $(nproc) core(s); load average before: $LOAD_BEFORE, after: $(cut -d" " -f1-3 /proc/loadavg)."
 } | tee "$OUT/combined.md"
