@@ -205,7 +205,10 @@ fn w3_child(tag: &str, slots: usize, n: u64) -> Result<(), Err> {
         let p = s.payload_mut();
         assert_eq!(p.len(), FRAME_BYTES);
         // Write every byte in place (a memset, like ndring's `fill`).
+        // SAFETY: `p` is the loaned slice of `p.len()` MaybeUninit<u8>, exclusively ours until
+        // `send`; writing bytes into it is always valid.
         unsafe { std::ptr::write_bytes(p.as_mut_ptr(), frame_value(k), p.len()) };
+        // SAFETY: every byte of the payload was initialised just above.
         let s = unsafe { s.assume_init() };
         s.send()?;
     }
