@@ -184,11 +184,7 @@ impl Subscriber {
 
     /// Pins frame `seq` if it is still held; returns its slot.
     fn try_pin<M: RingMemory>(&mut self, mem: &M, me: &PeerEntry, seq: u64) -> Option<usize> {
-        let n = mem.slots() as u64;
-        let s = mem.index((seq % n) as usize).load(Acquire) as usize;
-        if s >= mem.slots() || mem.slot(s).stamp.load(Acquire) != stamp_of(seq) {
-            return None;
-        }
+        let s = slot_of(mem, seq)?;
         me.pin.store(s as u64 + 1, Release);
         if mem.slot(s).stamp.fetch_add(0, AcqRel) != stamp_of(seq) {
             me.pin.store(0, Release);
@@ -278,10 +274,8 @@ impl Subscriber {
         strong: bool,
         mut copy: impl FnMut(usize),
     ) -> Result<u64, Miss> {
-        let n = mem.slots() as u64;
         let seq = self.wanted(mem, strong)?;
-        let s = mem.index((seq % n) as usize).load(Acquire) as usize;
-        if s < mem.slots() && mem.slot(s).stamp.load(Acquire) == stamp_of(seq) {
+        if let Some(s) = slot_of(mem, seq) {
             copy(s);
             fence(Acquire);
             if mem.slot(s).stamp.load(Relaxed) == stamp_of(seq) {
@@ -308,6 +302,22 @@ fn published<M: RingMemory>(mem: &M, strong: bool) -> u64 {
     } else {
         c.published.load(Acquire)
     }
+}
+
+/// The slot that holds frame `seq` now (its stamp loaded with Acquire), if any.
+///
+/// `index[seq % slots]` names it unless a newer frame `seq + k * slots` has since been written
+/// to another slot while `seq` stayed where it was (kept by a pin, or simply not reached by the
+/// writer's cursor yet); then the slots are searched, which is rare and costs one load per slot.
+/// Without the search a subscriber would wait forever for a frame that is held but unindexed.
+#[inline]
+fn slot_of<M: RingMemory>(mem: &M, seq: u64) -> Option<usize> {
+    let n = mem.slots();
+    let s = mem.index((seq % n as u64) as usize).load(Acquire) as usize;
+    if s < n && mem.slot(s).stamp.load(Acquire) == stamp_of(seq) {
+        return Some(s);
+    }
+    (0..n).find(|&i| mem.slot(i).stamp.load(Acquire) == stamp_of(seq))
 }
 
 /// The smallest frame `>= from` still held in some slot. A slot being rewritten counts with
