@@ -32,12 +32,15 @@ fn main() -> Result<(), Error> {
         match rx.recv() {
             Ok(frame) => {
                 let n: u64 = frame.user_meta()?;
-                let age_us = ndring::now_ns().saturating_sub(frame.timestamp_ns()) / 1000;
                 if n % 30 == 0 {
-                    println!(
-                        "frame {n}: first byte {}, {age_us} us after publish",
-                        frame[[0, 0, 0]]
-                    );
+                    let age = match frame.timestamp_ns() {
+                        Some(t) => format!(
+                            "{} us after publish",
+                            ndring::now_ns().saturating_sub(t) / 1000
+                        ),
+                        None => "no timestamp".into(),
+                    };
+                    println!("frame {n}: first byte {}, {age}", frame[[0, 0, 0]]);
                 }
             }
             Err(Error::Closed) => {

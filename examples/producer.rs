@@ -18,8 +18,11 @@ fn main() -> Result<(), ndring::Error> {
         .iter()
         .position(|a| a == "--frames")
         .and_then(|i| args.get(i + 1)?.parse().ok());
-    let mut tx =
-        Producer::<u8, Ix3>::open_or_create(name, (480, 640, 3), &Config::spsc().slots(4))?;
+    let mut tx = Producer::<u8, Ix3>::open_or_create(
+        name,
+        (480, 640, 3),
+        &Config::spsc().slots(4).timestamps(true),
+    )?;
     println!(
         "producing to {name}: shape {:?}, {} slots",
         tx.shape(),

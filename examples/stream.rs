@@ -49,7 +49,11 @@ fn orchestrate(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let name = format!("/ndring-stream-{}", std::process::id());
     // Create the ring up front (kept after this handle drops, removed at the end), so that
     // both children attach by name whichever starts first.
-    let ring = Producer::<u8, Ix3>::create(&name, SHAPE, &Config::spsc().slots(slots).keep(true))?;
+    let ring = Producer::<u8, Ix3>::create(
+        &name,
+        SHAPE,
+        &Config::spsc().slots(slots).keep(true).timestamps(true),
+    )?;
     let bytes = ring.segment().size();
     drop(ring);
     println!(
@@ -142,7 +146,7 @@ fn consumer(name: &str) -> Result<(), Box<dyn std::error::Error>> {
         };
         let now = ndring::now_ns();
         start.get_or_insert_with(Instant::now);
-        latencies.push(now.saturating_sub(slot.timestamp_ns()));
+        latencies.push(now.saturating_sub(slot.timestamp_ns().unwrap_or(now)));
         let meta: FrameMeta = slot.user_meta()?;
         if meta.frame != expected {
             return Err(format!("expected frame {expected}, got {}", meta.frame).into());

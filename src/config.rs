@@ -19,6 +19,7 @@ pub struct Config {
     pub(crate) mode: u32,
     pub(crate) keep: bool,
     pub(crate) max_peers: usize,
+    pub(crate) timestamps: bool,
     pub(crate) replace_stale: bool,
     pub(crate) ready_timeout: Duration,
     pub(crate) spin: u32,
@@ -34,6 +35,7 @@ impl Config {
             mode: 0o600,
             keep: false,
             max_peers,
+            timestamps: false,
             replace_stale: false,
             ready_timeout: Duration::from_secs(2),
             spin: 2000,
@@ -99,6 +101,25 @@ impl Config {
     /// ```
     pub fn mode(mut self, mode: u32) -> Config {
         self.mode = mode & 0o777;
+        self
+    }
+
+    /// Record a `CLOCK_MONOTONIC` timestamp with every item at publish, read back with
+    /// [`crate::ReadSlot::timestamp_ns`] (for latency measurements). Default off: reading the
+    /// clock costs about 25 ns per item, as much as the rest of an SPSC hand-over of a small
+    /// array.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-ts-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc().timestamps(true))?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.claim()?.publish();
+    /// assert!(rx.recv()?.timestamp_ns().unwrap() <= now_ns());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn timestamps(mut self, on: bool) -> Config {
+        self.timestamps = on;
         self
     }
 

@@ -154,12 +154,13 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         let reg = peers::register(&seg, Role::Consumer)?;
         let mut spsc = None;
         if seg.kind() == RingKind::Spsc {
-            let mut c = spsc::Consumer::attach(seg.control());
+            let mut c = spsc::Consumer::attach(&seg, wait::notifier());
             // A dead predecessor held the item at `head`: it is lost with it, never redelivered.
             if reg.dead_holding == Some(c.head() + 1) {
-                c.skip(seg.control());
                 seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
-                wait::notify(&seg.control().not_full);
+                if c.skip(seg.control()) {
+                    wait::wake(&seg.control().not_full);
+                }
             }
             spsc = Some(c);
         }
@@ -184,13 +185,18 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
             let seg = &*self.seg;
             let me = seg.peer(self.entry);
             match &mut self.spsc {
+                // `holding` keeps `pos + 1`: with `head` now past `pos`, a successor never
+                // mistakes it for a held item.
                 Some(c) => {
-                    c.release(seg.control());
-                    me.holding.store(0, Release);
+                    if c.release(seg.control()) {
+                        wait::wake(&seg.control().not_full);
+                    }
                 }
-                None => mpmc::release(seg, me, pos),
+                None => {
+                    mpmc::release(seg, me, pos);
+                    wait::notify(&seg.control().not_full);
+                }
             }
-            wait::notify(&seg.control().not_full);
         }
     }
 
@@ -201,7 +207,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         let spsc = &mut self.spsc;
         let mut step = |strong: bool| {
             let r = match spsc {
-                Some(c) => c.try_recv(seg.control(), strong),
+                Some(c) => c.try_recv(seg, strong),
                 None => mpmc::try_recv(seg, me, strong),
             };
             match r {
@@ -231,7 +237,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         // SAFETY: the protocol reserved position `pos` (slot `slot`) to us; it is released only
         // by `release_held`, at our next call, when the `&mut self` borrow that this ReadSlot
         // (and every view derived from it) holds has ended.
-        Ok(unsafe { ReadSlot::new(seg, slot, self.dim.clone()) })
+        Ok(unsafe { ReadSlot::new(seg, slot, pos + 1, self.dim.clone()) })
     }
 
     /// Receives the next item, waiting while the ring is empty. `Err(Closed)` once the ring is
@@ -369,6 +375,9 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
 impl<T: Element, D: Dimension> Drop for Consumer<T, D> {
     fn drop(&mut self) {
         self.release_held();
+        if let Some(c) = &mut self.spsc {
+            c.retire(self.seg.control());
+        }
         peers::unregister(&self.seg, self.entry);
     }
 }

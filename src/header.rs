@@ -36,6 +36,11 @@ pub struct WaitWord {
     pub futex: AtomicU32,
     /// Number of threads (in any process) between "about to sleep" and "woke".
     pub waiters: AtomicU32,
+    /// 1 while this word's single notifier (an SPSC side) publishes with plain stores and no
+    /// fence; 0 (the initial, always-safe value) while every notification is an RMW. A sleeper
+    /// that reads 1 must issue a heavy barrier (`membarrier`) before its last check. Written only
+    /// by the notifier; see `protocol::Notifier`.
+    pub plain: AtomicU32,
 }
 
 /// Counters of unusual events, readable by anyone (see `Stats` in the public API).
@@ -82,12 +87,15 @@ pub struct Control {
 #[derive(Debug, Default)]
 pub struct SlotCtrl {
     /// MPMC: Vyukov's stamp: `pos` when free for the producer of position `pos`, `pos + 1` when
-    /// published for the consumer of `pos`. Broadcast: `seq << 1` when it holds frame `seq`
-    /// (0: never written), with bit 0 (`WRITING`) set while the writer rewrites it. SPSC: unused.
+    /// published for the consumer of `pos`. SPSC: `pos + 1` once position `pos` is published
+    /// (a consumer that has caught up polls it, on the slot's own line, rather than `tail`).
+    /// Broadcast: `seq << 1` when it holds frame `seq` (0: never written), with bit 0
+    /// (`WRITING`) set while the writer rewrites it.
     pub stamp: AtomicU64,
-    /// Sequence number of the item it holds (1-based), written by the producer before publishing.
-    pub seq: AtomicU64,
-    /// `CLOCK_MONOTONIC` nanoseconds at publish.
+    /// Reserved (0). A queue item's sequence number is its position + 1 and a broadcast frame's
+    /// is in `stamp`, so none is stored here.
+    pub reserved: AtomicU64,
+    /// `CLOCK_MONOTONIC` nanoseconds at publish, on rings created with timestamps (else 0).
     pub timestamp_ns: AtomicU64,
     /// Reserved (0).
     pub flags: AtomicU32,

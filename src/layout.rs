@@ -14,7 +14,7 @@ use crate::header::{LINE, SLOT_CTRL_SIZE};
 /// `b"NDRING\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"NDRING\0\x01");
 /// The format version this library writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes reserved for the fixed header at offset 0.
 pub const FIXED_SIZE: usize = 512;
 /// Bytes reserved for `header::Control`, right after the fixed header.
@@ -83,7 +83,14 @@ pub struct Params {
     pub user_meta: usize,
     /// Entries of the peer table.
     pub max_peers: usize,
+    /// Producers record a `CLOCK_MONOTONIC` timestamp with every item.
+    pub timestamps: bool,
 }
+
+/// [`Fixed::flags`] bit: items carry publish timestamps.
+pub const FLAG_TIMESTAMPS: u32 = 1;
+/// Every flag bit this version knows.
+pub const KNOWN_FLAGS: u32 = FLAG_TIMESTAMPS;
 
 /// Where everything is, in bytes from the start of the segment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +140,7 @@ pub struct Fixed {
     pub slots_offset: u64,
     pub total_size: u64,
     pub creator_pid: u32,
-    pub _pad: u32,
+    pub flags: u32,
     pub creator_start_time: u64,
     pub _reserved: [u64; 32],
 }
@@ -242,7 +249,7 @@ impl Layout {
             slots_offset: self.slots_offset as u64,
             total_size: self.total_size as u64,
             creator_pid,
-            _pad: 0,
+            flags: if p.timestamps { FLAG_TIMESTAMPS } else { 0 },
             creator_start_time,
             _reserved: [0; 32],
         }
@@ -272,7 +279,7 @@ pub enum Rejection {
 /// use ndring::layout::{decode, Layout, Params, RingKind};
 /// let layout = Layout::compute(Params {
 ///     kind: RingKind::Spsc, dtype: ndring::DType::U8, shape: vec![4, 4],
-///     slots: 2, user_meta: 0, max_peers: 2,
+///     slots: 2, user_meta: 0, max_peers: 2, timestamps: false,
 /// }).unwrap();
 /// let bytes = bytemuck::bytes_of(&layout.encode(1, 0)).to_vec();
 /// assert_eq!(decode(&bytes, layout.total_size as u64).unwrap().0, layout);
@@ -326,6 +333,9 @@ pub fn decode(bytes: &[u8], mapping_len: u64) -> Result<(Layout, Fixed), Rejecti
             Err(_) => return bad(format!("dimension {d} does not fit this machine")),
         }
     }
+    if f.flags & !KNOWN_FLAGS != 0 {
+        return bad(format!("unknown flags {:#x}", f.flags & !KNOWN_FLAGS));
+    }
     let params = Params {
         kind,
         dtype,
@@ -333,6 +343,7 @@ pub fn decode(bytes: &[u8], mapping_len: u64) -> Result<(Layout, Fixed), Rejecti
         slots: f.slots as usize,
         user_meta: f.user_meta as usize,
         max_peers: f.max_peers as usize,
+        timestamps: f.flags & FLAG_TIMESTAMPS != 0,
     };
     let layout = Layout::compute(params).map_err(Rejection::Corrupt)?;
     let fields = [
@@ -371,6 +382,7 @@ mod tests {
             slots: 4,
             user_meta: 64,
             max_peers: 8,
+            timestamps: true,
         }
     }
 
@@ -427,10 +439,10 @@ mod tests {
             Err(Rejection::Magic(MAGIC ^ 1))
         );
         let mut g = f;
-        g.version = 2;
+        g.version = VERSION + 1;
         assert_eq!(
             decode(bytemuck::bytes_of(&g), u64::MAX),
-            Err(Rejection::Version(2))
+            Err(Rejection::Version(VERSION + 1))
         );
         let mutations: &[fn(&mut Fixed)] = &[
             |g| g.kind = 9,
@@ -449,6 +461,7 @@ mod tests {
             |g| g.total_size = u64::MAX,
             |g| g.fixed_size = 8,
             |g| g.control_offset = 0,
+            |g| g.flags = 2,
         ];
         for (i, m) in mutations.iter().enumerate() {
             let mut g = f;

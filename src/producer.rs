@@ -160,8 +160,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     fn attach(seg: Segment, options: OpenOptions) -> Result<Self> {
         let dim = crate::typed::check::<T, D>(&seg, true)?;
         let reg = peers::register(&seg, Role::Producer)?;
-        let spsc = (seg.kind() == RingKind::Spsc)
-            .then(|| spsc::Producer::attach(seg.control(), seg.slot_count()));
+        let spsc =
+            (seg.kind() == RingKind::Spsc).then(|| spsc::Producer::attach(&seg, wait::notifier()));
         Ok(Producer {
             inner: Inner {
                 seg: Arc::new(seg),
@@ -380,22 +380,29 @@ impl Sink for Inner {
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
         match &mut self.spsc {
-            Some(p) if publish => p.publish(seg.control()),
+            Some(p) if publish => {
+                if p.publish(seg) {
+                    wait::wake(&seg.control().not_empty);
+                }
+            }
             // SPSC: an abandoned position is simply claimed again.
             Some(_) => {}
-            None => mpmc::publish(seg, me, pos, !publish),
+            None => {
+                mpmc::publish(seg, me, pos, !publish);
+                wait::notify(&seg.control().not_empty);
+            }
         }
         if !publish {
             seg.control().stats.abandoned.fetch_add(1, Relaxed);
-        }
-        if publish || self.spsc.is_none() {
-            wait::notify(&seg.control().not_empty);
         }
     }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if let Some(p) = &mut self.spsc {
+            p.retire(self.seg.control());
+        }
         peers::unregister(&self.seg, self.entry);
     }
 }

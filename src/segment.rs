@@ -304,6 +304,11 @@ impl Segment {
         self.layout.params.user_meta
     }
 
+    /// Whether items carry publish timestamps ([`crate::Config::timestamps`]).
+    pub fn timestamps(&self) -> bool {
+        self.layout.params.timestamps
+    }
+
     /// Total bytes of the segment.
     pub fn size(&self) -> usize {
         self.layout.total_size

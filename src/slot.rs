@@ -126,9 +126,13 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
         let seg = self.sink.segment();
         let seq = self.sink.seq_of(self.pos);
         let ctrl = seg.slot(self.slot);
-        ctrl.seq.store(seq, Relaxed);
-        ctrl.timestamp_ns.store(sys::now_ns(), Relaxed);
-        ctrl.user_len.store(self.user_len, Relaxed);
+        if seg.timestamps() {
+            ctrl.timestamp_ns.store(sys::now_ns(), Relaxed);
+        }
+        // Stored only when it changes, so that a stream without metadata leaves the line alone.
+        if self.user_len != 0 || ctrl.user_len.load(Relaxed) != 0 {
+            ctrl.user_len.store(self.user_len, Relaxed);
+        }
         self.sink.commit(self.slot, self.pos, true);
         self.done = true;
         seq
@@ -174,6 +178,7 @@ pub struct ReadSlot<'a, T: Element, D: Dimension> {
     seg: &'a Segment,
     view: ArrayView<'a, T, D>,
     slot: usize,
+    seq: u64,
     _exclusive: PhantomData<&'a mut ()>,
 }
 
@@ -182,13 +187,14 @@ impl<'a, T: Element, D: Dimension> ReadSlot<'a, T, D> {
     /// Nobody writes slot `slot` for 'a (the protocol reserves it to the caller, who holds a
     /// `&'a mut` borrow of its handle and releases only on its next call), and its payload holds
     /// `dim`'s elements of `T`.
-    pub(crate) unsafe fn new(seg: &'a Segment, slot: usize, dim: D) -> Self {
+    pub(crate) unsafe fn new(seg: &'a Segment, slot: usize, seq: u64, dim: D) -> Self {
         // SAFETY: from the caller; the payload is 128-aligned and sized for `dim`.
         let view = unsafe { ArrayView::from_shape_ptr(dim, seg.payload(slot).cast::<T>()) };
         ReadSlot {
             seg,
             view,
             slot,
+            seq,
             _exclusive: PhantomData,
         }
     }
@@ -205,22 +211,25 @@ impl<'a, T: Element, D: Dimension> ReadSlot<'a, T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn seq(&self) -> u64 {
-        self.seg.slot(self.slot).seq.load(Relaxed)
+        self.seq
     }
 
-    /// `CLOCK_MONOTONIC` nanoseconds at publish (compare with [`crate::now_ns`]).
+    /// `CLOCK_MONOTONIC` nanoseconds at publish (compare with [`crate::now_ns`]), on rings
+    /// created with [`Config::timestamps`](crate::Config::timestamps); `None` on others.
     ///
     /// ```
     /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-ts-{}", std::process::id());
-    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// # let name = format!("/ndr-doc-rts-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc().timestamps(true))?;
     /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
     /// tx.send(&ndarray::arr1(&[1, 2, 3, 4]))?;
-    /// assert!(rx.recv()?.timestamp_ns() <= ndring::now_ns());
+    /// assert!(rx.recv()?.timestamp_ns().unwrap() <= ndring::now_ns());
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn timestamp_ns(&self) -> u64 {
-        self.seg.slot(self.slot).timestamp_ns.load(Relaxed)
+    pub fn timestamp_ns(&self) -> Option<u64> {
+        self.seg
+            .timestamps()
+            .then(|| self.seg.slot(self.slot).timestamp_ns.load(Relaxed))
     }
 
     /// The user metadata written with [`WriteSlot::set_user_meta`], as an `M` (bytes beyond what

@@ -134,12 +134,12 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         let mut skipped = 0;
         let mut step = |strong: bool| {
             let r = if latest {
-                sub.try_latest(seg, me, strong).map(|(s, _, k)| {
+                sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
                     skipped = k;
-                    s
+                    (s, seq)
                 })
             } else {
-                sub.try_recv(seg, me, strong).map(|(s, _)| s)
+                sub.try_recv(seg, me, strong)
             };
             match r {
                 Ok(s) => Some(Ok(s)),
@@ -161,8 +161,8 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             step(false).unwrap_or(Err(Error::Empty))
         };
         self.skipped += skipped;
-        let s = match got {
-            Ok(s) => s,
+        let (s, seq) = match got {
+            Ok(got) => got,
             Err(e) => {
                 if let Error::Lagged { missed } = e {
                     self.missed += missed;
@@ -172,7 +172,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         };
         // SAFETY: slot `s` is pinned by our entry; the writer never rewrites a pinned slot, and
         // the pin is dropped only at our next call, when this `&mut self` borrow has ended.
-        Ok(unsafe { ReadSlot::new(seg, s, self.dim.clone()) })
+        Ok(unsafe { ReadSlot::new(seg, s, seq, self.dim.clone()) })
     }
 
     /// The next frame in sequence, waiting for it. `Err(Lagged { missed })` if frames were

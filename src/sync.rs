@@ -14,3 +14,14 @@ pub fn spin_loop() {
     #[cfg(not(loom))]
     std::hint::spin_loop();
 }
+
+/// The notifier's half of an asymmetric barrier (see `protocol`): only a compiler barrier, the
+/// sleeper's heavy barrier (`membarrier`) supplies the CPU fence. Under loom both halves are
+/// `fence(SeqCst)`, which is the guarantee `membarrier` gives.
+#[inline]
+pub fn light_barrier() {
+    #[cfg(loom)]
+    fence(Ordering::SeqCst);
+    #[cfg(not(loom))]
+    std::sync::atomic::compiler_fence(Ordering::SeqCst);
+}

@@ -97,6 +97,24 @@ pub fn futex_wake_all(word: &AtomicU32) {
 }
 
 /// This process's id.
+/// Registers this process as a target of other processes' heavy barriers, once; false if the
+/// kernel (before 4.16) or a seccomp filter refuses `membarrier`. A process that is not registered
+/// never publishes with plain stores (see `protocol::Notifier`).
+pub fn register_for_heavy_barriers() -> bool {
+    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *REGISTERED.get_or_init(|| {
+        use rustix::thread::{MembarrierCommand, membarrier};
+        membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok()
+    })
+}
+
+/// A full memory barrier on every CPU that runs a thread of a registered process (and on this
+/// one); false if the kernel refused it.
+pub fn heavy_barrier() -> bool {
+    use rustix::thread::{MembarrierCommand, membarrier};
+    membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+}
+
 pub fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }

@@ -96,6 +96,7 @@ pub(crate) fn create<T: Element, D: Dimension>(
         slots: config.slots,
         user_meta: config.user_meta,
         max_peers: config.max_peers,
+        timestamps: config.timestamps,
     };
     Ok((Segment::create(name, params, config)?, dim))
 }

@@ -3,8 +3,11 @@
 use std::time::{Duration, Instant};
 
 use crate::header::WaitWord;
-use crate::protocol::{begin_wait, bump, end_wait, has_waiters};
+use crate::protocol::{Sleep, begin_wait, bump, end_wait, has_waiters};
 use crate::sys;
+
+/// Longest sleep when a heavy barrier was needed but refused by the kernel.
+const UNBARRIERED_SLEEP: Duration = Duration::from_millis(1);
 
 /// How a blocking call waits.
 #[derive(Clone, Copy, Debug)]
@@ -54,12 +57,18 @@ fn wait_slow<R>(
 ) -> Option<R> {
     let mut next_idle = Instant::now() + how.grace;
     loop {
-        let epoch = begin_wait(w);
+        let Sleep { epoch, heavy } = begin_wait(w);
+        // A plain-mode notifier relies on this barrier (see `protocol`). Should the kernel refuse
+        // it, a store of the notifier's may be missed for as long as we sleep: sleep briefly.
+        let mut sleep = if heavy && !sys::heavy_barrier() {
+            how.grace.min(UNBARRIERED_SLEEP)
+        } else {
+            how.grace
+        };
         if let Some(r) = step(true) {
             end_wait(w);
             return Some(r);
         }
-        let mut sleep = how.grace;
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -89,10 +98,25 @@ pub(crate) fn notify(w: &WaitWord) {
     }
 }
 
+/// Wakes everyone asleep on `w` (after a [`crate::protocol::Notifier`] said someone may be).
+#[cold]
+pub(crate) fn wake(w: &WaitWord) {
+    notify_slow(w);
+}
+
 #[cold]
 fn notify_slow(w: &WaitWord) {
     bump(w);
     sys::futex_wake_all(&w.futex);
+}
+
+/// The notifier for a new SPSC side of this process: plain stores once quiet, if this process
+/// is a target of heavy barriers.
+pub(crate) fn notifier() -> crate::protocol::Notifier {
+    crate::protocol::Notifier::new(
+        sys::register_for_heavy_barriers(),
+        crate::protocol::QUIET_PUBLISHES,
+    )
 }
 
 /// `Instant::now() + d`, or no deadline if that overflows.

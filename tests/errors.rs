@@ -174,7 +174,7 @@ fn other_version() {
     write_file(&shm_path(&n), 0, 8, &7u32.to_le_bytes());
     match Consumer::<u32, Ix2>::open(&n) {
         Err(Error::Version {
-            expected: 1,
+            expected: ndring::layout::VERSION,
             found: 7,
             ..
         }) => {}
@@ -195,6 +195,7 @@ fn corrupt_fields() {
         (56, &0u64.to_le_bytes()),          // shape[1]
         (112, &1u64.to_le_bytes()),         // payload_bytes
         (168, &(1u64 << 40).to_le_bytes()), // total_size
+        (180, &4u32.to_le_bytes()),         // flags: an unknown bit
     ];
     for (i, (at, bytes)) in cases.iter().enumerate() {
         let n = kept(&format!("cor{i}"));

@@ -34,15 +34,19 @@ fn params() -> impl Strategy<Value = Params> {
         2usize..32,
         0usize..256,
         2usize..16,
+        any::<bool>(),
     )
-        .prop_map(|(kind, dtype, shape, slots, user_meta, max_peers)| Params {
-            kind,
-            dtype: DType::from_code(dtype).unwrap(),
-            shape,
-            slots,
-            user_meta,
-            max_peers,
-        })
+        .prop_map(
+            |(kind, dtype, shape, slots, user_meta, max_peers, timestamps)| Params {
+                kind,
+                dtype: DType::from_code(dtype).unwrap(),
+                shape,
+                slots,
+                user_meta,
+                max_peers,
+                timestamps,
+            },
+        )
 }
 
 proptest! {

@@ -301,7 +301,8 @@ fn metadata() {
         gain: f32,
     }
     let n = name("meta");
-    let mut tx = Producer::<u8, Ix1>::create(&n, 4, &Config::spsc().user_meta_size(16)).unwrap();
+    let config = Config::spsc().user_meta_size(16).timestamps(true);
+    let mut tx = Producer::<u8, Ix1>::create(&n, 4, &config).unwrap();
     let mut rx = Consumer::<u8, Ix1>::open(&n).unwrap();
     let before = ndring::now_ns();
     let mut s = tx.claim().unwrap();
@@ -321,9 +322,26 @@ fn metadata() {
     s.publish();
     let r = rx.recv().unwrap();
     assert_eq!(r.user_meta::<Frame>().unwrap(), f);
-    assert!(r.timestamp_ns() >= before && r.timestamp_ns() <= ndring::now_ns());
+    let t = r.timestamp_ns().expect("created with timestamps");
+    assert!(t >= before && t <= ndring::now_ns());
     assert_eq!(r.seq(), 1);
     let _: Array1<u8> = r.to_owned();
+    // The same slot again, a lap later, published without metadata: none is read back.
+    for seq in 2..=5 {
+        tx.claim().unwrap().publish();
+        let r = rx.recv().unwrap();
+        assert_eq!(r.seq(), seq);
+        assert_eq!(
+            r.user_meta::<Frame>().unwrap(),
+            bytemuck::Zeroable::zeroed()
+        );
+    }
+    // Without `timestamps(true)` there are none.
+    let n2 = name("meta-nots");
+    let mut tx = Producer::<u8, Ix1>::create(&n2, 4, &Config::spsc()).unwrap();
+    let mut rx = Consumer::<u8, Ix1>::open(&n2).unwrap();
+    tx.claim().unwrap().publish();
+    assert_eq!(rx.recv().unwrap().timestamp_ns(), None);
 }
 
 fn role_taken() {

@@ -4,9 +4,11 @@
 mod support;
 
 use loom::sync::Arc;
+use loom::sync::atomic::{Ordering::*, fence};
 use loom::thread;
+use ndring::header::WaitWord;
 use ndring::protocol::spsc::{self, Stop};
-use ndring::protocol::{begin_wait, bump, end_wait, has_waiters, mpmc};
+use ndring::protocol::{Notifier, begin_wait, bump, end_wait, mpmc};
 use support::Mem;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
@@ -19,12 +21,18 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
     b.check(f);
 }
 
+/// Notifiers that go plain as early as they can (after one quiet publish), so that the models
+/// cover fenced publishes, the switch and plain publishes.
+fn eager() -> Notifier {
+    Notifier::new(true, 0)
+}
+
 /// Receives everything from an SPSC ring until closed.
 fn spsc_drain(m: &Mem) -> Vec<u64> {
-    let mut c = spsc::Consumer::attach(&m.control);
+    let mut c = spsc::Consumer::attach(m, eager());
     let mut got = vec![];
     loop {
-        match c.try_recv(&m.control, false) {
+        match c.try_recv(m, false) {
             Ok(pos) => {
                 got.push(m.read((pos % m.slots.len() as u64) as usize));
                 c.release(&m.control);
@@ -41,7 +49,7 @@ fn spsc_1p1c_fifo_and_exclusive() {
         let m = Arc::new(Mem::new(2, 2, false));
         let m2 = m.clone();
         let p = thread::spawn(move || {
-            let mut p = spsc::Producer::attach(&m2.control, 2);
+            let mut p = spsc::Producer::attach(&*m2, eager());
             for i in 0..3 {
                 let pos = loop {
                     match p.try_claim(&m2.control, false) {
@@ -50,7 +58,7 @@ fn spsc_1p1c_fifo_and_exclusive() {
                     }
                 };
                 m2.write((pos % 2) as usize, i + 10);
-                p.publish(&m2.control);
+                p.publish(&*m2);
             }
             p.close(&m2.control);
         });
@@ -59,46 +67,101 @@ fn spsc_1p1c_fifo_and_exclusive() {
     });
 }
 
-/// The sleeper's protocol: no wake-up is lost. A lost one leaves the consumer spinning on an
-/// unchanged epoch forever, which loom reports.
+/// Sleeps on `w` the way `wait.rs` does, until `ready` succeeds: the heavy barrier (`membarrier`)
+/// is a `fence(SeqCst)` here, and the "futex" a loop until the epoch changes. A lost wake-up
+/// leaves this loop spinning on an unchanged epoch forever, which loom reports.
+///
+/// Loom cannot express `membarrier` (a fence forced onto another thread), so plain mode is
+/// checked as the textbook asymmetric Dekker is: both barriers as `SeqCst` fences. The fenced
+/// mode is checked exactly (it has no barrier to stand in for): making its publish a plain store
+/// fails `spsc_no_lost_wakeup_empty`.
+fn sleep_until<R>(w: &WaitWord, mut ready: impl FnMut(bool) -> Option<R>) -> R {
+    loop {
+        if let Some(r) = ready(false) {
+            return r;
+        }
+        let s = begin_wait(w);
+        if s.heavy {
+            fence(SeqCst);
+        }
+        if let Some(r) = ready(true) {
+            end_wait(w);
+            return r;
+        }
+        while w.futex.load(Acquire) == s.epoch {
+            thread::yield_now();
+        }
+        end_wait(w);
+    }
+}
+
+/// What `wait::wake` does, minus the system call.
+fn wake_if(needed: bool, w: &WaitWord) {
+    if needed {
+        bump(w);
+    }
+}
+
+/// No wake-up is lost while a consumer sleeps on an empty ring: with a producer that stays
+/// fenced (`plain == false`), and with one that switches to plain stores between its two
+/// publishes.
 #[test]
-fn spsc_no_lost_wakeup() {
+fn spsc_no_lost_wakeup_empty() {
+    for can_plain in [false, true] {
+        model(move || {
+            let m = Arc::new(Mem::new(2, 2, false));
+            let m2 = m.clone();
+            let p = thread::spawn(move || {
+                let mut p = spsc::Producer::attach(&*m2, Notifier::new(can_plain, 0));
+                for i in 0..2 {
+                    let pos = p.try_claim(&m2.control, false).unwrap();
+                    m2.write(pos as usize, 5 + i);
+                    let wake = p.publish(&*m2);
+                    wake_if(wake, &m2.control.not_empty);
+                }
+            });
+            let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
+            for i in 0..2 {
+                let pos = sleep_until(&m.control.not_empty, |strong| c.try_recv(&*m, strong).ok());
+                assert_eq!(m.read(pos as usize), 5 + i);
+                c.release(&m.control);
+            }
+            p.join().unwrap();
+        });
+    }
+}
+
+/// No wake-up is lost while a producer sleeps on a full ring and the consumer releases with
+/// plain stores.
+#[test]
+fn spsc_no_lost_wakeup_full() {
     model(|| {
         let m = Arc::new(Mem::new(2, 2, false));
         let m2 = m.clone();
-        let p = thread::spawn(move || {
-            let mut p = spsc::Producer::attach(&m2.control, 2);
-            let pos = p.try_claim(&m2.control, false).unwrap();
-            m2.write(pos as usize, 5);
-            p.publish(&m2.control);
-            if has_waiters(&m2.control.not_empty) {
-                bump(&m2.control.not_empty);
+        let c = thread::spawn(move || {
+            let mut c = spsc::Consumer::attach(&*m2, eager());
+            let mut got = vec![];
+            while got.len() < 3 {
+                match c.try_recv(&*m2, false) {
+                    Ok(pos) => {
+                        got.push(m2.read((pos % 2) as usize));
+                        let wake = c.release(&m2.control);
+                        wake_if(wake, &m2.control.not_full);
+                    }
+                    Err(_) => thread::yield_now(),
+                }
             }
+            got
         });
-        let mut c = spsc::Consumer::attach(&m.control);
-        let pos = loop {
-            if let Ok(pos) = c.try_recv(&m.control, false) {
-                break pos;
-            }
-            let epoch = begin_wait(&m.control.not_empty);
-            if let Ok(pos) = c.try_recv(&m.control, true) {
-                end_wait(&m.control.not_empty);
-                break pos;
-            }
-            // "Sleep": until the epoch changes. Without a bump this never ends.
-            while m
-                .control
-                .not_empty
-                .futex
-                .load(loom::sync::atomic::Ordering::Acquire)
-                == epoch
-            {
-                thread::yield_now();
-            }
-            end_wait(&m.control.not_empty);
-        };
-        assert_eq!(m.read(pos as usize), 5);
-        p.join().unwrap();
+        let mut p = spsc::Producer::attach(&*m, Notifier::new(false, 0));
+        for i in 0..3 {
+            let pos = sleep_until(&m.control.not_full, |strong| {
+                p.try_claim(&m.control, strong).ok()
+            });
+            m.write((pos % 2) as usize, i);
+            p.publish(&*m);
+        }
+        assert_eq!(c.join().unwrap(), vec![0, 1, 2]);
     });
 }
 

@@ -9,11 +9,23 @@
 //!
 //! A sleeper does `waiters += 1` (RMW), reads the futex epoch, then re-checks its condition with
 //! an RMW (`fetch_add(0)`) on the word the notifier changes, then sleeps only if the epoch is
-//! unchanged. A notifier changes that word with an RMW, then loads `waiters`. RMWs on one word are
-//! totally ordered: if the sleeper's check came first, the notifier's RMW reads from it (AcqRel),
-//! so the sleeper's `waiters += 1` happens-before the notifier's load, which therefore sees a
-//! waiter and bumps the epoch; if the notifier's RMW came first, the sleeper's check sees the
-//! change. This needs no `SeqCst` and costs the hot path one RMW it needs anyway.
+//! unchanged. A *fenced* notifier changes that word with an RMW, then loads `waiters`. RMWs on
+//! one word are totally ordered: if the sleeper's check came first, the notifier's RMW reads from
+//! it (AcqRel), so the sleeper's `waiters += 1` happens-before the notifier's load, which
+//! therefore sees a waiter and bumps the epoch; if the notifier's RMW came first, the sleeper's
+//! check sees the change. This needs no `SeqCst`.
+//!
+//! An RMW is a full barrier on x86: each publish then waits for its payload's stores to leave the
+//! store buffer, which costs an SPSC stream three quarters of its rate. So an SPSC side (the one
+//! notifier of its word) that has seen no sleeper for [`QUIET_PUBLISHES`] publishes goes
+//! *plain*: a `Release` store, then a `waiters` load with only a compiler barrier between them
+//! (the *light* barrier). That is Dekker's pattern with one fence missing; the sleeper supplies
+//! it: having seen `WaitWord::plain == 1`, it issues a *heavy* barrier (Linux `membarrier`,
+//! global expedited) between `waiters += 1` and its re-check, which runs a full barrier on every
+//! CPU that is running a thread of a registered process, so either the notifier's store is
+//! visible to the re-check or the notifier's load sees the waiter. The switch between modes is
+//! itself a Dekker handshake over `plain` and `waiters` with `SeqCst` fences (see [`Notifier`]).
+//! Under loom, both barriers are `fence(SeqCst)`, which is what `membarrier` guarantees.
 
 pub mod broadcast;
 pub mod mpmc;
@@ -24,7 +36,7 @@ pub mod spsc;
 mod tests;
 
 use crate::header::{Control, PeerEntry, SlotCtrl, WaitWord};
-use crate::sync::{AtomicU64, Ordering::*};
+use crate::sync::{AtomicU64, Ordering::*, fence};
 
 /// Access to a ring's shared words, wherever they live.
 pub trait RingMemory {
@@ -42,13 +54,31 @@ pub trait RingMemory {
     fn max_peers(&self) -> usize;
 }
 
+/// What [`begin_wait`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sleep {
+    /// The futex epoch to sleep on.
+    pub epoch: u32,
+    /// The notifier may be publishing with plain stores: a heavy barrier must come before the
+    /// re-check (see the module docs).
+    pub heavy: bool,
+}
+
 /// First half of going to sleep: registers as a waiter and returns the epoch to sleep on.
-/// The caller must then re-check its condition with `strong = true` and, if it still must wait,
-/// sleep while the futex word equals the epoch; then call [`end_wait`].
+/// The caller must then issue a heavy barrier if [`Sleep::heavy`], re-check its condition with
+/// `strong = true` and, if it still must wait, sleep while the futex word equals the epoch; then
+/// call [`end_wait`].
 #[inline]
-pub fn begin_wait(w: &WaitWord) -> u32 {
+pub fn begin_wait(w: &WaitWord) -> Sleep {
     w.waiters.fetch_add(1, AcqRel);
-    w.futex.load(Acquire)
+    // Pairs with the fence in `Notifier::go_plain`: either that notifier sees this waiter and
+    // stays fenced, or this load sees `plain == 1`.
+    fence(SeqCst);
+    let epoch = w.futex.load(Acquire);
+    Sleep {
+        epoch,
+        heavy: w.plain.load(Acquire) != 0,
+    }
 }
 
 /// Undoes [`begin_wait`].
@@ -68,6 +98,96 @@ pub fn has_waiters(w: &WaitWord) -> bool {
 #[inline]
 pub fn bump(w: &WaitWord) {
     w.futex.fetch_add(1, Release);
+}
+
+/// Publishes after which a notifier that saw no sleeper switches to plain stores.
+pub const QUIET_PUBLISHES: u32 = 64;
+
+/// The notifying half of one SPSC side, for the [`WaitWord`] it alone notifies.
+///
+/// Invariants: while `plain` is false every publish is an RMW; `plain` becomes true only after
+/// the `go_plain` handshake found no waiter (and `WaitWord::plain` was 1 before that check), and
+/// false again, with `WaitWord::plain = 0` stored before the next publish, as soon as a waiter is
+/// seen. A notifier that cannot rely on sleepers' heavy barriers (`can_plain == false`: this
+/// process could not register for `membarrier`) stays fenced.
+#[derive(Debug)]
+pub struct Notifier {
+    plain: bool,
+    can_plain: bool,
+    /// Publishes in a row that found no waiter, while fenced.
+    quiet: u32,
+    /// `quiet` needed to go plain ([`QUIET_PUBLISHES`]; tests use 0).
+    quiet_needed: u32,
+}
+
+impl Notifier {
+    /// A notifier that starts fenced.
+    pub fn new(can_plain: bool, quiet_needed: u32) -> Notifier {
+        Notifier {
+            plain: false,
+            can_plain,
+            quiet: 0,
+            quiet_needed,
+        }
+    }
+
+    /// Whether the next publish must be an RMW.
+    #[inline]
+    pub fn fenced(&self) -> bool {
+        !self.plain
+    }
+
+    /// Call right after each publish; true if someone may be asleep on `w` (the caller bumps
+    /// the epoch and wakes the futex).
+    #[inline]
+    pub fn after_publish(&mut self, w: &WaitWord) -> bool {
+        if self.plain {
+            crate::sync::light_barrier();
+        }
+        if w.waiters.load(Acquire) != 0 {
+            if self.plain {
+                self.go_fenced(w);
+            }
+            self.quiet = 0;
+            return true;
+        }
+        if !self.plain && self.can_plain {
+            self.quiet += 1;
+            if self.quiet > self.quiet_needed {
+                self.go_plain(w);
+            }
+        }
+        false
+    }
+
+    #[cold]
+    fn go_fenced(&mut self, w: &WaitWord) {
+        // Release: a sleeper that reads this 0 sees every plain publish made before it.
+        w.plain.store(0, Release);
+        self.plain = false;
+    }
+
+    #[cold]
+    fn go_plain(&mut self, w: &WaitWord) {
+        w.plain.store(1, Relaxed);
+        // Pairs with the fence in `begin_wait`: a sleeper that this check misses reads `plain == 1`
+        // and brings its own (heavy) barrier.
+        fence(SeqCst);
+        if w.waiters.load(Relaxed) == 0 {
+            self.plain = true;
+        } else {
+            w.plain.store(0, Release);
+        }
+        self.quiet = 0;
+    }
+
+    /// Leaves plain mode for good (the handle is going away or closing).
+    pub fn retire(&mut self, w: &WaitWord) {
+        if self.plain {
+            self.go_fenced(w);
+        }
+        self.can_plain = false;
+    }
 }
 
 /// Initialises the words of a fresh ring (all zero already, except MPMC stamps).

@@ -2,13 +2,21 @@
 //!
 //! `tail` counts published items and is written only by the producer; `head` counts released
 //! items and is written only by the consumer (besides the `fetch_add(0)` re-checks of sleepers,
-//! which do not change them). Item `pos` lives in slot `pos % slots`. The producer may fill
-//! position `tail` when `tail - head < slots`; the consumer may read position `head` when
-//! `head < tail`. Each side caches the other's position and reloads it only when the cache says
-//! full (or empty), as rtrb does, so the steady state touches the other side's line once per lap
-//! rather than once per item.
+//! which do not change them). Item `pos` lives in slot `pos % slots`, whose `stamp` the producer
+//! sets to `pos + 1` before it advances `tail`. The producer may fill position `tail` when
+//! `tail - head < slots`; the consumer may read position `head` when `head < tail`, or when the
+//! slot's stamp says `head + 1`. Each side caches the other's position and reloads it only when
+//! the cache says full (or empty), as rtrb does, so a side that runs behind touches the other
+//! side's line once per lap rather than once per item; a consumer that has caught up polls the
+//! stamp of the next slot, which lies on the slot's own line next to the payload it is about to
+//! read, rather than `tail`.
+//!
+//! Each side is the only notifier of one [`WaitWord`](crate::header::WaitWord) (the producer of
+//! `not_empty`, the consumer of `not_full`) and publishes with plain stores or RMWs as its
+//! [`Notifier`] says (see the module docs of `protocol`).
 
 use crate::header::{CLOSED, Control};
+use crate::protocol::{Notifier, RingMemory};
 use crate::sync::Ordering::*;
 
 /// Outcome of a step that did not get a slot.
@@ -29,17 +37,31 @@ pub struct Producer {
     cached_head: u64,
     slots: u64,
     closed: bool,
+    notifier: Notifier,
 }
 
 impl Producer {
-    /// Takes over the producer side at the current positions.
-    pub fn attach(c: &Control, slots: usize) -> Producer {
-        let t = c.tail.load(Acquire);
+    /// Takes over the producer side at the current positions; `notifier` decides how publishes
+    /// are ordered against sleepers.
+    ///
+    /// A predecessor that died between stamping a slot and advancing `tail` had published that
+    /// item as far as a caught-up consumer is concerned (its stamp is stored after its contents):
+    /// `tail` is advanced past it here, so that the slot is never claimed again while it may be
+    /// read.
+    pub fn attach<M: RingMemory>(mem: &M, notifier: Notifier) -> Producer {
+        let c = mem.control();
+        let slots = mem.slots() as u64;
+        let mut t = c.tail.load(Acquire);
+        if t & CLOSED == 0 && mem.slot((t % slots) as usize).stamp.load(Acquire) == t + 1 {
+            // Only the producer changes `tail` (sleepers' RMWs rewrite the value they read).
+            t = c.tail.fetch_add(1, AcqRel) + 1;
+        }
         Producer {
             tail: t & !CLOSED,
             cached_head: c.head.load(Acquire),
-            slots: slots as u64,
+            slots,
             closed: t & CLOSED != 0,
+            notifier,
         }
     }
 
@@ -63,18 +85,37 @@ impl Producer {
         Ok(self.tail)
     }
 
-    /// Publishes the position returned by `try_claim`. The RMW orders the slot's contents before
-    /// the new `tail` (Release) and is the notifier's half of the wake-up argument.
+    /// Publishes the position returned by `try_claim`: its slot's stamp, then `tail` (both
+    /// Release, so the slot's contents come first). Returns true if the consumer may be asleep
+    /// (the caller wakes `not_empty`).
     #[inline]
-    pub fn publish(&mut self, c: &Control) {
-        c.tail.fetch_add(1, AcqRel);
-        self.tail += 1;
+    pub fn publish<M: RingMemory>(&mut self, mem: &M) -> bool {
+        let c = mem.control();
+        let next = self.tail + 1;
+        mem.slot((self.tail % self.slots) as usize)
+            .stamp
+            .store(next, Release);
+        if self.notifier.fenced() {
+            c.tail.fetch_add(1, AcqRel);
+        } else {
+            c.tail.store(next, Release);
+        }
+        self.tail = next;
+        self.notifier.after_publish(&c.not_empty)
     }
 
     /// Sets `CLOSED`: no claim succeeds after it; the consumer drains what was published.
+    /// The caller wakes both wait words.
     pub fn close(&mut self, c: &Control) {
+        self.notifier.retire(&c.not_empty);
         c.tail.fetch_or(CLOSED, AcqRel);
         self.closed = true;
+    }
+
+    /// Stops publishing with plain stores (the handle is being dropped), so that a successor
+    /// starts from the always-safe state.
+    pub fn retire(&mut self, c: &Control) {
+        self.notifier.retire(&c.not_empty);
     }
 }
 
@@ -85,47 +126,78 @@ pub struct Consumer {
     head: u64,
     /// A value `tail` had (with its `CLOSED` bit).
     cached_tail: u64,
+    slots: u64,
+    notifier: Notifier,
 }
 
 impl Consumer {
     /// Takes over the consumer side at the current positions.
-    pub fn attach(c: &Control) -> Consumer {
+    pub fn attach<M: RingMemory>(mem: &M, notifier: Notifier) -> Consumer {
+        let c = mem.control();
         Consumer {
             head: c.head.load(Acquire),
             cached_tail: c.tail.load(Acquire),
+            slots: mem.slots() as u64,
+            notifier,
         }
     }
 
     /// The position to read next, if one is published.
     #[inline]
-    pub fn try_recv(&mut self, c: &Control, strong: bool) -> Result<u64, Stop> {
-        if self.head == self.cached_tail & !CLOSED || strong {
-            self.cached_tail = if strong {
-                c.tail.fetch_add(0, AcqRel)
-            } else {
-                c.tail.load(Acquire)
-            };
-            if self.head == self.cached_tail & !CLOSED {
-                return Err(if self.cached_tail & CLOSED != 0 {
-                    Stop::Closed
-                } else {
-                    Stop::Wait
-                });
+    pub fn try_recv<M: RingMemory>(&mut self, mem: &M, strong: bool) -> Result<u64, Stop> {
+        if !strong {
+            if self.head < self.cached_tail & !CLOSED {
+                return Ok(self.head);
             }
+            // Caught up: the next slot's stamp turns before `tail` does, and on a line we read
+            // next anyway. Acquire: it was stored after the slot's contents.
+            let stamp = mem
+                .slot((self.head % self.slots) as usize)
+                .stamp
+                .load(Acquire);
+            if stamp == self.head + 1 {
+                return Ok(self.head);
+            }
+        }
+        let c = mem.control();
+        self.cached_tail = if strong {
+            c.tail.fetch_add(0, AcqRel)
+        } else {
+            c.tail.load(Acquire)
+        };
+        // `>=`: having read a stamp, we may be ahead of the `tail` we just loaded.
+        if self.head >= self.cached_tail & !CLOSED {
+            return Err(if self.cached_tail & CLOSED != 0 {
+                Stop::Closed
+            } else {
+                Stop::Wait
+            });
         }
         Ok(self.head)
     }
 
-    /// Releases the position returned by `try_recv` back to the producer.
+    /// Releases the position returned by `try_recv` back to the producer. Returns true if the
+    /// producer may be asleep (the caller wakes `not_full`).
     #[inline]
-    pub fn release(&mut self, c: &Control) {
-        c.head.fetch_add(1, AcqRel);
-        self.head += 1;
+    pub fn release(&mut self, c: &Control) -> bool {
+        let next = self.head + 1;
+        if self.notifier.fenced() {
+            c.head.fetch_add(1, AcqRel);
+        } else {
+            c.head.store(next, Release);
+        }
+        self.head = next;
+        self.notifier.after_publish(&c.not_full)
     }
 
     /// Skips the item at `head` without reading it (recovery of an item a dead consumer held).
-    pub fn skip(&mut self, c: &Control) {
-        self.release(c);
+    pub fn skip(&mut self, c: &Control) -> bool {
+        self.release(c)
+    }
+
+    /// Stops releasing with plain stores (the handle is being dropped).
+    pub fn retire(&mut self, c: &Control) {
+        self.notifier.retire(&c.not_full);
     }
 
     /// Position of the next item.

@@ -8,7 +8,7 @@ use std::thread;
 
 use super::broadcast::{Miss, Subscriber, Writer};
 use super::spsc::{self, Stop};
-use super::{RingMemory, mpmc};
+use super::{Notifier, RingMemory, mpmc};
 use crate::header::{Control, PeerEntry, SlotCtrl};
 use crate::sync::AtomicU64;
 
@@ -74,7 +74,7 @@ fn spsc_fifo_between_threads() {
     let m = Mem::new(4, 2, false);
     let m2 = m.clone();
     let p = thread::spawn(move || {
-        let mut p = spsc::Producer::attach(&m2.control, 4);
+        let mut p = spsc::Producer::attach(&*m2, Notifier::new(true, 3));
         for i in 0..N {
             let pos = loop {
                 match p.try_claim(&m2.control, false) {
@@ -83,14 +83,14 @@ fn spsc_fifo_between_threads() {
                 }
             };
             m2.write((pos % 4) as usize, i);
-            p.publish(&m2.control);
+            p.publish(&*m2);
         }
         p.close(&m2.control);
     });
-    let mut c = spsc::Consumer::attach(&m.control);
+    let mut c = spsc::Consumer::attach(&*m, Notifier::new(true, 3));
     let mut expected = 0;
     loop {
-        match c.try_recv(&m.control, expected % 7 == 0) {
+        match c.try_recv(&*m, expected % 7 == 0) {
             Ok(pos) => {
                 assert_eq!(m.read((pos % 4) as usize), expected);
                 expected += 1;
