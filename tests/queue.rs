@@ -22,6 +22,7 @@ fn main() -> std::process::ExitCode {
             ("close-producer", close_producer),
             ("abandon-producer", abandon_producer),
             ("sleepy-producer", sleepy_producer),
+            ("patient-consumer", patient_consumer),
         ],
         vec![
             trial(
@@ -31,6 +32,10 @@ fn main() -> std::process::ExitCode {
             trial(
                 "producer_asleep_in_claim_is_woken_by_a_release",
                 producer_woken_by_release,
+            ),
+            trial(
+                "spsc_sleepers_are_woken_when_the_other_side_publishes_plain",
+                plain_mode_wakeups,
             ),
             trial(
                 "spsc_delivers_a_million_items_in_fifo_order",
@@ -97,6 +102,50 @@ fn producer_woken_by_release() {
         assert_eq!(rx.recv_timeout(LONG).unwrap()[0], i);
     }
     finish(child, LONG);
+}
+
+const PLAIN_ROUNDS: u64 = 150;
+const PLAIN_BURST: u64 = 200;
+
+/// Child: receives every item of `plain_mode_wakeups` in order. Its grace period (the longest
+/// single futex sleep) is an hour, so a lost wake-up hangs it instead of costing 500 ms.
+fn patient_consumer(a: &[String]) {
+    let opts = OpenOptions::default().grace(Duration::from_secs(3600));
+    let mut rx = Consumer::<u64, Ix1>::open_with(&a[0], &opts).unwrap();
+    for i in 0..PLAIN_ROUNDS * PLAIN_BURST {
+        assert_eq!(rx.recv().unwrap()[0], i, "item {i}");
+    }
+}
+
+/// Bursts long enough for the producer to switch to plain stores (64 quiet publishes), each
+/// followed either by a wait until the consumer is asleep, or by a short pause that races with
+/// its falling asleep. The consumer must be woken every time: a sleeper that missed a plain
+/// publish (no membarrier, or a broken mode switch) would sleep for its hour-long grace period.
+fn plain_mode_wakeups() {
+    use std::os::unix::fs::FileExt;
+    let n = name("plain");
+    let opts = Config::spsc().slots(8).grace(Duration::from_secs(3600));
+    let mut tx = Producer::<u64, Ix1>::create(&n, 1, &opts).unwrap();
+    let shm = std::fs::File::open(format!("/dev/shm/{}", n.trim_start_matches('/'))).unwrap();
+    let child = spawn("patient-consumer", &[&n]);
+    let mut plain_when_asleep = 0;
+    for round in 0..PLAIN_ROUNDS {
+        for k in 0..PLAIN_BURST {
+            tx.send(&arr1(&[round * PLAIN_BURST + k])).unwrap();
+        }
+        if round % 2 == 0 {
+            eventually(LONG, "consumer asleep", || tx.segment().sleepers().0 == 1);
+            // `not_empty.plain` (ARCHITECTURE.md §2.2): was this sleeper relying on membarrier?
+            let mut word = [0u8; 4];
+            shm.read_exact_at(&mut word, 904).unwrap();
+            plain_when_asleep += u32::from_le_bytes(word);
+        } else {
+            std::thread::sleep(Duration::from_micros(round % 7 * 40));
+        }
+    }
+    finish(child, LONG);
+    // The case under test happened (it is the common one: the consumer keeps up in bursts).
+    assert!(plain_when_asleep > 0, "the producer never went plain");
 }
 
 /// Child: sends `count` items [i, !i] over SPSC, then closes.
