@@ -204,27 +204,15 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         self.release_held();
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
-        let spsc = &mut self.spsc;
-        let mut step = |strong: bool| {
-            let r = match spsc {
-                Some(c) => c.try_recv(seg, strong),
-                None => mpmc::try_recv(seg, me, strong),
-            };
-            match r {
-                Ok(pos) => Some(Ok(pos)),
-                Err(spsc::Stop::Closed) => Some(Err(Error::Closed)),
-                Err(spsc::Stop::Wait) => None,
-            }
+        // The common case first, without the waiting machinery: an SPSC item already published.
+        let ready = match &mut self.spsc {
+            Some(c) => c.try_recv(seg, false).ok(),
+            None => None,
         };
-        let got = if block {
-            wait::wait_for(&seg.control().not_empty, self.how, deadline, step, || {
-                peers::sweep(seg);
-            })
-            .unwrap_or(Err(Error::Timeout))
-        } else {
-            step(false).unwrap_or(Err(Error::Empty))
+        let (pos, slot) = match ready {
+            Some(got) => got,
+            None => wait_recv(seg, me, &mut self.spsc, self.how, deadline, block)?,
         };
-        let pos = got?;
         if self.spsc.is_some() {
             me.holding.store(pos + 1, Relaxed);
         } else {
@@ -233,7 +221,6 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
             wait::notify(&seg.control().not_full);
         }
         self.held = Some(pos);
-        let slot = (pos % seg.slot_count() as u64) as usize;
         // SAFETY: the protocol reserved position `pos` (slot `slot`) to us; it is released only
         // by `release_held`, at our next call, when the `&mut self` borrow that this ReadSlot
         // (and every view derived from it) holds has ended.
@@ -369,6 +356,39 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// ```
     pub fn recover_dead(&self) -> usize {
         peers::sweep(&self.seg)
+    }
+}
+
+/// The rest of a receive: MPMC, or an empty SPSC ring (polls, then sleeps if `block`).
+#[cold]
+#[inline(never)]
+fn wait_recv(
+    seg: &Segment,
+    me: &crate::header::PeerEntry,
+    spsc: &mut Option<spsc::Consumer>,
+    how: Waiting,
+    deadline: Option<Instant>,
+    block: bool,
+) -> Result<(u64, usize)> {
+    let n = seg.slot_count() as u64;
+    let mut step = |strong: bool| {
+        let r = match spsc {
+            Some(c) => c.try_recv(seg, strong),
+            None => mpmc::try_recv(seg, me, strong).map(|pos| (pos, (pos % n) as usize)),
+        };
+        match r {
+            Ok(got) => Some(Ok(got)),
+            Err(spsc::Stop::Closed) => Some(Err(Error::Closed)),
+            Err(spsc::Stop::Wait) => None,
+        }
+    };
+    if block {
+        wait::wait_for(&seg.control().not_empty, how, deadline, step, || {
+            peers::sweep(seg);
+        })
+        .unwrap_or(Err(Error::Timeout))
+    } else {
+        step(false).unwrap_or(Err(Error::Empty))
     }
 }
 

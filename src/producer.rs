@@ -232,33 +232,18 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         block: bool,
     ) -> Result<WriteSlot<'_, T, D>> {
         let inner = &mut self.inner;
-        let seg = &*inner.seg;
-        let me = seg.peer(inner.entry);
-        let spsc = &mut inner.spsc;
-        let mut step = |strong: bool| {
-            let r = match spsc {
-                Some(p) => p.try_claim(seg.control(), strong),
-                None => mpmc::try_claim(seg, me, strong),
-            };
-            match r {
-                Ok(pos) => Some(Ok(pos)),
-                Err(spsc::Stop::Closed) => Some(Err(Error::Closed)),
-                Err(spsc::Stop::Wait) => None,
-            }
+        // The common case first, without the waiting machinery: a free SPSC slot.
+        let free = match &mut inner.spsc {
+            Some(p) => p.try_claim(inner.seg.control(), false).ok(),
+            None => None,
         };
-        let got = if block {
-            wait::wait_for(&seg.control().not_full, inner.how, deadline, step, || {
-                peers::sweep(seg);
-            })
-            .unwrap_or(Err(Error::Timeout))
-        } else {
-            step(false).unwrap_or(Err(Error::Full))
+        let (pos, slot) = match free {
+            Some(got) => got,
+            None => wait_claim(inner, deadline, block)?,
         };
-        let pos = got?;
-        let slot = (pos % seg.slot_count() as u64) as usize;
         // SAFETY: the protocol gave us position `pos`, hence slot `slot`, exclusively until we
         // publish or abandon it through `commit`; the payload holds `self.dim`'s elements.
-        Ok(unsafe { WriteSlot::new(&mut self.inner, slot, pos, self.dim.clone()) })
+        Ok(unsafe { WriteSlot::new(&mut self.inner, slot, pos, pos + 1, self.dim.clone()) })
     }
 
     /// Copies `array` into a claimed slot and publishes it. Any memory layout is accepted (a
@@ -303,7 +288,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     pub fn close(&mut self) {
         let seg = &*self.inner.seg;
         match &mut self.inner.spsc {
-            Some(p) => p.close(seg.control()),
+            Some(p) => p.close(seg),
             None => mpmc::close(seg),
         }
         wait::notify(&seg.control().not_empty);
@@ -367,18 +352,47 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     }
 }
 
+/// The rest of a claim: MPMC, or a full SPSC ring (polls, then sleeps if `block`).
+#[cold]
+#[inline(never)]
+fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Result<(u64, usize)> {
+    let seg = &*inner.seg;
+    let me = seg.peer(inner.entry);
+    let n = seg.slot_count() as u64;
+    let spsc = &mut inner.spsc;
+    let mut step = |strong: bool| {
+        let r = match spsc {
+            Some(p) => p.try_claim(seg.control(), strong),
+            None => mpmc::try_claim(seg, me, strong).map(|pos| (pos, (pos % n) as usize)),
+        };
+        match r {
+            Ok(got) => Some(Ok(got)),
+            Err(spsc::Stop::Closed) => Some(Err(Error::Closed)),
+            Err(spsc::Stop::Wait) => None,
+        }
+    };
+    if block {
+        wait::wait_for(&seg.control().not_full, inner.how, deadline, step, || {
+            peers::sweep(seg);
+        })
+        .unwrap_or(Err(Error::Timeout))
+    } else {
+        step(false).unwrap_or(Err(Error::Full))
+    }
+}
+
 impl Sink for Inner {
     fn segment(&self) -> &Segment {
         &self.seg
     }
 
-    fn seq_of(&self, pos: u64) -> u64 {
-        pos + 1
-    }
-
-    fn commit(&mut self, _slot: usize, pos: u64, publish: bool) {
+    fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
+        if let Some(user_len) = publish {
+            crate::slot::write_ctrl(seg, slot, user_len);
+        }
+        let publish = publish.is_some();
         match &mut self.spsc {
             Some(p) if publish => {
                 if p.publish(seg) {

@@ -16,10 +16,24 @@ use crate::sys;
 /// What a `WriteSlot` reports back to the handle it came from.
 pub(crate) trait Sink {
     fn segment(&self) -> &Segment;
-    /// The sequence number publishing position `pos` assigns.
-    fn seq_of(&self, pos: u64) -> u64;
-    /// Publishes (or, with `publish == false`, abandons) slot `slot` at position `pos`.
-    fn commit(&mut self, slot: usize, pos: u64, publish: bool);
+    /// Publishes slot `slot`, claimed at position `pos`, with `Some(user_len)` bytes of user
+    /// metadata (the sink writes the slot's control block first, see [`write_ctrl`]), or
+    /// abandons it with `None`.
+    fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>);
+}
+
+/// Writes the control-block fields a publish carries: the timestamp (on rings that keep them)
+/// and the metadata length. Called by the slot's owner before it publishes.
+#[inline]
+pub(crate) fn write_ctrl(seg: &Segment, slot: usize, user_len: u32) {
+    let ctrl = seg.slot(slot);
+    if seg.timestamps() {
+        ctrl.timestamp_ns.store(sys::now_ns(), Relaxed);
+    }
+    // Stored only when it changes, so that a stream without metadata leaves the line alone.
+    if user_len != 0 || ctrl.user_len.load(Relaxed) != 0 {
+        ctrl.user_len.store(user_len, Relaxed);
+    }
 }
 
 /// A claimed slot: fill it through the `ArrayViewMut` it derefs to, set its metadata, then
@@ -36,16 +50,26 @@ pub struct WriteSlot<'a, T: Element, D: Dimension> {
     ptr: *const T,
     dim: D,
     slot: usize,
+    /// The ring position it was claimed at (what the sink needs to publish it).
     pos: u64,
+    /// The sequence number publishing assigns (what `publish` returns).
+    seq: u64,
     user_len: u32,
     done: bool,
 }
 
 impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// # Safety
-    /// The caller owns slot `slot` (claimed at `pos`) exclusively until `sink.commit` is called,
-    /// and the segment's payload for that slot holds `dim`'s elements of `T`.
-    pub(crate) unsafe fn new(sink: &'a mut dyn Sink, slot: usize, pos: u64, dim: D) -> Self {
+    /// The caller owns slot `slot` (claimed at `pos`, to be published as `seq`) exclusively until
+    /// `sink.commit` is called, and the segment's payload for that slot holds `dim`'s elements of
+    /// `T`.
+    pub(crate) unsafe fn new(
+        sink: &'a mut dyn Sink,
+        slot: usize,
+        pos: u64,
+        seq: u64,
+        dim: D,
+    ) -> Self {
         let ptr = sink.segment().payload(slot).cast::<T>();
         // SAFETY: from the caller: exclusive ownership of the slot's payload, which is
         // 128-aligned (>= align_of::<T>()) and holds exactly `dim.size()` elements of `T`, inside
@@ -58,6 +82,7 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
             dim,
             slot,
             pos,
+            seq,
             user_len: 0,
             done: false,
         }
@@ -123,19 +148,9 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
             self.done = true;
             panic!("ndring: the WriteSlot's view was replaced; the slot is leaked, not published");
         }
-        let seg = self.sink.segment();
-        let seq = self.sink.seq_of(self.pos);
-        let ctrl = seg.slot(self.slot);
-        if seg.timestamps() {
-            ctrl.timestamp_ns.store(sys::now_ns(), Relaxed);
-        }
-        // Stored only when it changes, so that a stream without metadata leaves the line alone.
-        if self.user_len != 0 || ctrl.user_len.load(Relaxed) != 0 {
-            ctrl.user_len.store(self.user_len, Relaxed);
-        }
-        self.sink.commit(self.slot, self.pos, true);
+        self.sink.commit(self.slot, self.pos, Some(self.user_len));
         self.done = true;
-        seq
+        self.seq
     }
 
     /// Whether the view is still the one we made: same start, same shape, C order. A view
@@ -164,7 +179,7 @@ impl<T: Element, D: Dimension> DerefMut for WriteSlot<'_, T, D> {
 impl<T: Element, D: Dimension> Drop for WriteSlot<'_, T, D> {
     fn drop(&mut self) {
         if !self.done && self.view_intact() {
-            self.sink.commit(self.slot, self.pos, false);
+            self.sink.commit(self.slot, self.pos, None);
         }
     }
 }

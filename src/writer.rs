@@ -131,7 +131,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         let seq = self.inner.writer.next_seq();
         // SAFETY: `claim` marked slot `s` WRITING after checking that no subscriber pins it; no
         // subscriber borrows a WRITING slot, so it is ours until `commit`.
-        unsafe { WriteSlot::new(&mut self.inner, s, seq, self.dim.clone()) }
+        unsafe { WriteSlot::new(&mut self.inner, s, seq, seq, self.dim.clone()) }
     }
 
     /// Copies `array` (any layout, same shape) into a slot and publishes it; returns its `seq`.
@@ -247,13 +247,10 @@ impl Sink for Inner {
         &self.seg
     }
 
-    fn seq_of(&self, pos: u64) -> u64 {
-        pos
-    }
-
-    fn commit(&mut self, slot: usize, _pos: u64, publish: bool) {
+    fn commit(&mut self, slot: usize, _pos: u64, publish: Option<u32>) {
         let seg = &*self.seg;
-        if publish {
+        if let Some(user_len) = publish {
+            crate::slot::write_ctrl(seg, slot, user_len);
             self.writer.publish(seg, slot);
             wait::notify(&seg.control().not_empty);
         } else {

@@ -33,8 +33,9 @@ fn spsc_drain(m: &Mem) -> Vec<u64> {
     let mut got = vec![];
     loop {
         match c.try_recv(m, false) {
-            Ok(pos) => {
-                got.push(m.read((pos % m.slots.len() as u64) as usize));
+            Ok((pos, slot)) => {
+                assert_eq!(slot, (pos % m.slots.len() as u64) as usize);
+                got.push(m.read(slot));
                 c.release(&m.control);
             }
             Err(Stop::Closed) => return got,
@@ -51,16 +52,17 @@ fn spsc_1p1c_fifo_and_exclusive() {
         let p = thread::spawn(move || {
             let mut p = spsc::Producer::attach(&*m2, eager());
             for i in 0..3 {
-                let pos = loop {
+                let (pos, slot) = loop {
                     match p.try_claim(&m2.control, false) {
-                        Ok(pos) => break pos,
+                        Ok(claimed) => break claimed,
                         Err(_) => thread::yield_now(),
                     }
                 };
-                m2.write((pos % 2) as usize, i + 10);
+                assert_eq!(slot, (pos % 2) as usize);
+                m2.write(slot, i + 10);
                 p.publish(&*m2);
             }
-            p.close(&m2.control);
+            p.close(&*m2);
         });
         assert_eq!(spsc_drain(&m), vec![10, 11, 12]);
         p.join().unwrap();
@@ -114,16 +116,17 @@ fn spsc_no_lost_wakeup_empty() {
             let p = thread::spawn(move || {
                 let mut p = spsc::Producer::attach(&*m2, Notifier::new(can_plain, 0));
                 for i in 0..2 {
-                    let pos = p.try_claim(&m2.control, false).unwrap();
-                    m2.write(pos as usize, 5 + i);
+                    let (_, slot) = p.try_claim(&m2.control, false).unwrap();
+                    m2.write(slot, 5 + i);
                     let wake = p.publish(&*m2);
                     wake_if(wake, &m2.control.not_empty);
                 }
             });
             let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
             for i in 0..2 {
-                let pos = sleep_until(&m.control.not_empty, |strong| c.try_recv(&*m, strong).ok());
-                assert_eq!(m.read(pos as usize), 5 + i);
+                let (_, slot) =
+                    sleep_until(&m.control.not_empty, |strong| c.try_recv(&*m, strong).ok());
+                assert_eq!(m.read(slot), 5 + i);
                 c.release(&m.control);
             }
             p.join().unwrap();
@@ -143,8 +146,8 @@ fn spsc_no_lost_wakeup_full() {
             let mut got = vec![];
             while got.len() < 3 {
                 match c.try_recv(&*m2, false) {
-                    Ok(pos) => {
-                        got.push(m2.read((pos % 2) as usize));
+                    Ok((_, slot)) => {
+                        got.push(m2.read(slot));
                         let wake = c.release(&m2.control);
                         wake_if(wake, &m2.control.not_full);
                     }
@@ -155,10 +158,10 @@ fn spsc_no_lost_wakeup_full() {
         });
         let mut p = spsc::Producer::attach(&*m, Notifier::new(false, 0));
         for i in 0..3 {
-            let pos = sleep_until(&m.control.not_full, |strong| {
+            let (_, slot) = sleep_until(&m.control.not_full, |strong| {
                 p.try_claim(&m.control, strong).ok()
             });
-            m.write((pos % 2) as usize, i);
+            m.write(slot, i);
             p.publish(&*m);
         }
         assert_eq!(c.join().unwrap(), vec![0, 1, 2]);

@@ -28,11 +28,24 @@ pub enum Stop {
     Closed,
 }
 
+/// `(slot + 1) % slots`, without a division.
+#[inline]
+fn next_slot(slot: usize, slots: u64) -> usize {
+    if slot as u64 + 1 == slots {
+        0
+    } else {
+        slot + 1
+    }
+}
+
 /// The producer's private state.
 #[derive(Debug)]
 pub struct Producer {
     /// Next position to fill; equals the shared `tail` without the `CLOSED` bit.
     tail: u64,
+    /// `tail % slots`, kept in step rather than divided for (a 64-bit division costs more than
+    /// the rest of a publish).
+    slot: usize,
     /// A value `head` had; `head` only grows, so `tail - cached_head` over-estimates fullness.
     cached_head: u64,
     slots: u64,
@@ -58,6 +71,7 @@ impl Producer {
         }
         Producer {
             tail: t & !CLOSED,
+            slot: ((t & !CLOSED) % slots) as usize,
             cached_head: c.head.load(Acquire),
             slots,
             closed: t & CLOSED != 0,
@@ -65,10 +79,10 @@ impl Producer {
         }
     }
 
-    /// The position the next claim gets, if a slot is free. `strong` re-reads `head` with an RMW
-    /// (see the module docs of `protocol`), for the check before sleeping.
+    /// The position the next claim gets (and its slot), if a slot is free. `strong` re-reads
+    /// `head` with an RMW (see the module docs of `protocol`), for the check before sleeping.
     #[inline]
-    pub fn try_claim(&mut self, c: &Control, strong: bool) -> Result<u64, Stop> {
+    pub fn try_claim(&mut self, c: &Control, strong: bool) -> Result<(u64, usize), Stop> {
         if self.closed {
             return Err(Stop::Closed);
         }
@@ -82,7 +96,7 @@ impl Producer {
                 return Err(Stop::Wait);
             }
         }
-        Ok(self.tail)
+        Ok((self.tail, self.slot))
     }
 
     /// Publishes the position returned by `try_claim`: its slot's stamp, then `tail` (both
@@ -92,9 +106,8 @@ impl Producer {
     pub fn publish<M: RingMemory>(&mut self, mem: &M) -> bool {
         let c = mem.control();
         let next = self.tail + 1;
-        mem.slot((self.tail % self.slots) as usize)
-            .stamp
-            .store(next, Release);
+        mem.slot(self.slot).stamp.store(next, Release);
+        self.slot = next_slot(self.slot, self.slots);
         if self.notifier.fenced() {
             c.tail.fetch_add(1, AcqRel);
         } else {
@@ -106,9 +119,19 @@ impl Producer {
 
     /// Sets `CLOSED`: no claim succeeds after it; the consumer drains what was published.
     /// The caller wakes both wait words.
-    pub fn close(&mut self, c: &Control) {
+    ///
+    /// Then marks the slot of position `tail` with `(tail + 1) | CLOSED`, so that a polling
+    /// consumer, which reads only stamps, goes to `tail` once it gets there. If the ring is full
+    /// that slot still holds position `tail - slots`, whose stamp this overwrites: a consumer that
+    /// then reads it sees neither `head + 1` nor a smaller value, and also goes to `tail`, which
+    /// says the item is published.
+    pub fn close<M: RingMemory>(&mut self, mem: &M) {
+        let c = mem.control();
         self.notifier.retire(&c.not_empty);
-        c.tail.fetch_or(CLOSED, AcqRel);
+        let t = c.tail.fetch_or(CLOSED, AcqRel) & !CLOSED;
+        mem.slot((t % self.slots) as usize)
+            .stamp
+            .store((t + 1) | CLOSED, Release);
         self.closed = true;
     }
 
@@ -124,6 +147,8 @@ impl Producer {
 pub struct Consumer {
     /// Next position to read; equals the shared `head`.
     head: u64,
+    /// `head % slots`.
+    slot: usize,
     /// A value `tail` had (with its `CLOSED` bit).
     cached_tail: u64,
     slots: u64,
@@ -134,8 +159,10 @@ impl Consumer {
     /// Takes over the consumer side at the current positions.
     pub fn attach<M: RingMemory>(mem: &M, notifier: Notifier) -> Consumer {
         let c = mem.control();
+        let head = c.head.load(Acquire);
         Consumer {
-            head: c.head.load(Acquire),
+            head,
+            slot: (head % mem.slots() as u64) as usize,
             cached_tail: c.tail.load(Acquire),
             slots: mem.slots() as u64,
             notifier,
@@ -143,20 +170,24 @@ impl Consumer {
     }
 
     /// The position to read next, if one is published.
+    ///
+    /// Polling (`strong == false`) a consumer that has caught up reads only the next slot's
+    /// stamp: `head + 1` means published; a smaller value (an older lap, or 0) means not yet;
+    /// anything else (a `CLOSED` mark left by `close`, see there) sends it to `tail`. One line
+    /// polled, on which the producer's publish lands next to the payload about to be read.
     #[inline]
-    pub fn try_recv<M: RingMemory>(&mut self, mem: &M, strong: bool) -> Result<u64, Stop> {
+    pub fn try_recv<M: RingMemory>(&mut self, mem: &M, strong: bool) -> Result<(u64, usize), Stop> {
         if !strong {
             if self.head < self.cached_tail & !CLOSED {
-                return Ok(self.head);
+                return Ok((self.head, self.slot));
             }
-            // Caught up: the next slot's stamp turns before `tail` does, and on a line we read
-            // next anyway. Acquire: it was stored after the slot's contents.
-            let stamp = mem
-                .slot((self.head % self.slots) as usize)
-                .stamp
-                .load(Acquire);
+            // Acquire: the stamp is stored after the slot's contents.
+            let stamp = mem.slot(self.slot).stamp.load(Acquire);
             if stamp == self.head + 1 {
-                return Ok(self.head);
+                return Ok((self.head, self.slot));
+            }
+            if stamp < self.head + 1 {
+                return Err(Stop::Wait);
             }
         }
         let c = mem.control();
@@ -173,7 +204,7 @@ impl Consumer {
                 Stop::Wait
             });
         }
-        Ok(self.head)
+        Ok((self.head, self.slot))
     }
 
     /// Releases the position returned by `try_recv` back to the producer. Returns true if the
@@ -187,6 +218,7 @@ impl Consumer {
             c.head.store(next, Release);
         }
         self.head = next;
+        self.slot = next_slot(self.slot, self.slots);
         self.notifier.after_publish(&c.not_full)
     }
 

@@ -76,23 +76,25 @@ fn spsc_fifo_between_threads() {
     let p = thread::spawn(move || {
         let mut p = spsc::Producer::attach(&*m2, Notifier::new(true, 3));
         for i in 0..N {
-            let pos = loop {
+            let (pos, slot) = loop {
                 match p.try_claim(&m2.control, false) {
-                    Ok(pos) => break pos,
+                    Ok(claimed) => break claimed,
                     Err(_) => thread::yield_now(),
                 }
             };
-            m2.write((pos % 4) as usize, i);
+            assert_eq!((pos, slot), (i, (i % 4) as usize));
+            m2.write(slot, i);
             p.publish(&*m2);
         }
-        p.close(&m2.control);
+        p.close(&*m2);
     });
     let mut c = spsc::Consumer::attach(&*m, Notifier::new(true, 3));
     let mut expected = 0;
     loop {
         match c.try_recv(&*m, expected % 7 == 0) {
-            Ok(pos) => {
-                assert_eq!(m.read((pos % 4) as usize), expected);
+            Ok((pos, slot)) => {
+                assert_eq!((pos, slot), (expected, (expected % 4) as usize));
+                assert_eq!(m.read(slot), expected);
                 expected += 1;
                 c.release(&m.control);
             }
