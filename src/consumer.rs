@@ -371,19 +371,26 @@ fn wait_recv(
     block: bool,
 ) -> Result<(u64, usize)> {
     let n = seg.slot_count() as u64;
-    let mut step = |strong: bool| {
-        let r = match spsc {
-            Some(c) => c.try_recv(seg, strong),
-            None => mpmc::try_recv(seg, me, strong).map(|pos| (pos, (pos % n) as usize)),
+    let mpmc_recv =
+        |strong: bool| mpmc::try_recv(seg, me, strong).map(|pos| (pos, (pos % n) as usize));
+    if block {
+        // Spin with the weak attempt alone, inlined into the poll loop (see `wait::spin`).
+        let spun = match spsc.as_mut() {
+            Some(c) => wait::spin(how.spin, || wait::attempt(c.try_recv(seg, false))),
+            None => wait::spin(how.spin, || wait::attempt(mpmc_recv(false))),
         };
-        match r {
-            Ok(got) => Some(Ok(got)),
-            Err(spsc::Stop::Closed) => Some(Err(Error::Closed)),
-            Err(spsc::Stop::Wait) => None,
+        if let Some(r) = spun {
+            return r;
         }
+    }
+    let mut step = |strong: bool| {
+        wait::attempt(match spsc {
+            Some(c) => c.try_recv(seg, strong),
+            None => mpmc_recv(strong),
+        })
     };
     if block {
-        wait::wait_for(&seg.control().not_empty, how, deadline, step, || {
+        wait::sleep_until(&seg.control().not_empty, how, deadline, step, || {
             peers::sweep(seg);
         })
         .unwrap_or(Err(Error::Timeout))

@@ -360,19 +360,28 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
     let me = seg.peer(inner.entry);
     let n = seg.slot_count() as u64;
     let spsc = &mut inner.spsc;
-    let mut step = |strong: bool| {
-        let r = match spsc {
-            Some(p) => p.try_claim(seg.control(), strong),
-            None => mpmc::try_claim(seg, me, strong).map(|pos| (pos, (pos % n) as usize)),
+    let mpmc_claim =
+        |strong: bool| mpmc::try_claim(seg, me, strong).map(|pos| (pos, (pos % n) as usize));
+    if block {
+        // Spin with the weak attempt alone, inlined into the poll loop (see `wait::spin`).
+        let spun = match spsc.as_mut() {
+            Some(p) => wait::spin(inner.how.spin, || {
+                wait::attempt(p.try_claim(seg.control(), false))
+            }),
+            None => wait::spin(inner.how.spin, || wait::attempt(mpmc_claim(false))),
         };
-        match r {
-            Ok(got) => Some(Ok(got)),
-            Err(spsc::Stop::Closed) => Some(Err(Error::Closed)),
-            Err(spsc::Stop::Wait) => None,
+        if let Some(r) = spun {
+            return r;
         }
+    }
+    let mut step = |strong: bool| {
+        wait::attempt(match spsc {
+            Some(p) => p.try_claim(seg.control(), strong),
+            None => mpmc_claim(strong),
+        })
     };
     if block {
-        wait::wait_for(&seg.control().not_full, inner.how, deadline, step, || {
+        wait::sleep_until(&seg.control().not_full, inner.how, deadline, step, || {
             peers::sweep(seg);
         })
         .unwrap_or(Err(Error::Timeout))

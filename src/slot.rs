@@ -30,10 +30,10 @@ pub(crate) fn write_ctrl(seg: &Segment, slot: usize, user_len: u32) {
     if seg.timestamps() {
         ctrl.timestamp_ns.store(sys::now_ns(), Relaxed);
     }
-    // Stored only when it changes, so that a stream without metadata leaves the line alone.
-    if user_len != 0 || ctrl.user_len.load(Relaxed) != 0 {
-        ctrl.user_len.store(user_len, Relaxed);
-    }
+    // Stored unconditionally: every publish writes the stamp on this line anyway, and loading
+    // the old value first would fetch the line for reading before the stamp's store takes it
+    // for writing (two transfers instead of one while a consumer polls the stamp).
+    ctrl.user_len.store(user_len, Relaxed);
 }
 
 /// A claimed slot: fill it through the `ArrayViewMut` it derefs to, set its metadata, then
