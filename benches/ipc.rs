@@ -4,7 +4,9 @@
 //!
 //! * **W1** round trip of a 64-byte array (ping-pong over two rings, one each way): ndring SPSC
 //!   busy-poll, default spin, blocking (`spin(0)`), MPMC busy-poll; baselines: a raw cache-line
-//!   ping-pong on a shared page (spin), a raw shared-futex ping-pong, a Unix socket, a pipe.
+//!   ping-pong on a shared page (spin), the same with the 64-byte array on a line of its own
+//!   beside each flag (the floor for moving an array this way), a raw shared-futex ping-pong, a
+//!   Unix socket, a pipe.
 //!   p50 / p99 / p99.9 ns per round trip.
 //! * **W2** one-way rate of 64-byte arrays (child produces, parent consumes): ndring SPSC, MPMC;
 //!   baselines: a raw shared-memory SPSC ring, a Unix socket, a pipe. Items/s.
@@ -432,12 +434,20 @@ fn child_main(role: &str) {
                 w.publish();
             }
         }
-        "w1-spin" | "w1-futex" => {
+        "w1-spin" | "w1-futex" | "w1-spin-payload" => {
             let map = RawMap::open(Path::new(a.str("path")), 4096);
             let (ping, pong) = (map.u32_at(0), map.u32_at(128));
             let futex = role == "w1-futex";
+            let payload = role == "w1-spin-payload";
+            let mut buf = [0u8; SMALL];
             for i in 1..=a.num::<u32>("n") {
-                if futex {
+                if payload {
+                    // Echo the array: read the ping's payload line, write the pong's.
+                    spin_until(|| ping.load(Acquire) == i);
+                    map.with_ref(RAW_PING_PAYLOAD, SMALL, |d| buf.copy_from_slice(d));
+                    map.with_mut(RAW_PONG_PAYLOAD, SMALL, |d| d.copy_from_slice(&buf));
+                    pong.store(i, Release);
+                } else if futex {
                     while ping.load(Acquire) != i {
                         futex_wait(ping, i - 1);
                     }
@@ -780,18 +790,20 @@ enum W1 {
     SpscBlocking,
     MpmcBusy,
     RawSpin,
+    RawSpinPayload,
     RawFutex,
     Uds,
     Pipe,
 }
 
 impl W1 {
-    const ALL: [W1; 8] = [
+    const ALL: [W1; 9] = [
         W1::SpscBusy,
         W1::SpscDefault,
         W1::SpscBlocking,
         W1::MpmcBusy,
         W1::RawSpin,
+        W1::RawSpinPayload,
         W1::RawFutex,
         W1::Uds,
         W1::Pipe,
@@ -804,6 +816,7 @@ impl W1 {
             W1::SpscBlocking => "ndring spsc blocking (spin 0)",
             W1::MpmcBusy => "ndring mpmc busy-poll",
             W1::RawSpin => "baseline: raw shm spin",
+            W1::RawSpinPayload => "baseline: raw shm spin + 64 B line",
             W1::RawFutex => "baseline: raw shm futex",
             W1::Uds => "baseline: unix socket",
             W1::Pipe => "baseline: pipe",
@@ -814,6 +827,11 @@ impl W1 {
         self != W1::RawFutex || os::SYS_FUTEX.is_some()
     }
 }
+
+/// Where the "raw shm spin + 64 B line" baseline keeps each direction's array: a line of its
+/// own, apart from the flag's (as ndring keeps a slot's payload apart from its stamp).
+const RAW_PING_PAYLOAD: usize = 256;
+const RAW_PONG_PAYLOAD: usize = 384;
 
 /// Runs one W1 variant; returns the measured round trips in ns (warm-up excluded).
 fn w1_run(v: W1, s: &Settings) -> Vec<u64> {
@@ -863,12 +881,17 @@ fn w1_run(v: W1, s: &Settings) -> Vec<u64> {
             tx.close();
             reap(child);
         }
-        W1::RawSpin | W1::RawFutex => {
+        W1::RawSpin | W1::RawSpinPayload | W1::RawFutex => {
             let map = RawMap::create("w1", 4096);
             let (ping, pong) = (map.u32_at(0), map.u32_at(128));
             let futex = v == W1::RawFutex;
+            let payload = v == W1::RawSpinPayload;
             let child = spawn(
-                if futex { "w1-futex" } else { "w1-spin" },
+                match v {
+                    W1::RawFutex => "w1-futex",
+                    W1::RawSpinPayload => "w1-spin-payload",
+                    _ => "w1-spin",
+                },
                 &[
                     ("path", map.path.display().to_string()),
                     ("n", total.to_string()),
@@ -879,8 +902,15 @@ fn w1_run(v: W1, s: &Settings) -> Vec<u64> {
             for i in 0..total {
                 let n = i as u32 + 1;
                 let t = Instant::now();
+                if payload {
+                    map.with_mut(RAW_PING_PAYLOAD, SMALL, |d| d.fill(i as u8));
+                }
                 ping.store(n, Release);
-                if futex {
+                if payload {
+                    spin_until(|| pong.load(Acquire) == n);
+                    let last = map.with_ref(RAW_PONG_PAYLOAD, SMALL, |d| d[SMALL - 1]);
+                    assert_eq!(last, i as u8);
+                } else if futex {
                     futex_wake(ping, 1);
                     while pong.load(Acquire) != n {
                         futex_wait(pong, n - 1);
@@ -984,6 +1014,7 @@ fn w1(s: &Settings, rep: &mut Report) -> Vec<LatRow> {
     };
     let bases = [
         base(W1::RawSpin),
+        base(W1::RawSpinPayload),
         base(W1::RawFutex),
         base(W1::Uds),
         base(W1::Pipe),
@@ -996,6 +1027,7 @@ fn w1(s: &Settings, rep: &mut Report) -> Vec<LatRow> {
         "p99 ns med",
         "p99.9 ns med",
         "p50 / raw spin",
+        "p50 / raw spin + line",
         "p50 / raw futex",
         "p50 / unix socket",
         "p50 / pipe",
