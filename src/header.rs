@@ -139,4 +139,13 @@ const _: () = {
     assert!(std::mem::size_of::<SlotCtrl>() <= SLOT_CTRL_SIZE);
     assert!(std::mem::size_of::<PeerEntry>() == LINE);
     assert!(std::mem::size_of::<Control>() <= crate::layout::CONTROL_SIZE);
+    // The offsets ARCHITECTURE.md §2.2 documents for the plain words (tests/queue.rs reads 904
+    // from outside the crate).
+    const PLAIN: usize = std::mem::offset_of!(WaitWord, plain);
+    assert!(
+        crate::layout::CONTROL_OFFSET + std::mem::offset_of!(Control, not_empty) + PLAIN == 904
+    );
+    assert!(
+        crate::layout::CONTROL_OFFSET + std::mem::offset_of!(Control, not_full) + PLAIN == 1032
+    );
 };

@@ -135,7 +135,8 @@ fn plain_mode_wakeups() {
         }
         if round % 2 == 0 {
             eventually(LONG, "consumer asleep", || tx.segment().sleepers().0 == 1);
-            // `not_empty.plain` (ARCHITECTURE.md §2.2): was this sleeper relying on membarrier?
+            // `not_empty.plain` at offset 904 (ARCHITECTURE.md §2.2; a compile-time assertion in
+            // src/header.rs keeps the offset true): was this sleeper relying on membarrier?
             let mut word = [0u8; 4];
             shm.read_exact_at(&mut word, 904).unwrap();
             plain_when_asleep += u32::from_le_bytes(word);
