@@ -175,6 +175,14 @@ pub enum Error {
     /// The ring was closed and (for receivers) everything published was received.
     #[error("the ring is closed")]
     Closed,
+    /// No peer is attached on the other side (every producer, or every consumer, has detached or
+    /// died) and nothing is left to receive. Unlike [`Error::Closed`] it is not final: once a peer
+    /// attaches again the same call can succeed.
+    #[error("disconnected: no {missing} is attached to the ring")]
+    Disconnected {
+        /// The role that is missing ("producer", "consumer" or "writer").
+        missing: &'static str,
+    },
     /// Broadcast: the writer overwrote frames this subscriber had not read. The next `recv`
     /// continues with the oldest frame still held.
     #[error("lagged: {missed} frames were overwritten before they were read")]
