@@ -36,7 +36,10 @@ const FRAME_BYTES: usize = FRAME.0 * FRAME.1 * FRAME.2;
 const SMALL: usize = 64;
 
 fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// The u64 word sum that reads every byte at memory speed.
@@ -46,7 +49,9 @@ fn word_sum(bytes: &[u8]) -> u64 {
     for w in words {
         s = s.wrapping_add(*w);
     }
-    head.iter().chain(tail).fold(s, |s, &b| s.wrapping_add(b as u64))
+    head.iter()
+        .chain(tail)
+        .fold(s, |s, &b| s.wrapping_add(b as u64))
 }
 
 struct Names {
@@ -106,7 +111,12 @@ fn peer_b(names: &Names) {
         ..InOptions::default()
     };
     {
-        let (s, k, r, o) = (session.clone(), names.key("frames"), names.ring("fd"), in_opts.clone());
+        let (s, k, r, o) = (
+            session.clone(),
+            names.key("frames"),
+            names.ring("fd"),
+            in_opts.clone(),
+        );
         thread::spawn(move || bridge_in(&s, &k, &r, &o).unwrap());
         let r = names.ring("fd");
         let sink = sink.clone();
@@ -120,7 +130,12 @@ fn peer_b(names: &Names) {
     }
     // Bridge, round trip: "pd" (from A) is echoed into "bs", which goes back to A.
     {
-        let (s, k, r, o) = (session.clone(), names.key("ping"), names.ring("pd"), in_opts.clone());
+        let (s, k, r, o) = (
+            session.clone(),
+            names.key("ping"),
+            names.ring("pd"),
+            in_opts.clone(),
+        );
         thread::spawn(move || bridge_in(&s, &k, &r, &o).unwrap());
         let back = names.ring("bs");
         let mut tx = Producer::<u8, Ix1>::create(&back, SMALL, &Config::spsc().slots(4)).unwrap();
@@ -154,14 +169,21 @@ fn peer_b(names: &Names) {
         .declare_subscriber(names.key("shm"))
         .callback(move |sample| {
             if !shm_seen.swap(true, Relaxed) {
-                let how = if sample.payload().as_shm().is_some() { "in place (SHM)" } else { "copied" };
+                let how = if sample.payload().as_shm().is_some() {
+                    "in place (SHM)"
+                } else {
+                    "copied"
+                };
                 eprintln!("B: Zenoh SHM frames arrive {how}");
             }
             sink2.fetch_add(word_sum(&sample.payload().to_bytes()), Relaxed);
         })
         .wait()
         .unwrap();
-    let pong = session.declare_publisher(names.key("zpong")).wait().unwrap();
+    let pong = session
+        .declare_publisher(names.key("zpong"))
+        .wait()
+        .unwrap();
     let _ping = session
         .declare_subscriber(names.key("zping"))
         .callback(move |sample| pong.put(sample.payload().clone()).wait().unwrap())
@@ -190,7 +212,11 @@ impl Drop for PeerB {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn p50(mut v: Vec<u64>) -> u64 {
@@ -253,7 +279,9 @@ fn peer_a(names: &Names) {
         loop {
             match TcpStream::connect(("127.0.0.1", tport)) {
                 Ok(s) => return s,
-                Err(_) if start.elapsed() < Duration::from_secs(30) => thread::sleep(Duration::from_millis(10)),
+                Err(_) if start.elapsed() < Duration::from_secs(30) => {
+                    thread::sleep(Duration::from_millis(10))
+                }
                 Err(e) => panic!("connect to B: {e}"),
             }
         }
@@ -267,22 +295,30 @@ fn peer_a(names: &Names) {
         .unwrap();
 
     // The bridge: frames out, pings out, pongs in.
-    let mut frames = Producer::<u8, Ix3>::create(&names.ring("fs"), FRAME, &Config::spsc().slots(4)).unwrap();
-    let mut ping = Producer::<u8, Ix1>::create(&names.ring("ps"), SMALL, &Config::spsc().slots(4)).unwrap();
+    let mut frames =
+        Producer::<u8, Ix3>::create(&names.ring("fs"), FRAME, &Config::spsc().slots(4)).unwrap();
+    let mut ping =
+        Producer::<u8, Ix1>::create(&names.ring("ps"), SMALL, &Config::spsc().slots(4)).unwrap();
     for (ring, key) in [("fs", "frames"), ("ps", "ping")] {
         let (s, r, k) = (session.clone(), names.ring(ring), names.key(key));
         thread::spawn(move || bridge_out(&s, &r, &k, &OutOptions::default()).unwrap());
     }
     {
         let (s, k, r) = (session.clone(), names.key("pong"), names.ring("bd"));
-        let o = InOptions { keep_running: true, ..InOptions::default() };
+        let o = InOptions {
+            keep_running: true,
+            ..InOptions::default()
+        };
         thread::spawn(move || bridge_in(&s, &k, &r, &o).unwrap());
     }
     // ndring directly between A and B.
-    let mut local_tx = Producer::<u8, Ix1>::create(&names.ring("ls"), SMALL, &Config::spsc().slots(4)).unwrap();
+    let mut local_tx =
+        Producer::<u8, Ix1>::create(&names.ring("ls"), SMALL, &Config::spsc().slots(4)).unwrap();
     let mut local_rx = open_when_created(|| Consumer::<u8, Ix1>::open(&names.ring("lb")));
     // Zenoh: SHM frames, 64-byte ping-pong.
-    let provider = ShmProviderBuilder::default_backend(4 * FRAME_BYTES).wait().unwrap();
+    let provider = ShmProviderBuilder::default_backend(4 * FRAME_BYTES)
+        .wait()
+        .unwrap();
     let shm_pub = session
         .declare_publisher(names.key("shm"))
         .congestion_control(CongestionControl::Block)
@@ -293,21 +329,30 @@ fn peer_a(names: &Names) {
         .congestion_control(CongestionControl::Block)
         .wait()
         .unwrap();
-    let zpong = session.declare_subscriber(names.key("zpong")).wait().unwrap();
+    let zpong = session
+        .declare_subscriber(names.key("zpong"))
+        .wait()
+        .unwrap();
 
     let small = Array1::<u8>::from_elem(SMALL, 7);
     // The first pong through the bridges creates ring "bd"; wait for it (and for every route).
     ping.send(&small).unwrap();
     let mut pong = open_when_created(|| Consumer::<u8, IxDyn>::open(&names.ring("bd")));
     pong.recv().unwrap();
-    while !zping.matching_status().wait().unwrap().matching() || !shm_pub.matching_status().wait().unwrap().matching() {
+    while !zping.matching_status().wait().unwrap().matching()
+        || !shm_pub.matching_status().wait().unwrap().matching()
+    {
         thread::sleep(Duration::from_millis(10));
     }
 
     let mut frame_buf = vec![0u8; FRAME_BYTES];
     let mut rows: Vec<[f64; 7]> = Vec::new();
-    println!("ndring-zenoh bridge benchmark: 1080p frames/s and 64 B round trip p50, A -> B over 127.0.0.1, {rounds} rounds");
-    println!("round | state: ndring 64 B RT | frames/s: bridge | TCP | Zenoh SHM | 64 B RT: bridge | TCP | Zenoh");
+    println!(
+        "ndring-zenoh bridge benchmark: 1080p frames/s and 64 B round trip p50, A -> B over 127.0.0.1, {rounds} rounds"
+    );
+    println!(
+        "round | state: ndring 64 B RT | frames/s: bridge | TCP | Zenoh SHM | 64 B RT: bridge | TCP | Zenoh"
+    );
     for round in 1..=rounds {
         let local = round_trips(rt * 5, || {
             local_tx.send(&small).unwrap();
@@ -337,7 +382,7 @@ fn peer_a(names: &Names) {
         });
         let mut b = [0u8; SMALL];
         let tcp_rt = round_trips(rt, || {
-            tcp_echo.write_all(&small.as_slice().unwrap()).unwrap();
+            tcp_echo.write_all(small.as_slice().unwrap()).unwrap();
             tcp_echo.read_exact(&mut b).unwrap();
         });
         let zenoh_rt = round_trips(rt, || {
@@ -351,13 +396,34 @@ fn peer_a(names: &Names) {
             tcp_rt as f64 / 1e3,
             zenoh_rt as f64 / 1e3
         );
-        rows.push([local as f64, bridge_fps, tcp_fps, shm_fps, bridge_rt as f64, tcp_rt as f64, zenoh_rt as f64]);
+        rows.push([
+            local as f64,
+            bridge_fps,
+            tcp_fps,
+            shm_fps,
+            bridge_rt as f64,
+            tcp_rt as f64,
+            zenoh_rt as f64,
+        ]);
     }
     let col = |i: usize| median(&rows.iter().map(|r| r[i]).collect::<Vec<_>>());
     // Ratios per round, then their median: both sides of each ratio come from the same round.
     let ratio = |a: usize, b: usize| median(&rows.iter().map(|r| r[a] / r[b]).collect::<Vec<_>>());
-    println!("\nmedians: frames/s bridge {:.0}, TCP {:.0}, Zenoh SHM {:.0}; 64 B RT bridge {:.1} us, TCP {:.1} us, Zenoh {:.1} us, ndring {:.0} ns",
-        col(1), col(2), col(3), col(4) / 1e3, col(5) / 1e3, col(6) / 1e3, col(0));
-    println!("ratios (median of per-round ratios): frames bridge/TCP {:.2}x, bridge/Zenoh SHM {:.2}x; RT bridge/TCP {:.2}x, bridge/Zenoh {:.2}x",
-        ratio(1, 2), ratio(1, 3), ratio(4, 5), ratio(4, 6));
+    println!(
+        "\nmedians: frames/s bridge {:.0}, TCP {:.0}, Zenoh SHM {:.0}; 64 B RT bridge {:.1} us, TCP {:.1} us, Zenoh {:.1} us, ndring {:.0} ns",
+        col(1),
+        col(2),
+        col(3),
+        col(4) / 1e3,
+        col(5) / 1e3,
+        col(6) / 1e3,
+        col(0)
+    );
+    println!(
+        "ratios (median of per-round ratios): frames bridge/TCP {:.2}x, bridge/Zenoh SHM {:.2}x; RT bridge/TCP {:.2}x, bridge/Zenoh {:.2}x",
+        ratio(1, 2),
+        ratio(1, 3),
+        ratio(4, 5),
+        ratio(4, 6)
+    );
 }

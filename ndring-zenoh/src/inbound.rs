@@ -56,7 +56,8 @@ fn inbox(depth: usize) -> (SyncSender<Sample>, Inbox) {
 }
 
 fn deliver(tx: &SyncSender<Sample>, sample: Sample) {
-    if sample.congestion_control() == CongestionControl::Block || sample.kind() == SampleKind::Delete
+    if sample.congestion_control() == CongestionControl::Block
+        || sample.kind() == SampleKind::Delete
     {
         let _ = tx.send(sample);
     } else if let Err(TrySendError::Full(_)) = tx.try_send(sample) {
@@ -133,7 +134,8 @@ fn describe(sample: &Sample, key: &str) -> Result<FrameDesc, BridgeError> {
     let (_, schema) = encoding
         .split_once(';')
         .ok_or_else(|| bad(&format!("encoding {encoding:?} has no schema")))?;
-    FrameDesc::parse(schema).ok_or_else(|| bad(&format!("schema {schema:?} is not an ndring description")))
+    FrameDesc::parse(schema)
+        .ok_or_else(|| bad(&format!("schema {schema:?} is not an ndring description")))
 }
 
 /// The ring being filled: a queue's producer or a broadcast ring's writer.
@@ -171,7 +173,9 @@ impl Run<'_> {
                         ));
                     }
                     return match seg.kind() {
-                        RingKind::Broadcast => BroadcastWriter::from_segment(seg).map(Sink::Broadcast),
+                        RingKind::Broadcast => {
+                            BroadcastWriter::from_segment(seg).map(Sink::Broadcast)
+                        }
                         _ => Producer::from_segment(seg).map(Sink::Queue),
                     }
                     .map_err(err);
@@ -245,10 +249,7 @@ impl Run<'_> {
             let desc = describe(&sample, self.key)?;
             if desc.dtype != self.desc.dtype || desc.shape != self.desc.shape {
                 return Err(BridgeError::mismatch(
-                    self.ring,
-                    self.key,
-                    &desc,
-                    &self.desc,
+                    self.ring, self.key, &desc, &self.desc,
                 ));
             }
             match last_seq {
@@ -262,7 +263,10 @@ impl Run<'_> {
             let written = match &mut sink {
                 Sink::Queue(p) => loop {
                     match p.claim_timeout(POLL) {
-                        Ok(mut slot) => break fill(&mut slot, &sample, room, &meta_bytes, self.key).map(|()| slot.publish()),
+                        Ok(mut slot) => {
+                            break fill(&mut slot, &sample, room, &meta_bytes, self.key)
+                                .map(|()| slot.publish());
+                        }
                         Err(ndring::Error::Timeout) if !self.stopped() => {}
                         Err(ndring::Error::Timeout) => return Ok(stats),
                         Err(e) => return Err(BridgeError::ring(self.ring)(e)),

@@ -31,7 +31,11 @@ macro_rules! dispatch {
 
 /// The largest menu size not above `len`.
 pub(crate) fn menu_size(len: usize) -> usize {
-    MENU.iter().copied().filter(|&n| n <= len).max().unwrap_or(0)
+    MENU.iter()
+        .copied()
+        .filter(|&n| n <= len)
+        .max()
+        .unwrap_or(0)
 }
 
 fn read_n<const N: usize, T: Element, D: Dimension>(slot: &ReadSlot<'_, T, D>, out: &mut Vec<u8>) {

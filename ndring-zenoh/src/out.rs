@@ -145,7 +145,10 @@ fn out_typed<T: Element>(
         .callback(move |status| flag.store(status.matching(), Relaxed))
         .wait()
         .map_err(BridgeError::zenoh)?;
-    let now = publisher.matching_status().wait().map_err(BridgeError::zenoh)?;
+    let now = publisher
+        .matching_status()
+        .wait()
+        .map_err(BridgeError::zenoh)?;
     matched.fetch_or(now.matching(), Relaxed);
     let stopped = || options.stop.as_ref().is_some_and(|s| s.load(Relaxed));
     let wait_for_subscriber = || {
@@ -163,7 +166,8 @@ fn out_typed<T: Element>(
     wait_for_subscriber();
     match seg.kind() {
         RingKind::Spsc | RingKind::Mpmc => {
-            let mut rx = Consumer::<T, IxDyn>::from_segment(seg).map_err(BridgeError::ring(ring))?;
+            let mut rx =
+                Consumer::<T, IxDyn>::from_segment(seg).map_err(BridgeError::ring(ring))?;
             while !stopped() {
                 wait_for_subscriber();
                 match rx.recv_timeout(POLL) {

@@ -77,7 +77,9 @@ impl PayloadSource {
             use zenoh::Wait;
             let provider = zenoh::shm::ShmProviderBuilder::default_backend(shm_bytes)
                 .wait()
-                .map_err(|e| BridgeError::Zenoh(format!("shared-memory pool of {shm_bytes} B: {e}")))?;
+                .map_err(|e| {
+                    BridgeError::Zenoh(format!("shared-memory pool of {shm_bytes} B: {e}"))
+                })?;
             Ok(PayloadSource::Shm(provider))
         }
         #[cfg(not(feature = "shm"))]

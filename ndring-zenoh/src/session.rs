@@ -72,9 +72,8 @@ impl SessionOptions {
     /// ```
     pub fn to_config(&self) -> Result<zenoh::Config, BridgeError> {
         let mut config = match &self.config_file {
-            Some(path) => zenoh::Config::from_file(path).map_err(|e| {
-                BridgeError::Zenoh(format!("config file {}: {e}", path.display()))
-            })?,
+            Some(path) => zenoh::Config::from_file(path)
+                .map_err(|e| BridgeError::Zenoh(format!("config file {}: {e}", path.display())))?,
             None => zenoh::Config::default(),
         };
         let file = self.config_file.is_some();

@@ -82,7 +82,12 @@ impl Bridge {
             thread::sleep(Duration::from_millis(20));
         };
         let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         assert!(status.success(), "bridge failed ({status}): {out}");
         out
     }
@@ -116,7 +121,9 @@ fn field(report: &str, name: &str) -> u64 {
 /// Writes frames 1..=FRAMES (frame number in the metadata) into an SPSC producer, then closes.
 fn produce(mut tx: Producer<u8, Ix3>) {
     for i in 1..=FRAMES {
-        let mut slot = tx.claim_timeout(DEADLINE).expect("the bridge stopped taking frames");
+        let mut slot = tx
+            .claim_timeout(DEADLINE)
+            .expect("the bridge stopped taking frames");
         fill_frame(i, slot.as_slice_mut().unwrap());
         slot.set_user_meta(&i).unwrap();
         slot.publish();
@@ -133,10 +140,17 @@ fn drain_queue(rx: &mut Consumer<u8, Ix3>) -> Received {
     let start = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(frame) => got.push((frame.user_meta::<u64>().unwrap(), md5_of(frame.as_slice().unwrap()))),
+            Ok(frame) => got.push((
+                frame.user_meta::<u64>().unwrap(),
+                md5_of(frame.as_slice().unwrap()),
+            )),
             Err(Error::Closed) => return got,
             Err(Error::Timeout | Error::Disconnected { .. }) => {
-                assert!(start.elapsed() < DEADLINE, "stream stalled after {} frames", got.len())
+                assert!(
+                    start.elapsed() < DEADLINE,
+                    "stream stalled after {} frames",
+                    got.len()
+                )
             }
             Err(e) => panic!("receive: {e}"),
         }
@@ -157,7 +171,12 @@ fn names(test: &str) -> (String, String, String) {
 fn check_frames(got: &Received, first: u64) -> u64 {
     let expected = expected_md5s();
     for pair in got.windows(2) {
-        assert!(pair[0].0 < pair[1].0, "out of order: {} then {}", pair[0].0, pair[1].0);
+        assert!(
+            pair[0].0 < pair[1].0,
+            "out of order: {} then {}",
+            pair[0].0,
+            pair[1].0
+        );
     }
     for (i, md5) in got {
         assert_eq!(*md5, expected[*i as usize], "frame {i} differs");
@@ -192,8 +211,16 @@ fn lossless_frames_arrive_byte_exact() {
     assert_eq!(got.len() as u64, FRAMES, "lossless: every frame arrives");
     assert_eq!(check_frames(&got, 1), 0);
     assert_eq!((got[0].0, got.last().unwrap().0), (1, FRAMES));
-    assert_eq!((field(&out, "frames"), field(&out, "dropped")), (FRAMES, 0), "{out}");
-    assert_eq!((field(&inn, "frames"), field(&inn, "gaps")), (FRAMES, 0), "{inn}");
+    assert_eq!(
+        (field(&out, "frames"), field(&out, "dropped")),
+        (FRAMES, 0),
+        "{out}"
+    );
+    assert_eq!(
+        (field(&inn, "frames"), field(&inn, "gaps")),
+        (FRAMES, 0),
+        "{inn}"
+    );
 }
 
 #[test]
@@ -208,7 +235,11 @@ fn latest_frame_mode_counts_every_drop() {
     let bridge_out = Bridge::spawn(&["out", &src, &key], port, false);
     // The sending bridge subscribes once a receiver matches its key.
     let start = Instant::now();
-    while !tx.peers().iter().any(|p| p.role == Role::Subscriber && p.alive) {
+    while !tx
+        .peers()
+        .iter()
+        .any(|p| p.role == Role::Subscriber && p.alive)
+    {
         assert!(start.elapsed() < DEADLINE, "the bridge never subscribed");
         thread::sleep(Duration::from_millis(5));
     }
@@ -223,7 +254,10 @@ fn latest_frame_mode_counts_every_drop() {
     let (mut got, mut lagged) = (Received::new(), 0);
     loop {
         match rx.recv_timeout(DEADLINE) {
-            Ok(frame) => got.push((frame.user_meta::<u64>().unwrap(), md5_of(frame.as_slice().unwrap()))),
+            Ok(frame) => got.push((
+                frame.user_meta::<u64>().unwrap(),
+                md5_of(frame.as_slice().unwrap()),
+            )),
             Err(Error::Lagged { missed }) => lagged += missed,
             Err(Error::Closed) => break,
             Err(e) => panic!("receive: {e}"),
@@ -234,7 +268,10 @@ fn latest_frame_mode_counts_every_drop() {
     let _ = ndring::remove(&dst);
     // Counted from the first frame the receiving bridge got (this reader may lag even on that).
     let missing = check_frames(&got, field(&inn, "first"));
-    assert!(field(&out, "dropped") > 0, "the sender skipped frames: {out}");
+    assert!(
+        field(&out, "dropped") > 0,
+        "the sender skipped frames: {out}"
+    );
     assert!(field(&inn, "gaps") > 0, "{inn}");
     // Exact accounting: every frame missing here is a gap the receiving bridge counted, or one
     // this reader itself lagged behind on.
@@ -253,8 +290,13 @@ fn a_restarted_bridge_resumes() {
     let producer = thread::spawn(move || produce(tx));
     let mut got = Received::new();
     while got.len() < 100 {
-        let frame = rx.recv_timeout(DEADLINE).expect("frames before the restart");
-        got.push((frame.user_meta::<u64>().unwrap(), md5_of(frame.as_slice().unwrap())));
+        let frame = rx
+            .recv_timeout(DEADLINE)
+            .expect("frames before the restart");
+        got.push((
+            frame.user_meta::<u64>().unwrap(),
+            md5_of(frame.as_slice().unwrap()),
+        ));
     }
     // Mid-stream: kill the sending bridge outright and start another.
     first_out.kill();
@@ -264,9 +306,17 @@ fn a_restarted_bridge_resumes() {
     let (out, inn) = (second_out.finish(), bridge_in.finish());
     eprint!("{out}{inn}received {} frames", got.len());
     let missing = check_frames(&got, 1);
-    assert_eq!(got.last().unwrap().0, FRAMES, "the stream resumed to its end");
+    assert_eq!(
+        got.last().unwrap().0,
+        FRAMES,
+        "the stream resumed to its end"
+    );
     assert!(field(&out, "frames") > 0, "{out}");
-    assert_eq!(missing, field(&inn, "gaps"), "every lost frame is counted: {inn}");
+    assert_eq!(
+        missing,
+        field(&inn, "gaps"),
+        "every lost frame is counted: {inn}"
+    );
     assert_eq!(field(&inn, "restarts"), 0, "{inn}");
 }
 
@@ -292,7 +342,9 @@ fn an_existing_ring_of_another_shape_is_a_typed_error() {
     stop.store(true, Relaxed);
     out.join().unwrap().unwrap();
     match err {
-        BridgeError::Mismatch { expected, found, .. } => {
+        BridgeError::Mismatch {
+            expected, found, ..
+        } => {
             assert_eq!(expected, "u8 [480, 640, 3]");
             assert_eq!(found, "u8 [2, 2, 3]");
         }
