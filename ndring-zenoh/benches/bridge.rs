@@ -14,7 +14,9 @@
 //!   state only).
 //!
 //! `cargo bench --bench bridge` (about a minute); `NDZ_BENCH_ROUNDS` (default 5),
-//! `NDZ_BENCH_SECONDS` per frame variant (default 2), `NDZ_BENCH_RT` round trips (default 2000).
+//! `NDZ_BENCH_SECONDS` per frame variant (default 2), `NDZ_BENCH_RT` round trips (default 2000),
+//! `NDZ_BENCH_ONLY=bridge-frames,tcp-frames,shm-frames,bridge-rt,tcp-rt,zenoh-rt` (the others
+//! print 0: for `strace -c -f` of one variant).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -226,7 +228,7 @@ fn p50(mut v: Vec<u64>) -> u64 {
 
 fn median(v: &[f64]) -> f64 {
     let mut v = v.to_vec();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
@@ -345,6 +347,8 @@ fn peer_a(names: &Names) {
         thread::sleep(Duration::from_millis(10));
     }
 
+    let only = std::env::var("NDZ_BENCH_ONLY").unwrap_or_default();
+    let want = |v: &str| only.is_empty() || only.split(',').any(|o| o == v);
     let mut frame_buf = vec![0u8; FRAME_BYTES];
     let mut rows: Vec<[f64; 7]> = Vec::new();
     println!(
@@ -358,37 +362,61 @@ fn peer_a(names: &Names) {
             local_tx.send(&small).unwrap();
             local_rx.recv().unwrap();
         });
-        let bridge_fps = frame_rate(seconds, |i| {
-            let mut slot = frames.claim().unwrap();
-            slot.fill(i as u8);
-            slot.publish();
-        });
-        let tcp_fps = frame_rate(seconds, |i| {
-            frame_buf.fill(i as u8);
-            tcp_frames.write_all(&frame_buf).unwrap();
-        });
-        let shm_fps = frame_rate(seconds, |i| {
-            let mut buf = provider
-                .alloc(FRAME_BYTES)
-                .with_policy::<BlockOn<GarbageCollect>>()
-                .wait()
-                .unwrap();
-            buf.as_mut().fill(i as u8);
-            shm_pub.put(buf).wait().unwrap();
-        });
-        let bridge_rt = round_trips(rt, || {
-            ping.send(&small).unwrap();
-            pong.recv().unwrap();
-        });
+        let bridge_fps = if !want("bridge-frames") {
+            0.0
+        } else {
+            frame_rate(seconds, |i| {
+                let mut slot = frames.claim().unwrap();
+                slot.fill(i as u8);
+                slot.publish();
+            })
+        };
+        let tcp_fps = if !want("tcp-frames") {
+            0.0
+        } else {
+            frame_rate(seconds, |i| {
+                frame_buf.fill(i as u8);
+                tcp_frames.write_all(&frame_buf).unwrap();
+            })
+        };
+        let shm_fps = if !want("shm-frames") {
+            0.0
+        } else {
+            frame_rate(seconds, |i| {
+                let mut buf = provider
+                    .alloc(FRAME_BYTES)
+                    .with_policy::<BlockOn<GarbageCollect>>()
+                    .wait()
+                    .unwrap();
+                buf.as_mut().fill(i as u8);
+                shm_pub.put(buf).wait().unwrap();
+            })
+        };
+        let bridge_rt = if !want("bridge-rt") {
+            0
+        } else {
+            round_trips(rt, || {
+                ping.send(&small).unwrap();
+                pong.recv().unwrap();
+            })
+        };
         let mut b = [0u8; SMALL];
-        let tcp_rt = round_trips(rt, || {
-            tcp_echo.write_all(small.as_slice().unwrap()).unwrap();
-            tcp_echo.read_exact(&mut b).unwrap();
-        });
-        let zenoh_rt = round_trips(rt, || {
-            zping.put(&b[..]).wait().unwrap();
-            zpong.recv().unwrap();
-        });
+        let tcp_rt = if !want("tcp-rt") {
+            0
+        } else {
+            round_trips(rt, || {
+                tcp_echo.write_all(small.as_slice().unwrap()).unwrap();
+                tcp_echo.read_exact(&mut b).unwrap();
+            })
+        };
+        let zenoh_rt = if !want("zenoh-rt") {
+            0
+        } else {
+            round_trips(rt, || {
+                zping.put(&b[..]).wait().unwrap();
+                zpong.recv().unwrap();
+            })
+        };
         println!(
             "{round:>5} | {:>17} ns | {bridge_fps:>16.0} | {tcp_fps:>4.0} | {shm_fps:>9.0} | {:>12.1} us | {:>5.1} us | {:>5.1} us",
             local,
