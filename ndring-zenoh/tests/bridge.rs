@@ -192,7 +192,8 @@ fn lossless_frames_arrive_byte_exact() {
     let tx = Producer::<u8, Ix3>::create(&src, SHAPE, &Config::spsc().slots(4)).unwrap();
     // The receiving bridge creates the destination ring from the first frame's description.
     let bridge_in = Bridge::spawn(&["in", &key, &dst], port, true);
-    let bridge_out = Bridge::spawn(&["out", &src, &key], port, false);
+    // The sender as a Zenoh client of the receiving peer (the other tests run peers only).
+    let bridge_out = Bridge::spawn(&["out", &src, &key, "--mode", "client"], port, false);
     let producer = thread::spawn(move || produce(tx));
     let start = Instant::now();
     let mut rx = loop {
