@@ -37,6 +37,9 @@ pub struct InStats {
     pub gaps: u64,
     /// Times the sequence went backwards (the source ring was recreated).
     pub restarts: u64,
+    /// Frames that arrived in Zenoh shared memory (a sender on this host with a SHM pool): read
+    /// in place, with no copy before the one into the ring.
+    pub shm_frames: u64,
     /// Sequence number (in the source ring) of the first frame received, 0 if none.
     pub first_seq: u64,
     /// Sequence number of the last frame received, 0 if none.
@@ -268,6 +271,11 @@ impl Run<'_> {
                                 .map(|()| slot.publish());
                         }
                         Err(ndring::Error::Timeout) if !self.stopped() => {}
+                        // No reader attached on this host yet: the frame waits (lossless).
+                        Err(ndring::Error::Disconnected { .. }) if !self.stopped() => {
+                            std::thread::sleep(POLL / 10)
+                        }
+                        Err(ndring::Error::Disconnected { .. }) => return Ok(stats),
                         Err(ndring::Error::Timeout) => return Ok(stats),
                         Err(e) => return Err(BridgeError::ring(self.ring)(e)),
                     }
@@ -279,6 +287,10 @@ impl Run<'_> {
             };
             written?;
             stats.frames += 1;
+            #[cfg(feature = "shm")]
+            if sample.payload().as_shm().is_some() {
+                stats.shm_frames += 1;
+            }
         }
         Ok(stats)
     }

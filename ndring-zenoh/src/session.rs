@@ -109,6 +109,12 @@ impl SessionOptions {
     }
 
     /// Opens a session with these options.
+    ///
+    /// ```
+    /// // A peer listening on a port of the loopback interface that the OS picks.
+    /// let session = ndring_zenoh::SessionOptions::default().listen("tcp/127.0.0.1:0").open()?;
+    /// # Ok::<(), ndring_zenoh::BridgeError>(())
+    /// ```
     pub fn open(&self) -> Result<zenoh::Session, BridgeError> {
         use zenoh::Wait;
         zenoh::open(self.to_config()?)

@@ -55,10 +55,19 @@ fn expected_md5s() -> Vec<[u8; 16]> {
 struct Bridge(Option<Child>);
 
 impl Bridge {
+    /// A bridge on the network path: Zenoh's shared memory is off unless `args` asks for a
+    /// shared-memory pool (on one host Zenoh would otherwise move large payloads through shared
+    /// memory by itself, and the TCP path, the one between machines, would go untested).
     fn spawn(args: &[&str], port: u16, listen: bool) -> Bridge {
         let endpoint = format!("tcp/127.0.0.1:{port}");
+        let shm = args.contains(&"--shm-pool-mib") || args.contains(&"--shared-memory");
         let child = Command::new(BIN)
             .args(args)
+            .args(if shm {
+                &[][..]
+            } else {
+                &["--shared-memory", "false"][..]
+            })
             .args([if listen { "--listen" } else { "--connect" }, &endpoint])
             .args(["--multicast-scouting", "false"])
             .stdout(Stdio::piped())
@@ -187,13 +196,39 @@ fn check_frames(got: &Received, first: u64) -> u64 {
 
 #[test]
 fn lossless_frames_arrive_byte_exact() {
-    let (src, dst, key) = names("ll");
+    lossless("ll", &[]);
+}
+
+#[test]
+fn lossless_through_zenoh_shared_memory() {
+    // Frames copied into a Zenoh SHM pool: the receiver on this host reads them in place.
+    lossless("sh", &["--shm-pool-mib", "8"]);
+}
+
+fn lossless(test: &str, out_args: &[&str]) {
+    let shm = !out_args.is_empty();
+    let (src, dst, key) = names(test);
     let port = free_port();
     let tx = Producer::<u8, Ix3>::create(&src, SHAPE, &Config::spsc().slots(4)).unwrap();
     // The receiving bridge creates the destination ring from the first frame's description.
-    let bridge_in = Bridge::spawn(&["in", &key, &dst], port, true);
-    // The sender as a Zenoh client of the receiving peer (the other tests run peers only).
-    let bridge_out = Bridge::spawn(&["out", &src, &key, "--mode", "client"], port, false);
+    let mut args = vec!["in", &key, &dst];
+    if shm {
+        args.extend(["--shared-memory", "true"]);
+    }
+    let bridge_in = Bridge::spawn(&args, port, true);
+    // The sender as a Zenoh client of the receiving peer (the other tests run peers only). A
+    // client does not retry its first connection: start it once the peer listens.
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the receiving bridge never listened"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+    let mut args = vec!["out", &src, &key, "--mode", "client"];
+    args.extend(out_args);
+    let bridge_out = Bridge::spawn(&args, port, false);
     let producer = thread::spawn(move || produce(tx));
     let start = Instant::now();
     let mut rx = loop {
@@ -221,6 +256,12 @@ fn lossless_frames_arrive_byte_exact() {
         (field(&inn, "frames"), field(&inn, "gaps")),
         (FRAMES, 0),
         "{inn}"
+    );
+    let in_place = if shm { FRAMES } else { 0 };
+    assert_eq!(
+        field(&inn, "shm"),
+        in_place,
+        "frames read from Zenoh SHM: {inn}"
     );
 }
 
