@@ -6,8 +6,10 @@
 //!
 //! * **1080p frames/s** (1920×1080×3 `u8`; A writes every byte of each frame, B reads every
 //!   byte as a u64 word sum): the bridge (A's SPSC ring → `bridge_out` → TCP on 127.0.0.1 →
-//!   `bridge_in` → B's ring), a plain TCP socket (A fills a buffer and writes it, B reads it),
-//!   and Zenoh's SHM transport (A fills a Zenoh SHM buffer and publishes it, B reads it in place).
+//!   `bridge_in` → B's ring; Zenoh's shared memory off, as between machines), the bridge with
+//!   a Zenoh SHM pool (`--shm-pool-mib`: the same host's fast path), a plain TCP socket (A
+//!   fills a buffer and writes it, B reads it), and Zenoh's SHM transport (A fills a Zenoh SHM
+//!   buffer and publishes it, B reads it in place).
 //! * **64-byte round trip** (p50): through two bridges (A's ring → B's ring → B echoes into a
 //!   ring → A's ring), a TCP ping-pong (`TCP_NODELAY`), a Zenoh put/subscribe ping-pong, and
 //!   ndring's own SPSC ping-pong between A and B (the machine's state: compare rows of one
@@ -15,8 +17,8 @@
 //!
 //! `cargo bench --bench bridge` (about a minute); `NDZ_BENCH_ROUNDS` (default 5),
 //! `NDZ_BENCH_SECONDS` per frame variant (default 2), `NDZ_BENCH_RT` round trips (default 2000),
-//! `NDZ_BENCH_ONLY=bridge-frames,tcp-frames,shm-frames,bridge-rt,tcp-rt,zenoh-rt` (the others
-//! print 0: for `strace -c -f` of one variant).
+//! `NDZ_BENCH_ONLY=bridge-frames,bridge-shm-frames,tcp-frames,shm-frames,bridge-rt,tcp-rt,zenoh-rt`
+//! (the others print 0: for `strace -c -f` of one variant).
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -101,10 +103,22 @@ fn peer_b(names: &Names) {
     let zport = env_or("NDZ_BENCH_ZPORT", 0);
     let tport = env_or("NDZ_BENCH_TPORT", 0);
     let tcp = TcpListener::bind(("127.0.0.1", tport as u16)).unwrap();
-    let session = SessionOptions::default()
-        .listen(&format!("tcp/127.0.0.1:{zport}"))
-        .open()
-        .unwrap();
+    // Two sessions: the network path (Zenoh's shared memory off, as between machines: else on
+    // one host Zenoh moves large payloads through shared memory by itself) and the SHM path.
+    let session = SessionOptions {
+        shared_memory: Some(false),
+        ..SessionOptions::default()
+    }
+    .listen(&format!("tcp/127.0.0.1:{zport}"))
+    .open()
+    .unwrap();
+    let shm_session = SessionOptions {
+        shared_memory: Some(true),
+        ..SessionOptions::default()
+    }
+    .listen(&format!("tcp/127.0.0.1:{}", env_or("NDZ_BENCH_SPORT", 0)))
+    .open()
+    .unwrap();
     let sink = Arc::new(AtomicU64::new(0));
 
     // Bridge, frames: A's ring arrives in ring "fd"; a consumer reads every byte.
@@ -121,6 +135,25 @@ fn peer_b(names: &Names) {
         );
         thread::spawn(move || bridge_in(&s, &k, &r, &o).unwrap());
         let r = names.ring("fd");
+        let sink = sink.clone();
+        thread::spawn(move || {
+            let mut rx = open_when_created(|| Consumer::<u8, Ix3>::open(&r));
+            loop {
+                let f = rx.recv().unwrap();
+                sink.fetch_add(word_sum(f.as_slice().unwrap()), Relaxed);
+            }
+        });
+    }
+    // Bridge through a Zenoh SHM pool: A's ring "gs" arrives in ring "gd".
+    {
+        let (s, k, r, o) = (
+            shm_session.clone(),
+            names.key("sframes"),
+            names.ring("gd"),
+            in_opts.clone(),
+        );
+        thread::spawn(move || bridge_in(&s, &k, &r, &o).unwrap());
+        let r = names.ring("gd");
         let sink = sink.clone();
         thread::spawn(move || {
             let mut rx = open_when_created(|| Consumer::<u8, Ix3>::open(&r));
@@ -167,7 +200,7 @@ fn peer_b(names: &Names) {
     // Zenoh: SHM frames read in place; 64-byte ping answered with a pong.
     let shm_seen = Arc::new(AtomicBool::new(false));
     let sink2 = sink.clone();
-    let _frames = session
+    let _frames = shm_session
         .declare_subscriber(names.key("shm"))
         .callback(move |sample| {
             if !shm_seen.swap(true, Relaxed) {
@@ -266,12 +299,13 @@ fn peer_a(names: &Names) {
     let rounds = env_or("NDZ_BENCH_ROUNDS", 5);
     let seconds = env_or("NDZ_BENCH_SECONDS", 2) as f64;
     let rt = env_or("NDZ_BENCH_RT", 2000);
-    let (zport, tport) = (free_port(), free_port());
+    let (zport, sport, tport) = (free_port(), free_port(), free_port());
     let _b = PeerB(
         Command::new(std::env::current_exe().unwrap())
             .env("NDZ_BENCH_ROLE", "b")
             .env("NDZ_BENCH_TAG", &names.tag)
             .env("NDZ_BENCH_ZPORT", zport.to_string())
+            .env("NDZ_BENCH_SPORT", sport.to_string())
             .env("NDZ_BENCH_TPORT", tport.to_string())
             .spawn()
             .unwrap(),
@@ -291,10 +325,20 @@ fn peer_a(names: &Names) {
     let mut tcp_frames = tcp_connect();
     let mut tcp_echo = tcp_connect();
     tcp_echo.set_nodelay(true).unwrap();
-    let session = SessionOptions::default()
-        .connect(&format!("tcp/127.0.0.1:{zport}"))
-        .open()
-        .unwrap();
+    let session = SessionOptions {
+        shared_memory: Some(false),
+        ..SessionOptions::default()
+    }
+    .connect(&format!("tcp/127.0.0.1:{zport}"))
+    .open()
+    .unwrap();
+    let shm_session = SessionOptions {
+        shared_memory: Some(true),
+        ..SessionOptions::default()
+    }
+    .connect(&format!("tcp/127.0.0.1:{sport}"))
+    .open()
+    .unwrap();
 
     // The bridge: frames out, pings out, pongs in.
     let mut frames =
@@ -304,6 +348,16 @@ fn peer_a(names: &Names) {
     for (ring, key) in [("fs", "frames"), ("ps", "ping")] {
         let (s, r, k) = (session.clone(), names.ring(ring), names.key(key));
         thread::spawn(move || bridge_out(&s, &r, &k, &OutOptions::default()).unwrap());
+    }
+    let mut shm_frames =
+        Producer::<u8, Ix3>::create(&names.ring("gs"), FRAME, &Config::spsc().slots(4)).unwrap();
+    {
+        let (s, r, k) = (shm_session.clone(), names.ring("gs"), names.key("sframes"));
+        let o = OutOptions {
+            shm_pool_bytes: 4 * FRAME_BYTES,
+            ..OutOptions::default()
+        };
+        thread::spawn(move || bridge_out(&s, &r, &k, &o).unwrap());
     }
     {
         let (s, k, r) = (session.clone(), names.key("pong"), names.ring("bd"));
@@ -321,7 +375,7 @@ fn peer_a(names: &Names) {
     let provider = ShmProviderBuilder::default_backend(4 * FRAME_BYTES)
         .wait()
         .unwrap();
-    let shm_pub = session
+    let shm_pub = shm_session
         .declare_publisher(names.key("shm"))
         .congestion_control(CongestionControl::Block)
         .wait()
@@ -350,12 +404,12 @@ fn peer_a(names: &Names) {
     let only = std::env::var("NDZ_BENCH_ONLY").unwrap_or_default();
     let want = |v: &str| only.is_empty() || only.split(',').any(|o| o == v);
     let mut frame_buf = vec![0u8; FRAME_BYTES];
-    let mut rows: Vec<[f64; 7]> = Vec::new();
+    let mut rows: Vec<[f64; 8]> = Vec::new();
     println!(
         "ndring-zenoh bridge benchmark: 1080p frames/s and 64 B round trip p50, A -> B over 127.0.0.1, {rounds} rounds"
     );
     println!(
-        "round | state: ndring 64 B RT | frames/s: bridge | TCP | Zenoh SHM | 64 B RT: bridge | TCP | Zenoh"
+        "round | state: ndring 64 B RT | frames/s: bridge | bridge (SHM pool) | TCP | Zenoh SHM | 64 B RT: bridge | TCP | Zenoh"
     );
     for round in 1..=rounds {
         let local = round_trips(rt * 5, || {
@@ -367,6 +421,15 @@ fn peer_a(names: &Names) {
         } else {
             frame_rate(seconds, |i| {
                 let mut slot = frames.claim().unwrap();
+                slot.fill(i as u8);
+                slot.publish();
+            })
+        };
+        let bridge_shm_fps = if !want("bridge-shm-frames") {
+            0.0
+        } else {
+            frame_rate(seconds, |i| {
+                let mut slot = shm_frames.claim().unwrap();
                 slot.fill(i as u8);
                 slot.publish();
             })
@@ -418,7 +481,7 @@ fn peer_a(names: &Names) {
             })
         };
         println!(
-            "{round:>5} | {:>17} ns | {bridge_fps:>16.0} | {tcp_fps:>4.0} | {shm_fps:>9.0} | {:>12.1} us | {:>5.1} us | {:>5.1} us",
+            "{round:>5} | {:>17} ns | {bridge_fps:>16.0} | {bridge_shm_fps:>17.0} | {tcp_fps:>4.0} | {shm_fps:>9.0} | {:>12.1} us | {:>5.1} us | {:>5.1} us",
             local,
             bridge_rt as f64 / 1e3,
             tcp_rt as f64 / 1e3,
@@ -427,6 +490,7 @@ fn peer_a(names: &Names) {
         rows.push([
             local as f64,
             bridge_fps,
+            bridge_shm_fps,
             tcp_fps,
             shm_fps,
             bridge_rt as f64,
@@ -438,20 +502,22 @@ fn peer_a(names: &Names) {
     // Ratios per round, then their median: both sides of each ratio come from the same round.
     let ratio = |a: usize, b: usize| median(&rows.iter().map(|r| r[a] / r[b]).collect::<Vec<_>>());
     println!(
-        "\nmedians: frames/s bridge {:.0}, TCP {:.0}, Zenoh SHM {:.0}; 64 B RT bridge {:.1} us, TCP {:.1} us, Zenoh {:.1} us, ndring {:.0} ns",
+        "\nmedians: frames/s bridge {:.0}, bridge (SHM pool) {:.0}, TCP {:.0}, Zenoh SHM {:.0}; 64 B RT bridge {:.1} us, TCP {:.1} us, Zenoh {:.1} us; ndring {:.0} ns",
         col(1),
         col(2),
         col(3),
-        col(4) / 1e3,
+        col(4),
         col(5) / 1e3,
         col(6) / 1e3,
+        col(7) / 1e3,
         col(0)
     );
     println!(
-        "ratios (median of per-round ratios): frames bridge/TCP {:.2}x, bridge/Zenoh SHM {:.2}x; RT bridge/TCP {:.2}x, bridge/Zenoh {:.2}x",
-        ratio(1, 2),
+        "ratios (median of per-round ratios): frames bridge/TCP {:.2}x, bridge/Zenoh SHM {:.2}x, bridge (SHM pool)/Zenoh SHM {:.2}x; RT bridge/TCP {:.2}x, bridge/Zenoh {:.2}x",
         ratio(1, 3),
-        ratio(4, 5),
-        ratio(4, 6)
+        ratio(1, 4),
+        ratio(2, 4),
+        ratio(5, 6),
+        ratio(5, 7)
     );
 }
