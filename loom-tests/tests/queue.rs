@@ -33,6 +33,8 @@ fn spsc_drain(m: &Mem) -> Vec<u64> {
     }
 }
 
+/// Four items through two slots, so that each slot is rewritten after a fenced release (the
+/// first) and after a plain one.
 #[test]
 fn spsc_1p1c_fifo_and_exclusive() {
     model(2, || {
@@ -40,7 +42,7 @@ fn spsc_1p1c_fifo_and_exclusive() {
         let m2 = m.clone();
         let p = thread::spawn(move || {
             let mut p = spsc::Producer::attach(&*m2, eager());
-            for i in 0..3 {
+            for i in 0..4 {
                 let (pos, slot) = loop {
                     match p.try_claim(&m2.control, false) {
                         Ok(claimed) => break claimed,
@@ -53,7 +55,7 @@ fn spsc_1p1c_fifo_and_exclusive() {
             }
             p.close(&*m2);
         });
-        assert_eq!(spsc_drain(&m), vec![10, 11, 12]);
+        assert_eq!(spsc_drain(&m), vec![10, 11, 12, 13]);
         p.join().unwrap();
     });
 }
@@ -120,15 +122,13 @@ fn plain_mode_switch_is_a_dekker_handshake() {
     });
 }
 
-/// No wake-up is lost while a producer sleeps on a full ring and the consumer releases with
-/// plain stores.
-#[test]
-fn spsc_no_lost_wakeup_full() {
-    model(2, || {
+/// A producer sleeps on a full ring while the consumer releases.
+fn spsc_producer_sleeps(can_plain: bool) {
+    model(2, move || {
         let m = Arc::new(Mem::new(2, 2, false));
         let m2 = m.clone();
         let c = thread::spawn(move || {
-            let mut c = spsc::Consumer::attach(&*m2, eager());
+            let mut c = spsc::Consumer::attach(&*m2, Notifier::new(can_plain, 0));
             let mut got = vec![];
             while got.len() < 3 {
                 match c.try_recv(&*m2, false) {
@@ -151,6 +151,49 @@ fn spsc_no_lost_wakeup_full() {
             p.publish(&*m);
         }
         assert_eq!(c.join().unwrap(), vec![0, 1, 2]);
+    });
+}
+
+/// No wake-up is lost while a producer sleeps on a full ring and the consumer releases with
+/// RMWs (checked exactly).
+#[test]
+fn spsc_no_lost_wakeup_full_fenced() {
+    spsc_producer_sleeps(false);
+}
+
+/// The same with a consumer that switches to plain stores after its first release.
+#[test]
+fn spsc_no_lost_wakeup_full_plain() {
+    spsc_producer_sleeps(true);
+}
+
+/// A consumer that reads `tail` (as its strong re-check does) may then read every item `tail`
+/// counts without looking at their stamps: `tail`'s store must hand them over, in plain mode too.
+#[test]
+fn spsc_tail_hands_over_what_it_counts() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 2, false));
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            let mut p = spsc::Producer::attach(&*m2, eager());
+            for i in 0..2 {
+                let (_, slot) = p.try_claim(&m2.control, false).unwrap();
+                m2.write(slot, 5 + i);
+                p.publish(&*m2);
+            }
+        });
+        let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
+        for i in 0..2 {
+            let slot = loop {
+                match c.try_recv(&*m, true) {
+                    Ok((_, slot)) => break slot,
+                    Err(_) => thread::yield_now(),
+                }
+            };
+            assert_eq!(m.read(slot), 5 + i);
+            c.release(&m.control);
+        }
+        p.join().unwrap();
     });
 }
 
