@@ -1,6 +1,5 @@
 //! A named POSIX shared-memory segment holding one ring: creation, attachment, validation.
 
-use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -84,7 +83,7 @@ pub struct Segment {
     creator_start_time: u64,
     /// The creating handle unlinks the name on drop, unless told to keep it.
     unlink_on_drop: bool,
-    _fd: OwnedFd,
+    _fd: sys::Handle,
 }
 
 // SAFETY: the mapping is shared memory meant for concurrent use; every access to it goes through

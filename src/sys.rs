@@ -9,14 +9,35 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+#[cfg(not(miri))]
 use rustix::fs::{FallocateFlags, Mode};
 use rustix::io::Errno;
+#[cfg(not(miri))]
 use rustix::mm::{MapFlags, ProtFlags};
+#[cfg(not(miri))]
 use rustix::shm;
+#[cfg(not(miri))]
 use rustix::thread::futex;
+
+// Under Miri, which has no shared memory, futex or `membarrier`, the same functions over heap
+// memory (see `sys/miri.rs`).
+#[cfg(miri)]
+mod miri;
+#[cfg(miri)]
+use miri::stat;
+#[cfg(miri)]
+pub use miri::{
+    Handle, create, futex_wait, futex_wake_all, heavy_barrier, map, now_ns, open, pid,
+    register_for_heavy_barriers, size, unlink, unmap,
+};
+
+/// What names an open shared-memory object (and keeps a mapping of it valid).
+#[cfg(not(miri))]
+pub type Handle = OwnedFd;
 
 /// Creates `name` exclusively with exactly `mode` (the umask does not apply) and reserves `size`
 /// bytes of pages, so that a too-small `/dev/shm` fails here and not with SIGBUS later.
+#[cfg(not(miri))]
 pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
     let fd = shm::open(
         name,
@@ -40,21 +61,25 @@ pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
 }
 
 /// Opens an existing `name` read-write.
+#[cfg(not(miri))]
 pub fn open(name: &str) -> Result<OwnedFd, Errno> {
     shm::open(name, shm::OFlags::RDWR, Mode::empty())
 }
 
 /// Removes `name`; mappings stay valid until unmapped.
+#[cfg(not(miri))]
 pub fn unlink(name: &str) -> Result<(), Errno> {
     shm::unlink(name)
 }
 
 /// The size of the object behind `fd`.
+#[cfg(not(miri))]
 pub fn size(fd: &OwnedFd) -> Result<u64, Errno> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
 /// Maps `len` bytes of `fd` shared and read-write.
+#[cfg(not(miri))]
 pub fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, Errno> {
     // SAFETY: a fresh mapping chosen by the kernel (null hint) aliases no Rust object; the
     // pointer is only used through `Segment`, which unmaps it exactly once.
@@ -75,6 +100,7 @@ pub fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, Errno> {
 ///
 /// # Safety
 /// `ptr`/`len` come from one `map` call, and no reference into the mapping outlives this call.
+#[cfg(not(miri))]
 pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
     // SAFETY: forwarded from the caller's contract.
     let _ = unsafe { rustix::mm::munmap(ptr.as_ptr().cast(), len) };
@@ -83,6 +109,7 @@ pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
 /// Sleeps while `*word == expected`, at most `timeout` (forever if `None`). Returns early on a
 /// wake, a changed value, a signal or a spurious wake-up: callers re-check their condition.
 /// The futex is shared (no private flag): waker and sleeper may be in different processes.
+#[cfg(not(miri))]
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|d| rustix::time::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -92,6 +119,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 }
 
 /// Wakes every sleeper on `word`, in any process.
+#[cfg(not(miri))]
 pub fn futex_wake_all(word: &AtomicU32) {
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
@@ -100,6 +128,7 @@ pub fn futex_wake_all(word: &AtomicU32) {
 /// Registers this process as a target of other processes' heavy barriers, once; false if the
 /// kernel (before 4.16) or a seccomp filter refuses `membarrier`. A process that is not registered
 /// never publishes with plain stores (see `protocol::Notifier`).
+#[cfg(not(miri))]
 pub fn register_for_heavy_barriers() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
@@ -110,17 +139,20 @@ pub fn register_for_heavy_barriers() -> bool {
 
 /// A full memory barrier on every CPU that runs a thread of a registered process (and on this
 /// one); false if the kernel refused it.
+#[cfg(not(miri))]
 pub fn heavy_barrier() -> bool {
     use rustix::thread::{MembarrierCommand, membarrier};
     membarrier(MembarrierCommand::GlobalExpedited).is_ok()
 }
 
+#[cfg(not(miri))]
 pub fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
 /// The start time of process `pid` in clock ticks after boot (field 22 of `/proc/PID/stat`),
 /// and whether it is a zombie. `None` if there is no such process.
+#[cfg(not(miri))]
 fn stat(pid: u32) -> Option<(u64, bool)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain anything: split after it.
@@ -147,6 +179,7 @@ pub fn alive(pid: u32, start_time: u64) -> bool {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
+#[cfg(not(miri))]
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
