@@ -83,7 +83,7 @@ pub use crate::{
     layout::RingKind,
     peers::{PeerInfo, Role},
     producer::Producer,
-    segment::{MAX_NAME_LEN, Segment, remove, validate_name},
+    segment::{MAX_NAME_LEN, Positions, Segment, remove, validate_name},
     slot::{ReadSlot, WriteSlot},
     subscriber::{Start, Subscriber},
     writer::BroadcastWriter,
@@ -112,4 +112,17 @@ pub struct Stats {
 #[cfg(not(loom))]
 pub fn now_ns() -> u64 {
     sys::now_ns()
+}
+
+/// How many futex system calls (sleeps and wakes) this process has made through ndring: a
+/// diagnostic that shows whether a ring runs on its fast path, where no system call is made
+/// unless a peer is asleep.
+///
+/// ```
+/// let before = ndring::futex_calls();
+/// assert!(ndring::futex_calls() >= before);
+/// ```
+#[cfg(not(loom))]
+pub fn futex_calls() -> u64 {
+    sys::futex_calls()
 }

@@ -84,7 +84,10 @@ pub struct Segment {
     creator_start_time: u64,
     /// The creating handle unlinks the name on drop, unless told to keep it.
     unlink_on_drop: bool,
-    _fd: OwnedFd,
+    /// Mapped `PROT_READ` from a read-only descriptor: nothing may store to it (the typed
+    /// handles refuse such a segment), only load.
+    read_only: bool,
+    fd: OwnedFd,
 }
 
 // SAFETY: the mapping is shared memory meant for concurrent use; every access to it goes through
@@ -140,7 +143,7 @@ impl Segment {
                 }
             }
         };
-        let base = match sys::map(&fd, layout.total_size) {
+        let base = match sys::map(&fd, layout.total_size, false) {
             Ok(b) => b,
             Err(e) => {
                 let _ = sys::unlink(name);
@@ -161,7 +164,8 @@ impl Segment {
             creator_start_time: start,
             layout,
             unlink_on_drop: !config.keep,
-            _fd: fd,
+            read_only: false,
+            fd,
         };
         protocol::init(&seg, seg.layout.params.kind == RingKind::Mpmc);
         seg.control().state.store(STATE_READY, Release);
@@ -183,8 +187,34 @@ impl Segment {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open(name: &str, ready_timeout: Duration) -> Result<Segment> {
+        Segment::open_mode(name, ready_timeout, false)
+    }
+
+    /// Attaches to the ring `name` read-only, for inspection: opened `O_RDONLY` and mapped
+    /// `PROT_READ`, so read permission on the segment is enough (a ring created with
+    /// [`crate::Config::mode`] `0o644` can be inspected by any user). Shape, element type,
+    /// [`Segment::stats`], [`Segment::peers`], [`Segment::positions`] and [`Segment::sleepers`]
+    /// work; the typed handles refuse it ([`Error::ReadOnly`]). Waits up to 2 s for a creator
+    /// that is still initialising the segment.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// let name = format!("/ndr-doc-ro-{}", std::process::id());
+    /// let _p = Producer::<u16, ndarray::Ix2>::create(&name, (3, 4), &Config::spsc().mode(0o644))?;
+    /// let seg = Segment::open_read_only(&name)?;
+    /// assert!(seg.is_read_only());
+    /// assert_eq!((seg.dtype(), seg.shape()), (DType::U16, &[3, 4][..]));
+    /// assert_eq!(seg.peers()[0].role, Role::Producer);
+    /// assert!(matches!(Consumer::<u16, ndarray::Ix2>::from_segment(seg), Err(Error::ReadOnly { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_read_only(name: &str) -> Result<Segment> {
+        Segment::open_mode(name, Duration::from_secs(2), true)
+    }
+
+    fn open_mode(name: &str, ready_timeout: Duration, read_only: bool) -> Result<Segment> {
         validate_name(name)?;
-        let fd = sys::open(name).map_err(|e| sys::error(e, "open", name))?;
+        let fd = sys::open(name, read_only).map_err(|e| sys::error(e, "open", name))?;
         let start = Instant::now();
         let not_ready = || Error::NotReady {
             name: name.into(),
@@ -215,7 +245,7 @@ impl Segment {
             .ok()
             .filter(|&l| l <= isize::MAX as usize)
             .ok_or_else(|| corrupt(format!("size {size} does not fit the address space")))?;
-        let base = sys::map(&fd, len).map_err(|e| sys::error(e, "map", name))?;
+        let base = sys::map(&fd, len, read_only).map_err(|e| sys::error(e, "map", name))?;
         let unmap = || {
             // SAFETY: `base`/`len` come from `map` above and nothing references the mapping.
             unsafe { sys::unmap(base, len) }
@@ -257,7 +287,8 @@ impl Segment {
                 creator_pid: fixed.creator_pid,
                 creator_start_time: fixed.creator_start_time,
                 unlink_on_drop: false,
-                _fd: fd,
+                read_only,
+                fd,
             }),
             Err(r) => {
                 unmap();
@@ -322,6 +353,60 @@ impl Segment {
     /// The validated layout.
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// Whether this segment was opened read-only ([`Segment::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The processes attached to this ring (role, pid, alive).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-segpeers-{}", std::process::id());
+    /// let _rx = Consumer::<u8, ndarray::Ix1>::create(&name, 4, &Config::mpmc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// assert_eq!(seg.peers().len(), 1);
+    /// assert_eq!(seg.peers()[0].role, Role::Consumer);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn peers(&self) -> Vec<crate::PeerInfo> {
+        crate::peers::list(self)
+    }
+
+    /// The ring's positions: `(tail, head, published)` without the closed bit, and whether it
+    /// is closed. Queue rings: `tail` counts positions published (SPSC) or claimed (MPMC),
+    /// `head` positions released (SPSC) or taken (MPMC). Broadcast: `published` is the newest
+    /// frame's sequence number. For inspection; the values move while peers run.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-segpos-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// tx.claim()?.publish();
+    /// assert_eq!(tx.segment().positions(), Positions { tail: 1, head: 0, published: 0, closed: false });
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn positions(&self) -> Positions {
+        let c = self.control();
+        let tail = c.tail.load(Acquire);
+        let published = c.published.load(Acquire);
+        Positions {
+            tail: tail & !crate::header::CLOSED,
+            head: c.head.load(Acquire),
+            published: published & !crate::header::CLOSED,
+            closed: (tail | published) & crate::header::CLOSED != 0,
+        }
+    }
+
+    /// Whether `name` still refers to the object mapped here (it may have been removed, or
+    /// replaced by a new ring of the same name).
+    pub(crate) fn still_named(&self) -> bool {
+        matches!(
+            (sys::identity(&self.fd), sys::name_identity(&self.name)),
+            (Ok(a), Ok(b)) if a == b
+        )
     }
 
     pub(crate) fn set_unlink_on_drop(&mut self, yes: bool) {
@@ -465,6 +550,19 @@ impl Drop for Segment {
     }
 }
 
+/// A ring's positions, from [`Segment::positions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positions {
+    /// Queue rings: positions published (SPSC) or claimed (MPMC).
+    pub tail: u64,
+    /// Queue rings: positions released (SPSC) or taken (MPMC).
+    pub head: u64,
+    /// Broadcast rings: the newest frame's sequence number (0: none).
+    pub published: u64,
+    /// Whether the ring was closed.
+    pub closed: bool,
+}
+
 fn rejection(name: &str, r: layout::Rejection) -> Error {
     let name = name.to_owned();
     match r {
@@ -514,12 +612,12 @@ fn classify_existing(name: &str, ready_timeout: Duration) -> Existing {
 
 /// The creator recorded in a segment that never became ready, if its fixed header was written.
 fn read_creator(name: &str) -> Option<(u32, u64)> {
-    let fd = sys::open(name).ok()?;
+    let fd = sys::open(name, true).ok()?;
     let size = sys::size(&fd).ok()?;
     if size < FIXED_SIZE as u64 {
         return None;
     }
-    let base = sys::map(&fd, FIXED_SIZE).ok()?;
+    let base = sys::map(&fd, FIXED_SIZE, true).ok()?;
     let mut bytes = [0u8; FIXED_SIZE];
     for (i, b) in bytes.iter_mut().enumerate() {
         // SAFETY: i < FIXED_SIZE, the mapped length; volatile copy of hostile shared bytes.

@@ -9,18 +9,40 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-use rustix::fs::{FallocateFlags, Mode};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustix::fs::{FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::shm;
 use rustix::thread::futex;
 
+/// Where Linux keeps named shared memory (what glibc's `shm_open` opens).
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// Futex system calls made by this process (waits and wakes), for tests and diagnostics: the
+/// counter is touched only next to a system call, never on the fast path.
+static FUTEX_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// How many futex system calls this process has made.
+pub fn futex_calls() -> u64 {
+    FUTEX_CALLS.load(Ordering::Relaxed)
+}
+
+/// Opens `/dev/shm/<name>` with `flags`, never following a symbolic link (`O_NOFOLLOW`, as
+/// glibc's `shm_open` does; rustix's does not), close-on-exec. `name` is validated (`/` then
+/// one component) by the caller.
+fn shm_path_open(name: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    let path = format!("{SHM_DIR}{name}");
+    rustix::fs::open(path, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode)
+}
+
 /// Creates `name` exclusively with exactly `mode` (the umask does not apply) and reserves `size`
 /// bytes of pages, so that a too-small `/dev/shm` fails here and not with SIGBUS later.
 pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
-    let fd = shm::open(
+    let fd = shm_path_open(
         name,
-        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+        OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
         Mode::from_raw_mode(mode),
     )?;
     let reserve = || -> Result<(), Errno> {
@@ -39,9 +61,27 @@ pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-/// Opens an existing `name` read-write.
-pub fn open(name: &str) -> Result<OwnedFd, Errno> {
-    shm::open(name, shm::OFlags::RDWR, Mode::empty())
+/// Opens an existing `name` read-write, or read-only; a symbolic link is refused (`ELOOP`).
+pub fn open(name: &str, read_only: bool) -> Result<OwnedFd, Errno> {
+    let access = if read_only {
+        OFlags::RDONLY
+    } else {
+        OFlags::RDWR
+    };
+    shm_path_open(name, access, Mode::empty())
+}
+
+/// The identity (device, inode) of the object behind `fd`: tells whether a name still refers
+/// to the object we mapped.
+pub fn identity(fd: &OwnedFd) -> Result<(u64, u64), Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The identity of the object `name` refers to now, without following a symbolic link.
+pub fn name_identity(name: &str) -> Result<(u64, u64), Errno> {
+    let st = rustix::fs::lstat(format!("{SHM_DIR}{name}"))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Removes `name`; mappings stay valid until unmapped.
@@ -54,20 +94,17 @@ pub fn size(fd: &OwnedFd) -> Result<u64, Errno> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
-/// Maps `len` bytes of `fd` shared and read-write.
-pub fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, Errno> {
+/// Maps `len` bytes of `fd` shared and read-write (or read-only: `PROT_READ`, for a descriptor
+/// opened read-only).
+pub fn map(fd: &OwnedFd, len: usize, read_only: bool) -> Result<NonNull<u8>, Errno> {
+    let prot = if read_only {
+        ProtFlags::READ
+    } else {
+        ProtFlags::READ | ProtFlags::WRITE
+    };
     // SAFETY: a fresh mapping chosen by the kernel (null hint) aliases no Rust object; the
     // pointer is only used through `Segment`, which unmaps it exactly once.
-    let p = unsafe {
-        rustix::mm::mmap(
-            std::ptr::null_mut(),
-            len,
-            ProtFlags::READ | ProtFlags::WRITE,
-            MapFlags::SHARED,
-            fd,
-            0,
-        )?
-    };
+    let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0)? };
     Ok(NonNull::new(p.cast()).expect("mmap returned null"))
 }
 
@@ -88,15 +125,16 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: d.subsec_nanos() as _,
     });
+    FUTEX_CALLS.fetch_add(1, Ordering::Relaxed);
     let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
 }
 
 /// Wakes every sleeper on `word`, in any process.
 pub fn futex_wake_all(word: &AtomicU32) {
+    FUTEX_CALLS.fetch_add(1, Ordering::Relaxed);
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
-/// This process's id.
 /// Registers this process as a target of other processes' heavy barriers, once; false if the
 /// kernel (before 4.16) or a seccomp filter refuses `membarrier`. A process that is not registered
 /// never publishes with plain stores (see `protocol::Notifier`).
@@ -115,6 +153,7 @@ pub fn heavy_barrier() -> bool {
     membarrier(MembarrierCommand::GlobalExpedited).is_ok()
 }
 
+/// This process's id.
 pub fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
@@ -163,6 +202,8 @@ pub fn error(e: Errno, op: &'static str, name: &str) -> crate::Error {
             creator_pid: None,
         },
         Errno::ACCESS | Errno::PERM => Error::PermissionDenied { name, op },
+        // O_NOFOLLOW met a symbolic link: never follow one planted in /dev/shm.
+        Errno::LOOP => Error::SymbolicLink { name },
         Errno::NOSPC | Errno::NOMEM | Errno::FBIG => Error::NoSpace { name, needed: 0 },
         Errno::NAMETOOLONG | Errno::INVAL if op != "map" => Error::InvalidName {
             name,

@@ -10,6 +10,11 @@ use crate::segment::Segment;
 
 /// Checks the segment's kind, element type and rank; returns its shape as a `D`.
 pub(crate) fn check<T: Element, D: Dimension>(seg: &Segment, queue: bool) -> Result<D> {
+    if seg.is_read_only() {
+        return Err(Error::ReadOnly {
+            name: seg.name().into(),
+        });
+    }
     let ok = if queue {
         seg.kind().is_queue()
     } else {
