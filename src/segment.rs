@@ -82,8 +82,6 @@ pub struct Segment {
     layout: Layout,
     creator_pid: u32,
     creator_start_time: u64,
-    /// The creating handle unlinks the name on drop, unless told to keep it.
-    unlink_on_drop: bool,
     /// Mapped `PROT_READ` from a read-only descriptor: nothing may store to it (the typed
     /// handles refuse such a segment), only load.
     read_only: bool,
@@ -108,31 +106,43 @@ impl Segment {
             match sys::create(name, size, config.mode) {
                 Ok(fd) => break fd,
                 Err(rustix::io::Errno::EXIST) => {
-                    match classify_existing(name, config.ready_timeout) {
-                        Existing::Alive(pid) => {
+                    let stale = |creator_pid| Error::Stale {
+                        name: name.into(),
+                        creator_pid,
+                    };
+                    let replace = match classify_existing(name, config.ready_timeout) {
+                        Existing::Live(pid) => {
                             return Err(Error::AlreadyExists {
                                 name: name.into(),
                                 creator_pid: Some(pid),
                             });
                         }
-                        Existing::Dead(pid) if !config.replace_stale => {
-                            return Err(Error::Stale {
+                        Existing::ClosedInUse(peers) => {
+                            return Err(Error::InUse {
                                 name: name.into(),
-                                creator_pid: pid,
+                                peers,
                             });
                         }
-                        Existing::Unknown if !config.replace_stale => {
+                        // Its stream is over and nobody is attached: never a poisoned name.
+                        Existing::Finished(seg) => Some(seg),
+                        Existing::Abandoned(seg) if config.replace_stale => Some(seg),
+                        Existing::Abandoned(seg) => return Err(stale(seg.creator_pid)),
+                        Existing::Unfinished(_) if config.replace_stale => None,
+                        Existing::Unfinished(pid) => return Err(stale(pid)),
+                        Existing::Unknown => {
                             return Err(Error::AlreadyExists {
                                 name: name.into(),
                                 creator_pid: None,
                             });
                         }
-                        // Stale and allowed to replace: unlink, then retry the exclusive create
-                        // (if another process won that race, we see its live segment next time).
-                        _ => match sys::unlink(name) {
-                            Ok(()) | Err(rustix::io::Errno::NOENT) => continue,
+                    };
+                    // Remove it, unless the name was replaced meanwhile (then look again), and
+                    // retry the exclusive create (a racing creator that wins is seen next time).
+                    if replace.as_ref().is_none_or(Segment::still_named) {
+                        match sys::unlink(name) {
+                            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                             Err(e) => return Err(sys::error(e, "remove", name)),
-                        },
+                        }
                     }
                 }
                 Err(e) => {
@@ -163,11 +173,14 @@ impl Segment {
             creator_pid: pid,
             creator_start_time: start,
             layout,
-            unlink_on_drop: !config.keep,
             read_only: false,
             fd,
         };
         protocol::init(&seg, seg.layout.params.kind == RingKind::Mpmc);
+        seg.control()
+            .lifecycle
+            .keep
+            .store(config.keep as u32, Relaxed);
         seg.control().state.store(STATE_READY, Release);
         Ok(seg)
     }
@@ -286,7 +299,6 @@ impl Segment {
                 layout,
                 creator_pid: fixed.creator_pid,
                 creator_start_time: fixed.creator_start_time,
-                unlink_on_drop: false,
                 read_only,
                 fd,
             }),
@@ -409,8 +421,35 @@ impl Segment {
         )
     }
 
-    pub(crate) fn set_unlink_on_drop(&mut self, yes: bool) {
-        self.unlink_on_drop = yes;
+    /// Whether the name stays when the last handle detaches (see [`crate::Config::keep`]).
+    pub(crate) fn set_keep(&self, keep: bool) {
+        self.control().lifecycle.keep.store(keep as u32, Release);
+    }
+
+    /// What this ring's state means for a `create` or `open_or_create` of its name.
+    pub(crate) fn condition(&self) -> Condition {
+        let live = crate::peers::live(self);
+        let closed = self.positions().closed;
+        match (live.is_empty(), closed) {
+            (false, true) => Condition::ClosedInUse(live),
+            (false, false) => {
+                Condition::Live(if sys::alive(self.creator_pid, self.creator_start_time) {
+                    self.creator_pid
+                } else {
+                    live[0].pid
+                })
+            }
+            (true, true) => Condition::Finished,
+            (true, false) if crate::peers::unread(self) => Condition::Abandoned,
+            // Created, and its creator has not attached yet: being set up, not finished.
+            (true, false)
+                if self.control().lifecycle.seen.load(Acquire) == 0
+                    && sys::alive(self.creator_pid, self.creator_start_time) =>
+            {
+                Condition::Live(self.creator_pid)
+            }
+            (true, false) => Condition::Finished,
+        }
     }
 
     /// Counters of abandoned items and recoveries.
@@ -541,9 +580,6 @@ impl RingMemory for Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
-            let _ = sys::unlink(&self.name);
-        }
         // SAFETY: `base`/`len` come from one `map`; every handle that hands out references into
         // the mapping holds this `Segment` (by value or `Arc`) and is gone by now.
         unsafe { sys::unmap(self.base, self.len) };
@@ -584,27 +620,43 @@ fn rejection(name: &str, r: layout::Rejection) -> Error {
     }
 }
 
+/// What a ring's state means for a `create` or `open_or_create` of its name.
+pub(crate) enum Condition {
+    /// Live peers are attached and it is not closed: in use (the pid of its live creator, or of
+    /// a live peer).
+    Live(u32),
+    /// Closed, but live peers are still attached.
+    ClosedInUse(Vec<crate::PeerInfo>),
+    /// No live peer, and closed or with nothing unread: its stream is over; replaceable.
+    Finished,
+    /// No live peer, not closed, items unread: a producer left them for a consumer to come.
+    Abandoned,
+}
+
 enum Existing {
-    Alive(u32),
-    Dead(u32),
+    Live(u32),
+    ClosedInUse(Vec<crate::PeerInfo>),
+    Finished(Segment),
+    Abandoned(Segment),
+    /// Never finished by its creator (pid 0 if unknown), who is dead.
+    Unfinished(u32),
     Unknown,
 }
 
-/// What holds `name` already: a live creator's ring, a dead creator's, or something unreadable.
+/// What holds `name` already.
 fn classify_existing(name: &str, ready_timeout: Duration) -> Existing {
     match Segment::open(name, ready_timeout) {
-        Ok(seg) => {
-            if sys::alive(seg.creator_pid, seg.creator_start_time) {
-                Existing::Alive(seg.creator_pid)
-            } else {
-                Existing::Dead(seg.creator_pid)
-            }
-        }
+        Ok(seg) => match seg.condition() {
+            Condition::Live(pid) => Existing::Live(pid),
+            Condition::ClosedInUse(peers) => Existing::ClosedInUse(peers),
+            Condition::Finished => Existing::Finished(seg),
+            Condition::Abandoned => Existing::Abandoned(seg),
+        },
         // Never finished by its creator: stale, whoever that was.
         Err(Error::NotReady { .. }) => match read_creator(name) {
-            Some((pid, start)) if sys::alive(pid, start) => Existing::Alive(pid),
-            Some((pid, _)) => Existing::Dead(pid),
-            None => Existing::Dead(0),
+            Some((pid, start)) if sys::alive(pid, start) => Existing::Live(pid),
+            Some((pid, _)) => Existing::Unfinished(pid),
+            None => Existing::Unfinished(0),
         },
         Err(_) => Existing::Unknown,
     }
