@@ -89,7 +89,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        Self::attach(Segment::open(name, options.ready_timeout)?, options.clone())
+        Self::attach(Segment::open_with(name, options)?, options.clone())
     }
 
     /// Like [`Consumer::open`], additionally requiring the exact `shape`.

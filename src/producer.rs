@@ -96,7 +96,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        Self::attach(Segment::open(name, options.ready_timeout)?, options.clone())
+        Self::attach(Segment::open_with(name, options)?, options.clone())
     }
 
     /// Like [`Producer::open`], additionally requiring the exact `shape`.

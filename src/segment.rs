@@ -200,7 +200,31 @@ impl Segment {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open(name: &str, ready_timeout: Duration) -> Result<Segment> {
-        Segment::open_mode(name, ready_timeout, false)
+        Segment::open_mode(name, Duration::ZERO, ready_timeout, false)
+    }
+
+    /// Attaches to the ring `name` with `options`: waits up to
+    /// [`OpenOptions::wait_for_creator`] for the name to appear (for a consumer started before
+    /// its producer), then up to [`OpenOptions::ready_timeout`] for its creator to finish.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # use std::time::Duration;
+    /// let name = format!("/ndr-doc-segwait-{}", std::process::id());
+    /// let creator = {
+    ///     let name = name.clone();
+    ///     std::thread::spawn(move || {
+    ///         std::thread::sleep(Duration::from_millis(50));
+    ///         Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())
+    ///     })
+    /// };
+    /// let seg = Segment::open_with(&name, &OpenOptions::default().wait_for_creator(Duration::from_secs(10)))?;
+    /// assert_eq!(seg.shape(), &[4]);
+    /// let _tx = creator.join().unwrap()?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_with(name: &str, options: &crate::OpenOptions) -> Result<Segment> {
+        Segment::open_mode(name, options.wait, options.ready_timeout, false)
     }
 
     /// Attaches to the ring `name` read-only, for inspection: opened `O_RDONLY` and mapped
@@ -222,12 +246,18 @@ impl Segment {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_read_only(name: &str) -> Result<Segment> {
-        Segment::open_mode(name, Duration::from_secs(2), true)
+        Segment::open_mode(name, Duration::ZERO, Duration::from_secs(2), true)
     }
 
-    fn open_mode(name: &str, ready_timeout: Duration, read_only: bool) -> Result<Segment> {
+    fn open_mode(
+        name: &str,
+        wait: Duration,
+        ready_timeout: Duration,
+        read_only: bool,
+    ) -> Result<Segment> {
         validate_name(name)?;
-        let fd = sys::open(name, read_only).map_err(|e| sys::error(e, "open", name))?;
+        let fd =
+            sys::open_waiting(name, read_only, wait).map_err(|e| sys::error(e, "open", name))?;
         let start = Instant::now();
         let not_ready = || Error::NotReady {
             name: name.into(),

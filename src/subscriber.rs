@@ -87,7 +87,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, start: Start, options: &OpenOptions) -> Result<Self> {
-        Self::from_segment_with(Segment::open(name, options.ready_timeout)?, start, options)
+        Self::from_segment_with(Segment::open_with(name, options)?, start, options)
     }
 
     /// Turns an untyped [`Segment`] into a subscriber.

@@ -71,6 +71,63 @@ pub fn open(name: &str, read_only: bool) -> Result<OwnedFd, Errno> {
     shm_path_open(name, access, Mode::empty())
 }
 
+/// [`open`], waiting up to `timeout` for `name` to be created if it does not exist yet.
+///
+/// The wait is an inotify watch on `/dev/shm` (`IN_CREATE | IN_MOVED_TO`): the thread sleeps in
+/// `poll` until some name appears there, then tries again, so a waiting consumer costs nothing
+/// and attaches as soon as its producer creates the ring. The watch is added before the first
+/// retry, so a creation between that and the `poll` is not missed. Where inotify is unavailable
+/// (its per-user limits, a seccomp filter) it falls back to sleeps of 1 ms doubling to 50 ms.
+pub fn open_waiting(name: &str, read_only: bool, timeout: Duration) -> Result<OwnedFd, Errno> {
+    use rustix::fs::inotify;
+    let first = open(name, read_only);
+    if timeout.is_zero() || !matches!(first, Err(Errno::NOENT)) {
+        return first;
+    }
+    let deadline = std::time::Instant::now().checked_add(timeout);
+    let watch = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        .ok()
+        .filter(|fd| {
+            inotify::add_watch(
+                fd,
+                SHM_DIR,
+                inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO,
+            )
+            .is_ok()
+        });
+    let mut backoff = Duration::from_millis(1);
+    let mut events = [0u8; 4096];
+    loop {
+        match open(name, read_only) {
+            Err(Errno::NOENT) => {}
+            other => return other,
+        }
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        if left.is_zero() {
+            return Err(Errno::NOENT);
+        }
+        match &watch {
+            Some(fd) => {
+                let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let t = rustix::time::Timespec {
+                    tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
+                    tv_nsec: left.subsec_nanos() as _,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&t));
+                // Any name created: drain the events and look again.
+                while matches!(rustix::io::read(fd, &mut events), Ok(n) if n > 0) {}
+            }
+            None => {
+                std::thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
 /// The identity (device, inode) of the object behind `fd`: tells whether a name still refers
 /// to the object we mapped.
 pub fn identity(fd: &OwnedFd) -> Result<(u64, u64), Errno> {
