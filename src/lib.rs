@@ -29,7 +29,7 @@
 //!
 //! Linux only (shared futexes, `/proc` for liveness); see `ARCHITECTURE.md` for the format.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 mod sync;
 
@@ -88,6 +88,12 @@ pub use crate::{
     subscriber::{Start, Subscriber},
     writer::BroadcastWriter,
 };
+
+/// The code blocks of `README.md`, compiled and run by `cargo test` as doc tests, so that the
+/// README's examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Counters of unusual events, shared by every process attached to a ring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

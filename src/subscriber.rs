@@ -489,3 +489,14 @@ unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
         *b = unsafe { (*src.add(words * 8 + i).cast::<AtomicU8>()).load(Relaxed) };
     }
 }
+
+impl<T: Element, D: Dimension> std::fmt::Debug for Subscriber<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("name", &self.seg.name())
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.shape())
+            .field("next_seq", &self.next_seq())
+            .finish()
+    }
+}

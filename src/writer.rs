@@ -275,3 +275,14 @@ impl Drop for Inner {
         peers::leave(&self.seg);
     }
 }
+
+impl<T: Element, D: Dimension> std::fmt::Debug for BroadcastWriter<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastWriter")
+            .field("name", &self.inner.seg.name())
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.shape())
+            .field("published", &self.published())
+            .finish()
+    }
+}
