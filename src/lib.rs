@@ -120,8 +120,8 @@ pub fn now_ns() -> u64 {
     sys::now_ns()
 }
 
-/// How many futex system calls (sleeps and wakes) this process has made through ndring: a
-/// diagnostic that shows whether a ring runs on its fast path, where no system call is made
+/// How many futex system calls (sleeps and wakes) the calling thread has made through ndring:
+/// a diagnostic that shows whether a ring runs on its fast path, where no system call is made
 /// unless a peer is asleep.
 ///
 /// ```

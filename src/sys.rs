@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::Cell;
 
 use rustix::fs::{FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
@@ -20,13 +20,20 @@ use rustix::thread::futex;
 /// Where Linux keeps named shared memory (what glibc's `shm_open` opens).
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// Futex system calls made by this process (waits and wakes), for tests and diagnostics: the
-/// counter is touched only next to a system call, never on the fast path.
-static FUTEX_CALLS: AtomicU64 = AtomicU64::new(0);
+thread_local! {
+    /// Futex system calls made by this thread (waits and wakes), for tests and diagnostics:
+    /// touched only next to a system call, never on the fast path. Per thread, so that
+    /// parallel tests do not disturb each other's counts.
+    static FUTEX_CALLS: Cell<u64> = const { Cell::new(0) };
+}
 
-/// How many futex system calls this process has made.
+fn count_futex_call() {
+    FUTEX_CALLS.with(|c| c.set(c.get() + 1));
+}
+
+/// How many futex system calls this thread has made.
 pub fn futex_calls() -> u64 {
-    FUTEX_CALLS.load(Ordering::Relaxed)
+    FUTEX_CALLS.with(Cell::get)
 }
 
 /// Opens `/dev/shm/<name>` with `flags`, never following a symbolic link (`O_NOFOLLOW`, as
@@ -182,13 +189,13 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: d.subsec_nanos() as _,
     });
-    FUTEX_CALLS.fetch_add(1, Ordering::Relaxed);
+    count_futex_call();
     let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
 }
 
 /// Wakes every sleeper on `word`, in any process.
 pub fn futex_wake_all(word: &AtomicU32) {
-    FUTEX_CALLS.fetch_add(1, Ordering::Relaxed);
+    count_futex_call();
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 

@@ -212,20 +212,14 @@ impl SweepClock {
         SweepClock { next: None }
     }
 
-    /// Called after a wake-up: true at most once per `grace` (the first call only arms it).
+    /// Called after a wake-up: true at the first call, then at most once per `grace`.
     #[cold]
     pub(crate) fn due(&mut self, grace: Duration) -> bool {
         let now = Instant::now();
-        match self.next {
-            Some(t) if now < t => false,
-            Some(_) => {
-                self.next = Some(now + grace);
-                true
-            }
-            None => {
-                self.next = Some(now + grace);
-                false
-            }
+        if self.next.is_some_and(|t| now < t) {
+            return false;
         }
+        self.next = now.checked_add(grace);
+        true
     }
 }
