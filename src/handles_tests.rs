@@ -38,7 +38,10 @@ fn spsc_views_metadata_and_copies_between_threads() {
         let mut out = Array2::<u16>::zeros((3, 2));
         let mut t = out.view_mut().reversed_axes();
         rx.recv_into(&mut t).unwrap();
-        assert_eq!(out, Array2::from_shape_fn((3, 2), |(r, c)| (10 * c + r) as u16));
+        assert_eq!(
+            out,
+            Array2::from_shape_fn((3, 2), |(r, c)| (10 * c + r) as u16)
+        );
         assert!(matches!(rx.recv(), Err(Error::Closed)));
     });
     for i in 0..N {

@@ -59,8 +59,34 @@ pub fn create(name: &str, size: u64, _mode: u32) -> Result<Handle, Errno> {
     Ok(Handle(object))
 }
 
-pub fn open(name: &str) -> Result<Handle, Errno> {
+pub fn open(name: &str, _read_only: bool) -> Result<Handle, Errno> {
     names().get(name).cloned().map(Handle).ok_or(Errno::NOENT)
+}
+
+/// [`open`], polling until `name` exists or `timeout` passes.
+pub fn open_waiting(name: &str, read_only: bool, timeout: Duration) -> Result<Handle, Errno> {
+    let deadline = Instant::now().checked_add(timeout);
+    loop {
+        match open(name, read_only) {
+            Err(Errno::NOENT) if deadline.is_some_and(|d| Instant::now() < d) => {
+                std::thread::yield_now()
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The object's identity: its address, unique while it lives.
+pub fn identity(h: &Handle) -> Result<(u64, u64), Errno> {
+    Ok((0, h.0.base.as_ptr() as usize as u64))
+}
+
+/// The identity of the object `name` refers to now.
+pub fn name_identity(name: &str) -> Result<(u64, u64), Errno> {
+    names()
+        .get(name)
+        .map(|o| (0, o.base.as_ptr() as usize as u64))
+        .ok_or(Errno::NOENT)
 }
 
 pub fn unlink(name: &str) -> Result<(), Errno> {
@@ -71,7 +97,7 @@ pub fn size(h: &Handle) -> Result<u64, Errno> {
     Ok(h.0.layout.size() as u64)
 }
 
-pub fn map(h: &Handle, len: usize) -> Result<NonNull<u8>, Errno> {
+pub fn map(h: &Handle, len: usize, _read_only: bool) -> Result<NonNull<u8>, Errno> {
     if len > h.0.layout.size() {
         return Err(Errno::INVAL);
     }
@@ -84,13 +110,16 @@ pub unsafe fn unmap(_ptr: NonNull<u8>, _len: usize) {}
 
 /// A spurious wake-up, which the contract allows: callers re-check their condition.
 pub fn futex_wait(_word: &AtomicU32, _expected: u32, timeout: Option<Duration>) {
+    super::count_futex_call();
     if timeout.is_some_and(|t| t.is_zero()) {
         return;
     }
     std::thread::yield_now();
 }
 
-pub fn futex_wake_all(_word: &AtomicU32) {}
+pub fn futex_wake_all(_word: &AtomicU32) {
+    super::count_futex_call();
+}
 
 /// Never: there is no `membarrier`, so SPSC sides stay fenced (loom checks plain mode).
 pub fn register_for_heavy_barriers() -> bool {
