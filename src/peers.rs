@@ -219,7 +219,12 @@ pub(crate) fn attached(seg: &Segment, role: Role, strong: bool, check_alive: boo
 /// disconnected: the other side (`role`) has attached once, and none is attached now. If so,
 /// `recheck(true)` must still find nothing, since a peer may publish and leave between the two.
 pub(crate) fn disconnected(seg: &Segment, role: Role, strong: bool, check_alive: bool) -> bool {
-    peers::seen(seg, role as u8) && !attached(seg, role, strong, check_alive)
+    if peers::gone(seg, entries(seg, role), role as u8, strong) {
+        return true;
+    }
+    // Entries are taken (or the role was never seen): after a grace period, dead holders do
+    // not count.
+    check_alive && peers::seen(seg, role as u8) && !attached(seg, role, false, true)
 }
 
 /// The name's "last one out" rule, run by a handle after it unregistered: the name is removed

@@ -115,6 +115,21 @@ pub fn attached<M: RingMemory>(
     })
 }
 
+/// Whether the other side (`role`, in `entries`) is gone: no entry is taken by it, and it has
+/// attached once. The owners are read first (with RMWs when `strong`), `seen` second: if `seen`
+/// then reads 0, our owner RMWs came before any registration of that role in each owner's
+/// order, so a peer that registers and leaves later sees our waiter when it leaves. (Read in the
+/// other order, a peer could register, mark itself seen and leave between a stale `seen` and
+/// our sleep, and nobody would wake us.)
+pub fn gone<M: RingMemory>(
+    mem: &M,
+    entries: core::ops::Range<usize>,
+    role: u8,
+    strong: bool,
+) -> bool {
+    !attached(mem, entries, role, strong) && seen(mem, role)
+}
+
 /// The `sleeping` word of a peer of `pid` asleep on the word tagged `tag`.
 #[inline]
 pub fn sleeping_word(pid: u32, tag: u64) -> u64 {
