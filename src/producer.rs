@@ -18,7 +18,6 @@ use crate::segment::Segment;
 use crate::slot::{Sink, WriteSlot};
 use crate::sync::Ordering::*;
 use crate::wait::{self, SweepClock, Waiting};
-use std::cell::Cell;
 
 /// Claims slots of a queue ring (SPSC or MPMC), fills them in place and publishes them.
 ///
@@ -49,6 +48,8 @@ struct Inner {
     how: Waiting,
     /// When a publish that woke a sleeping consumer may next sweep for dead sleepers.
     clock: SweepClock,
+    /// When a full ring may next make us check whether its consumers are alive.
+    liveness: SweepClock,
 }
 
 impl<T: Element, D: Dimension> Producer<T, D> {
@@ -168,6 +169,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
                     grace: options.grace,
                 },
                 clock: SweepClock::new(),
+                liveness: SweepClock::new(),
             },
             dim,
             _t: PhantomData,
@@ -375,8 +377,8 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             return r;
         }
     }
-    // Set after a grace period asleep: from then on "attached" also means "alive".
-    let check_alive = Cell::new(false);
+    let liveness = &mut inner.liveness;
+    let grace = inner.how.grace;
     let mut step = |strong: bool| {
         let mut attempt = |strong: bool| match spsc {
             Some(p) => p.try_claim(seg.control(), strong),
@@ -386,7 +388,7 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             // Full, and no consumer left to make room (re-checked after looking, as a consumer
             // may release and leave in between).
             Err(Stop::Wait)
-                if peers::disconnected(seg, Role::Consumer, strong, check_alive.get()) =>
+                if peers::disconnected(seg, Role::Consumer, strong, || liveness.due(grace)) =>
             {
                 match attempt(true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
@@ -408,7 +410,6 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             step,
             || {
                 peers::sweep(seg);
-                check_alive.set(true);
             },
         )
         .unwrap_or(Err(Error::Timeout))
