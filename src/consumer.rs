@@ -262,7 +262,8 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         self.recv_until(None, true)
     }
 
-    /// Receives the next item if one is published: `Err(Empty)` otherwise.
+    /// Receives the next item if one is published: `Err(Empty)` otherwise (`Err(Closed)` or
+    /// `Err(Disconnected { .. })` as [`Consumer::recv`] says).
     ///
     /// ```
     /// # use ndring::*;

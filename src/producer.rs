@@ -195,7 +195,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         self.claim_until(None, true)
     }
 
-    /// Claims a free slot if one is free now: `Err(Full)` otherwise.
+    /// Claims a free slot if one is free now: `Err(Full)` otherwise (`Err(Closed)` or
+    /// `Err(Disconnected { .. })` as [`Producer::claim`] says).
     ///
     /// ```
     /// # use ndring::*;
