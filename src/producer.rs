@@ -189,6 +189,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// let mut slot = tx.claim()?;
     /// slot.assign(&ndarray::arr1(&[1, 2, 3, 4]));
     /// slot.publish();
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
@@ -205,6 +206,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// tx.try_claim()?.publish();
     /// tx.try_claim()?.publish();
     /// assert!(matches!(tx.try_claim(), Err(Error::Full)));
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
@@ -221,6 +223,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// tx.claim()?.publish();
     /// let t = std::time::Duration::from_millis(10);
     /// assert!(matches!(tx.claim_timeout(t), Err(Error::Timeout)));
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn claim_timeout(&mut self, timeout: Duration) -> Result<WriteSlot<'_, T, D>> {
