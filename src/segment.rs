@@ -427,6 +427,7 @@ impl Segment {
     /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
     /// tx.claim()?.publish();
     /// assert_eq!(tx.segment().positions(), Positions { tail: 1, head: 0, published: 0, closed: false });
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn positions(&self) -> Positions {

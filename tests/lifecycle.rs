@@ -56,6 +56,10 @@ fn main() -> std::process::ExitCode {
                 producer_killed_while_consumer_sleeps,
             ),
             trial(
+                "short_timeouts_and_try_recv_notice_a_dead_producer",
+                dead_producer_noticed_by_polling,
+            ),
+            trial(
                 "early_exiting_producers_items_reach_a_consumer_started_later",
                 early_exit,
             ),
@@ -272,6 +276,38 @@ fn producer_killed_while_consumer_sleeps() {
     ));
     killer.join().unwrap();
     assert_eq!(rx.segment().sleepers(), (0, 0));
+}
+
+/// A consumer that only ever waits less than the grace period (or never waits) still notices a
+/// SIGKILLed producer: liveness is checked at most once per grace period across calls.
+fn dead_producer_noticed_by_polling() {
+    for short_timeouts in [true, false] {
+        let n = name(if short_timeouts {
+            "poll-to"
+        } else {
+            "poll-try"
+        });
+        let mut rx = Consumer::<u64, Ix1>::create(&n, 1, &Config::spsc().grace(GRACE)).unwrap();
+        let producer = spawn("send-then-hang", &[&n]);
+        assert_eq!(rx.recv().unwrap()[0], 99);
+        kill(producer.id);
+        let _ = producer.done_after_kill();
+        eventually(LONG, "Disconnected reported", || {
+            let r = if short_timeouts {
+                rx.recv_timeout(Duration::from_millis(5)).map(drop)
+            } else {
+                rx.try_recv().map(drop)
+            };
+            match r {
+                Err(Error::Disconnected { missing }) => {
+                    assert_eq!(missing, "producer");
+                    true
+                }
+                Err(Error::Timeout | Error::Empty) => false,
+                other => panic!("unexpected {other:?}"),
+            }
+        });
+    }
 }
 
 /// A producer publishes 2 items and exits; a consumer started 1 s later receives both, then
