@@ -370,6 +370,21 @@ fn last_one_out() {
     let tx = Producer::<u64, Ix1>::create(&n, 1, &Config::spsc()).unwrap();
     drop(tx);
     assert!(!exists(&n));
+    // MPMC: an abandoned claim (a tombstone between head and tail) is nothing unread, a
+    // published item is.
+    let mut tx = Producer::<u64, Ix1>::create(&n, 1, &Config::mpmc()).unwrap();
+    drop(tx.claim().unwrap());
+    drop(tx);
+    assert!(!exists(&n));
+    let mut tx = Producer::<u64, Ix1>::create(&n, 1, &Config::mpmc()).unwrap();
+    drop(tx.claim().unwrap());
+    tx.send(&arr1(&[1])).unwrap();
+    drop(tx);
+    assert!(exists(&n));
+    let mut rx = Consumer::<u64, Ix1>::open(&n).unwrap();
+    assert_eq!(rx.recv().unwrap()[0], 1);
+    drop(rx);
+    assert!(!exists(&n));
 }
 
 /// A closed ring whose peers are gone is replaced by create and open_or_create; one with live
@@ -610,6 +625,9 @@ fn read_only_inspection() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, vec!["rw denied", expected.as_str()]);
     let _ = (DType::U16, RingKind::Mpmc, Role::Producer);
+    drop(tx);
+    // The published item was never read: the ring outlived its last handle.
+    ndring::remove(&n).unwrap();
 }
 
 fn rustix_uid() -> u32 {
