@@ -1,6 +1,5 @@
 //! A named POSIX shared-memory segment holding one ring: creation, attachment, validation.
 
-use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -85,7 +84,7 @@ pub struct Segment {
     /// Mapped `PROT_READ` from a read-only descriptor: nothing may store to it (the typed
     /// handles refuse such a segment), only load.
     read_only: bool,
-    fd: OwnedFd,
+    fd: sys::Handle,
 }
 
 // SAFETY: the mapping is shared memory meant for concurrent use; every access to it goes through

@@ -43,12 +43,7 @@ enum Variant {
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.max_branches = 20_000;
-    b.check(f);
+    support::model(2, f);
 }
 
 /// The producer leaves its entry.
