@@ -235,7 +235,7 @@ impl Run<'_> {
                 }
                 match sink {
                     Sink::Queue(mut p) => p.close(),
-                    Sink::Broadcast(w) => w.close(),
+                    Sink::Broadcast(mut w) => w.close(),
                 }
                 return Ok(stats);
             }
