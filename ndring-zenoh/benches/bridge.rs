@@ -139,7 +139,7 @@ fn peer_b(names: &Names) {
         thread::spawn(move || {
             let mut rx = open_when_created(|| Consumer::<u8, Ix3>::open(&r));
             loop {
-                let f = rx.recv().unwrap();
+                let Ok(f) = rx.recv() else { return }; // A is gone: the run is over
                 sink.fetch_add(word_sum(f.as_slice().unwrap()), Relaxed);
             }
         });
@@ -158,7 +158,7 @@ fn peer_b(names: &Names) {
         thread::spawn(move || {
             let mut rx = open_when_created(|| Consumer::<u8, Ix3>::open(&r));
             loop {
-                let f = rx.recv().unwrap();
+                let Ok(f) = rx.recv() else { return }; // A is gone: the run is over
                 sink.fetch_add(word_sum(f.as_slice().unwrap()), Relaxed);
             }
         });
@@ -180,7 +180,7 @@ fn peer_b(names: &Names) {
         thread::spawn(move || {
             let mut rx = open_when_created(|| Consumer::<u8, Ix1>::open(&r));
             loop {
-                let f = rx.recv().unwrap();
+                let Ok(f) = rx.recv() else { return }; // A is gone: the run is over
                 tx.send(&f.view()).unwrap();
             }
         });
@@ -192,7 +192,7 @@ fn peer_b(names: &Names) {
         thread::spawn(move || {
             let mut rx = open_when_created(|| Consumer::<u8, Ix1>::open(&ls));
             loop {
-                let f = rx.recv().unwrap();
+                let Ok(f) = rx.recv() else { return }; // A is gone: the run is over
                 tx.send(&f.view()).unwrap();
             }
         });
