@@ -465,7 +465,7 @@ impl Drop for Segment {
     }
 }
 
-fn rejection(name: &str, r: layout::Rejection) -> Error {
+pub(crate) fn rejection(name: &str, r: layout::Rejection) -> Error {
     let name = name.to_owned();
     match r {
         layout::Rejection::TooShort(n) => Error::Corrupt {

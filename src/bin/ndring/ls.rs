@@ -1,0 +1,100 @@
+//! `ndring ls`: every ring in /dev/shm, one line each.
+
+use ndring::Error;
+use ndring::inspect::{Inspector, Probe};
+
+use crate::{Failure, fmt};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Print a JSON array instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let ndring::inspect::Scan { rings, skipped } = Inspector::scan().map_err(|e| e.to_string())?;
+    // Objects of other programs are skipped silently; an ndring segment that cannot be read
+    // (another format version, a corrupt header) is worth a warning.
+    for (name, e) in &skipped {
+        if matches!(e, Error::Version { .. } | Error::Corrupt { .. }) {
+            eprintln!("ndring: skipped {name}: {e}");
+        }
+    }
+    if args.json {
+        let all: Vec<_> = rings.iter().map(fmt::summary_json).collect();
+        println!("{}", serde_json::Value::Array(all));
+        return Ok(());
+    }
+    if rings.is_empty() {
+        println!("no rings in {}", ndring::inspect::SHM_DIR);
+        return Ok(());
+    }
+    let mut rows = vec![
+        [
+            "NAME",
+            "KIND",
+            "DTYPE",
+            "SHAPE",
+            "SLOTS",
+            "SIZE",
+            "STATE",
+            "CREATOR",
+            "PEERS",
+            "PUBLISHED",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for p in &rings {
+        rows.push(row(p));
+    }
+    fmt::table(&rows);
+    Ok(())
+}
+
+fn row(p: &Probe) -> Vec<String> {
+    match p {
+        Probe::Ring(r) => {
+            let peers = r.peers();
+            vec![
+                r.name().into(),
+                fmt::kind(r.kind()).into(),
+                r.dtype().name().into(),
+                fmt::shape(r.shape()),
+                r.slot_count().to_string(),
+                fmt::bytes(r.size() as u64),
+                r.state().to_string(),
+                pid(r.creator_pid(), r.creator_alive()),
+                format!(
+                    "{}/{} alive",
+                    peers.iter().filter(|p| p.alive).count(),
+                    peers.len()
+                ),
+                r.counters().published.to_string(),
+            ]
+        }
+        Probe::Unfinished(u) => {
+            let mut v = vec![u.name.clone()];
+            v.extend(["-"; 4].map(String::from));
+            v.push(fmt::bytes(u.size));
+            v.push(p.state().to_string());
+            v.push(if u.creator_pid == 0 {
+                "?".into()
+            } else {
+                pid(u.creator_pid, u.creator_alive)
+            });
+            v.extend(["-"; 2].map(String::from));
+            v
+        }
+    }
+}
+
+/// `1234` if alive, `1234 (dead)` if not.
+fn pid(pid: u32, alive: bool) -> String {
+    if alive {
+        pid.to_string()
+    } else {
+        format!("{pid} (dead)")
+    }
+}
