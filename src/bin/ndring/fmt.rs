@@ -15,6 +15,27 @@ pub fn ring_name(arg: &str) -> String {
     format!("/{bare}")
 }
 
+/// Whether `name` matches any of `patterns` (shell-style `*` and `?`, written like ring names:
+/// `cam*`, `/cam*`); no patterns match everything.
+pub fn matches_any(name: &str, patterns: &[String]) -> bool {
+    patterns.is_empty()
+        || patterns.iter().any(|p| {
+            let p: Vec<char> = ring_name(p).chars().collect();
+            let n: Vec<char> = name.chars().collect();
+            glob(&p, &n)
+        })
+}
+
+fn glob(p: &[char], n: &[char]) -> bool {
+    match (p.first(), n.first()) {
+        (None, None) => true,
+        (Some('*'), _) => glob(&p[1..], n) || (!n.is_empty() && glob(p, &n[1..])),
+        (Some('?'), Some(_)) => glob(&p[1..], &n[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &n[1..]),
+        _ => false,
+    }
+}
+
 /// The one-line message for a failure to open `name` for inspection.
 pub fn open_error(e: Error) -> String {
     match e {

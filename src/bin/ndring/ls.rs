@@ -7,6 +7,8 @@ use crate::{Failure, fmt};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
+    /// Only rings whose names match one of these patterns (* and ?, e.g. 'cam*')
+    patterns: Vec<String>,
     /// Print a JSON array instead of a table
     #[arg(long)]
     json: bool,
@@ -16,7 +18,10 @@ pub fn run(args: Args) -> Result<(), Failure> {
     let ndring::inspect::Scan { rings, skipped } = Inspector::scan().map_err(|e| e.to_string())?;
     // Objects of other programs are skipped silently; an ndring segment that cannot be read
     // (another format version, a corrupt header) is worth a warning.
-    for (name, e) in &skipped {
+    for (name, e) in skipped
+        .iter()
+        .filter(|(n, _)| fmt::matches_any(n, &args.patterns))
+    {
         if matches!(e, Error::Version { .. } | Error::Corrupt { .. }) {
             eprintln!("ndring: skipped {name}: {e}");
         }
@@ -28,6 +33,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     if rings.is_empty() {
         println!("no rings in {}", ndring::inspect::SHM_DIR);
+        // `ls` of nothing is not an error, as for ls(1) of an empty directory.
         return Ok(());
     }
     let mut rows = vec![

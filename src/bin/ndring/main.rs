@@ -40,7 +40,7 @@ enum Command {
     Peek(peek::Args),
 }
 
-/// A command's failure: one line for the user, with the cause.
+/// A command's failure: one line for the user, with the cause (empty: already reported).
 pub type Failure = String;
 
 fn main() -> ExitCode {
@@ -56,7 +56,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("ndring: {message}");
+            if !message.is_empty() {
+                eprintln!("ndring: {message}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -12,6 +12,8 @@ use crate::{Failure, fmt};
 
 #[derive(clap::Args, Debug)]
 pub struct TopArgs {
+    /// Only rings whose names match one of these patterns (* and ?, e.g. 'cam*')
+    patterns: Vec<String>,
     #[command(flatten)]
     every: Every,
 }
