@@ -141,6 +141,7 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// let mut slot = tx.claim()?;
     /// slot.fill(1);
     /// assert_eq!(slot.publish(), 1);
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn publish(mut self) -> u64 {
@@ -301,5 +302,27 @@ impl<'a, T: Element, D: Dimension> Deref for ReadSlot<'a, T, D> {
     type Target = ArrayView<'a, T, D>;
     fn deref(&self) -> &Self::Target {
         &self.view
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for WriteSlot<'_, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteSlot")
+            .field("slot", &self.slot)
+            .field("seq", &self.seq)
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.dim.slice())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for ReadSlot<'_, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadSlot")
+            .field("slot", &self.slot)
+            .field("seq", &self.seq)
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.view.shape())
+            .finish_non_exhaustive()
     }
 }

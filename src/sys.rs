@@ -3,24 +3,73 @@
 //! this file (`os_sync_wait_on_address` with the shared flag for the futex, `proc_pidinfo` for
 //! start times).
 
+#![cfg_attr(miri, allow(unused_imports, dead_code))]
+
 use std::io;
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-use rustix::fs::{FallocateFlags, Mode};
+use std::cell::Cell;
+
+use rustix::fs::{FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::shm;
 use rustix::thread::futex;
 
+// Under Miri, which has no shared memory, futex or `membarrier`, the same functions over heap
+// memory (`sys/miri.rs`); the imports and helpers of the real ones then go unused.
+#[cfg(miri)]
+mod miri;
+#[cfg(miri)]
+use miri::stat;
+#[cfg(miri)]
+pub use miri::{
+    Handle, create, futex_wait, futex_wake_all, heavy_barrier, identity, map, name_identity,
+    now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, unlink, unmap,
+};
+
+/// What names an open shared-memory object (and keeps a mapping of it valid).
+#[cfg(not(miri))]
+pub type Handle = OwnedFd;
+
+/// Where Linux keeps named shared memory (what glibc's `shm_open` opens).
+pub const SHM_DIR: &str = "/dev/shm";
+
+thread_local! {
+    /// Futex system calls made by this thread (waits and wakes), for tests and diagnostics:
+    /// touched only next to a system call, never on the fast path. Per thread, so that
+    /// parallel tests do not disturb each other's counts.
+    static FUTEX_CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_futex_call() {
+    FUTEX_CALLS.with(|c| c.set(c.get() + 1));
+}
+
+/// How many futex system calls this thread has made.
+pub fn futex_calls() -> u64 {
+    FUTEX_CALLS.with(Cell::get)
+}
+
+/// Opens `/dev/shm/<name>` with `flags`, never following a symbolic link (`O_NOFOLLOW`, as
+/// glibc's `shm_open` does; rustix's does not), close-on-exec. `name` is validated (`/` then
+/// one component) by the caller.
+#[cfg(not(miri))]
+fn shm_path_open(name: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    let path = format!("{SHM_DIR}{name}");
+    rustix::fs::open(path, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode)
+}
+
 /// Creates `name` exclusively with exactly `mode` (the umask does not apply) and reserves `size`
 /// bytes of pages, so that a too-small `/dev/shm` fails here and not with SIGBUS later.
+#[cfg(not(miri))]
 pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
-    let fd = shm::open(
+    let fd = shm_path_open(
         name,
-        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+        OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
         Mode::from_raw_mode(mode),
     )?;
     let reserve = || -> Result<(), Errno> {
@@ -39,35 +88,114 @@ pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-/// Opens an existing `name` read-write.
-pub fn open(name: &str) -> Result<OwnedFd, Errno> {
-    shm::open(name, shm::OFlags::RDWR, Mode::empty())
+/// Opens an existing `name` read-write, or read-only; a symbolic link is refused (`ELOOP`).
+#[cfg(not(miri))]
+pub fn open(name: &str, read_only: bool) -> Result<OwnedFd, Errno> {
+    let access = if read_only {
+        OFlags::RDONLY
+    } else {
+        OFlags::RDWR
+    };
+    shm_path_open(name, access, Mode::empty())
+}
+
+/// [`open`], waiting up to `timeout` for `name` to be created if it does not exist yet.
+///
+/// The wait is an inotify watch on `/dev/shm` (`IN_CREATE | IN_MOVED_TO`): the thread sleeps in
+/// `poll` until some name appears there, then tries again, so a waiting consumer costs nothing
+/// and attaches as soon as its producer creates the ring. The watch is added before the first
+/// retry, so a creation between that and the `poll` is not missed. Where inotify is unavailable
+/// (its per-user limits, a seccomp filter) it falls back to sleeps of 1 ms doubling to 50 ms.
+#[cfg(not(miri))]
+pub fn open_waiting(name: &str, read_only: bool, timeout: Duration) -> Result<OwnedFd, Errno> {
+    use rustix::fs::inotify;
+    let first = open(name, read_only);
+    if timeout.is_zero() || !matches!(first, Err(Errno::NOENT)) {
+        return first;
+    }
+    let deadline = std::time::Instant::now().checked_add(timeout);
+    let watch = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        .ok()
+        .filter(|fd| {
+            inotify::add_watch(
+                fd,
+                SHM_DIR,
+                inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO,
+            )
+            .is_ok()
+        });
+    let mut backoff = Duration::from_millis(1);
+    let mut events = [0u8; 4096];
+    loop {
+        match open(name, read_only) {
+            Err(Errno::NOENT) => {}
+            other => return other,
+        }
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        if left.is_zero() {
+            return Err(Errno::NOENT);
+        }
+        match &watch {
+            Some(fd) => {
+                let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let t = rustix::time::Timespec {
+                    tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
+                    tv_nsec: left.subsec_nanos() as _,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&t));
+                // Any name created: drain the events and look again.
+                while matches!(rustix::io::read(fd, &mut events), Ok(n) if n > 0) {}
+            }
+            None => {
+                std::thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// The identity (device, inode) of the object behind `fd`: tells whether a name still refers
+/// to the object we mapped.
+#[cfg(not(miri))]
+pub fn identity(fd: &OwnedFd) -> Result<(u64, u64), Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The identity of the object `name` refers to now, without following a symbolic link.
+#[cfg(not(miri))]
+pub fn name_identity(name: &str) -> Result<(u64, u64), Errno> {
+    let st = rustix::fs::lstat(format!("{SHM_DIR}{name}"))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Removes `name`; mappings stay valid until unmapped.
+#[cfg(not(miri))]
 pub fn unlink(name: &str) -> Result<(), Errno> {
     shm::unlink(name)
 }
 
 /// The size of the object behind `fd`.
+#[cfg(not(miri))]
 pub fn size(fd: &OwnedFd) -> Result<u64, Errno> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
-/// Maps `len` bytes of `fd` shared and read-write.
-pub fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, Errno> {
+/// Maps `len` bytes of `fd` shared and read-write (or read-only: `PROT_READ`, for a descriptor
+/// opened read-only).
+#[cfg(not(miri))]
+pub fn map(fd: &OwnedFd, len: usize, read_only: bool) -> Result<NonNull<u8>, Errno> {
+    let prot = if read_only {
+        ProtFlags::READ
+    } else {
+        ProtFlags::READ | ProtFlags::WRITE
+    };
     // SAFETY: a fresh mapping chosen by the kernel (null hint) aliases no Rust object; the
     // pointer is only used through `Segment`, which unmaps it exactly once.
-    let p = unsafe {
-        rustix::mm::mmap(
-            std::ptr::null_mut(),
-            len,
-            ProtFlags::READ | ProtFlags::WRITE,
-            MapFlags::SHARED,
-            fd,
-            0,
-        )?
-    };
+    let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0)? };
     Ok(NonNull::new(p.cast()).expect("mmap returned null"))
 }
 
@@ -75,6 +203,7 @@ pub fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, Errno> {
 ///
 /// # Safety
 /// `ptr`/`len` come from one `map` call, and no reference into the mapping outlives this call.
+#[cfg(not(miri))]
 pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
     // SAFETY: forwarded from the caller's contract.
     let _ = unsafe { rustix::mm::munmap(ptr.as_ptr().cast(), len) };
@@ -83,23 +212,27 @@ pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
 /// Sleeps while `*word == expected`, at most `timeout` (forever if `None`). Returns early on a
 /// wake, a changed value, a signal or a spurious wake-up: callers re-check their condition.
 /// The futex is shared (no private flag): waker and sleeper may be in different processes.
+#[cfg(not(miri))]
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|d| rustix::time::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: d.subsec_nanos() as _,
     });
+    count_futex_call();
     let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
 }
 
 /// Wakes every sleeper on `word`, in any process.
+#[cfg(not(miri))]
 pub fn futex_wake_all(word: &AtomicU32) {
+    count_futex_call();
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
-/// This process's id.
 /// Registers this process as a target of other processes' heavy barriers, once; false if the
 /// kernel (before 4.16) or a seccomp filter refuses `membarrier`. A process that is not registered
 /// never publishes with plain stores (see `protocol::Notifier`).
+#[cfg(not(miri))]
 pub fn register_for_heavy_barriers() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
@@ -110,17 +243,21 @@ pub fn register_for_heavy_barriers() -> bool {
 
 /// A full memory barrier on every CPU that runs a thread of a registered process (and on this
 /// one); false if the kernel refused it.
+#[cfg(not(miri))]
 pub fn heavy_barrier() -> bool {
     use rustix::thread::{MembarrierCommand, membarrier};
     membarrier(MembarrierCommand::GlobalExpedited).is_ok()
 }
 
+/// This process's id.
+#[cfg(not(miri))]
 pub fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
 /// The start time of process `pid` in clock ticks after boot (field 22 of `/proc/PID/stat`),
 /// and whether it is a zombie. `None` if there is no such process.
+#[cfg(not(miri))]
 fn stat(pid: u32) -> Option<(u64, bool)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain anything: split after it.
@@ -147,6 +284,7 @@ pub fn alive(pid: u32, start_time: u64) -> bool {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
+#[cfg(not(miri))]
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
@@ -163,6 +301,8 @@ pub fn error(e: Errno, op: &'static str, name: &str) -> crate::Error {
             creator_pid: None,
         },
         Errno::ACCESS | Errno::PERM => Error::PermissionDenied { name, op },
+        // O_NOFOLLOW met a symbolic link: never follow one planted in /dev/shm.
+        Errno::LOOP => Error::SymbolicLink { name },
         Errno::NOSPC | Errno::NOMEM | Errno::FBIG => Error::NoSpace { name, needed: 0 },
         Errno::NAMETOOLONG | Errno::INVAL if op != "map" => Error::InvalidName {
             name,

@@ -202,7 +202,7 @@ fn rm_stale() {
         name("rm-stale2"),
     );
     let _tx = Producer::<u8, Ix1>::create(&live, 4, &Config::spsc()).unwrap();
-    let w =
+    let mut w =
         BroadcastWriter::<u8, Ix1>::create(&closed, 4, &Config::broadcast().keep(true)).unwrap();
     w.close();
     make_stale(&stale);
