@@ -223,6 +223,7 @@ fn rm_stale() {
 
     let out = ok(&["rm", "--stale", &pattern]);
     assert!(out.contains(&format!("removed {stale} (stale")), "{out}");
+    assert!(out.contains(", 3 unread items)"), "{out}");
     assert!(out.contains(&format!("removed {stale2} (stale")), "{out}");
     assert!(!exists(&stale) && !exists(&stale2));
     assert!(exists(&live), "a live ring is never removed by --stale");

@@ -111,14 +111,21 @@ fn unlink(name: &str, dry_run: bool) -> Result<(), Failure> {
 /// `stale spsc ring, 24.9 MB`.
 fn describe(p: &Probe) -> String {
     match p {
-        Probe::Ring(r) => format!(
-            "{} {} ring of {} {}, {}",
-            r.state(),
-            fmt::kind(r.kind()),
-            r.dtype().name(),
-            fmt::shape(r.shape()),
-            fmt::bytes(r.size() as u64)
-        ),
+        Probe::Ring(r) => {
+            // Items nobody took are lost with the name: say so.
+            let unread = match r.counters().backlog() {
+                Some(n) if n > 0 => format!(", {n} unread items"),
+                _ => String::new(),
+            };
+            format!(
+                "{} {} ring of {} {}, {}{unread}",
+                r.state(),
+                fmt::kind(r.kind()),
+                r.dtype().name(),
+                fmt::shape(r.shape()),
+                fmt::bytes(r.size() as u64)
+            )
+        }
         Probe::Unfinished(u) => format!("unfinished segment, {}", fmt::bytes(u.size)),
     }
 }
