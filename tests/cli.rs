@@ -65,6 +65,17 @@ fn make_stale(n: &str) -> u32 {
     child.id()
 }
 
+/// Removes the rings a test made when it ends (items left unread keep a name otherwise).
+struct Cleanup(Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = std::fs::remove_file(format!("/dev/shm{n}"));
+        }
+    }
+}
+
 fn ndring(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ndring"))
         .args(args)
@@ -123,6 +134,13 @@ fn ls_states() {
         name("ls-unfin"),
         name("ls-foreign"),
     );
+    let _c = Cleanup(vec![
+        live.clone(),
+        closed.clone(),
+        stale.clone(),
+        unfinished.clone(),
+        foreign.clone(),
+    ]);
     let mut tx = Producer::<u16, Ix2>::create(&live, (2, 3), &Config::mpmc().slots(8)).unwrap();
     let _rx = Consumer::<u16, Ix2>::open(&live).unwrap();
     for _ in 0..5 {
@@ -201,6 +219,12 @@ fn rm_stale() {
         name("rm-stale"),
         name("rm-stale2"),
     );
+    let _c = Cleanup(vec![
+        live.clone(),
+        closed.clone(),
+        stale.clone(),
+        stale2.clone(),
+    ]);
     let _tx = Producer::<u8, Ix1>::create(&live, 4, &Config::spsc()).unwrap();
     let mut w =
         BroadcastWriter::<u8, Ix1>::create(&closed, 4, &Config::broadcast().keep(true)).unwrap();
@@ -237,6 +261,7 @@ fn rm_stale() {
 
 fn rm_names() {
     let (live, stale) = (name("rmn-live"), name("rmn-stale"));
+    let _c = Cleanup(vec![live.clone(), stale.clone(), name("rmn-other")]);
     let _tx = Producer::<u8, Ix1>::create(&live, 4, &Config::spsc()).unwrap();
     make_stale(&stale);
     let (code, err) = fails(&["rm", &live]);
@@ -327,6 +352,7 @@ fn check_npy(npy: &Path, descr: &str, shape: &[usize], bytes: &[u8]) {
 fn peek_npy() {
     // SPSC u16: the newest item, and the consumer still gets every item afterwards.
     let n = name("pk-spsc");
+    let _c = Cleanup(vec![n.clone(), name("pk-bc"), name("pk-mpmc")]);
     let mut tx = Producer::<u16, Ix3>::create(&n, (3, 4, 5), &Config::spsc().slots(4)).unwrap();
     let mut rx = Consumer::<u16, Ix3>::open(&n).unwrap();
     let item = |i: u16| {
@@ -381,6 +407,7 @@ fn peek_npy() {
 
 fn peek_png() {
     let n = name("png");
+    let _c = Cleanup(vec![n.clone(), name("png16")]);
     let mut tx = Producer::<u8, Ix3>::create(&n, (4, 6, 3), &Config::spsc()).unwrap();
     let frame = Array::from_shape_fn((4, 6, 3), |(y, x, c)| (y * 50 + x * 7 + c) as u8);
     tx.send(&frame.view()).unwrap();
@@ -413,6 +440,7 @@ fn peek_png() {
 
 fn inspect_json() {
     let n = name("insp");
+    let _c = Cleanup(vec![n.clone()]);
     let mut w = BroadcastWriter::<u8, Ix1>::create(&n, 16, &Config::broadcast().slots(8)).unwrap();
     let mut sub = Subscriber::<u8, Ix1>::open(&n, Start::Oldest).unwrap();
     for i in 0..5u8 {
@@ -460,6 +488,7 @@ fn inspect_json() {
 
 fn hz_top() {
     let n = name("hz");
+    let _c = Cleanup(vec![n.clone()]);
     let mut tx = Producer::<u8, Ix1>::create(&n, 1000, &Config::spsc().slots(8)).unwrap();
     for _ in 0..6 {
         tx.send(&Array::zeros(1000).view()).unwrap();
@@ -504,6 +533,7 @@ fn read_only() {
         .unwrap()
         == 0;
     let n = name("ro");
+    let _c = Cleanup(vec![n.clone()]);
     let mode = if is_root { 0o644 } else { 0o400 };
     let mut tx = Producer::<u8, Ix1>::create(&n, 8, &Config::spsc().mode(mode)).unwrap();
     tx.send(&Array::from_elem(8, 9u8).view()).unwrap();

@@ -17,6 +17,7 @@
 //! let mut frame = vec![0u8; ring.payload_bytes()];
 //! assert_eq!(ring.copy_newest(&mut frame)?.seq, 1);
 //! assert_eq!(frame, [7u8; 16]);
+//! # let _ = ndring::remove(&name); // items left unread keep the name
 //! # Ok::<(), Error>(())
 //! ```
 
@@ -220,6 +221,7 @@ impl Inspector {
     /// let _tx = Producer::<f32, ndarray::Ix2>::create(&name, (3, 4), &Config::mpmc())?;
     /// let ring = ndring::inspect::Inspector::open(&name)?;
     /// assert_eq!((ring.kind(), ring.dtype(), ring.shape()), (RingKind::Mpmc, DType::F32, &[3, 4][..]));
+    /// # let _ = ndring::remove(&name); // items left unread keep the name
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Inspector> {
@@ -244,6 +246,7 @@ impl Inspector {
     /// let probe = Inspector::probe(&name)?;
     /// assert!(matches!(probe, Probe::Ring(_)));
     /// assert_eq!(probe.state(), RingState::Live);
+    /// # let _ = ndring::remove(&name); // items left unread keep the name
     /// # Ok::<(), Error>(())
     /// ```
     pub fn probe(name: &str) -> Result<Probe> {
@@ -307,6 +310,7 @@ impl Inspector {
     /// let _tx = Producer::<u8, ndarray::Ix1>::create(&name, 8, &Config::spsc())?;
     /// let scan = ndring::inspect::Inspector::scan()?;
     /// assert!(scan.rings.iter().any(|r| r.name() == name));
+    /// # let _ = ndring::remove(&name); // items left unread keep the name
     /// # Ok::<(), Error>(())
     /// ```
     pub fn scan() -> Result<Scan> {
@@ -396,6 +400,7 @@ impl Inspector {
     /// tx.send(&ndarray::arr1(&[1u8, 2, 3, 4]).view())?;
     /// let c = ndring::inspect::Inspector::open(&name)?.counters();
     /// assert_eq!((c.published, c.backlog(), c.closed), (1, Some(1), false));
+    /// # let _ = ndring::remove(&name); // items left unread keep the name
     /// # Ok::<(), Error>(())
     /// ```
     pub fn counters(&self) -> Counters {
@@ -429,6 +434,7 @@ impl Inspector {
     /// let peers = ndring::inspect::Inspector::open(&name)?.peers();
     /// assert_eq!(peers.len(), 1);
     /// assert_eq!((peers[0].role, peers[0].pid, peers[0].alive), (Role::Producer, std::process::id(), true));
+    /// # let _ = ndring::remove(&name); // items left unread keep the name
     /// # Ok::<(), Error>(())
     /// ```
     pub fn peers(&self) -> Vec<PeerStatus> {

@@ -64,6 +64,7 @@ impl Inspector {
     /// w.send(&ndarray::arr1(&[3u16, 4]).view())?;
     /// assert_eq!(ring.copy_newest(&mut buf)?.seq, 2);
     /// assert_eq!(buf, [3u8, 0, 4, 0]);
+    /// # let _ = ndring::remove(&name); // items left unread keep the name
     /// # Ok::<(), Error>(())
     /// ```
     pub fn copy_newest(&self, dst: &mut [u8]) -> Result<Newest> {

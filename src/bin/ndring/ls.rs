@@ -16,13 +16,23 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let ndring::inspect::Scan { rings, skipped } = Inspector::scan().map_err(|e| e.to_string())?;
-    // Objects of other programs are skipped silently; an ndring segment that cannot be read
-    // (another format version, a corrupt header) is worth a warning.
-    for (name, e) in skipped
+    // Objects of other programs are skipped silently; ndring segments this version cannot read
+    // (another format version, a corrupt header) are worth a line on stderr.
+    let mine = |n: &String| fmt::matches_any(n, &args.patterns);
+    let other_versions: Vec<_> = skipped
         .iter()
-        .filter(|(n, _)| fmt::matches_any(n, &args.patterns))
-    {
-        if matches!(e, Error::Version { .. } | Error::Corrupt { .. }) {
+        .filter(|(n, e)| mine(n) && matches!(e, Error::Version { .. }))
+        .collect();
+    if let Some((name, Error::Version { found, .. })) = other_versions.first() {
+        eprintln!(
+            "ndring: {} segment(s) of another format version not shown (e.g. {name}: version {found}; \
+             this ndring reads version {})",
+            other_versions.len(),
+            ndring::layout::VERSION
+        );
+    }
+    for (name, e) in skipped.iter().filter(|(n, _)| mine(n)) {
+        if matches!(e, Error::Corrupt { .. }) {
             eprintln!("ndring: skipped {name}: {e}");
         }
     }

@@ -114,7 +114,8 @@ fn describe(p: &Probe) -> String {
         Probe::Ring(r) => {
             // Items nobody took are lost with the name: say so.
             let unread = match r.counters().backlog() {
-                Some(n) if n > 0 => format!(", {n} unread items"),
+                Some(1) => ", 1 unread item".into(),
+                Some(n) if n > 1 => format!(", {n} unread items"),
                 _ => String::new(),
             };
             format!(
