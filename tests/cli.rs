@@ -160,6 +160,11 @@ fn ls_states() {
     std::fs::write(format!("/dev/shm{foreign}"), vec![7u8; 4096]).unwrap();
 
     let rows = ls_rows();
+    let mine = format!("/ndt-{}-", std::process::id());
+    assert!(
+        rows.iter()
+            .all(|r| r["name"].as_str().unwrap().starts_with(&mine))
+    );
     let r = row(&rows, &live).expect("live ring listed");
     assert_eq!(r["state"], "live");
     assert_eq!((&r["kind"], &r["dtype"]), (&"mpmc".into(), &"u16".into()));
@@ -515,6 +520,12 @@ fn hz_top() {
         .lines()
         .find(|l| l.starts_with(&n))
         .expect("ring in top");
+    // The pattern names this ring alone: one row under each of the two headings.
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with('/')).count(),
+        2,
+        "{out}"
+    );
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cols[1..],

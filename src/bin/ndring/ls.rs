@@ -16,6 +16,10 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<(), Failure> {
     let ndring::inspect::Scan { rings, skipped } = Inspector::scan().map_err(|e| e.to_string())?;
+    let rings: Vec<Probe> = rings
+        .into_iter()
+        .filter(|p| fmt::matches_any(p.name(), &args.patterns))
+        .collect();
     // Objects of other programs are skipped silently; ndring segments this version cannot read
     // (another format version, a corrupt header) are worth a line on stderr.
     let mine = |n: &String| fmt::matches_any(n, &args.patterns);

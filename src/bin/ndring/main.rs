@@ -44,6 +44,16 @@ enum Command {
 pub type Failure = String;
 
 fn main() -> ExitCode {
+    // `ndring ls | head`: a closed stdout ends the command quietly, as in ripgrep, instead of
+    // the panic of `println!`.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload_as_str().unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Ls(a) => ls::run(a),

@@ -78,6 +78,12 @@ pub fn run_top(args: TopArgs) -> Result<(), Failure> {
         Inspector::scan()
             .map(|s| s.rings)
             .map_err(|e| e.to_string())
+            .map(|rings| {
+                rings
+                    .into_iter()
+                    .filter(|p| fmt::matches_any(p.name(), &args.patterns))
+                    .collect::<Vec<_>>()
+            })
     };
     for p in scan()? {
         if let Probe::Ring(r) = &p {
