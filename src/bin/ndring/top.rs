@@ -146,10 +146,11 @@ pub fn run_top(args: TopArgs) -> Result<(), Failure> {
             println!();
         }
         println!(
-            "ndring top - {}, {} rings, every {:.1} s (LAG: queue backlog or the slowest \
+            "ndring top - {}, {} ring{}, every {:.1} s (LAG: queue backlog or the slowest \
              subscriber's; SLEEPING: waiting for items/slots)",
             fmt::utc(SystemTime::now()),
             rings.len(),
+            if rings.len() == 1 { "" } else { "s" },
             args.every.interval.as_secs_f64()
         );
         fmt::table(&rows);
