@@ -150,7 +150,12 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                 }
             };
             let mut r = attempt(strong);
-            if r == Err(Miss::Wait) && writer_gone(seg, strong, || liveness.due(grace)) {
+            // Not while spinning (the same step polls there): before each sleep, or when not
+            // blocking at all.
+            if r == Err(Miss::Wait)
+                && (strong || !block)
+                && writer_gone(seg, strong, || liveness.due(grace))
+            {
                 r = attempt(true);
                 if r == Err(Miss::Wait) {
                     return Some(Err(Error::Disconnected { missing: "writer" }));
@@ -348,7 +353,11 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                     })
                 };
                 let mut r = attempt(strong);
-                if r == Err(Miss::Wait) && writer_gone(seg, strong, || liveness.due(grace)) {
+                // Only before a sleep, not while spinning.
+                if r == Err(Miss::Wait)
+                    && strong
+                    && writer_gone(seg, strong, || liveness.due(grace))
+                {
                     r = attempt(true);
                     if r == Err(Miss::Wait) {
                         return Some(Err(Error::Disconnected { missing: "writer" }));

@@ -32,6 +32,7 @@ fn main() -> std::process::ExitCode {
             ("fill-until-disconnected", fill_until_disconnected),
             ("subscribe-until-error", subscribe_until_error),
             ("attach-and-hang", attach_and_hang),
+            ("write-then-hang", write_then_hang),
         ],
         vec![
             trial("a_symbolic_link_in_dev_shm_is_refused", symlink_refused),
@@ -78,6 +79,10 @@ fn main() -> std::process::ExitCode {
             trial(
                 "subscriber_is_disconnected_when_the_writer_goes",
                 subscriber_disconnected,
+            ),
+            trial(
+                "subscriber_notices_a_sigkilled_writer_within_the_grace_period",
+                writer_killed,
             ),
             trial(
                 "spsc_sigkilled_sleeper_costs_no_futex_calls_after_takeover",
@@ -193,6 +198,13 @@ fn subscribe_until_error(a: &[String]) {
             }
         }
     }
+}
+
+/// Child: takes the writer role of a broadcast ring, publishes one frame, waits to be killed.
+fn write_then_hang(a: &[String]) {
+    let mut w = BroadcastWriter::<u64, Ix1>::open(&a[0]).unwrap();
+    w.send(&arr1(&[5])).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
 }
 
 /// Child: attaches as a consumer and waits to be killed.
@@ -358,6 +370,21 @@ fn last_one_out() {
     let tx = Producer::<u64, Ix1>::create(&n, 1, &Config::spsc()).unwrap();
     drop(tx);
     assert!(!exists(&n));
+    // MPMC: an abandoned claim (a tombstone between head and tail) is nothing unread, a
+    // published item is.
+    let mut tx = Producer::<u64, Ix1>::create(&n, 1, &Config::mpmc()).unwrap();
+    drop(tx.claim().unwrap());
+    drop(tx);
+    assert!(!exists(&n));
+    let mut tx = Producer::<u64, Ix1>::create(&n, 1, &Config::mpmc()).unwrap();
+    drop(tx.claim().unwrap());
+    tx.send(&arr1(&[1])).unwrap();
+    drop(tx);
+    assert!(exists(&n));
+    let mut rx = Consumer::<u64, Ix1>::open(&n).unwrap();
+    assert_eq!(rx.recv().unwrap()[0], 1);
+    drop(rx);
+    assert!(!exists(&n));
 }
 
 /// A closed ring whose peers are gone is replaced by create and open_or_create; one with live
@@ -435,6 +462,33 @@ fn subscriber_disconnected() {
         out.trim(),
         "1 disconnected: no writer is attached to the ring"
     );
+}
+
+/// A subscriber asleep in recv when its writer is SIGKILLed: `Disconnected` within the grace
+/// period (the dead writer's entry stays taken until a new writer takes it over).
+fn writer_killed() {
+    let n = name("wkill");
+    let config = Config::broadcast().keep(true);
+    drop(BroadcastWriter::<u64, Ix1>::create(&n, 1, &config).unwrap());
+    let writer = spawn("write-then-hang", &[&n]);
+    let seg = Segment::open_read_only(&n).unwrap();
+    eventually(LONG, "frame published", || seg.positions().published == 1);
+    let o = options().spin(0);
+    let mut sub = Subscriber::<u64, Ix1>::open_with(&n, Start::Oldest, &o).unwrap();
+    assert_eq!(sub.recv().unwrap()[0], 5);
+    let id = writer.id;
+    let killer = std::thread::spawn(move || {
+        eventually(LONG, "subscriber asleep", || seg.sleepers().0 == 1);
+        kill(id);
+    });
+    assert!(matches!(
+        sub.recv(),
+        Err(Error::Disconnected { missing: "writer" })
+    ));
+    killer.join().unwrap();
+    let _ = writer.done_after_kill();
+    drop(sub);
+    ndring::remove(&n).unwrap();
 }
 
 /// A consumer SIGKILLed while asleep stays counted in `waiters`: every publish would then make a
@@ -571,6 +625,9 @@ fn read_only_inspection() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, vec!["rw denied", expected.as_str()]);
     let _ = (DType::U16, RingKind::Mpmc, Role::Producer);
+    drop(tx);
+    // The published item was never read: the ring outlived its last handle.
+    ndring::remove(&n).unwrap();
 }
 
 fn rustix_uid() -> u32 {
