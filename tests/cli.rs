@@ -19,7 +19,11 @@ const LONG: Duration = Duration::from_secs(60);
 
 fn main() -> std::process::ExitCode {
     common::main(
-        &[("hold-then-die", hold_then_die)],
+        &[
+            ("hold-then-die", hold_then_die),
+            ("stream-items", stream_items),
+            ("drain", drain),
+        ],
         vec![
             trial("ls_tells_live_closed_stale_unfinished", ls_states),
             trial("rm_stale_never_removes_a_ring_in_use", rm_stale),
@@ -33,6 +37,10 @@ fn main() -> std::process::ExitCode {
                 read_only,
             ),
             trial("errors_are_one_line_with_exit_codes", errors),
+            trial(
+                "newest_copies_are_whole_while_streaming",
+                newest_while_streaming,
+            ),
         ],
     )
 }
@@ -628,6 +636,93 @@ fn errors() {
         assert!(
             err.starts_with("error: ") && err.contains("try '--help'"),
             "{err}"
+        );
+    }
+}
+
+const STREAM_LEN: usize = 256 << 10;
+
+/// Child: creates ring `a[0]` of kind `a[1]` (2 slots) and publishes item after item, every byte
+/// of item `seq` equal to `seq % 251`, until killed.
+fn stream_items(a: &[String]) {
+    let fill = |seq: u64| Array::from_elem(STREAM_LEN, (seq % 251) as u8);
+    if a[1] == "broadcast" {
+        let mut w =
+            BroadcastWriter::<u8, Ix1>::create(&a[0], STREAM_LEN, &Config::broadcast()).unwrap();
+        for seq in 1.. {
+            w.send(&fill(seq).view()).unwrap();
+        }
+    }
+    let config = if a[1] == "spsc" {
+        Config::spsc()
+    } else {
+        Config::mpmc()
+    };
+    let mut tx = Producer::<u8, Ix1>::create(&a[0], STREAM_LEN, &config.slots(2)).unwrap();
+    for seq in 1.. {
+        tx.send(&fill(seq).view()).unwrap();
+    }
+}
+
+/// Child: takes every item of queue ring `a[0]`, until killed.
+fn drain(a: &[String]) {
+    let mut rx = Consumer::<u8, Ix1>::open_with(
+        &a[0],
+        &ndring::OpenOptions::default().wait_for_creator(LONG),
+    )
+    .unwrap();
+    loop {
+        let _ = rx.recv().unwrap();
+    }
+}
+
+/// `peek`'s copy of the newest item, taken again and again while a producer process rewrites
+/// a 2-slot ring as fast as it can: every accepted copy is one whole item.
+fn newest_while_streaming() {
+    for kind in ["spsc", "mpmc", "broadcast"] {
+        let n = name(&format!("nw-{kind}"));
+        let _c = Cleanup(vec![n.clone()]);
+        let mut children = vec![
+            common::command("stream-items", &[&n, kind])
+                .spawn()
+                .unwrap(),
+        ];
+        if kind != "broadcast" {
+            children.push(common::command("drain", &[&n]).spawn().unwrap());
+        }
+        let mut ring = None;
+        common::eventually(LONG, "the stream to start", || {
+            ring = ndring::inspect::Inspector::open(&n)
+                .ok()
+                .filter(|r| r.counters().published > 10);
+            ring.is_some()
+        });
+        let ring = ring.unwrap();
+        let mut buf = vec![0u8; STREAM_LEN];
+        let (mut retries, mut last, mut copies) = (0, 0, 0);
+        let until = ring.counters().published + 2_000;
+        let start = std::time::Instant::now();
+        // While the producer publishes 2,000 more items (and at least 2,000 copies).
+        while copies < 2000 || ring.counters().published < until {
+            assert!(start.elapsed() < LONG, "deadlock guard: the stream stopped");
+            copies += 1;
+            let got = ring.copy_newest(&mut buf).unwrap();
+            let want = (got.seq % 251) as u8;
+            assert!(
+                buf.iter().all(|&b| b == want),
+                "{kind}: item {} torn: first byte {}, want {want}",
+                got.seq,
+                buf[0]
+            );
+            assert!(got.seq >= last, "{kind}: newest went back");
+            (retries, last) = (retries + got.retries, got.seq);
+        }
+        for mut c in children {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        eprintln!(
+            "{kind}: {copies} whole copies up to item {last}, {retries} overtaken and retried"
         );
     }
 }
