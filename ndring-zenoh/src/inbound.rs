@@ -37,6 +37,9 @@ pub struct InStats {
     pub gaps: u64,
     /// Times the sequence went backwards (the source ring was recreated).
     pub restarts: u64,
+    /// Frames received again (the same source ring, a sequence number already written: a
+    /// sending bridge that took over from a dead one re-read them); not written twice.
+    pub duplicates: u64,
     /// Frames that arrived in Zenoh shared memory (a sender on this host with a SHM pool): read
     /// in place, with no copy before the one into the ring.
     pub shm_frames: u64,
@@ -217,7 +220,7 @@ impl Run<'_> {
     fn typed<T: Element>(self, first: Sample) -> Result<InStats, BridgeError> {
         let mut sink = self.open::<T>()?;
         let mut stats = InStats::default();
-        let mut last_seq: Option<u64> = None;
+        let mut last_seq: Option<(u64, u32)> = None;
         let mut next = Some(first);
         loop {
             let sample = match next.take() {
@@ -256,11 +259,18 @@ impl Run<'_> {
                 ));
             }
             match last_seq {
-                Some(last) if header.seq > last => stats.gaps += header.seq - last - 1,
+                Some((last, _)) if header.seq > last => stats.gaps += header.seq - last - 1,
+                // Still within the source ring's depth, from the same ring: delivered again.
+                Some((last, origin))
+                    if origin == desc.origin && last - header.seq < desc.slots as u64 =>
+                {
+                    stats.duplicates += 1;
+                    continue;
+                }
                 Some(_) => stats.restarts += 1,
                 None => stats.first_seq = header.seq,
             }
-            last_seq = Some(header.seq);
+            last_seq = Some((header.seq, desc.origin));
             stats.last_seq = header.seq;
             let room = self.desc.meta;
             let written = match &mut sink {

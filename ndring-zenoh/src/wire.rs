@@ -29,6 +29,9 @@ pub struct FrameDesc {
     pub slots: usize,
     /// Bytes of user metadata per slot.
     pub meta: usize,
+    /// The source ring's creator (pid; 0: unknown): tells a frame delivered again by the same
+    /// ring from a ring created anew.
+    pub origin: u32,
 }
 
 impl FrameDesc {
@@ -48,6 +51,7 @@ impl FrameDesc {
             kind: seg.kind(),
             slots: seg.slot_count(),
             meta: seg.user_meta_size(),
+            origin: seg.creator_pid(),
         }
     }
 
@@ -70,12 +74,13 @@ impl FrameDesc {
     pub fn schema(&self) -> String {
         let shape: Vec<String> = self.shape.iter().map(|n| n.to_string()).collect();
         format!(
-            "{SCHEMA_PREFIX} dtype={} shape={} kind={} slots={} meta={}",
+            "{SCHEMA_PREFIX} dtype={} shape={} kind={} slots={} meta={} origin={}",
             self.dtype,
             shape.join(","),
             kind_name(self.kind),
             self.slots,
-            self.meta
+            self.meta,
+            self.origin
         )
     }
 
@@ -90,6 +95,7 @@ impl FrameDesc {
             return None;
         }
         let (mut dtype, mut shape, mut kind, mut slots, mut meta) = (None, None, None, None, None);
+        let mut origin = 0;
         for word in words {
             let (k, v) = word.split_once('=')?;
             match k {
@@ -110,6 +116,7 @@ impl FrameDesc {
                 }
                 "slots" => slots = v.parse().ok(),
                 "meta" => meta = v.parse().ok(),
+                "origin" => origin = v.parse().ok()?,
                 _ => {} // unknown words are future extensions
             }
         }
@@ -119,6 +126,7 @@ impl FrameDesc {
             kind: kind?,
             slots: slots?,
             meta: meta?,
+            origin,
         };
         // A hostile description must not make us create an absurd ring.
         desc.shape
