@@ -2,7 +2,7 @@
 //! sequence number, timestamp and user metadata in its attachment, the array's bytes as payload.
 //!
 //! Encoding: `application/octet-stream;ndring/1 dtype=u8 shape=480,640,3 kind=spsc slots=4
-//! meta=64` (schema after the `;`). Attachment: `seq: u64 LE`, `timestamp_ns: u64 LE` (0: the
+//! meta=64 origin=PID` (schema after the `;`; `origin`, the source ring's creator, is optional). Attachment: `seq: u64 LE`, `timestamp_ns: u64 LE` (0: the
 //! ring records none), then the slot's user-metadata bytes.
 
 use std::fmt;
