@@ -27,8 +27,9 @@ mod miri;
 use miri::stat;
 #[cfg(miri)]
 pub use miri::{
-    Handle, create, futex_wait, futex_wake_all, heavy_barrier, identity, map, name_identity,
-    now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, unlink, unmap,
+    Handle, coarse_now_ns, create, futex_wait, futex_wake_all, heavy_barrier, identity, map,
+    name_identity, now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, unlink,
+    unmap,
 };
 
 /// What names an open shared-memory object (and keeps a mapping of it valid).
@@ -287,6 +288,16 @@ pub fn alive(pid: u32, start_time: u64) -> bool {
 #[cfg(not(miri))]
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the time of the last timer tick (a few ms old at
+/// most). Read from the vDSO's data page alone, with no `rdtsc` and never a system call (fine
+/// clocks fall back to one where the clocksource has no vDSO support), so that rate limits
+/// checked on every poll of an empty ring cost a few loads.
+#[cfg(not(miri))]
+pub fn coarse_now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 
