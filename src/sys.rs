@@ -28,8 +28,8 @@ use miri::stat;
 #[cfg(miri)]
 pub use miri::{
     Handle, coarse_now_ns, create, futex_wait, futex_wake_all, heavy_barrier, identity, map,
-    name_identity, now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, unlink,
-    unmap,
+    name_identity, now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, try_lock,
+    unlink, unlock, unmap,
 };
 
 /// What names an open shared-memory object (and keeps a mapping of it valid).
@@ -171,6 +171,26 @@ pub fn identity(fd: &OwnedFd) -> Result<(u64, u64), Errno> {
 pub fn name_identity(name: &str) -> Result<(u64, u64), Errno> {
     let st = rustix::fs::lstat(format!("{SHM_DIR}{name}"))?;
     Ok((st.st_dev, st.st_ino))
+}
+
+/// Takes the advisory lock (`flock`) of the object behind `fd`, shared or exclusive, without
+/// blocking: false if another open of it holds a conflicting one. Held until [`unlock`] or the
+/// descriptor's close (the kernel drops it when a process dies).
+#[cfg(not(miri))]
+pub fn try_lock(fd: &OwnedFd, exclusive: bool) -> bool {
+    use rustix::fs::FlockOperation::*;
+    let op = if exclusive {
+        NonBlockingLockExclusive
+    } else {
+        NonBlockingLockShared
+    };
+    rustix::fs::flock(fd, op).is_ok()
+}
+
+/// Drops the lock of [`try_lock`].
+#[cfg(not(miri))]
+pub fn unlock(fd: &OwnedFd) {
+    let _ = rustix::fs::flock(fd, rustix::fs::FlockOperation::Unlock);
 }
 
 /// Removes `name`; mappings stay valid until unmapped.
