@@ -119,11 +119,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
         let shape = shape.into_dimension();
         crate::typed::open_attach(
-            || {
-                let seg = Segment::open(name, OpenOptions::default().ready_timeout)?;
-                crate::typed::check_shape(&seg, shape.slice())?;
-                Ok(seg)
-            },
+            || crate::typed::open_shape(name, shape.slice()),
             |seg| Self::attach(seg, OpenOptions::default()),
         )
     }

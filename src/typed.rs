@@ -174,3 +174,10 @@ pub(crate) fn open_attach<H>(
         }
     }
 }
+
+/// Opens `name` (default options) and checks that its arrays have exactly `shape`.
+pub(crate) fn open_shape(name: &str, shape: &[usize]) -> Result<Segment> {
+    let seg = Segment::open(name, crate::OpenOptions::default().ready_timeout)?;
+    check_shape(&seg, shape)?;
+    Ok(seg)
+}

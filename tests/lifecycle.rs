@@ -596,7 +596,7 @@ fn inspect_read_only(a: &[String]) {
 
 fn read_only_inspection() {
     let n = name("ro");
-    let is_root = rustix_uid() == 0;
+    let is_root = common::effective_uid() == 0;
     // Root bypasses permission bits, so the inspector is a child running as `nobody`; any other
     // user checks the same path on a ring it may read but not write (mode 0o444).
     let mode = if is_root { 0o644 } else { 0o444 };
@@ -628,13 +628,4 @@ fn read_only_inspection() {
     drop(tx);
     // The published item was never read: the ring outlived its last handle.
     ndring::remove(&n).unwrap();
-}
-
-fn rustix_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    let path = std::env::temp_dir().join(format!("ndt-uid-{}", std::process::id()));
-    std::fs::write(&path, b"").unwrap();
-    let uid = std::fs::metadata(&path).unwrap().uid();
-    std::fs::remove_file(&path).unwrap();
-    uid
 }

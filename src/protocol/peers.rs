@@ -168,61 +168,28 @@ pub fn undo_sleep<'a>(
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::header::{Control, SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL, SlotCtrl};
-    use crate::sync::AtomicU64;
+    use crate::header::{SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL};
+    use crate::protocol::tests::Mem;
 
     /// A ring with no slots to speak of: the peer table and control block are all these
     /// functions touch.
-    struct Mem {
-        control: Control,
-        slots: [SlotCtrl; 2],
-        index: [AtomicU64; 2],
-        peers: [PeerEntry; 3],
-    }
-
-    impl RingMemory for Mem {
-        fn control(&self) -> &Control {
-            &self.control
-        }
-        fn slot(&self, i: usize) -> &SlotCtrl {
-            &self.slots[i]
-        }
-        fn index(&self, i: usize) -> &AtomicU64 {
-            &self.index[i]
-        }
-        fn peer(&self, i: usize) -> &PeerEntry {
-            &self.peers[i]
-        }
-        fn slots(&self) -> usize {
-            2
-        }
-        fn max_peers(&self) -> usize {
-            3
-        }
-    }
-
-    fn mem() -> Mem {
-        Mem {
-            control: Control::default(),
-            slots: Default::default(),
-            index: Default::default(),
-            peers: Default::default(),
-        }
+    fn mem() -> std::sync::Arc<Mem> {
+        Mem::new(2, 3, false)
     }
 
     #[test]
     fn gone_needs_the_role_seen_and_no_entry_taken() {
         let m = mem();
         // Never seen: not gone (a consumer that attached first waits).
-        assert!(!gone(&m, 0..3, 1, true));
+        assert!(!gone(&*m, 0..3, 1, true));
         try_take(&m.peers[1], owner_word(7, 1), 0).unwrap();
-        mark_seen(&m, 1);
+        mark_seen(&*m, 1);
         // Another role's entry does not count.
         try_take(&m.peers[2], owner_word(8, 2), 0).unwrap();
-        assert!(!gone(&m, 0..3, 1, false));
+        assert!(!gone(&*m, 0..3, 1, false));
         release(&m.peers[1]);
-        assert!(gone(&m, 0..3, 1, true));
-        assert!(!gone(&m, 0..3, 2, false), "role 2 was never seen");
+        assert!(gone(&*m, 0..3, 1, true));
+        assert!(!gone(&*m, 0..3, 2, false), "role 2 was never seen");
     }
 
     #[test]
