@@ -416,6 +416,15 @@ impl Segment {
     }
 
     /// Whether this segment was opened read-only ([`Segment::open_read_only`]).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-isro-{}", std::process::id());
+    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// assert!(!tx.segment().is_read_only());
+    /// assert!(Segment::open_read_only(&name)?.is_read_only());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
