@@ -209,3 +209,18 @@ fn an_opener_racing_the_last_handle_out_never_attaches_to_a_removed_name() {
         ));
     }
 }
+
+/// A grace period too long for the clock (`Duration::MAX`: "never look for dead peers") is
+/// accepted, not a panic in the waiting loop: a blocking call still times out.
+#[test]
+fn a_grace_period_of_duration_max_does_not_overflow_the_wait() {
+    use std::time::Duration;
+    let name = name("gmax");
+    let config = Config::spsc().grace(Duration::MAX).spin(0);
+    let mut rx = Consumer::<u8, Ix1>::create(&name, 1, &config).unwrap();
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(5)),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+}

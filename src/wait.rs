@@ -128,7 +128,8 @@ fn wait_slow<R>(
     step: &mut impl FnMut(bool) -> Option<R>,
     idle: &mut impl FnMut(),
 ) -> Option<R> {
-    let mut next_idle = Instant::now() + how.grace;
+    // `None`: a grace period too long for the clock (`grace(Duration::MAX)`): never idle.
+    let mut next_idle = Instant::now().checked_add(how.grace);
     loop {
         let Sleep { epoch, heavy } = begin_wait(w);
         // Counted in `waiters` first, recorded second: should we die asleep, a survivor takes
@@ -156,9 +157,9 @@ fn wait_slow<R>(
         sys::futex_wait(&w.futex, epoch, Some(sleep));
         wake_up(w, me);
         let now = Instant::now();
-        if now >= next_idle {
+        if next_idle.is_some_and(|t| now >= t) {
             idle();
-            next_idle = now + how.grace;
+            next_idle = now.checked_add(how.grace);
         }
         if let Some(r) = step(false) {
             return Some(r);
