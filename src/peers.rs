@@ -165,7 +165,7 @@ fn register_entry(seg: &Segment, role: Role) -> Result<Registration> {
         if let Some((dead_pid, _)) = peers::split_owner(word) {
             peers::undo_sleep(e, dead_pid, |t| wait_word(seg, t));
         }
-        if peers::try_take_over(e, word, dead_start, me, start).is_ok() {
+        if peers::try_take_over(e, word, dead_start, me, start) {
             if single_holder(seg.kind(), role) {
                 seg.control().stats.role_takeovers.fetch_add(1, Relaxed);
             }

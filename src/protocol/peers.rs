@@ -30,24 +30,30 @@ pub fn try_take(e: &PeerEntry, owner: u64, start_time: u64) -> Result<(), u64> {
 /// caller has already dealt with what the dead owner held (`holding`, `pin`).
 ///
 /// The dead start time is cleared first (CAS, so that one of several survivors wins), then the
-/// owner swapped: no checker ever pairs our pid with the dead owner's start time.
+/// owner swapped: no checker ever pairs our pid with the dead owner's start time. Returns
+/// whether we took it (`false`: another survivor changed it first).
 pub fn try_take_over(
     e: &PeerEntry,
     dead: u64,
     dead_start: u64,
     owner: u64,
     start_time: u64,
-) -> Result<(), ()> {
-    if dead_start != 0 {
-        e.start_time
+) -> bool {
+    if dead_start != 0
+        && e.start_time
             .compare_exchange(dead_start, 0, AcqRel, Relaxed)
-            .map_err(drop)?;
+            .is_err()
+    {
+        return false;
     }
-    e.owner
+    if e.owner
         .compare_exchange(dead, owner, AcqRel, Relaxed)
-        .map_err(drop)?;
+        .is_err()
+    {
+        return false;
+    }
     e.start_time.store(start_time, Release);
-    Ok(())
+    true
 }
 
 /// Frees entry `e` of its dead owner (`dead`, started at `dead_start`), in the same order as
