@@ -90,7 +90,10 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        Self::attach(Segment::open_with(name, options)?, options.clone())
+        crate::typed::open_attach(
+            || Segment::open_with(name, options),
+            |seg| Self::attach(seg, options.clone()),
+        )
     }
 
     /// Like [`Consumer::open`], additionally requiring the exact `shape`.
@@ -106,9 +109,11 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
-        let seg = Segment::open(name, OpenOptions::default().ready_timeout)?;
-        crate::typed::check_shape(&seg, shape.into_dimension().slice())?;
-        Self::attach(seg, OpenOptions::default())
+        let shape = shape.into_dimension();
+        crate::typed::open_attach(
+            || crate::typed::open_shape(name, shape.slice()),
+            |seg| Self::attach(seg, OpenOptions::default()),
+        )
     }
 
     /// Opens `name` if it holds a ring in use (checking type and shape), else creates it. A ring
@@ -127,8 +132,11 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         shape: impl IntoDimension<Dim = D>,
         config: &Config,
     ) -> Result<Self> {
-        let seg = crate::typed::open_or_create::<T, D>(name, shape.into_dimension(), config, true)?;
-        Self::attach(seg, config.into())
+        let dim = shape.into_dimension();
+        crate::typed::open_attach(
+            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, true),
+            |seg| Self::attach(seg, config.into()),
+        )
     }
 
     /// Turns an untyped [`Segment`] into a consumer, checking type and rank.
