@@ -56,6 +56,8 @@ mod error;
 #[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
+mod lease;
+#[cfg(not(loom))]
 mod peers;
 #[cfg(not(loom))]
 mod producer;
@@ -81,6 +83,7 @@ pub use crate::{
     element::{DType, Element},
     error::{Error, Result},
     layout::RingKind,
+    lease::{LeaseConsumer, LeaseProducer, ReadLease, WriteLease},
     peers::{PeerInfo, Role},
     producer::Producer,
     segment::{MAX_NAME_LEN, Segment, remove, validate_name},
