@@ -664,22 +664,6 @@ impl<T: Element, D: Dimension> LeaseProducer<T, D> {
         lock(&self.shared.state).producer.close();
     }
 
-    /// Whether dropping the last handle unlinks the name (see [`Producer::set_keep`]); only
-    /// effective while no lease is alive.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-lkeep-{}", std::process::id());
-    /// let mut tx = LeaseProducer::from(Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc())?);
-    /// tx.set_keep(true);
-    /// drop(tx);
-    /// ndring::remove(&name)?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn set_keep(&mut self, keep: bool) {
-        lock(&self.shared.state).producer.set_keep(keep);
-    }
-
     /// The shape of each slot's array.
     ///
     /// ```

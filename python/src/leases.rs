@@ -251,20 +251,29 @@ where
     })
 }
 
-/// Empties `array` (first dimension 0) and makes it read-only: the name a `with` block bound
-/// can no longer reach the slot once it is published.
+/// Empties `array` (first dimension 0), makes it read-only and cuts it from its base: the name
+/// a `with` block bound can no longer reach the slot, nor keep it claimed.
 fn revoke(array: &Bound<'_, PyAny>) {
     let ptr = array.as_ptr().cast::<PyArrayObject>();
     // SAFETY: `array` is an ndarray we created (`view()` of our own array), the GIL is held, and
     // nothing else caches its shape (a buffer exported from it would hold a reference, which
     // `__exit__` checked for). Lowering a dimension to 0 keeps every stride and flag valid
     // (numpy treats empty arrays as contiguous); numpy's own resize writes these fields too.
+    // With no element left, the array needs no base: it does not own its data (no OWNDATA), so
+    // numpy frees nothing at its end, and the reference it held on its base is ours to drop,
+    // after the field no longer points to it.
     unsafe {
         let fields = &mut (*ptr).fields;
         if fields.nd > 0 {
             *fields.dimensions = 0;
+            fields.flags &= !NPY_ARRAY_WRITEABLE;
+            let base = std::mem::replace(&mut fields.base, std::ptr::null_mut());
+            if !base.is_null() {
+                pyo3::ffi::Py_DECREF(base);
+            }
+        } else {
+            fields.flags &= !NPY_ARRAY_WRITEABLE;
         }
-        fields.flags &= !NPY_ARRAY_WRITEABLE;
     }
 }
 
