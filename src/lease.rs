@@ -88,8 +88,8 @@ struct ReadState<T: Element, D: Dimension> {
     /// SPSC: per slot, whether the position it holds (in `head..read`) was released already.
     released: Vec<bool>,
     /// MPMC: this process's peer entries used to take slots (the consumer's own first), and
-    /// whether each holds a slot now.
-    entries: Vec<(usize, bool)>,
+    /// the position each holds now.
+    entries: Vec<(usize, Option<u64>)>,
     /// Slots held by live leases.
     held: usize,
 }
@@ -122,7 +122,7 @@ impl<T: Element, D: Dimension> From<Consumer<T, D>> for LeaseConsumer<T, D> {
     fn from(consumer: Consumer<T, D>) -> Self {
         let seg = consumer.seg.clone();
         let read = consumer.spsc.as_ref().map_or(0, |c| c.head());
-        let entries = vec![(consumer.entry, false)];
+        let entries = vec![(consumer.entry, None)];
         LeaseConsumer {
             shared: Arc::new(ReadShared {
                 dim: consumer.dim.clone(),
@@ -155,8 +155,18 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
                 } else {
                     c.tail.load(Acquire)
                 };
-                if self.read >= self.cached_tail & !CLOSED {
-                    return (self.cached_tail & CLOSED != 0).then_some(Err(Error::Closed));
+                let tail = self.cached_tail & !CLOSED;
+                if self.read >= tail {
+                    if self.cached_tail & CLOSED != 0 {
+                        return Some(Err(Error::Closed));
+                    }
+                    // Every slot is ours (some maybe released, but not the oldest): the producer
+                    // waits for us, and we would wait for it.
+                    let head = self.consumer.spsc.as_ref().map_or(0, |c| c.head());
+                    if tail - head >= n {
+                        return Some(Err(self.stalled()));
+                    }
+                    return None;
                 }
             }
             let pos = self.read;
@@ -173,12 +183,28 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
                 Ok(pos) => {
                     // Tombstones skipped on the way were released: producers may have room.
                     wait::notify(&seg.control().not_full);
-                    self.entries[entry].1 = true;
+                    self.entries[entry].1 = Some(pos);
                     self.held += 1;
                     Some(Ok((pos, (pos % n) as usize)))
                 }
                 Err(Stop::Closed) => Some(Err(Error::Closed)),
-                Err(Stop::Wait) => None,
+                Err(Stop::Wait) => {
+                    // Nothing left to take, and the next position's slot still holds one we
+                    // hold: no producer can publish until we release it.
+                    let c = seg.control();
+                    let tail = c.tail.load(Acquire) & !CLOSED;
+                    let head = c.head.load(Acquire);
+                    let blocking = tail.checked_sub(n);
+                    if head == tail
+                        && self
+                            .entries
+                            .iter()
+                            .any(|&(_, p)| p.is_some() && p == blocking)
+                    {
+                        return Some(Err(self.stalled()));
+                    }
+                    None
+                }
             }
         }
     }
@@ -199,11 +225,21 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
                 }
             }
             None => {
-                let (index, busy) = &mut self.entries[entry];
+                let (index, held) = &mut self.entries[entry];
                 mpmc::release(seg, seg.peer(*index), pos);
-                *busy = false;
+                *held = None;
                 wait::notify(&seg.control().not_full);
             }
+        }
+    }
+
+    /// The error for a receive that could only succeed after one of our own leases is dropped.
+    fn stalled(&self) -> Error {
+        Error::TooManyLeases {
+            held: self.held,
+            max: self.held,
+            action: "receiving again: the ring is full and the slot producers need next is one \
+                     this consumer holds (drop the oldest received array first)",
         }
     }
 
@@ -212,12 +248,12 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
         if self.consumer.spsc.is_some() {
             return Ok(0);
         }
-        if let Some(i) = self.entries.iter().position(|&(_, busy)| !busy) {
+        if let Some(i) = self.entries.iter().position(|&(_, held)| held.is_none()) {
             return Ok(i);
         }
         match peers::register(seg, Role::Consumer) {
             Ok(reg) => {
-                self.entries.push((reg.index, false));
+                self.entries.push((reg.index, None));
                 Ok(self.entries.len() - 1)
             }
             Err(Error::TooManyPeers { .. }) => Err(Error::TooManyLeases {
@@ -834,5 +870,77 @@ impl<T: Element, D: Dimension> std::fmt::Debug for LeaseProducer<T, D> {
             .field("name", &self.shared.seg.name())
             .field("shape", &self.shape())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+    use ndarray::{Ix1, arr1};
+
+    fn name(tag: &str) -> String {
+        format!("/ndr-lease-{tag}-{}", std::process::id())
+    }
+
+    #[test]
+    fn spsc_out_of_order_releases_apply_in_order_and_a_stall_is_an_error() {
+        let n = name("spsc");
+        let mut tx = Producer::<u8, Ix1>::create(&n, 1, &Config::spsc().slots(4)).unwrap();
+        let mut rx = LeaseConsumer::from(Consumer::<u8, Ix1>::open(&n).unwrap());
+        for i in 0..4 {
+            tx.send(&arr1(&[i])).unwrap();
+        }
+        let mut held: Vec<_> = (0..4).map(|_| rx.recv_lease().unwrap()).collect();
+        assert!(matches!(
+            rx.recv_lease(),
+            Err(Error::TooManyLeases { held: 4, .. })
+        ));
+        // Releasing 2 and 3 frees nothing for the producer: 1 (the oldest) is still held.
+        let third = held.pop().unwrap();
+        let second = held.pop().unwrap();
+        drop((second, third));
+        assert!(matches!(tx.try_claim(), Err(Error::Full)));
+        assert!(matches!(
+            rx.try_recv_lease(),
+            Err(Error::TooManyLeases { held: 2, .. })
+        ));
+        assert!(matches!(
+            rx.recv_lease(),
+            Err(Error::TooManyLeases { held: 2, .. })
+        ));
+        // Dropping seq 1 frees its slot alone (seq 2 is held); dropping seq 2 then frees 2, 3, 4.
+        drop(held.remove(0));
+        tx.try_claim().unwrap().publish();
+        assert!(matches!(tx.try_claim(), Err(Error::Full)));
+        drop(held.remove(0));
+        for i in 6..9 {
+            tx.send(&arr1(&[i])).unwrap();
+        }
+        let next = rx.recv_lease().unwrap();
+        assert_eq!(next.seq(), 5);
+        assert_eq!(rx.recv_lease().unwrap().view()[0], 6);
+    }
+
+    #[test]
+    fn mpmc_leases_release_from_other_threads_and_a_stall_is_an_error() {
+        let n = name("mpmc");
+        let mut tx = Producer::<u32, Ix1>::create(&n, 2, &Config::mpmc().slots(2)).unwrap();
+        let mut rx = LeaseConsumer::from(Consumer::<u32, Ix1>::open(&n).unwrap());
+        tx.send(&arr1(&[1, 1])).unwrap();
+        tx.send(&arr1(&[2, 2])).unwrap();
+        let a = rx.recv_lease().unwrap();
+        let b = rx.recv_lease().unwrap();
+        std::thread::spawn(move || drop(b)).join().unwrap();
+        assert!(matches!(tx.try_claim(), Err(Error::Full))); // seq 1's slot is still ours
+        let c = rx.recv_lease_timeout(Duration::from_millis(1));
+        assert!(
+            matches!(c, Err(Error::TooManyLeases { held: 1, .. })),
+            "{c:?}"
+        );
+        assert_eq!(a.view().to_vec(), vec![1, 1]);
+        drop(a);
+        tx.send(&arr1(&[3, 3])).unwrap();
+        assert_eq!(rx.recv_lease().unwrap().seq(), 3);
     }
 }

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use ndarray::IxDyn;
 use ndring::{
     BroadcastWriter as RsWriter, Config, Consumer as RsConsumer, DType, Error, LeaseConsumer,
-    LeaseProducer, Producer as RsProducer, RingKind, Segment, Start,
-    Subscriber as RsSubscriber,
+    LeaseProducer, Producer as RsProducer, RingKind, Segment, Start, Subscriber as RsSubscriber,
 };
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -26,16 +25,46 @@ const SLICE: Duration = Duration::from_millis(50);
 macro_rules! with_dtype {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
-            DType::U8 => { type $T = u8; $body }
-            DType::U16 => { type $T = u16; $body }
-            DType::U32 => { type $T = u32; $body }
-            DType::U64 => { type $T = u64; $body }
-            DType::I8 => { type $T = i8; $body }
-            DType::I16 => { type $T = i16; $body }
-            DType::I32 => { type $T = i32; $body }
-            DType::I64 => { type $T = i64; $body }
-            DType::F32 => { type $T = f32; $body }
-            DType::F64 => { type $T = f64; $body }
+            DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            DType::U64 => {
+                type $T = u64;
+                $body
+            }
+            DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            DType::F64 => {
+                type $T = f64;
+                $body
+            }
         }
     };
 }
@@ -44,8 +73,12 @@ macro_rules! with_dtype {
 fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     match timeout {
         None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Instant::now().checked_add(Duration::from_secs_f64(t))),
-        Some(t) => Err(PyValueError::new_err(format!("timeout must be None or >= 0 seconds, got {t}"))),
+        Some(t) if t.is_finite() && t >= 0.0 => {
+            Ok(Instant::now().checked_add(Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(PyValueError::new_err(format!(
+            "timeout must be None or >= 0 seconds, got {t}"
+        ))),
     }
 }
 
@@ -98,7 +131,9 @@ fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
         }
     };
     if order != "=" && order != "|" {
-        return Err(PyTypeError::new_err(format!("dtype {name} must be in native byte order")));
+        return Err(PyTypeError::new_err(format!(
+            "dtype {name} must be in native byte order"
+        )));
     }
     Ok(t)
 }
@@ -119,11 +154,20 @@ fn dtype_name(t: DType) -> &'static str {
     }
 }
 
-fn queue_config(kind: &str, slots: usize, meta_size: Option<usize>, timestamps: bool) -> PyResult<Config> {
+fn queue_config(
+    kind: &str,
+    slots: usize,
+    meta_size: Option<usize>,
+    timestamps: bool,
+) -> PyResult<Config> {
     let c = match kind {
         "spsc" => Config::spsc(),
         "mpmc" => Config::mpmc(),
-        other => return Err(PyValueError::new_err(format!("kind must be \"spsc\" or \"mpmc\", not {other:?}"))),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "kind must be \"spsc\" or \"mpmc\", not {other:?}"
+            )));
+        }
     };
     let c = c.slots(slots).timestamps(timestamps);
     Ok(match meta_size {
@@ -172,7 +216,11 @@ fn forked(py: Python<'_>, pid: u32) -> PyErr {
 }
 
 fn detached(py: Python<'_>) -> PyErr {
-    raise(py, "Error", "this ndring handle is closed (detached from its ring)".into())
+    raise(
+        py,
+        "Error",
+        "this ndring handle is closed (detached from its ring)".into(),
+    )
 }
 
 /// The array `image` as `T`s of the ring's shape, or a TypeError saying what was expected.
@@ -194,14 +242,20 @@ fn input<'py, T: numpy::Element>(
     if a.shape() != shape {
         return Err(to_py(
             image.py(),
-            Error::ShapeMismatch { expected: shape.to_vec(), found: a.shape().to_vec() },
+            Error::ShapeMismatch {
+                expected: shape.to_vec(),
+                found: a.shape().to_vec(),
+            },
         ));
     }
     Ok(a.clone())
 }
 
 /// Copies `src` into `dst` (same shape), as one memcpy when both are contiguous.
-fn copy_into<T: Copy>(dst: &mut ndarray::ArrayViewMut<'_, T, IxDyn>, src: &ndarray::ArrayView<'_, T, IxDyn>) {
+fn copy_into<T: Copy>(
+    dst: &mut ndarray::ArrayViewMut<'_, T, IxDyn>,
+    src: &ndarray::ArrayView<'_, T, IxDyn>,
+) {
     match (dst.as_slice_mut(), src.as_slice()) {
         (Some(d), Some(s)) => d.copy_from_slice(s),
         _ => dst.assign(src),
@@ -212,15 +266,30 @@ fn copy_into<T: Copy>(dst: &mut ndarray::ArrayViewMut<'_, T, IxDyn>, src: &ndarr
 // Producer
 
 trait AnyProducer: Send + Sync {
-    fn claim(&mut self, py: Python<'_>, timeout: Option<f64>, meta: Option<Vec<u8>>) -> PyResult<Claim>;
-    fn send(&mut self, py: Python<'_>, image: &Bound<'_, PyAny>, meta: Option<&[u8]>, timeout: Option<f64>) -> PyResult<u64>;
+    fn claim(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<Claim>;
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<&[u8]>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64>;
     fn close(&mut self);
     fn segment(&self) -> &Segment;
 }
 
-
 impl<T: ndring::Element + numpy::Element> AnyProducer for LeaseProducer<T, IxDyn> {
-    fn claim(&mut self, py: Python<'_>, timeout: Option<f64>, meta: Option<Vec<u8>>) -> PyResult<Claim> {
+    fn claim(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<Claim> {
         let lease = match self.try_claim_lease() {
             Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
             r => r.py(py)?,
@@ -228,9 +297,17 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for LeaseProducer<T, IxDyn
         leases::claim(py, lease, meta)
     }
 
-    fn send(&mut self, py: Python<'_>, image: &Bound<'_, PyAny>, meta: Option<&[u8]>, timeout: Option<f64>) -> PyResult<u64> {
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<&[u8]>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
         let src = input::<T>(image, T::DTYPE, self.shape())?;
-        let src = src.try_readonly().map_err(|e| PyTypeError::new_err(e.to_string()))?;
+        let src = src
+            .try_readonly()
+            .map_err(|e| PyTypeError::new_err(e.to_string()))?;
         let mut lease = match self.try_claim_lease() {
             Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
             r => r.py(py)?,
@@ -259,7 +336,10 @@ struct Handle<H: ?Sized> {
 
 impl<H: ?Sized> Handle<H> {
     fn new(inner: Box<H>) -> Self {
-        Handle { inner: Some(inner), pid: std::process::id() }
+        Handle {
+            inner: Some(inner),
+            pid: std::process::id(),
+        }
     }
 
     fn get(&mut self, py: Python<'_>) -> PyResult<&mut H> {
@@ -375,7 +455,9 @@ pub struct Producer {
     h: Handle<dyn AnyProducer>,
 }
 
-fn producer_of<T: ndring::Element + numpy::Element>(p: RsProducer<T, IxDyn>) -> Box<dyn AnyProducer> {
+fn producer_of<T: ndring::Element + numpy::Element>(
+    p: RsProducer<T, IxDyn>,
+) -> Box<dyn AnyProducer> {
     Box::new(LeaseProducer::from(p))
 }
 
@@ -400,7 +482,9 @@ impl Producer {
         let config = queue_config(kind, slots, meta_size, timestamps)?.keep(keep);
         let inner = with_dtype!(t, T => producer_of(
             RsProducer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
-        Ok(Producer { h: Handle::new(inner) })
+        Ok(Producer {
+            h: Handle::new(inner),
+        })
     }
 
     /// Attaches as a producer to the existing ring `name` (dtype and shape from its header);
@@ -411,7 +495,9 @@ impl Producer {
         let seg = open_segment(py, name, timeout)?;
         let inner = with_dtype!(seg.dtype(), T => producer_of(
             RsProducer::<T, IxDyn>::from_segment(seg).py(py)?));
-        Ok(Producer { h: Handle::new(inner) })
+        Ok(Producer {
+            h: Handle::new(inner),
+        })
     }
 
     /// Opens `name` if it exists (checking dtype and shape), else creates it.
@@ -432,20 +518,33 @@ impl Producer {
         let config = queue_config(kind, slots, meta_size, timestamps)?;
         let inner = with_dtype!(t, T => producer_of(
             RsProducer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
-        Ok(Producer { h: Handle::new(inner) })
+        Ok(Producer {
+            h: Handle::new(inner),
+        })
     }
 
     /// Claims a free slot (waiting while the ring is full, at most `timeout` seconds): use it as
     /// `with tx.claim() as frame: frame[...] = ...`.
     #[pyo3(signature = (timeout=None, meta=None))]
-    fn claim(&mut self, py: Python<'_>, timeout: Option<f64>, meta: Option<Vec<u8>>) -> PyResult<Claim> {
+    fn claim(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<Claim> {
         self.h.get(py)?.claim(py, timeout, meta)
     }
 
     /// Copies `image` (a numpy array of the ring's dtype and shape, any strides) into a slot and
     /// publishes it with `meta` as its user metadata; returns its sequence number.
     #[pyo3(signature = (image, meta=None, timeout=None))]
-    fn send(&mut self, py: Python<'_>, image: &Bound<'_, PyAny>, meta: Option<Vec<u8>>, timeout: Option<f64>) -> PyResult<u64> {
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<Vec<u8>>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
         self.h.get(py)?.send(py, image, meta.as_deref(), timeout)
     }
 
@@ -462,8 +561,17 @@ segment_getters!(Producer);
 
 trait AnyConsumer: Send + Sync {
     fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>>;
-    fn recv_into(&mut self, py: Python<'_>, out: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64>;
-    fn recv_copy<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>>;
+    fn recv_into(
+        &mut self,
+        py: Python<'_>,
+        out: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64>;
+    fn recv_copy<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>>;
     fn held(&self) -> usize;
     fn segment(&self) -> &Segment;
 }
@@ -474,15 +582,26 @@ impl<T: ndring::Element + numpy::Element> AnyConsumer for LeaseConsumer<T, IxDyn
         leases::read_array(py, lease)
     }
 
-    fn recv_into(&mut self, py: Python<'_>, out: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+    fn recv_into(
+        &mut self,
+        py: Python<'_>,
+        out: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
         let dst = input::<T>(out, T::DTYPE, self.shape())?;
-        let mut dst = dst.try_readwrite().map_err(|e| PyTypeError::new_err(format!("out: {e}")))?;
+        let mut dst = dst
+            .try_readwrite()
+            .map_err(|e| PyTypeError::new_err(format!("out: {e}")))?;
         let lease = self.lease(py, timeout)?;
         copy_into(&mut dst.as_array_mut(), &lease.view());
         Ok(lease.seq())
     }
 
-    fn recv_copy<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn recv_copy<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let lease = self.lease(py, timeout)?;
         Ok(numpy::PyArray::from_array(py, &lease.view()).into_any())
     }
@@ -497,12 +616,20 @@ impl<T: ndring::Element + numpy::Element> AnyConsumer for LeaseConsumer<T, IxDyn
 }
 
 trait Leasing<T: ndring::Element> {
-    fn lease(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<ndring::ReadLease<T, IxDyn>>;
+    fn lease(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<ndring::ReadLease<T, IxDyn>>;
 }
 
 impl<T: ndring::Element> Leasing<T> for LeaseConsumer<T, IxDyn> {
     /// The next item: at once if published (the GIL kept), else waiting without the GIL.
-    fn lease(&mut self, py: Python<'_>, timeout: Option<f64>) -> PyResult<ndring::ReadLease<T, IxDyn>> {
+    fn lease(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<ndring::ReadLease<T, IxDyn>> {
         match self.try_recv_lease() {
             Err(Error::Empty) => wait(py, timeout, |d| self.recv_lease_timeout(d)),
             r => r.py(py),
@@ -517,7 +644,9 @@ pub struct Consumer {
     h: Handle<dyn AnyConsumer>,
 }
 
-fn consumer_of<T: ndring::Element + numpy::Element>(c: RsConsumer<T, IxDyn>) -> Box<dyn AnyConsumer> {
+fn consumer_of<T: ndring::Element + numpy::Element>(
+    c: RsConsumer<T, IxDyn>,
+) -> Box<dyn AnyConsumer> {
     Box::new(LeaseConsumer::from(c))
 }
 
@@ -531,7 +660,9 @@ impl Consumer {
         let seg = open_segment(py, name, timeout)?;
         let inner = with_dtype!(seg.dtype(), T => consumer_of(
             RsConsumer::<T, IxDyn>::from_segment(seg).py(py)?));
-        Ok(Consumer { h: Handle::new(inner) })
+        Ok(Consumer {
+            h: Handle::new(inner),
+        })
     }
 
     /// Creates the ring `name` and attaches as its consumer (for consumers that start first).
@@ -553,7 +684,9 @@ impl Consumer {
         let config = queue_config(kind, slots, meta_size, timestamps)?.keep(keep);
         let inner = with_dtype!(t, T => consumer_of(
             RsConsumer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
-        Ok(Consumer { h: Handle::new(inner) })
+        Ok(Consumer {
+            h: Handle::new(inner),
+        })
     }
 
     /// Opens `name` if it exists (checking dtype and shape), else creates it.
@@ -574,7 +707,9 @@ impl Consumer {
         let config = queue_config(kind, slots, meta_size, timestamps)?;
         let inner = with_dtype!(t, T => consumer_of(
             RsConsumer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
-        Ok(Consumer { h: Handle::new(inner) })
+        Ok(Consumer {
+            h: Handle::new(inner),
+        })
     }
 
     /// The next item as a read-only array over its slot (zero copy), waiting while the ring is
@@ -588,13 +723,22 @@ impl Consumer {
     /// Copies the next item into `out` (a writable array of the ring's dtype and shape) and
     /// releases its slot at once; returns its sequence number.
     #[pyo3(signature = (out, timeout=None))]
-    fn recv_into(&mut self, py: Python<'_>, out: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<u64> {
+    fn recv_into(
+        &mut self,
+        py: Python<'_>,
+        out: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
         self.h.get(py)?.recv_into(py, out, timeout)
     }
 
     /// The next item copied into a new array; its slot is released at once.
     #[pyo3(signature = (timeout=None))]
-    fn recv_copy<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn recv_copy<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv_copy(py, timeout)
     }
 
@@ -625,7 +769,9 @@ impl<T: ndring::Element + numpy::Element> AnyWriter for RsWriter<T, IxDyn> {
     fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64> {
         let py = image.py();
         let src = input::<T>(image, T::DTYPE, self.shape())?;
-        let src = src.try_readonly().map_err(|e| PyTypeError::new_err(e.to_string()))?;
+        let src = src
+            .try_readonly()
+            .map_err(|e| PyTypeError::new_err(e.to_string()))?;
         let mut slot = self.claim();
         if let Some(m) = meta {
             slot.set_user_meta_bytes(m).py(py)?;
@@ -668,14 +814,19 @@ impl BroadcastWriter {
         keep: bool,
     ) -> PyResult<Self> {
         let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
-        let mut config = Config::broadcast().slots(slots).timestamps(timestamps).keep(keep);
+        let mut config = Config::broadcast()
+            .slots(slots)
+            .timestamps(timestamps)
+            .keep(keep);
         config = config.max_subscribers(max_subscribers.unwrap_or(slots.saturating_sub(2).max(1)));
         if let Some(m) = meta_size {
             config = config.user_meta_size(m);
         }
         let inner: Box<dyn AnyWriter> = with_dtype!(t, T => Box::new(
             RsWriter::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
-        Ok(BroadcastWriter { h: Handle::new(inner) })
+        Ok(BroadcastWriter {
+            h: Handle::new(inner),
+        })
     }
 
     /// Takes over the writer role of the existing broadcast ring `name`.
@@ -685,12 +836,19 @@ impl BroadcastWriter {
         let seg = open_segment(py, name, timeout)?;
         let inner: Box<dyn AnyWriter> = with_dtype!(seg.dtype(), T => Box::new(
             RsWriter::<T, IxDyn>::from_segment(seg).py(py)?));
-        Ok(BroadcastWriter { h: Handle::new(inner) })
+        Ok(BroadcastWriter {
+            h: Handle::new(inner),
+        })
     }
 
     /// Copies `image` into the next slot and publishes it (never waits); returns its seq.
     #[pyo3(signature = (image, meta=None))]
-    fn send(&mut self, py: Python<'_>, image: &Bound<'_, PyAny>, meta: Option<Vec<u8>>) -> PyResult<u64> {
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<u64> {
         self.h.get(py)?.send(image, meta.as_deref())
     }
 
@@ -712,17 +870,31 @@ impl BroadcastWriter {
 segment_getters!(BroadcastWriter);
 
 trait AnySubscriber: Send + Sync {
-    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>, latest: bool) -> PyResult<Bound<'py, PyAny>>;
+    fn recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+        latest: bool,
+    ) -> PyResult<Bound<'py, PyAny>>;
     fn missed_total(&self) -> u64;
     fn segment(&self) -> &Segment;
 }
 
 impl<T: ndring::Element + numpy::Element> AnySubscriber for RsSubscriber<T, IxDyn> {
-    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>, latest: bool) -> PyResult<Bound<'py, PyAny>> {
+    fn recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+        latest: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         // The frame is pinned only while it is copied, inside the wait (no array can outlive
         // the pin: a subscriber pins one frame at a time).
         let frame = wait(py, timeout, |d| {
-            let slot = if latest { self.latest_timeout(d)? } else { self.recv_timeout(d)? };
+            let slot = if latest {
+                self.latest_timeout(d)?
+            } else {
+                self.recv_timeout(d)?
+            };
             Ok(Copied {
                 data: match slot.as_slice() {
                     Some(s) => s.to_vec(),
@@ -760,15 +932,27 @@ impl Subscriber {
         let start = match start {
             "newest" => Start::Newest,
             "oldest" => Start::Oldest,
-            other => return Err(PyValueError::new_err(format!("start must be \"newest\" or \"oldest\", not {other:?}"))),
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "start must be \"newest\" or \"oldest\", not {other:?}"
+                )));
+            }
         };
         let seg = open_segment(py, name, timeout)?;
         if seg.kind() != RingKind::Broadcast {
-            return Err(to_py(py, Error::KindMismatch { expected: "broadcast", found: seg.kind() }));
+            return Err(to_py(
+                py,
+                Error::KindMismatch {
+                    expected: "broadcast",
+                    found: seg.kind(),
+                },
+            ));
         }
         let inner: Box<dyn AnySubscriber> = with_dtype!(seg.dtype(), T => Box::new(
             RsSubscriber::<T, IxDyn>::from_segment(seg, start).py(py)?));
-        Ok(Subscriber { h: Handle::new(inner) })
+        Ok(Subscriber {
+            h: Handle::new(inner),
+        })
     }
 
     /// The next frame (a copy; `ndring.info` gives its seq, timestamp and metadata), waiting at
@@ -782,7 +966,11 @@ impl Subscriber {
     /// The newest frame newer than the last one received, skipping older ones (counted as
     /// missed, not raised).
     #[pyo3(signature = (timeout=None))]
-    fn latest<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn latest<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv(py, timeout, true)
     }
 

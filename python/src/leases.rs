@@ -7,8 +7,8 @@ use std::sync::Mutex;
 
 use ndarray::{ArrayView, ArrayViewMut, IxDyn};
 use ndring::{ReadLease, WriteLease};
-use numpy::npyffi::{NPY_ARRAY_WRITEABLE, PyArrayObject};
 use numpy::PyArray;
+use numpy::npyffi::{NPY_ARRAY_WRITEABLE, PyArrayObject};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -113,7 +113,10 @@ fn make_read_only(array: &Bound<'_, PyAny>) {
 }
 
 /// A read-only numpy array over a received slot, with a `Lease` owning the slot as its base.
-pub fn read_array<'py, T>(py: Python<'py>, lease: ReadLease<T, IxDyn>) -> PyResult<Bound<'py, PyAny>>
+pub fn read_array<'py, T>(
+    py: Python<'py>,
+    lease: ReadLease<T, IxDyn>,
+) -> PyResult<Bound<'py, PyAny>>
 where
     T: ndring::Element + numpy::Element,
 {
@@ -139,7 +142,11 @@ where
 }
 
 /// A broadcast frame copied out: a writable array over the copy, with its info as base.
-pub fn copied_array<'py, T>(py: Python<'py>, frame: Copied<T>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>>
+pub fn copied_array<'py, T>(
+    py: Python<'py>,
+    frame: Copied<T>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>>
 where
     T: ndring::Element + numpy::Element,
 {
@@ -189,7 +196,11 @@ pub struct ClaimedSlot {
 
 impl Drop for ClaimedSlot {
     fn drop(&mut self) {
-        let lease = self.lease.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let lease = self
+            .lease
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if std::process::id() == self.pid {
             drop(lease); // abandoned
         } else {
@@ -219,7 +230,11 @@ pub struct Claim {
 }
 
 /// A claim over `lease`, with its array.
-pub fn claim<T>(py: Python<'_>, mut lease: WriteLease<T, IxDyn>, meta: Option<Vec<u8>>) -> PyResult<Claim>
+pub fn claim<T>(
+    py: Python<'_>,
+    mut lease: WriteLease<T, IxDyn>,
+    meta: Option<Vec<u8>>,
+) -> PyResult<Claim>
 where
     T: ndring::Element + numpy::Element,
 {
@@ -310,8 +325,12 @@ impl Claim {
         // Expected: `array` is held here and by `view`'s base; `view` here and by the `with`
         // target. Anything more is a view, slice or exported buffer that would outlive the claim.
         // SAFETY: both pointers are live objects (we hold references); the GIL is held.
-        let (refs_array, refs_view) =
-            unsafe { (pyo3::ffi::Py_REFCNT(array.as_ptr()), pyo3::ffi::Py_REFCNT(view.as_ptr())) };
+        let (refs_array, refs_view) = unsafe {
+            (
+                pyo3::ffi::Py_REFCNT(array.as_ptr()),
+                pyo3::ffi::Py_REFCNT(view.as_ptr()),
+            )
+        };
         let views_alive = refs_array > 2 || refs_view > 2;
         revoke(&view);
         make_read_only(&array);
@@ -327,7 +346,12 @@ impl Claim {
                  block; the slot is abandoned once they are all gone",
             ));
         }
-        let lease = hold.get().lease.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let lease = hold
+            .get()
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let Some(mut lease) = lease else {
             return Err(PyRuntimeError::new_err("this claim is finished"));
         };

@@ -99,6 +99,21 @@ def test_holding_every_slot_is_an_error_not_a_deadlock(name):
     del kept
 
 
+def test_waiting_on_a_slot_we_hold_is_an_error_not_a_deadlock(name):
+    tx = ndring.Producer.create(name, shape=1, dtype=np.uint8, slots=2, kind="mpmc")
+    rx = ndring.Consumer.open(name)
+    other = ndring.Consumer.open(name)
+    tx.send(np.array([1], np.uint8))
+    tx.send(np.array([2], np.uint8))
+    first = rx.recv()
+    assert other.recv_copy()[0] == 2  # another worker drains the rest
+    with pytest.raises(ndring.TooManyLeases, match="holds"):
+        rx.recv()  # the producers need first's slot next: waiting would never end
+    del first
+    tx.send(np.array([3], np.uint8), timeout=5)
+    assert rx.recv(timeout=5)[0] == 3
+
+
 def test_claim_target_is_revoked_after_publish(name):
     tx = ndring.Producer.create(name, shape=(3, 4), dtype=np.uint8)
     rx = ndring.Consumer.open(name)

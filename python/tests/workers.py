@@ -16,6 +16,9 @@ def drain(name):
                 return got
             assert np.all(a == a[0]), "item torn"
             got.append(int(a[0]))
+            # Release before waiting again: on an MPMC ring, an item held while waiting can be
+            # the one whose slot the producers need next (then recv raises TooManyLeases).
+            del a
 
 
 def use_inherited(handle, queue):
