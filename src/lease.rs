@@ -24,6 +24,7 @@
 //! `slots >= max_subscribers + 2` for that), so a caller that cannot bound a frame's lifetime
 //! copies frames out with [`crate::Subscriber::recv_into`].
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,7 +33,7 @@ use ndarray::{ArrayBase, ArrayView, ArrayViewMut, Data, Dimension};
 use crate::consumer::Consumer;
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::header::CLOSED;
+use crate::header::{CLOSED, SLEEPING_NOT_EMPTY};
 use crate::peers::{self, Role};
 use crate::producer::Producer;
 use crate::protocol::{RingMemory, mpmc, spsc::Stop};
@@ -270,7 +271,7 @@ impl<T: Element, D: Dimension> Drop for ReadState<T, D> {
     fn drop(&mut self) {
         // Every lease is gone (each holds the state): only the extra MPMC entries remain ours.
         for &(index, _) in &self.entries[1..] {
-            peers::unregister(&self.consumer.seg, index);
+            peers::unregister(&self.consumer.seg, index, Role::Consumer);
         }
     }
 }
@@ -291,15 +292,34 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
             }
             st.free_entry(seg)?
         };
+        // Set after a grace period asleep: from then on "attached" also means "alive".
+        let check_alive = Cell::new(false);
         // The lock is taken per attempt, never across a sleep: leases dropped meanwhile (on other
         // threads) release their slots without waiting for us.
-        let step = |strong: bool| lock(&sh.state).step(seg, entry, strong);
+        let step = |strong: bool| {
+            let mut st = lock(&sh.state);
+            match st.step(seg, entry, strong) {
+                // Nothing published, and no producer left to publish: drained for good, unless
+                // one published and left just before we looked (the re-check sees it).
+                None if peers::disconnected(seg, Role::Producer, strong, check_alive.get()) => {
+                    st.step(seg, entry, true).or(Some(Err(Error::Disconnected {
+                        missing: "producer",
+                    })))
+                }
+                other => other,
+            }
+        };
         let got = if block {
-            match wait::spin(sh.how.spin, || step(false)) {
+            match wait::spin(sh.how.spin, || lock(&sh.state).step(seg, entry, false)) {
                 Some(r) => Some(r),
-                None => wait::sleep_until(&seg.control().not_empty, sh.how, deadline, step, || {
-                    peers::sweep(seg);
-                }),
+                None => {
+                    let index = lock(&sh.state).entries[entry].0;
+                    let me = wait::Sleeper::new(seg.peer(index), SLEEPING_NOT_EMPTY);
+                    wait::sleep_until(&seg.control().not_empty, me, sh.how, deadline, step, || {
+                        peers::sweep(seg);
+                        check_alive.set(true);
+                    })
+                }
             }
         } else {
             step(false)

@@ -10,6 +10,7 @@ use ndarray::{ArrayBase, DataMut, Dimension};
 use crate::config::OpenOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::header::SLEEPING_NOT_EMPTY;
 use crate::peers::{self, Role};
 use crate::protocol::RingMemory;
 use crate::protocol::broadcast::{self, Miss};
@@ -17,6 +18,7 @@ use crate::segment::Segment;
 use crate::slot::ReadSlot;
 use crate::sync::Ordering::*;
 use crate::wait::{self, Waiting};
+use std::cell::Cell;
 
 /// Where a new subscriber starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +87,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, start: Start, options: &OpenOptions) -> Result<Self> {
-        Self::from_segment_with(Segment::open(name, options.ready_timeout)?, start, options)
+        Self::from_segment_with(Segment::open_with(name, options)?, start, options)
     }
 
     /// Turns an untyped [`Segment`] into a subscriber.
@@ -132,29 +134,38 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         let me = seg.peer(self.entry);
         let sub = &mut self.sub;
         let mut skipped = 0;
+        let check_alive = Cell::new(false);
         let mut step = |strong: bool| {
-            let r = if latest {
-                sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
-                    skipped = k;
-                    (s, seq)
-                })
-            } else {
-                sub.try_recv(seg, me, strong)
+            let mut attempt = |strong: bool| {
+                if latest {
+                    sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
+                        skipped = k;
+                        (s, seq)
+                    })
+                } else {
+                    sub.try_recv(seg, me, strong)
+                }
             };
-            match r {
-                Ok(s) => Some(Ok(s)),
-                Err(Miss::Wait) => None,
-                Err(Miss::Closed) => Some(Err(Error::Closed)),
-                Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
+            let mut r = attempt(strong);
+            if r == Err(Miss::Wait) && writer_gone(seg, strong, check_alive.get()) {
+                r = attempt(true);
+                if r == Err(Miss::Wait) {
+                    return Some(Err(Error::Disconnected { missing: "writer" }));
+                }
             }
+            miss(r)
         };
         let got = if block {
             wait::wait_for(
                 &seg.control().not_empty,
+                wait::Sleeper::new(me, SLEEPING_NOT_EMPTY),
                 self.how,
                 deadline,
                 &mut step,
-                || {},
+                || {
+                    peers::sweep(seg);
+                    check_alive.set(true);
+                },
             )
             .unwrap_or(Err(Error::Timeout))
         } else {
@@ -318,24 +329,40 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             };
             let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
             let sub = &mut self.sub;
+            let check_alive = Cell::new(false);
             let step = |strong: bool| {
-                let r = sub.try_copy(seg, strong, |s| {
-                    // Atomic loads only: the writer may be rewriting the slot; `try_copy`
-                    // re-checks the stamp and discards a torn copy.
-                    // SAFETY: slot `s`'s payload lies inside the mapping, 128-aligned, holding
-                    // `out_bytes.len()` bytes, and this process reads it only atomically.
-                    unsafe { atomic_copy(seg.payload(s), out_bytes) }
-                });
-                match r {
-                    Ok(seq) => Some(Ok(seq)),
-                    Err(Miss::Wait) => None,
-                    Err(Miss::Closed) => Some(Err(Error::Closed)),
-                    Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
+                let mut attempt = |strong: bool| {
+                    sub.try_copy(seg, strong, |s| {
+                        // Atomic loads only: the writer may be rewriting the slot; `try_copy`
+                        // re-checks the stamp and discards a torn copy.
+                        // SAFETY: slot `s`'s payload lies inside the mapping, 128-aligned,
+                        // holding `out_bytes.len()` bytes, and this process reads it only
+                        // atomically.
+                        unsafe { atomic_copy(seg.payload(s), out_bytes) }
+                    })
+                };
+                let mut r = attempt(strong);
+                if r == Err(Miss::Wait) && writer_gone(seg, strong, check_alive.get()) {
+                    r = attempt(true);
+                    if r == Err(Miss::Wait) {
+                        return Some(Err(Error::Disconnected { missing: "writer" }));
+                    }
                 }
+                miss(r)
             };
             let deadline = timeout.and_then(wait::deadline);
-            wait::wait_for(&seg.control().not_empty, self.how, deadline, step, || {})
-                .unwrap_or(Err(Error::Timeout))
+            wait::wait_for(
+                &seg.control().not_empty,
+                wait::Sleeper::new(me, SLEEPING_NOT_EMPTY),
+                self.how,
+                deadline,
+                step,
+                || {
+                    peers::sweep(seg);
+                    check_alive.set(true);
+                },
+            )
+            .unwrap_or(Err(Error::Timeout))
         };
         if let Err(Error::Lagged { missed }) = got {
             self.missed += missed;
@@ -424,7 +451,23 @@ impl<T: Element, D: Dimension> Drop for Subscriber<T, D> {
     fn drop(&mut self) {
         let me = self.seg.peer(self.entry);
         self.sub.unpin(me);
-        peers::unregister(&self.seg, self.entry);
+        peers::unregister(&self.seg, self.entry, Role::Subscriber);
+        peers::leave(&self.seg);
+    }
+}
+
+/// Whether the writer has attached once and is gone now (detached, or dead when `check_alive`).
+fn writer_gone(seg: &Segment, strong: bool, check_alive: bool) -> bool {
+    peers::disconnected(seg, Role::Writer, strong, check_alive)
+}
+
+/// A subscriber step's outcome for the waiting loop: `None` to keep waiting.
+fn miss<R>(r: std::result::Result<R, Miss>) -> Option<Result<R>> {
+    match r {
+        Ok(got) => Some(Ok(got)),
+        Err(Miss::Wait) => None,
+        Err(Miss::Closed) => Some(Err(Error::Closed)),
+        Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
     }
 }
 
@@ -444,5 +487,16 @@ unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
     for (i, b) in dst[words * 8..].iter_mut().enumerate() {
         // SAFETY: in range, as above; any address is aligned for a byte.
         *b = unsafe { (*src.add(words * 8 + i).cast::<AtomicU8>()).load(Relaxed) };
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for Subscriber<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("name", &self.seg.name())
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.shape())
+            .field("next_seq", &self.next_seq())
+            .finish()
     }
 }

@@ -213,7 +213,7 @@ class BroadcastWriter(_Handle):
     def published(self) -> int:
         """Frames published so far."""
     def close(self) -> None:
-        """Closes the ring (subscribers get ndring.Closed) and detaches."""
+        """Closes the ring: subscribers then get ndring.Closed."""
 
 class Subscriber(_Handle):
     """Follows a broadcast ring; frames are copied out."""

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use ndarray::IxDyn;
 use ndring::{
     BroadcastWriter as RsWriter, Config, Consumer as RsConsumer, DType, Error, LeaseConsumer,
-    LeaseProducer, Producer as RsProducer, RingKind, Segment, Start, Subscriber as RsSubscriber,
+    LeaseProducer, OpenOptions, Producer as RsProducer, RingKind, Segment, Start,
+    Subscriber as RsSubscriber,
 };
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -176,18 +177,21 @@ fn queue_config(
     })
 }
 
-/// Opens `name`, waiting up to `timeout` seconds for it to be created (`None`: fail at once).
+/// Opens `name`, waiting up to `timeout` seconds for it to be created (`None`: fail at once),
+/// in slices (the core's inotify wait) with signal checks between them.
 fn open_segment(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Segment> {
-    // What `OpenOptions::default()` waits for a creator still initialising the segment.
-    let ready = Duration::from_secs(2);
-    if timeout.is_none() {
-        return py.detach(|| Segment::open(name, ready)).py(py);
-    }
     let end = deadline(timeout)?;
     loop {
-        match py.detach(|| Segment::open(name, ready)) {
-            Err(Error::NotFound { .. }) if end.is_none_or(|d| Instant::now() < d) => {
-                py.detach(|| std::thread::sleep(Duration::from_millis(10)));
+        let wait = match (timeout, end) {
+            (None, _) => Duration::ZERO,
+            (Some(_), None) => SLICE,
+            (Some(_), Some(d)) => d.saturating_duration_since(Instant::now()).min(SLICE),
+        };
+        let options = OpenOptions::default().wait_for_creator(wait);
+        match py.detach(|| Segment::open_with(name, &options)) {
+            Err(Error::NotFound { .. })
+                if timeout.is_some() && end.is_none_or(|d| Instant::now() < d) =>
+            {
                 py.check_signals()?;
             }
             r => return r.py(py),
@@ -760,7 +764,7 @@ segment_getters!(Consumer);
 
 trait AnyWriter: Send + Sync {
     fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64>;
-    fn close(self: Box<Self>);
+    fn close(&mut self);
     fn published(&self) -> u64;
     fn segment(&self) -> &Segment;
 }
@@ -779,8 +783,8 @@ impl<T: ndring::Element + numpy::Element> AnyWriter for RsWriter<T, IxDyn> {
         copy_into(&mut slot, &src.as_array());
         Ok(slot.publish())
     }
-    fn close(self: Box<Self>) {
-        RsWriter::close(*self)
+    fn close(&mut self) {
+        RsWriter::close(self)
     }
     fn published(&self) -> u64 {
         RsWriter::published(self)
@@ -858,12 +862,9 @@ impl BroadcastWriter {
         Ok(self.h.get_ref(py)?.published())
     }
 
-    /// Closes the ring (subscribers then get `ndring.Closed`) and detaches.
+    /// Closes the ring: subscribers receive what they can, then `ndring.Closed`.
     fn close(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.h.get(py)?;
-        if let Some(w) = self.h.inner.take() {
-            w.close();
-        }
+        self.h.get(py)?.close();
         Ok(())
     }
 }

@@ -58,7 +58,7 @@ def test_python_producer_to_rust_consumer(name):
     # The Rust consumer prints every 30th frame's metadata and first byte, then the close.
     lines = [l for l in out.splitlines() if l.startswith("frame ")]
     assert [l.split(",")[0] for l in lines] == [f"frame {n}: first byte {n % 256}" for n in (0, 30, 60)]
-    assert "producer closed the ring" in out
+    assert "the producer closed the ring" in out
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])

@@ -225,3 +225,25 @@ def test_error_classes(name):
         import pickle
 
         pickle.dumps(rx)
+
+
+def test_disconnected_when_the_producer_left_without_closing(name):
+    rx = ndring.Consumer.create(name, shape=2, dtype=np.uint8)
+    with ndring.Producer.open(name) as tx:
+        tx.send(np.array([1, 2], np.uint8))
+    assert list(rx.recv(timeout=5)) == [1, 2]
+    with pytest.raises(ndring.Disconnected, match="producer"):
+        rx.recv(timeout=5)
+
+
+def test_open_waits_for_the_creator(name):
+    import threading
+
+    t = threading.Timer(0.2, lambda: created.append(ndring.Producer.create(name, shape=1, dtype=np.uint8)))
+    created = []
+    t.start()
+    rx = ndring.Consumer.open(name, timeout=30)
+    t.join()
+    assert rx.shape == (1,)
+    with pytest.raises(ndring.NotFound):
+        ndring.Consumer.open(name + "-never", timeout=0.05)
