@@ -266,9 +266,11 @@ where
     })
 }
 
-/// Empties `array` (first dimension 0), makes it read-only and cuts it from its base: the name
-/// a `with` block bound can no longer reach the slot, nor keep it claimed.
-fn revoke(array: &Bound<'_, PyAny>) {
+/// Empties `array` (first dimension 0), makes it read-only and, if `cut`, cuts it from its base:
+/// the name a `with` block bound can no longer reach the slot, nor keep it claimed. Not cut when
+/// something else refers to the array itself (a memoryview keeps its own shape and pointer): the
+/// base then keeps the slot claimed for as long as that lives.
+fn revoke(array: &Bound<'_, PyAny>, cut: bool) {
     let ptr = array.as_ptr().cast::<PyArrayObject>();
     // SAFETY: `array` is an ndarray we created (`view()` of our own array), the GIL is held, and
     // nothing else caches its shape (a buffer exported from it would hold a reference, which
@@ -282,6 +284,9 @@ fn revoke(array: &Bound<'_, PyAny>) {
         if fields.nd > 0 {
             *fields.dimensions = 0;
             fields.flags &= !NPY_ARRAY_WRITEABLE;
+            if !cut {
+                return;
+            }
             let base = std::mem::replace(&mut fields.base, std::ptr::null_mut());
             if !base.is_null() {
                 pyo3::ffi::Py_DECREF(base);
@@ -332,7 +337,7 @@ impl Claim {
             )
         };
         let views_alive = refs_array > 2 || refs_view > 2;
-        revoke(&view);
+        revoke(&view, refs_view <= 2);
         make_read_only(&array);
         let failed = exc_type.is_some_and(|t| !t.is_none());
         if views_alive {

@@ -143,12 +143,20 @@ def test_claim_with_surviving_view_raises_buffer_error(name):
     assert np.all(got == 2) and ndring.info(got).seq == 1
 
 
-def test_claim_with_memoryview_raises_buffer_error(name):
+def test_claim_with_memoryview_raises_buffer_error_and_keeps_the_slot(name):
     tx = ndring.Producer.create(name, shape=16, dtype=np.uint8)
+    rx = ndring.Consumer.open(name)
     with pytest.raises(BufferError):
         with tx.claim() as frame:
             m = memoryview(frame)
-    del m
+    m[0] = 1  # still the claimed slot: nobody else may have it while m lives
+    with pytest.raises(ndring.TooManyLeases):
+        tx.claim()
+    del m, frame
+    gc.collect()
+    tx.send(np.full(16, 2, np.uint8), timeout=5)
+    got = rx.recv(timeout=5)
+    assert np.all(got == 2) and ndring.info(got).seq == 1
 
 
 def test_exception_in_claim_abandons(name):
