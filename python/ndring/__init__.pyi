@@ -87,6 +87,8 @@ class Claim:
         """Publishes (or abandons on exception); BufferError if views survive."""
 
 class _Handle:
+    """What every handle has. ``spin`` (on create/open): polls before a wait sleeps (default 200)."""
+
     @property
     def name(self) -> str:
         """The ring's name."""
@@ -125,10 +127,11 @@ class Producer(_Handle):
         meta_size: Optional[int] = None,
         timestamps: bool = False,
         keep: bool = False,
+        spin: Optional[int] = None,
     ) -> "Producer":
         """Creates the ring ``name`` and attaches as its producer."""
     @staticmethod
-    def open(name: str, timeout: Optional[float] = None) -> "Producer":
+    def open(name: str, timeout: Optional[float] = None, spin: Optional[int] = None) -> "Producer":
         """Attaches to an existing ring, waiting up to ``timeout`` s for it to be created."""
     @staticmethod
     def open_or_create(
@@ -139,6 +142,7 @@ class Producer(_Handle):
         kind: Literal["spsc", "mpmc"] = "spsc",
         meta_size: Optional[int] = None,
         timestamps: bool = False,
+        spin: Optional[int] = None,
     ) -> "Producer":
         """Opens ``name`` if it exists (checking dtype and shape), else creates it."""
     def claim(self, timeout: Optional[float] = None, meta: Optional[bytes] = None) -> Claim:
@@ -152,7 +156,7 @@ class Consumer(_Handle):
     """Receives the slots of a queue ring, each exactly once, as read-only arrays."""
 
     @staticmethod
-    def open(name: str, timeout: Optional[float] = None) -> "Consumer":
+    def open(name: str, timeout: Optional[float] = None, spin: Optional[int] = None) -> "Consumer":
         """Attaches to an existing ring, waiting up to ``timeout`` s for it to be created."""
     @staticmethod
     def create(
@@ -164,6 +168,7 @@ class Consumer(_Handle):
         meta_size: Optional[int] = None,
         timestamps: bool = False,
         keep: bool = False,
+        spin: Optional[int] = None,
     ) -> "Consumer":
         """Creates the ring ``name`` and attaches as its consumer."""
     @staticmethod
@@ -175,6 +180,7 @@ class Consumer(_Handle):
         kind: Literal["spsc", "mpmc"] = "spsc",
         meta_size: Optional[int] = None,
         timestamps: bool = False,
+        spin: Optional[int] = None,
     ) -> "Consumer":
         """Opens ``name`` if it exists (checking dtype and shape), else creates it."""
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:
@@ -220,7 +226,10 @@ class Subscriber(_Handle):
 
     @staticmethod
     def open(
-        name: str, start: Literal["newest", "oldest"] = "newest", timeout: Optional[float] = None
+        name: str,
+        start: Literal["newest", "oldest"] = "newest",
+        timeout: Optional[float] = None,
+        spin: Optional[int] = None,
     ) -> "Subscriber":
         """Attaches to the broadcast ring ``name``."""
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:

@@ -22,6 +22,12 @@ use crate::leases::{self, Claim, Copied};
 /// Longest uninterrupted wait: signals (Ctrl-C) are checked between slices.
 const SLICE: Duration = Duration::from_millis(50);
 
+/// Polls before sleeping, for Python handles. Shorter than the Rust default (2,000): a Python
+/// peer takes microseconds per item, so a long spin mostly burns the CPU the peer needs (on the
+/// 2-core host of `python/bench`, 200 polls gave ~1.0x the seed approach on 1080p frames where
+/// 2,000 gave ~0.8x, and no loss on 64-byte arrays).
+const PY_SPIN: u32 = 200;
+
 /// Runs `$body` with `$T` the Rust type of `$dtype`.
 macro_rules! with_dtype {
     ($dtype:expr, $T:ident => $body:expr) => {
@@ -160,6 +166,7 @@ fn queue_config(
     slots: usize,
     meta_size: Option<usize>,
     timestamps: bool,
+    spin: Option<u32>,
 ) -> PyResult<Config> {
     let c = match kind {
         "spsc" => Config::spsc(),
@@ -170,7 +177,10 @@ fn queue_config(
             )));
         }
     };
-    let c = c.slots(slots).timestamps(timestamps);
+    let c = c
+        .slots(slots)
+        .timestamps(timestamps)
+        .spin(spin.unwrap_or(PY_SPIN));
     Ok(match meta_size {
         Some(m) => c.user_meta_size(m),
         None => c,
@@ -453,7 +463,8 @@ macro_rules! segment_getters {
     };
 }
 
-/// Fills and publishes the slots of a queue ring (SPSC or MPMC).
+/// Fills and publishes the slots of a queue ring (SPSC or MPMC). A full ring makes claims wait:
+/// `spin` polls (default 200), then a sleep on the ring's futex, without the GIL.
 #[pyclass(module = "ndring")]
 pub struct Producer {
     h: Handle<dyn AnyProducer>,
@@ -469,7 +480,7 @@ fn producer_of<T: ndring::Element + numpy::Element>(
 impl Producer {
     /// Creates the ring `name` (e.g. "/cam0") and attaches as its producer.
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false))]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false, spin=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -481,9 +492,10 @@ impl Producer {
         meta_size: Option<usize>,
         timestamps: bool,
         keep: bool,
+        spin: Option<u32>,
     ) -> PyResult<Self> {
         let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
-        let config = queue_config(kind, slots, meta_size, timestamps)?.keep(keep);
+        let config = queue_config(kind, slots, meta_size, timestamps, spin)?.keep(keep);
         let inner = with_dtype!(t, T => producer_of(
             RsProducer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Producer {
@@ -494,11 +506,12 @@ impl Producer {
     /// Attaches as a producer to the existing ring `name` (dtype and shape from its header);
     /// `timeout` seconds to wait for it to be created (None: fail at once with NotFound).
     #[staticmethod]
-    #[pyo3(signature = (name, timeout=None))]
-    fn open(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Self> {
-        let seg = open_segment(py, name, timeout)?;
-        let inner = with_dtype!(seg.dtype(), T => producer_of(
-            RsProducer::<T, IxDyn>::from_segment(seg).py(py)?));
+    #[pyo3(signature = (name, timeout=None, spin=None))]
+    fn open(py: Python<'_>, name: &str, timeout: Option<f64>, spin: Option<u32>) -> PyResult<Self> {
+        let dtype = open_segment(py, name, timeout)?.dtype();
+        let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
+        let inner = with_dtype!(dtype, T => producer_of(
+            RsProducer::<T, IxDyn>::open_with(name, &options).py(py)?));
         Ok(Producer {
             h: Handle::new(inner),
         })
@@ -506,7 +519,7 @@ impl Producer {
 
     /// Opens `name` if it exists (checking dtype and shape), else creates it.
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false))]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, spin=None))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_create(
         py: Python<'_>,
@@ -517,9 +530,10 @@ impl Producer {
         kind: &str,
         meta_size: Option<usize>,
         timestamps: bool,
+        spin: Option<u32>,
     ) -> PyResult<Self> {
         let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
-        let config = queue_config(kind, slots, meta_size, timestamps)?;
+        let config = queue_config(kind, slots, meta_size, timestamps, spin)?;
         let inner = with_dtype!(t, T => producer_of(
             RsProducer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Producer {
@@ -642,7 +656,8 @@ impl<T: ndring::Element> Leasing<T> for LeaseConsumer<T, IxDyn> {
 }
 
 /// Receives the slots of a queue ring, each exactly once, as read-only numpy arrays over the
-/// shared memory.
+/// shared memory. An empty ring makes `recv` wait: `spin` polls (default 200), then a sleep on
+/// the ring's futex, without the GIL.
 #[pyclass(module = "ndring")]
 pub struct Consumer {
     h: Handle<dyn AnyConsumer>,
@@ -659,11 +674,13 @@ impl Consumer {
     /// Attaches as a consumer to the ring `name` (dtype and shape from its header); `timeout`
     /// seconds to wait for it to be created (None: fail at once with NotFound).
     #[staticmethod]
-    #[pyo3(signature = (name, timeout=None))]
-    fn open(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Self> {
-        let seg = open_segment(py, name, timeout)?;
-        let inner = with_dtype!(seg.dtype(), T => consumer_of(
-            RsConsumer::<T, IxDyn>::from_segment(seg).py(py)?));
+    #[pyo3(signature = (name, timeout=None, spin=None))]
+    fn open(py: Python<'_>, name: &str, timeout: Option<f64>, spin: Option<u32>) -> PyResult<Self> {
+        // The header tells the element type; the typed open then checks it again.
+        let dtype = open_segment(py, name, timeout)?.dtype();
+        let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
+        let inner = with_dtype!(dtype, T => consumer_of(
+            RsConsumer::<T, IxDyn>::open_with(name, &options).py(py)?));
         Ok(Consumer {
             h: Handle::new(inner),
         })
@@ -671,7 +688,7 @@ impl Consumer {
 
     /// Creates the ring `name` and attaches as its consumer (for consumers that start first).
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false))]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false, spin=None))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
@@ -683,9 +700,10 @@ impl Consumer {
         meta_size: Option<usize>,
         timestamps: bool,
         keep: bool,
+        spin: Option<u32>,
     ) -> PyResult<Self> {
         let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
-        let config = queue_config(kind, slots, meta_size, timestamps)?.keep(keep);
+        let config = queue_config(kind, slots, meta_size, timestamps, spin)?.keep(keep);
         let inner = with_dtype!(t, T => consumer_of(
             RsConsumer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Consumer {
@@ -695,7 +713,7 @@ impl Consumer {
 
     /// Opens `name` if it exists (checking dtype and shape), else creates it.
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false))]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, spin=None))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_create(
         py: Python<'_>,
@@ -706,9 +724,10 @@ impl Consumer {
         kind: &str,
         meta_size: Option<usize>,
         timestamps: bool,
+        spin: Option<u32>,
     ) -> PyResult<Self> {
         let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
-        let config = queue_config(kind, slots, meta_size, timestamps)?;
+        let config = queue_config(kind, slots, meta_size, timestamps, spin)?;
         let inner = with_dtype!(t, T => consumer_of(
             RsConsumer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Consumer {
@@ -928,8 +947,14 @@ pub struct Subscriber {
 impl Subscriber {
     /// Attaches to the broadcast ring `name`, starting at the "newest" or "oldest" frame.
     #[staticmethod]
-    #[pyo3(signature = (name, start="newest", timeout=None))]
-    fn open(py: Python<'_>, name: &str, start: &str, timeout: Option<f64>) -> PyResult<Self> {
+    #[pyo3(signature = (name, start="newest", timeout=None, spin=None))]
+    fn open(
+        py: Python<'_>,
+        name: &str,
+        start: &str,
+        timeout: Option<f64>,
+        spin: Option<u32>,
+    ) -> PyResult<Self> {
         let start = match start {
             "newest" => Start::Newest,
             "oldest" => Start::Oldest,
@@ -949,8 +974,9 @@ impl Subscriber {
                 },
             ));
         }
+        let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
         let inner: Box<dyn AnySubscriber> = with_dtype!(seg.dtype(), T => Box::new(
-            RsSubscriber::<T, IxDyn>::from_segment(seg, start).py(py)?));
+            RsSubscriber::<T, IxDyn>::open_with(name, start, &options).py(py)?));
         Ok(Subscriber {
             h: Handle::new(inner),
         })
