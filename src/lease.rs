@@ -24,7 +24,6 @@
 //! `slots >= max_subscribers + 2` for that), so a caller that cannot bound a frame's lifetime
 //! copies frames out with [`crate::Subscriber::recv_into`].
 
-use std::cell::Cell;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -39,7 +38,7 @@ use crate::producer::Producer;
 use crate::protocol::{RingMemory, mpmc, spsc::Stop};
 use crate::segment::Segment;
 use crate::sync::Ordering::*;
-use crate::wait::{self, Waiting};
+use crate::wait::{self, SweepClock, Waiting};
 
 /// Locks `m`, ignoring poisoning: the state is only changed by short steps that cannot panic
 /// half-way (a poisoned lock would otherwise leak every slot a lease still holds).
@@ -93,6 +92,8 @@ struct ReadState<T: Element, D: Dimension> {
     entries: Vec<(usize, Option<u64>)>,
     /// Slots held by live leases.
     held: usize,
+    /// Rate-limits the `/proc` liveness checks of a receive that finds no producer.
+    liveness: SweepClock,
 }
 
 /// A received slot that owns its reservation: read it through [`ReadLease::view`]; dropping it
@@ -134,6 +135,7 @@ impl<T: Element, D: Dimension> From<Consumer<T, D>> for LeaseConsumer<T, D> {
                     released: vec![false; seg.slot_count()],
                     entries,
                     held: 0,
+                    liveness: SweepClock::new(),
                     consumer,
                 }),
                 seg,
@@ -292,8 +294,6 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
             }
             st.free_entry(seg)?
         };
-        // Set after a grace period asleep: from then on "attached" also means "alive".
-        let check_alive = Cell::new(false);
         // The lock is taken per attempt, never across a sleep: leases dropped meanwhile (on other
         // threads) release their slots without waiting for us.
         let step = |strong: bool| {
@@ -301,7 +301,10 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
             match st.step(seg, entry, strong) {
                 // Nothing published, and no producer left to publish: drained for good, unless
                 // one published and left just before we looked (the re-check sees it).
-                None if peers::disconnected(seg, Role::Producer, strong, check_alive.get()) => {
+                None if peers::disconnected(seg, Role::Producer, strong, || {
+                    st.liveness.due(sh.how.grace)
+                }) =>
+                {
                     st.step(seg, entry, true).or(Some(Err(Error::Disconnected {
                         missing: "producer",
                     })))
@@ -317,7 +320,6 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
                     let me = wait::Sleeper::new(seg.peer(index), SLEEPING_NOT_EMPTY);
                     wait::sleep_until(&seg.control().not_empty, me, sh.how, deadline, step, || {
                         peers::sweep(seg);
-                        check_alive.set(true);
                     })
                 }
             }
