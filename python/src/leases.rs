@@ -321,6 +321,18 @@ impl Claim {
         _exc: Option<Bound<'_, PyAny>>,
         _tb: Option<Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
+        if let Some(hold) = &self.hold {
+            let pid = hold.get().pid;
+            if pid != std::process::id() {
+                return Err(crate::errors::raise(
+                    py,
+                    "Error",
+                    format!(
+                        "this claim was made in process {pid}; a forked child cannot publish it"
+                    ),
+                ));
+            }
+        }
         let (Some(array), Some(view), Some(hold)) =
             (self.array.take(), self.view.take(), self.hold.take())
         else {
