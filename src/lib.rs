@@ -54,6 +54,8 @@ mod element;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub mod inspect;
+#[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
 mod lease;

@@ -25,7 +25,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn from_u8(r: u8) -> Option<Role> {
+    pub(crate) fn from_u8(r: u8) -> Option<Role> {
         Some(match r {
             1 => Role::Producer,
             2 => Role::Consumer,

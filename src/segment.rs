@@ -629,7 +629,7 @@ pub struct Positions {
     pub closed: bool,
 }
 
-fn rejection(name: &str, r: layout::Rejection) -> Error {
+pub(crate) fn rejection(name: &str, r: layout::Rejection) -> Error {
     let name = name.to_owned();
     match r {
         layout::Rejection::TooShort(n) => Error::Corrupt {
