@@ -250,7 +250,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     }
 
     /// Receives the next item, waiting while the ring is empty. `Err(Closed)` once the ring is
-    /// closed and drained; `Err(Disconnected { missing: "producer" })` once it is drained and
+    /// closed and drained; `Err(Disconnected { missing: Role::Producer })` once it is drained and
     /// no producer is attached any more (every producer dropped its handle, or died: a dead one
     /// is noticed within the grace period). `Disconnected` is not final: once a producer
     /// attaches again, `recv` receives again. A consumer that attached before any producer ever
@@ -424,7 +424,7 @@ fn wait_recv(
             {
                 match attempt(true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
-                        missing: "producer",
+                        missing: Role::Producer,
                     })),
                     other => wait::attempt(other),
                 }

@@ -185,7 +185,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     }
 
     /// Claims a free slot, waiting while the ring is full. `Err(Closed)` once closed;
-    /// `Err(Disconnected { missing: "consumer" })` while the ring is full and no consumer is
+    /// `Err(Disconnected { missing: Role::Consumer })` while the ring is full and no consumer is
     /// attached any more (every consumer detached or died, noticed within the grace period);
     /// not final: a consumer that attaches makes room again. A producer whose ring fills before
     /// any consumer ever attached waits for one.
@@ -404,7 +404,7 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             {
                 match attempt(true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
-                        missing: "consumer",
+                        missing: Role::Consumer,
                     })),
                     other => wait::attempt(other),
                 }

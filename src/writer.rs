@@ -168,7 +168,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// Ends the stream: subscribers receive what is still held, then `Err(Closed)`. The same
     /// receiver as [`crate::Producer::close`]; the handle stays the writer, and a `claim` after
     /// `close` starts a new stream (as a writer that attaches later does). A writer dropped
-    /// without `close` leaves its subscribers `Err(Disconnected { missing: "writer" })` instead.
+    /// without `close` leaves its subscribers `Err(Disconnected { missing: Role::Writer })` instead.
     ///
     /// ```
     /// # use ndring::*;
