@@ -32,14 +32,14 @@ use crate::wait::{self, SweepClock, Waiting};
 /// # Ok::<(), ndring::Error>(())
 /// ```
 pub struct Consumer<T: Element, D: Dimension> {
-    seg: Arc<Segment>,
-    entry: usize,
-    spsc: Option<spsc::Consumer>,
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) entry: usize,
+    pub(crate) spsc: Option<spsc::Consumer>,
     /// The position returned by the last `recv`, released at the next call: views of it borrow
     /// `self`, so none outlives that point.
     held: Option<u64>,
-    dim: D,
-    how: Waiting,
+    pub(crate) dim: D,
+    pub(crate) how: Waiting,
     /// When a release that woke a sleeping producer may next sweep for dead sleepers.
     clock: SweepClock,
     /// When an empty ring may next make us check whether its producers are alive.
@@ -166,11 +166,14 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         let mut spsc = None;
         if seg.kind() == RingKind::Spsc {
             let mut c = spsc::Consumer::attach(&seg, wait::notifier());
-            // A dead predecessor held the item at `head`: it is lost with it, never redelivered.
-            if reg.dead_holding == Some(c.head() + 1) {
-                seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
-                if c.skip(seg.control()) {
-                    wait::wake(&seg.control().not_full);
+            // A dead predecessor held the items from `head` up to `holding - 1` (one, or several
+            // through leases, see `lease.rs`): they are lost with it, never redelivered.
+            if let Some(end) = reg.dead_holding {
+                while c.head() < end {
+                    seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
+                    if c.skip(seg.control()) {
+                        wait::wake(&seg.control().not_full);
+                    }
                 }
             }
             spsc = Some(c);

@@ -60,6 +60,8 @@ pub mod inspect;
 #[cfg(not(loom))]
 pub mod layout;
 #[cfg(not(loom))]
+mod lease;
+#[cfg(not(loom))]
 mod peers;
 #[cfg(not(loom))]
 mod producer;
@@ -90,6 +92,7 @@ pub use crate::{
     element::{DType, Element},
     error::{Error, Result},
     layout::RingKind,
+    lease::{LeaseConsumer, LeaseProducer, ReadLease, WriteLease},
     peers::{PeerInfo, Role},
     producer::Producer,
     segment::{MAX_NAME_LEN, Positions, Segment, remove, validate_name},

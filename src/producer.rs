@@ -267,6 +267,39 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         Ok(unsafe { WriteSlot::new(&mut self.inner, slot, pos, pos + 1, self.dim.clone()) })
     }
 
+    /// [`Producer::claim`] without the borrowing [`WriteSlot`], for `lease.rs`: the position and
+    /// slot, which the caller must publish or abandon through [`Producer::commit_position`].
+    pub(crate) fn claim_position(
+        &mut self,
+        deadline: Option<Instant>,
+        block: bool,
+    ) -> Result<(u64, usize)> {
+        let inner = &mut self.inner;
+        let free = match &mut inner.spsc {
+            Some(p) => p.try_claim(inner.seg.control(), false).ok(),
+            None => None,
+        };
+        match free {
+            Some(got) => Ok(got),
+            None => wait_claim(inner, deadline, block),
+        }
+    }
+
+    /// Publishes (`Some(user_len)`) or abandons (`None`) a position of [`Producer::claim_position`].
+    pub(crate) fn commit_position(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
+        self.inner.commit(slot, pos, publish);
+    }
+
+    /// The array shape, for `lease.rs`.
+    pub(crate) fn dim_clone(&self) -> D {
+        self.dim.clone()
+    }
+
+    /// The shared segment, for `lease.rs`.
+    pub(crate) fn shared_segment(&self) -> &Arc<Segment> {
+        &self.inner.seg
+    }
+
     /// Copies `array` into a claimed slot and publishes it. Any memory layout is accepted (a
     /// transposed or sliced view is copied element by element); the shape must match.
     ///
