@@ -160,8 +160,11 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     fn attach(seg: Segment, options: OpenOptions) -> Result<Self> {
         let dim = crate::typed::check::<T, D>(&seg, true)?;
         let reg = peers::register(&seg, Role::Producer)?;
-        let spsc =
-            (seg.kind() == RingKind::Spsc).then(|| spsc::Producer::attach(&seg, wait::notifier()));
+        let spsc = (seg.kind() == RingKind::Spsc).then(|| {
+            let mut p = spsc::Producer::attach(&seg, wait::notifier());
+            p.set_eager(seg.layout().payload_bytes >= spsc::EAGER_BYTES);
+            p
+        });
         Ok(Producer {
             inner: Inner {
                 seg: Arc::new(seg),

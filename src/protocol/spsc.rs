@@ -1,15 +1,28 @@
-//! Single-producer single-consumer queue: two positions, no CAS.
+//! Single-producer single-consumer queue: two positions, no CAS, and slots reused most recently
+//! released first.
 //!
 //! `tail` counts published items and is written only by the producer; `head` counts released
 //! items and is written only by the consumer (besides the `fetch_add(0)` re-checks of sleepers,
-//! which do not change them). Item `pos` lives in slot `pos % slots`, whose `stamp` the producer
-//! sets to `pos + 1` before it advances `tail`. The producer may fill position `tail` when
-//! `tail - head < slots`; the consumer may read position `head` when `head < tail`, or when the
-//! slot's stamp says `head + 1`. Each side caches the other's position and reloads it only when
-//! the cache says full (or empty), as rtrb does, so a side that runs behind touches the other
-//! side's line once per lap rather than once per item; a consumer that has caught up polls the
-//! stamp of the next slot, which lies on the slot's own line next to the payload it is about to
-//! read, rather than `tail`.
+//! which do not change them). Position `pos` is described by the control words of slot
+//! `pos % slots` (its *entry*): the producer stores there the *data slot* that holds the item
+//! (`SlotCtrl::data_slot`), then sets the entry's `stamp` to `pos + 1`, then advances `tail`.
+//! The producer may fill position `tail` when `tail - head < slots`; the consumer may read
+//! position `head` when `head < tail`, or when the entry's stamp says `head + 1`.
+//!
+//! **Which data slot.** Delivery is FIFO by position, but the data slot is the producer's
+//! choice: it keeps its own stack of free data slots and takes the one released most recently
+//! (a LIFO). When the consumer keeps up, it thus rewrites the slot the consumer just finished
+//! with, so the ring's working set stays about two slots whatever its depth (a FIFO ring walks
+//! every slot: at 8 slots of 6 MB frames the walk spills the L3 cache). The stack is private
+//! and rebuilt from `head` alone: the data slots named by positions `head..tail` are in use,
+//! every other one is free.
+//!
+//! Each side caches the other's position and reloads it only when the cache says full (or
+//! empty), as rtrb does, so a side that runs behind touches the other side's line once per lap
+//! rather than once per item; a consumer that has caught up polls the stamp of the next entry
+//! rather than `tail`. A producer of large items ([`Producer::set_eager`]) reloads `head` at
+//! every claim while anything is outstanding, so that it sees each release as soon as it
+//! happens (one line read, nothing beside the copy of a large item).
 //!
 //! Each side is the only notifier of one [`WaitWord`](crate::header::WaitWord) (the producer of
 //! `not_empty`, the consumer of `not_full`) and publishes with plain stores or RMWs as its
@@ -38,16 +51,38 @@ fn next_slot(slot: usize, slots: u64) -> usize {
     }
 }
 
+/// Items of at least this many bytes make the producer reload `head` at every claim
+/// ([`Producer::set_eager`]): copying 64 KiB takes microseconds, a line read ~0.1-0.5 µs.
+pub const EAGER_BYTES: usize = 64 << 10;
+
+/// Marks a position whose data slot is unknown (a corrupt entry found at takeover): its slot is
+/// never freed by this producer.
+const UNKNOWN: u32 = u32::MAX;
+
 /// The producer's private state.
+///
+/// Invariants: `free` holds distinct data slots, none named by a position in
+/// `cached_head..tail`; `named[pos % slots]` is the data slot of each position in
+/// `cached_head..tail` (or [`UNKNOWN`]); `is_free[d]` says whether `d` is in `free`. Without
+/// corruption `free.len() == slots - (tail - cached_head)`.
 #[derive(Debug)]
 pub struct Producer {
     /// Next position to fill; equals the shared `tail` without the `CLOSED` bit.
     tail: u64,
-    /// `tail % slots`, kept in step rather than divided for (a 64-bit division costs more than
-    /// the rest of a publish).
-    slot: usize,
+    /// `tail % slots`: the entry of the next position, kept in step rather than divided for (a
+    /// 64-bit division costs more than the rest of a publish).
+    entry: usize,
     /// A value `head` had; `head` only grows, so `tail - cached_head` over-estimates fullness.
     cached_head: u64,
+    /// `cached_head % slots`.
+    head_entry: usize,
+    /// Free data slots, the most recently released on top.
+    free: Vec<u32>,
+    is_free: Vec<bool>,
+    /// The data slot of each outstanding position, by entry.
+    named: Vec<u32>,
+    /// Reload `head` at every claim while an item is outstanding (large items).
+    eager: bool,
     slots: u64,
     closed: bool,
     notifier: Notifier,
@@ -57,10 +92,16 @@ impl Producer {
     /// Takes over the producer side at the current positions; `notifier` decides how publishes
     /// are ordered against sleepers.
     ///
-    /// A predecessor that died between stamping a slot and advancing `tail` had published that
+    /// A predecessor that died between stamping an entry and advancing `tail` had published that
     /// item as far as a caught-up consumer is concerned (its stamp is stored after its contents):
-    /// `tail` is advanced past it here, so that the slot is never claimed again while it may be
-    /// read.
+    /// `tail` is advanced past it here, so that its data slot is never claimed again while it may
+    /// be read.
+    ///
+    /// The free data slots are rebuilt from `head`: those named by the entries of
+    /// `head..tail` are in use (read after `tail`, which was stored after them), all others are
+    /// free. An entry naming a slot out of range, or one already named, is corrupt: its position
+    /// frees nothing when released, so the ring runs with fewer slots rather than hand out a
+    /// slot that may be being read.
     pub fn attach<M: RingMemory>(mem: &M, notifier: Notifier) -> Producer {
         let c = mem.control();
         let slots = mem.slots() as u64;
@@ -69,13 +110,59 @@ impl Producer {
             // Only the producer changes `tail` (sleepers' RMWs rewrite the value they read).
             t = c.tail.fetch_add(1, AcqRel) + 1;
         }
+        let tail = t & !CLOSED;
+        // Not past `tail`, nor more than a ring behind it (a corrupt `head`).
+        let head = c.head.load(Acquire).clamp(tail.saturating_sub(slots), tail);
+        let n = slots as usize;
+        let mut is_free = vec![true; n];
+        let mut named = vec![UNKNOWN; n];
+        for pos in head..tail {
+            let e = (pos % slots) as usize;
+            let d = mem.slot(e).data_slot.load(Relaxed);
+            if d < slots && is_free[d as usize] {
+                is_free[d as usize] = false;
+                named[e] = d as u32;
+            }
+        }
+        // Lowest slot on top: a fresh ring starts in slot 0.
+        let free = (0..n as u32)
+            .rev()
+            .filter(|&d| is_free[d as usize])
+            .collect();
         Producer {
-            tail: t & !CLOSED,
-            slot: ((t & !CLOSED) % slots) as usize,
-            cached_head: c.head.load(Acquire),
+            tail,
+            entry: (tail % slots) as usize,
+            cached_head: head,
+            head_entry: (head % slots) as usize,
+            free,
+            is_free,
+            named,
+            eager: false,
             slots,
             closed: t & CLOSED != 0,
             notifier,
+        }
+    }
+
+    /// Reload `head` at every claim while an item is outstanding, to reuse each released slot
+    /// at once: for items large enough that the working set matters more than one more line
+    /// read per claim.
+    pub fn set_eager(&mut self, eager: bool) {
+        self.eager = eager;
+    }
+
+    /// Takes back the data slots of the positions released since the last look (`head` = `h`),
+    /// the most recently released last, so that it is reused first.
+    fn reclaim(&mut self, h: u64) {
+        let h = h.min(self.tail);
+        while self.cached_head < h {
+            let d = self.named[self.head_entry];
+            if d != UNKNOWN && !self.is_free[d as usize] {
+                self.is_free[d as usize] = true;
+                self.free.push(d);
+            }
+            self.cached_head += 1;
+            self.head_entry = next_slot(self.head_entry, self.slots);
         }
     }
 
@@ -86,28 +173,39 @@ impl Producer {
         if self.closed {
             return Err(Stop::Closed);
         }
-        if self.tail - self.cached_head >= self.slots || strong {
-            self.cached_head = if strong {
+        // `free` is empty exactly when the ring is full, but a corrupt entry found at takeover
+        // breaks that: positions are what bound the producer, free slots only what it writes.
+        let full = |p: &Self| p.tail - p.cached_head >= p.slots || p.free.is_empty();
+        if full(self) || strong || (self.eager && self.cached_head != self.tail) {
+            let h = if strong {
                 c.head.fetch_add(0, AcqRel)
             } else {
                 c.head.load(Acquire)
             };
-            if self.tail - self.cached_head >= self.slots {
+            self.reclaim(h);
+            if full(self) {
                 return Err(Stop::Wait);
             }
         }
-        Ok((self.tail, self.slot))
+        // Not popped until published: an abandoned claim leaves the slot on top.
+        Ok((self.tail, self.free[self.free.len() - 1] as usize))
     }
 
-    /// Publishes the position returned by `try_claim`: its slot's stamp, then `tail` (both
-    /// Release, so the slot's contents come first). Returns true if the consumer may be asleep
-    /// (the caller wakes `not_empty`).
+    /// Publishes the position returned by `try_claim`: its entry names the data slot, then
+    /// the entry's stamp, then `tail` (both Release, so the slot's contents and the name come
+    /// first). Returns true if the consumer may be asleep (the caller wakes `not_empty`).
     #[inline]
     pub fn publish<M: RingMemory>(&mut self, mem: &M) -> bool {
         let c = mem.control();
         let next = self.tail + 1;
-        mem.slot(self.slot).stamp.store(next, Release);
-        self.slot = next_slot(self.slot, self.slots);
+        let d = self.free.pop().expect("publish follows a successful claim");
+        self.is_free[d as usize] = false;
+        self.named[self.entry] = d;
+        let e = mem.slot(self.entry);
+        // Relaxed: the stamp's (and `tail`'s) Release store publishes it.
+        e.data_slot.store(u64::from(d), Relaxed);
+        e.stamp.store(next, Release);
+        self.entry = next_slot(self.entry, self.slots);
         if self.notifier.fenced() {
             c.tail.fetch_add(1, AcqRel);
         } else {
@@ -147,8 +245,8 @@ impl Producer {
 pub struct Consumer {
     /// Next position to read; equals the shared `head`.
     head: u64,
-    /// `head % slots`.
-    slot: usize,
+    /// `head % slots`: the entry of the next position.
+    entry: usize,
     /// A value `tail` had (with its `CLOSED` bit).
     cached_tail: u64,
     slots: u64,
@@ -162,29 +260,28 @@ impl Consumer {
         let head = c.head.load(Acquire);
         Consumer {
             head,
-            slot: (head % mem.slots() as u64) as usize,
+            entry: (head % mem.slots() as u64) as usize,
             cached_tail: c.tail.load(Acquire),
             slots: mem.slots() as u64,
             notifier,
         }
     }
 
-    /// The position to read next, if one is published.
+    /// The position to read next and its data slot, if one is published.
     ///
-    /// Polling (`strong == false`) a consumer that has caught up reads only the next slot's
+    /// Polling (`strong == false`) a consumer that has caught up reads only the next entry's
     /// stamp: `head + 1` means published; a smaller value (an older lap, or 0) means not yet;
-    /// anything else (a `CLOSED` mark left by `close`, see there) sends it to `tail`. One line
-    /// polled, on which the producer's publish lands next to the payload about to be read.
+    /// anything else (a `CLOSED` mark left by `close`, see there) sends it to `tail`.
     #[inline]
     pub fn try_recv<M: RingMemory>(&mut self, mem: &M, strong: bool) -> Result<(u64, usize), Stop> {
         if !strong {
             if self.head < self.cached_tail & !CLOSED {
-                return Ok((self.head, self.slot));
+                return Ok((self.head, self.data_slot(mem)));
             }
-            // Acquire: the stamp is stored after the slot's contents.
-            let stamp = mem.slot(self.slot).stamp.load(Acquire);
+            // Acquire: the stamp is stored after the slot's contents and the entry's name.
+            let stamp = mem.slot(self.entry).stamp.load(Acquire);
             if stamp == self.head + 1 {
-                return Ok((self.head, self.slot));
+                return Ok((self.head, self.data_slot(mem)));
             }
             if stamp < self.head + 1 {
                 return Err(Stop::Wait);
@@ -204,7 +301,21 @@ impl Consumer {
                 Stop::Wait
             });
         }
-        Ok((self.head, self.slot))
+        Ok((self.head, self.data_slot(mem)))
+    }
+
+    /// The data slot that the entry of `head` names (which an Acquire load of its stamp or of
+    /// `tail` has made visible). A name out of range (only a corrupt producer writes one) reads
+    /// as the entry's own slot: the index stays in bounds, and such a producer could write any
+    /// slot's contents anyway.
+    #[inline]
+    fn data_slot<M: RingMemory>(&self, mem: &M) -> usize {
+        let d = mem.slot(self.entry).data_slot.load(Relaxed);
+        if d < self.slots {
+            d as usize
+        } else {
+            self.entry
+        }
     }
 
     /// Releases the position returned by `try_recv` back to the producer. Returns true if the
@@ -218,7 +329,7 @@ impl Consumer {
             c.head.store(next, Release);
         }
         self.head = next;
-        self.slot = next_slot(self.slot, self.slots);
+        self.entry = next_slot(self.entry, self.slots);
         self.notifier.after_publish(&c.not_full)
     }
 
