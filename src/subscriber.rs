@@ -130,35 +130,40 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     ) -> Result<ReadSlot<'_, T, D>> {
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
+        let how = self.how;
         let sub = &mut self.sub;
         let mut skipped = 0;
-        let mut step = |strong: bool| {
-            let r = if latest {
-                sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
-                    skipped = k;
-                    (s, seq)
-                })
-            } else {
-                sub.try_recv(seg, me, strong)
-            };
-            match r {
-                Ok(s) => Some(Ok(s)),
-                Err(Miss::Wait) => None,
-                Err(Miss::Closed) => Some(Err(Error::Closed)),
-                Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
-            }
-        };
-        let got = if block {
-            wait::wait_for(
-                &seg.control().not_empty,
-                self.how,
-                deadline,
-                &mut step,
-                || {},
-            )
-            .unwrap_or(Err(Error::Timeout))
+        // The common case first, as the queues do: the weak attempt alone, inlined into the
+        // poll loop (see `wait::spin`), before the generic step and the sleep.
+        let spun = if block && !latest {
+            wait::spin(how.spin, || outcome(sub.try_recv(seg, me, false)))
         } else {
-            step(false).unwrap_or(Err(Error::Empty))
+            None
+        };
+        let got = match spun {
+            Some(got) => got,
+            None => {
+                let mut step = |strong: bool| {
+                    outcome(if latest {
+                        sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
+                            skipped = k;
+                            (s, seq)
+                        })
+                    } else {
+                        sub.try_recv(seg, me, strong)
+                    })
+                };
+                let w = &seg.control().not_empty;
+                if !block {
+                    step(false).unwrap_or(Err(Error::Empty))
+                } else if latest {
+                    wait::wait_for(w, how, deadline, &mut step, || {})
+                        .unwrap_or(Err(Error::Timeout))
+                } else {
+                    wait::sleep_until(w, how, deadline, &mut step, || {})
+                        .unwrap_or(Err(Error::Timeout))
+                }
+            }
         };
         self.skipped += skipped;
         let (s, seq) = match got {
@@ -326,12 +331,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                     // `out_bytes.len()` bytes, and this process reads it only atomically.
                     unsafe { atomic_copy(seg.payload(s), out_bytes) }
                 });
-                match r {
-                    Ok(seq) => Some(Ok(seq)),
-                    Err(Miss::Wait) => None,
-                    Err(Miss::Closed) => Some(Err(Error::Closed)),
-                    Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
-                }
+                outcome(r)
             };
             let deadline = timeout.and_then(wait::deadline);
             wait::wait_for(&seg.control().not_empty, self.how, deadline, step, || {})
@@ -444,5 +444,16 @@ unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
     for (i, b) in dst[words * 8..].iter_mut().enumerate() {
         // SAFETY: in range, as above; any address is aligned for a byte.
         *b = unsafe { (*src.add(words * 8 + i).cast::<AtomicU8>()).load(Relaxed) };
+    }
+}
+
+/// One attempt's outcome for the waiting loops: `None` to keep waiting.
+#[inline(always)]
+fn outcome<R>(r: std::result::Result<R, Miss>) -> Option<Result<R>> {
+    match r {
+        Ok(got) => Some(Ok(got)),
+        Err(Miss::Wait) => None,
+        Err(Miss::Closed) => Some(Err(Error::Closed)),
+        Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
     }
 }
