@@ -10,12 +10,14 @@
 //! position `head` when `head < tail`, or when the entry's stamp says `head + 1`.
 //!
 //! **Which data slot.** Delivery is FIFO by position, but the data slot is the producer's
-//! choice: it keeps its own stack of free data slots and takes the one released most recently
-//! (a LIFO). When the consumer keeps up, it thus rewrites the slot the consumer just finished
-//! with, so the ring's working set stays about two slots whatever its depth (a FIFO ring walks
-//! every slot: at 8 slots of 6 MB frames the walk spills the L3 cache). The stack is private
-//! and rebuilt from `head` alone: the data slots named by positions `head..tail` are in use,
-//! every other one is free.
+//! choice: it keeps its own stack of free data slots. A producer of large items takes the one
+//! released most recently (a LIFO): when the consumer keeps up, it rewrites the slot the
+//! consumer just finished with, so the ring's working set stays about two slots whatever its
+//! depth (a FIFO ring walks every slot: at 8 slots of 6 MB frames the walk spills the L3
+//! cache). A producer of small items, whose ring fits in cache anyway, reuses slots in release
+//! order, which keeps position `pos` in slot `pos % slots` and each item's control words on the
+//! line of its entry's stamp. The stack is private and rebuilt from `head` alone: the data
+//! slots named by positions `head..tail` are in use, every other one is free.
 //!
 //! Each side caches the other's position and reloads it only when the cache says full (or
 //! empty), as rtrb does, so a side that runs behind touches the other side's line once per lap
@@ -151,18 +153,31 @@ impl Producer {
         self.eager = eager;
     }
 
-    /// Takes back the data slots of the positions released since the last look (`head` = `h`),
-    /// the most recently released last, so that it is reused first.
+    /// Takes back the data slots of the positions released since the last look (`head` = `h`).
+    ///
+    /// Eager (large items): the most recently released goes on top, so that it is rewritten
+    /// next while still in cache. Lazy (small items, reloaded once a lap): the oldest goes on top,
+    /// so that a ring in steady state puts position `pos` in slot `pos % slots`, and an item's
+    /// own control words (`user_len`) share the line of its entry's stamp.
     fn reclaim(&mut self, h: u64) {
         let h = h.min(self.tail);
-        while self.cached_head < h {
-            let d = self.named[self.head_entry];
+        let n = (h.saturating_sub(self.cached_head)) as usize;
+        for i in 0..n {
+            // Eager: entries oldest to newest; lazy: newest to oldest.
+            let k = if self.eager { i } else { n - 1 - i };
+            let mut e = self.head_entry + k;
+            if e >= self.slots as usize {
+                e -= self.slots as usize;
+            }
+            let d = self.named[e];
             if d != UNKNOWN && !self.is_free[d as usize] {
                 self.is_free[d as usize] = true;
                 self.free.push(d);
             }
-            self.cached_head += 1;
-            self.head_entry = next_slot(self.head_entry, self.slots);
+        }
+        if n > 0 {
+            self.cached_head = h;
+            self.head_entry = (h % self.slots) as usize;
         }
     }
 
