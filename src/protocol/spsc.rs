@@ -30,6 +30,8 @@
 //! `not_empty`, the consumer of `not_full`) and publishes with plain stores or RMWs as its
 //! [`Notifier`] says (see the module docs of `protocol`).
 
+use std::collections::VecDeque;
+
 use crate::header::{CLOSED, Control};
 use crate::protocol::{Notifier, RingMemory};
 use crate::sync::Ordering::*;
@@ -78,8 +80,8 @@ pub struct Producer {
     cached_head: u64,
     /// `cached_head % slots`.
     head_entry: usize,
-    /// Free data slots, the most recently released on top.
-    free: Vec<u32>,
+    /// Free data slots; the next one to fill at the back (see `reclaim` for the order).
+    free: VecDeque<u32>,
     is_free: Vec<bool>,
     /// The data slot of each outstanding position, by entry.
     named: Vec<u32>,
@@ -156,28 +158,24 @@ impl Producer {
     /// Takes back the data slots of the positions released since the last look (`head` = `h`).
     ///
     /// Eager (large items): the most recently released goes on top, so that it is rewritten
-    /// next while still in cache. Lazy (small items, reloaded once a lap): the oldest goes on top,
-    /// so that a ring in steady state puts position `pos` in slot `pos % slots`, and an item's
-    /// own control words (`user_len`) share the line of its entry's stamp.
+    /// next while still in cache. Lazy (small items, reloaded about once a lap): they go under
+    /// the slots still free, oldest nearest the top, so that slots are reused in release order,
+    /// a ring in steady state puts position `pos` in slot `pos % slots`, and an item's own
+    /// control words (`user_len`) share the line of its entry's stamp.
     fn reclaim(&mut self, h: u64) {
         let h = h.min(self.tail);
-        let n = (h.saturating_sub(self.cached_head)) as usize;
-        for i in 0..n {
-            // Eager: entries oldest to newest; lazy: newest to oldest.
-            let k = if self.eager { i } else { n - 1 - i };
-            let mut e = self.head_entry + k;
-            if e >= self.slots as usize {
-                e -= self.slots as usize;
-            }
-            let d = self.named[e];
+        while self.cached_head < h {
+            let d = self.named[self.head_entry];
             if d != UNKNOWN && !self.is_free[d as usize] {
                 self.is_free[d as usize] = true;
-                self.free.push(d);
+                if self.eager {
+                    self.free.push_back(d);
+                } else {
+                    self.free.push_front(d);
+                }
             }
-        }
-        if n > 0 {
-            self.cached_head = h;
-            self.head_entry = (h % self.slots) as usize;
+            self.cached_head += 1;
+            self.head_entry = next_slot(self.head_entry, self.slots);
         }
     }
 
@@ -213,7 +211,10 @@ impl Producer {
     pub fn publish<M: RingMemory>(&mut self, mem: &M) -> bool {
         let c = mem.control();
         let next = self.tail + 1;
-        let d = self.free.pop().expect("publish follows a successful claim");
+        let d = self
+            .free
+            .pop_back()
+            .expect("publish follows a successful claim");
         self.is_free[d as usize] = false;
         self.named[self.entry] = d;
         let e = mem.slot(self.entry);
@@ -227,7 +228,14 @@ impl Producer {
             c.tail.store(next, Release);
         }
         self.tail = next;
-        self.notifier.after_publish(&c.not_empty)
+        let wake = self.notifier.after_publish(&c.not_empty);
+        if self.free.len() <= 1 && !self.eager {
+            // About to run out: look at `head` now, right after handing an item over, when the
+            // caller is likely to wait for something anyway (a reply, the next input), rather
+            // than at the next claim, where the line's transfer would delay the next item.
+            self.reclaim(c.head.load(Acquire));
+        }
+        wake
     }
 
     /// Sets `CLOSED`: no claim succeeds after it; the consumer drains what was published.
