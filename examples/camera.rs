@@ -10,18 +10,30 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ndarray::Ix3;
-use ndring::{BroadcastWriter, Config, Error, Start, Subscriber};
+use ndring::{BroadcastWriter, Config, Error, OpenOptions, Start, Subscriber};
 
 const SHAPE: (usize, usize, usize) = (480, 640, 3);
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("writer") => writer(&args[2], args[3].parse()?, args[4].parse()?),
+    let result = match args.get(1).map(String::as_str) {
+        Some("writer") => (|| writer(&args[2], args[3].parse()?, args[4].parse()?))(),
         Some("fast") => fast(&args[2]),
         Some("slow") => slow(&args[2]),
         _ => orchestrate(&args[1..]),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
+}
+
+/// Subscribers start with the writer: they wait for it to create the ring.
+fn wait() -> OpenOptions {
+    OpenOptions::default().wait_for_creator(Duration::from_secs(60))
 }
 
 fn flag(args: &[String], name: &str, default: u64) -> u64 {
@@ -36,16 +48,13 @@ fn orchestrate(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let seconds = flag(args, "--seconds", 3);
     let fps = flag(args, "--fps", 120);
     let name = format!("/ndring-camera-{}", std::process::id());
-    let config = Config::broadcast().max_subscribers(4).slots(8).keep(true);
-    drop(BroadcastWriter::<u8, Ix3>::create(&name, SHAPE, &config)?);
     println!("camera: {fps} frames/s of {SHAPE:?} u8 for {seconds} s on broadcast ring {name}");
     let exe = std::env::current_exe()?;
     let spawn = |args: &[&str]| Command::new(&exe).args(args).stdout(Stdio::piped()).spawn();
+    // The writer creates the ring; the subscribers wait for it to appear.
+    let writer = spawn(&["writer", &name, &fps.to_string(), &seconds.to_string()])?;
     let fast = spawn(&["fast", &name])?;
     let slow = spawn(&["slow", &name])?;
-    // Let the subscribers attach before the first frame.
-    std::thread::sleep(Duration::from_millis(300));
-    let writer = spawn(&["writer", &name, &fps.to_string(), &seconds.to_string()])?;
     let mut failed = false;
     for (who, child) in [
         ("writer", writer),
@@ -56,6 +65,7 @@ fn orchestrate(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         failed |= !out.status.success();
         print!("{who:<16} {}", String::from_utf8_lossy(&out.stdout));
     }
+    // The last process out removed the name; this is for one that failed.
     let _ = ndring::remove(&name);
     if failed {
         return Err("a process failed".into());
@@ -63,9 +73,12 @@ fn orchestrate(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Publishes at `fps` for `seconds`; never waits for anyone.
+/// Creates the ring and publishes at `fps` for `seconds`; never waits for anyone.
 fn writer(name: &str, fps: u64, seconds: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let mut w = BroadcastWriter::<u8, Ix3>::open(name)?;
+    let config = Config::broadcast().max_subscribers(4).slots(8);
+    let mut w = BroadcastWriter::<u8, Ix3>::create(name, SHAPE, &config)?;
+    // Let the subscribers attach before the first frame.
+    std::thread::sleep(Duration::from_millis(300));
     let period = Duration::from_secs_f64(1.0 / fps as f64);
     let start = Instant::now();
     let mut next = start;
@@ -96,7 +109,7 @@ fn check(frame: &ndarray::ArrayView3<u8>, n: u64) -> Result<(), String> {
 
 /// Takes every frame, in order.
 fn fast(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut s = Subscriber::<u8, Ix3>::open(name, Start::Oldest)?;
+    let mut s = Subscriber::<u8, Ix3>::open_with(name, Start::Oldest, &wait())?;
     let mut received = 0u64;
     loop {
         match s.recv() {
@@ -118,7 +131,7 @@ fn fast(name: &str) -> Result<(), Box<dyn std::error::Error>> {
 
 /// Takes only the newest frame, then "processes" it for 200 ms.
 fn slow(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut s = Subscriber::<u8, Ix3>::open(name, Start::Newest)?;
+    let mut s = Subscriber::<u8, Ix3>::open_with(name, Start::Newest, &wait())?;
     let mut received = 0u64;
     loop {
         match s.latest() {

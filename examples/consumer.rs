@@ -1,25 +1,32 @@
-//! Terminal 2 of 2: attaches to the ring named on the command line without knowing its shape,
-//! prints its layout, then receives frames until the producer closes the ring.
+//! Terminal 2 of 2: attaches to the ring named on the command line without knowing its shape
+//! (waiting for the producer to create it, if it has not yet), prints its layout, then receives
+//! frames until the producer closes the ring or goes away.
 //!
 //! ```text
 //! cargo run --release --example consumer -- /cam0
 //! ```
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use ndarray::IxDyn;
-use ndring::{Consumer, Error, Segment};
+use ndring::{Consumer, Error, OpenOptions, Segment};
 
-fn main() -> Result<(), Error> {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "/cam0".into());
-    // Wait for the producer to create the ring, if it has not yet.
-    let seg = loop {
-        match Segment::open(&name, Duration::from_secs(2)) {
-            Ok(seg) => break seg,
-            Err(Error::NotFound { .. }) => std::thread::sleep(Duration::from_millis(200)),
-            Err(e) => return Err(e),
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
-    };
+    }
+}
+
+fn run() -> Result<(), Error> {
+    let name = std::env::args().nth(1).unwrap_or_else(|| "/cam0".into());
+    // Sleeps (inotify, no polling) until the producer creates the ring, at most an hour.
+    let wait = OpenOptions::default().wait_for_creator(Duration::from_secs(3600));
+    let seg = Segment::open_with(&name, &wait)?;
     println!(
         "attached to {name}: {} of {} {:?}, {} slots",
         seg.kind(),
@@ -44,7 +51,11 @@ fn main() -> Result<(), Error> {
                 }
             }
             Err(Error::Closed) => {
-                println!("producer closed the ring");
+                println!("the producer closed the ring");
+                return Ok(());
+            }
+            Err(Error::Disconnected { .. }) => {
+                println!("the producer went away without closing the ring");
                 return Ok(());
             }
             Err(e) => return Err(e),

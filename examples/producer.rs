@@ -1,17 +1,29 @@
 //! Terminal 1 of 2: publishes 480×640×3 u8 frames at 30 frames/s to the ring named on the command
-//! line (created if it does not exist), until Ctrl-C or `--frames N`.
+//! line (created if it does not exist, replaced if an earlier stream on it is over), until
+//! Ctrl-C or `--frames N` (then it closes the ring).
 //!
 //! ```text
 //! cargo run --release --example producer -- /cam0
-//! cargo run --release --example consumer -- /cam0     # in another terminal
+//! cargo run --release --example consumer -- /cam0     # in another terminal, before or after
 //! ```
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ndarray::Ix3;
 use ndring::{Config, Producer};
 
-fn main() -> Result<(), ndring::Error> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), ndring::Error> {
     let args: Vec<String> = std::env::args().collect();
     let name = args.get(1).map_or("/cam0", String::as_str);
     let frames: Option<u64> = args
@@ -44,6 +56,8 @@ fn main() -> Result<(), ndring::Error> {
         next += period;
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
+    // Consumers receive what is left, then `Closed`. (Killed instead, the producer leaves them
+    // `Disconnected` within the grace period.)
     tx.close();
     Ok(())
 }

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ndarray::Ix3;
-use ndring::{Config, Consumer, Error, Producer};
+use ndring::{Config, Consumer, Error, OpenOptions, Producer};
 
 const SHAPE: (usize, usize, usize) = (1080, 1920, 3);
 
@@ -25,12 +25,22 @@ struct FrameMeta {
     frame: u64,
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    match args.get(1).map(String::as_str) {
-        Some("producer") => producer(&args[2], args[3].parse()?),
+    let result = match args.get(1).map(String::as_str) {
+        Some("producer") => args[3]
+            .parse()
+            .map_err(Into::into)
+            .and_then(|seconds| producer(&args[2], args[4].parse().unwrap_or(4), seconds)),
         Some("consumer") => consumer(&args[2]),
         _ => orchestrate(&args[1..]),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 
@@ -47,17 +57,11 @@ fn orchestrate(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
     let seconds = flag(args, "--seconds", 3);
     let slots = flag(args, "--slots", 4) as usize;
     let name = format!("/ndring-stream-{}", std::process::id());
-    // Create the ring up front (kept after this handle drops, removed at the end), so that
-    // both children attach by name whichever starts first.
-    let ring = Producer::<u8, Ix3>::create(
-        &name,
-        SHAPE,
-        &Config::spsc().slots(slots).keep(true).timestamps(true),
-    )?;
-    let bytes = ring.segment().size();
-    drop(ring);
+    // The producer process creates the ring; the consumer waits for it to appear. (A launcher
+    // that created the ring and let go of it would count as a producer that came and left.)
+    let bytes = slots * (frame_bytes().div_ceil(128) * 128 + 128);
     println!(
-        "ndring stream: {}x{}x{} u8 frames ({:.1} MB each), {slots}-slot SPSC ring {name} ({:.1} MB), {seconds} s",
+        "ndring stream: {}x{}x{} u8 frames ({:.1} MB each), {slots}-slot SPSC ring {name} (~{:.1} MB), {seconds} s",
         SHAPE.0,
         SHAPE.1,
         SHAPE.2,
@@ -70,11 +74,12 @@ fn orchestrate(args: &[String]) -> Result<(), Box<dyn std::error::Error>> {
         .stdout(Stdio::piped())
         .spawn()?;
     let producer = Command::new(&exe)
-        .args(["producer", &name, &seconds.to_string()])
+        .args(["producer", &name, &seconds.to_string(), &slots.to_string()])
         .stdout(Stdio::piped())
         .spawn()?;
     let p = producer.wait_with_output()?;
     let c = consumer.wait_with_output()?;
+    // The last process out removed the name; this is for a child that failed.
     let _ = ndring::remove(&name);
     if !p.status.success() || !c.status.success() {
         return Err(format!(
@@ -109,9 +114,11 @@ fn frame_bytes() -> usize {
     SHAPE.0 * SHAPE.1 * SHAPE.2
 }
 
-/// Writes frames in place for `seconds`, then closes; prints how many it published.
-fn producer(name: &str, seconds: u64) -> Result<(), Box<dyn std::error::Error>> {
-    let mut tx = Producer::<u8, Ix3>::open(name)?;
+/// Creates the ring, writes frames in place for `seconds`, then closes; prints how many it
+/// published.
+fn producer(name: &str, slots: usize, seconds: u64) -> Result<(), Box<dyn std::error::Error>> {
+    let config = Config::spsc().slots(slots).timestamps(true);
+    let mut tx = Producer::<u8, Ix3>::create(name, SHAPE, &config)?;
     let end = Instant::now() + Duration::from_secs(seconds);
     let mut n = 0u64;
     while Instant::now() < end {
@@ -134,7 +141,8 @@ fn producer(name: &str, seconds: u64) -> Result<(), Box<dyn std::error::Error>> 
 /// Receives until closed, verifying every byte; prints "frames seconds p50 p99 max" (latency in
 /// microseconds).
 fn consumer(name: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let mut rx = Consumer::<u8, Ix3>::open(name)?;
+    let wait = OpenOptions::default().wait_for_creator(Duration::from_secs(60));
+    let mut rx = Consumer::<u8, Ix3>::open_with(name, &wait)?;
     let mut latencies = Vec::with_capacity(1 << 20);
     let mut expected = 0u64;
     let mut start = None;

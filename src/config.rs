@@ -123,7 +123,9 @@ impl Config {
         self
     }
 
-    /// Keep the name after the creating handle is dropped (default: the creator unlinks it).
+    /// Keep the name when the last handle detaches. By default the last handle out (in any
+    /// process) removes the name once no published item is left unread; a producer that
+    /// publishes and exits leaves the ring for a consumer that starts later.
     ///
     /// ```
     /// let c = ndring::Config::spsc().keep(true);
@@ -228,6 +230,7 @@ impl Config {
 /// ```
 #[derive(Clone, Debug)]
 pub struct OpenOptions {
+    pub(crate) wait: Duration,
     pub(crate) ready_timeout: Duration,
     pub(crate) spin: u32,
     pub(crate) grace: Duration,
@@ -237,6 +240,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         let c = Config::spsc();
         OpenOptions {
+            wait: Duration::ZERO,
             ready_timeout: c.ready_timeout,
             spin: c.spin,
             grace: c.grace,
@@ -245,6 +249,23 @@ impl Default for OpenOptions {
 }
 
 impl OpenOptions {
+    /// How long an open waits for the ring to be created, if its name does not exist yet
+    /// (default 0: `Err(NotFound)` at once). For a consumer that may start before its producer:
+    /// the thread sleeps on an inotify watch of `/dev/shm` (no polling) and attaches as soon
+    /// as the ring appears; `Err(NotFound)` after `timeout`.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # use std::time::Duration;
+    /// # let name = format!("/ndr-doc-wfc-{}", std::process::id());
+    /// let o = OpenOptions::default().wait_for_creator(Duration::from_millis(20));
+    /// assert!(matches!(Consumer::<u8, ndarray::Ix1>::open_with(&name, &o), Err(Error::NotFound { .. })));
+    /// ```
+    pub fn wait_for_creator(mut self, timeout: Duration) -> Self {
+        self.wait = timeout;
+        self
+    }
+
     /// See [`Config::ready_timeout`].
     ///
     /// ```
@@ -279,6 +300,7 @@ impl OpenOptions {
 impl From<&Config> for OpenOptions {
     fn from(c: &Config) -> Self {
         OpenOptions {
+            wait: Duration::ZERO,
             ready_timeout: c.ready_timeout,
             spin: c.spin,
             grace: c.grace,

@@ -9,13 +9,16 @@ use ndarray::{ArrayBase, DataMut, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::header::SLEEPING_NOT_EMPTY;
 use crate::layout::RingKind;
 use crate::peers::{self, PeerInfo, Role};
+use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
 use crate::segment::Segment;
 use crate::slot::ReadSlot;
 use crate::sync::Ordering::*;
-use crate::wait::{self, Waiting};
+use crate::wait::{self, SweepClock, Waiting};
+use std::cell::Cell;
 
 /// Receives the slots of a queue ring (SPSC or MPMC) in place, each exactly once.
 ///
@@ -38,12 +41,15 @@ pub struct Consumer<T: Element, D: Dimension> {
     held: Option<u64>,
     dim: D,
     how: Waiting,
+    /// When a release that woke a sleeping producer may next sweep for dead sleepers.
+    clock: SweepClock,
     _t: PhantomData<fn() -> T>,
 }
 
 impl<T: Element, D: Dimension> Consumer<T, D> {
     /// Creates the ring `name` and attaches as a consumer (for consumers that start first). The
-    /// name is unlinked when this handle is dropped, unless `config.keep(true)`.
+    /// last handle to detach (of any process) removes the name once nothing is left unread,
+    /// unless `config.keep(true)`.
     ///
     /// ```
     /// # use ndring::*;
@@ -83,7 +89,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        Self::attach(Segment::open(name, options.ready_timeout)?, options.clone())
+        Self::attach(Segment::open_with(name, options)?, options.clone())
     }
 
     /// Like [`Consumer::open`], additionally requiring the exact `shape`.
@@ -104,7 +110,9 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         Self::attach(seg, OpenOptions::default())
     }
 
-    /// Opens `name` if it exists (checking type and shape), else creates it.
+    /// Opens `name` if it holds a ring in use (checking type and shape), else creates it. A ring
+    /// whose stream is over (closed, or left by every peer with nothing unread) is replaced;
+    /// one a producer left with unread items is opened, so they are received.
     ///
     /// ```
     /// # use ndring::*;
@@ -118,20 +126,8 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         shape: impl IntoDimension<Dim = D>,
         config: &Config,
     ) -> Result<Self> {
-        let dim = shape.into_dimension();
-        loop {
-            match Segment::open(name, config.ready_timeout) {
-                Ok(seg) => {
-                    crate::typed::check_shape(&seg, dim.slice())?;
-                    return Self::attach(seg, config.into());
-                }
-                Err(Error::NotFound { .. }) => match Self::create(name, dim.clone(), config) {
-                    Err(Error::AlreadyExists { .. }) => continue,
-                    other => return other,
-                },
-                Err(e) => return Err(e),
-            }
-        }
+        let seg = crate::typed::open_or_create::<T, D>(name, shape.into_dimension(), config, true)?;
+        Self::attach(seg, config.into())
     }
 
     /// Turns an untyped [`Segment`] into a consumer, checking type and rank.
@@ -174,6 +170,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
                 spin: options.spin,
                 grace: options.grace,
             },
+            clock: SweepClock::new(),
             _t: PhantomData,
         })
     }
@@ -184,18 +181,25 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         if let Some(pos) = self.held.take() {
             let seg = &*self.seg;
             let me = seg.peer(self.entry);
-            match &mut self.spsc {
+            let woke = match &mut self.spsc {
                 // `holding` keeps `pos + 1`: with `head` now past `pos`, a successor never
                 // mistakes it for a held item.
                 Some(c) => {
-                    if c.release(seg.control()) {
+                    let wake = c.release(seg.control());
+                    if wake {
                         wait::wake(&seg.control().not_full);
                     }
+                    wake
                 }
                 None => {
                     mpmc::release(seg, me, pos);
-                    wait::notify(&seg.control().not_full);
+                    wait::notify(&seg.control().not_full)
                 }
+            };
+            // Someone counts as asleep: if it died asleep, take its count back within a grace
+            // period, so that releases return to their fast path.
+            if woke && self.clock.due(self.how.grace) {
+                peers::sweep(seg);
             }
         }
     }
@@ -228,7 +232,11 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     }
 
     /// Receives the next item, waiting while the ring is empty. `Err(Closed)` once the ring is
-    /// closed and drained.
+    /// closed and drained; `Err(Disconnected { missing: "producer" })` once it is drained and
+    /// no producer is attached any more (every producer dropped its handle, or died: a dead one
+    /// is noticed within the grace period). `Disconnected` is not final: once a producer
+    /// attaches again, `recv` receives again. A consumer that attached before any producer ever
+    /// did waits for one.
     ///
     /// ```
     /// # use ndring::*;
@@ -394,15 +402,34 @@ fn wait_recv(
             return r;
         }
     }
+    // Set after a grace period asleep: from then on "attached" also means "alive".
+    let check_alive = Cell::new(false);
     let mut step = |strong: bool| {
-        wait::attempt(match spsc {
+        let mut attempt = |strong: bool| match spsc {
             Some(c) => c.try_recv(seg, strong),
             None => mpmc_recv(strong),
-        })
+        };
+        match attempt(strong) {
+            // Nothing published, and no producer left to publish: drained for good, unless one
+            // published and left just before we looked (the re-check sees it).
+            Err(Stop::Wait)
+                if peers::disconnected(seg, Role::Producer, strong, check_alive.get()) =>
+            {
+                match attempt(true) {
+                    Err(Stop::Wait) => Some(Err(Error::Disconnected {
+                        missing: "producer",
+                    })),
+                    other => wait::attempt(other),
+                }
+            }
+            other => wait::attempt(other),
+        }
     };
     if block {
-        wait::sleep_until(&seg.control().not_empty, how, deadline, step, || {
+        let me = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
+        wait::sleep_until(&seg.control().not_empty, me, how, deadline, step, || {
             peers::sweep(seg);
+            check_alive.set(true);
         })
         .unwrap_or(Err(Error::Timeout))
     } else {
@@ -416,7 +443,8 @@ impl<T: Element, D: Dimension> Drop for Consumer<T, D> {
         if let Some(c) = &mut self.spsc {
             c.retire(self.seg.control());
         }
-        peers::unregister(&self.seg, self.entry);
+        peers::unregister(&self.seg, self.entry, Role::Consumer);
+        peers::leave(&self.seg);
     }
 }
 

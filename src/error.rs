@@ -56,6 +56,34 @@ pub enum Error {
         /// What was attempted ("open", "create", "remove").
         op: &'static str,
     },
+    /// The name is a symbolic link in `/dev/shm`: segments are opened with `O_NOFOLLOW`, so a
+    /// link planted by another local user cannot redirect an open.
+    #[error(
+        "{name:?} is a symbolic link in /dev/shm; shared-memory segments are never opened through one"
+    )]
+    SymbolicLink {
+        /// The name.
+        name: String,
+    },
+    /// The ring is closed (its stream is over) but processes are still attached to it, so it
+    /// cannot be replaced by a new one yet.
+    #[error(
+        "{name:?} is closed but still attached by {}; it can be replaced once they detach",
+        list_peers(peers)
+    )]
+    InUse {
+        /// The name.
+        name: String,
+        /// The live processes attached to it.
+        peers: Vec<crate::peers::PeerInfo>,
+    },
+    /// The segment was opened read-only ([`crate::Segment::open_read_only`]), for inspection:
+    /// it cannot become a producer, consumer, writer or subscriber.
+    #[error("{name:?} was opened read-only (for inspection); attach with Segment::open to use it")]
+    ReadOnly {
+        /// The name.
+        name: String,
+    },
     /// `/dev/shm` cannot hold the segment.
     #[error(
         "not enough shared memory for {name:?}: it needs {needed} bytes; enlarge /dev/shm (e.g. docker run --shm-size) or use fewer/smaller slots"
@@ -201,6 +229,14 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+fn list_peers(peers: &[crate::peers::PeerInfo]) -> String {
+    let v: Vec<String> = peers
+        .iter()
+        .map(|p| format!("{} pid {}", p.role, p.pid))
+        .collect();
+    v.join(", ")
 }
 
 /// `Result<T, ndring::Error>`.

@@ -58,6 +58,19 @@ pub struct StatsWords {
     pub role_takeovers: AtomicU64,
 }
 
+/// Who has been attached, and whether the name outlives its last handle (format version 3).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    /// Bit `1 << role` is set (with `fetch_or`) once a peer of that role has attached to the ring;
+    /// never cleared. A receiver reports `Disconnected` only once the sending role has been seen,
+    /// so a consumer that attaches before any producer waits.
+    pub seen: AtomicU32,
+    /// 1: the name stays when the last handle detaches (`Config::keep(true)`); 0: the last
+    /// handle out removes it.
+    pub keep: AtomicU32,
+}
+
 /// The control block that follows the fixed header.
 #[repr(C)]
 #[derive(Debug, Default)]
@@ -79,6 +92,8 @@ pub struct Control {
     pub published: Line<AtomicU64>,
     /// Event counters.
     pub stats: Line<StatsWords>,
+    /// Roles seen, and whether the name is kept.
+    pub lifecycle: Line<Lifecycle>,
 }
 
 /// The control words at the start of every slot, on the slot's first line (the user metadata
@@ -124,7 +139,16 @@ pub struct PeerEntry {
     /// Queue rings: `pos + 1` of the position this peer has claimed (producer) or holds
     /// (consumer), 0 if none; lets a survivor undo what a dead peer held.
     pub holding: AtomicU64,
+    /// `pid << 32 | word` while this peer's thread counts in the `waiters` of a wait word
+    /// (`SLEEPING_NOT_EMPTY` or `SLEEPING_NOT_FULL`), else 0: lets a survivor take back the
+    /// announcement of a peer that died asleep, so that notifiers stop waking no one.
+    pub sleeping: AtomicU64,
 }
+
+/// [`PeerEntry::sleeping`]: asleep on `not_empty`.
+pub const SLEEPING_NOT_EMPTY: u64 = 1;
+/// [`PeerEntry::sleeping`]: asleep on `not_full`.
+pub const SLEEPING_NOT_FULL: u64 = 2;
 
 /// The [`PeerEntry::owner`] bit that marks an entry as taken.
 pub const OCCUPIED: u64 = 1 << 40;
@@ -149,4 +173,8 @@ const _: () = {
     assert!(
         crate::layout::CONTROL_OFFSET + std::mem::offset_of!(Control, not_full) + PLAIN == 1032
     );
+    // Version 3's additions, as ARCHITECTURE.md §2.2 and §2.4 document them.
+    assert!(crate::layout::CONTROL_OFFSET + std::mem::offset_of!(Control, lifecycle) == 1408);
+    assert!(std::mem::offset_of!(Lifecycle, keep) == 4);
+    assert!(std::mem::offset_of!(PeerEntry, sleeping) == 32);
 };

@@ -3,6 +3,11 @@
 //!
 //! Decoding is a pure function over the header bytes and the mapping's real size, so that it can
 //! be fuzzed: a header read from shared memory is hostile input.
+//!
+//! This is the format module, and it is stable: what it defines (the [`Fixed`] header, the
+//! offset arithmetic of [`Layout::compute`], [`decode`]) changes only together with [`VERSION`],
+//! and a reader of one version rejects every other ([`Rejection::Version`]). `ARCHITECTURE.md`
+//! §2 describes the same format byte by byte, for readers in other languages.
 
 use std::fmt;
 
@@ -14,7 +19,7 @@ use crate::header::{LINE, SLOT_CTRL_SIZE};
 /// `b"NDRING\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"NDRING\0\x01");
 /// The format version this library writes and reads.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Bytes reserved for the fixed header at offset 0.
 pub const FIXED_SIZE: usize = 512;
 /// Bytes reserved for `header::Control`, right after the fixed header.

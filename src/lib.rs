@@ -29,7 +29,7 @@
 //!
 //! Linux only (shared futexes, `/proc` for liveness); see `ARCHITECTURE.md` for the format.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 mod sync;
 
@@ -83,11 +83,17 @@ pub use crate::{
     layout::RingKind,
     peers::{PeerInfo, Role},
     producer::Producer,
-    segment::{MAX_NAME_LEN, Segment, remove, validate_name},
+    segment::{MAX_NAME_LEN, Positions, Segment, remove, validate_name},
     slot::{ReadSlot, WriteSlot},
     subscriber::{Start, Subscriber},
     writer::BroadcastWriter,
 };
+
+/// The code blocks of `README.md`, compiled and run by `cargo test` as doc tests, so that the
+/// README's examples stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Counters of unusual events, shared by every process attached to a ring.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,4 +118,17 @@ pub struct Stats {
 #[cfg(not(loom))]
 pub fn now_ns() -> u64 {
     sys::now_ns()
+}
+
+/// How many futex system calls (sleeps and wakes) the calling thread has made through ndring:
+/// a diagnostic that shows whether a ring runs on its fast path, where no system call is made
+/// unless a peer is asleep.
+///
+/// ```
+/// let before = ndring::futex_calls();
+/// assert!(ndring::futex_calls() >= before);
+/// ```
+#[cfg(not(loom))]
+pub fn futex_calls() -> u64 {
+    sys::futex_calls()
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::header::PeerEntry;
+use crate::header::{PeerEntry, SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL, WaitWord};
 use crate::layout::RingKind;
 use crate::protocol::{RingMemory, mpmc, peers};
 use crate::segment::Segment;
@@ -82,7 +82,7 @@ pub(crate) fn entry_alive(e: &PeerEntry) -> bool {
 }
 
 /// Which entries a role may use.
-fn entries(seg: &Segment, role: Role) -> std::ops::Range<usize> {
+pub(crate) fn entries(seg: &Segment, role: Role) -> std::ops::Range<usize> {
     match (seg.kind(), role) {
         (RingKind::Spsc, Role::Producer) => 0..1,
         (RingKind::Spsc, Role::Consumer) => 1..2,
@@ -107,6 +107,12 @@ pub(crate) struct Registration {
 /// Takes an entry for `role`: a free one, else one whose owner is dead (after recovering what it
 /// held). Errors: `RoleTaken` (single-holder roles) or `TooManyPeers`.
 pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
+    let reg = register_entry(seg, role)?;
+    peers::mark_seen(seg, role as u8);
+    Ok(reg)
+}
+
+fn register_entry(seg: &Segment, role: Role) -> Result<Registration> {
     let pid = sys::pid();
     let me = peers::owner_word(pid, role as u8);
     let start = sys::start_time(pid);
@@ -140,6 +146,9 @@ pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
         }
         let holding = e.holding.load(Acquire);
         recover_entry(seg, i);
+        if let Some((dead_pid, _)) = peers::split_owner(word) {
+            peers::undo_sleep(e, dead_pid, |t| wait_word(seg, t));
+        }
         if peers::try_take_over(e, word, dead_start, me, start).is_ok() {
             if single_holder(seg.kind(), role) {
                 seg.control().stats.role_takeovers.fetch_add(1, Relaxed);
@@ -165,9 +174,83 @@ pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
     }
 }
 
-/// Frees our entry.
-pub(crate) fn unregister(seg: &Segment, index: usize) {
+/// The wait word a `sleeping` tag names.
+fn wait_word(seg: &Segment, tag: u64) -> Option<&WaitWord> {
+    match tag {
+        SLEEPING_NOT_EMPTY => Some(&seg.control().not_empty),
+        SLEEPING_NOT_FULL => Some(&seg.control().not_full),
+        _ => None,
+    }
+}
+
+/// Frees our entry, and wakes whoever sleeps on the other side: a receiver or sender that finds
+/// no peer left reports `Disconnected` (see `protocol::peers::attached`).
+pub(crate) fn unregister(seg: &Segment, index: usize, role: Role) {
     peers::release(seg.peer(index));
+    let c = seg.control();
+    match role {
+        Role::Producer | Role::Writer => {
+            crate::wait::notify(&c.not_empty);
+        }
+        Role::Consumer => {
+            crate::wait::notify(&c.not_full);
+        }
+        Role::Subscriber => {}
+    }
+}
+
+/// Whether a peer of `role` is attached to `seg`: an entry taken for `role`, and (when
+/// `check_alive`, which reads `/proc`) held by a live process. `strong`: see
+/// `protocol::peers::attached`.
+pub(crate) fn attached(seg: &Segment, role: Role, strong: bool, check_alive: bool) -> bool {
+    let range = entries(seg, role);
+    if !peers::attached(seg, range.clone(), role as u8, strong) {
+        return false;
+    }
+    !check_alive
+        || range.into_iter().any(|i| {
+            let e = seg.peer(i);
+            peers::split_owner(e.owner.load(Acquire)).is_some_and(|(_, r)| r == role as u8)
+                && entry_alive(e)
+        })
+}
+
+/// Whether a receiver that found nothing to receive (or a sender that found no room) is
+/// disconnected: the other side (`role`) has attached once, and none is attached now. If so,
+/// `recheck(true)` must still find nothing, since a peer may publish and leave between the two.
+pub(crate) fn disconnected(seg: &Segment, role: Role, strong: bool, check_alive: bool) -> bool {
+    peers::seen(seg, role as u8) && !attached(seg, role, strong, check_alive)
+}
+
+/// The name's "last one out" rule, run by a handle after it unregistered: the name is removed
+/// when no live peer is attached, nothing published is unread (queue rings) and the ring is not
+/// kept (`Config::keep`); and only if the name still refers to this segment (it may have been
+/// replaced by a new ring meanwhile).
+pub(crate) fn leave(seg: &Segment) {
+    if seg.control().lifecycle.keep.load(Acquire) != 0 {
+        return;
+    }
+    let anyone = (0..seg.max_peers()).any(|i| {
+        let e = seg.peer(i);
+        e.owner.load(Acquire) != 0 && entry_alive(e)
+    });
+    if anyone || unread(seg) {
+        return;
+    }
+    if seg.still_named() {
+        let _ = sys::unlink(seg.name());
+    }
+}
+
+/// Whether a queue ring holds published items nobody has received yet.
+pub(crate) fn unread(seg: &Segment) -> bool {
+    let c = seg.control();
+    seg.kind().is_queue() && (c.tail.load(Acquire) & !crate::header::CLOSED) > c.head.load(Acquire)
+}
+
+/// The live peers attached to `seg`.
+pub(crate) fn live(seg: &Segment) -> Vec<PeerInfo> {
+    list(seg).into_iter().filter(|p| p.alive).collect()
 }
 
 /// Undoes what the (dead) owner of entry `i` held: an MPMC claim or taken slot, or a broadcast
@@ -205,6 +288,13 @@ pub(crate) fn sweep(seg: &Segment) -> usize {
         let dead_start = e.start_time.load(Acquire);
         if word == 0 || entry_alive(e) {
             continue;
+        }
+        // A peer that died asleep still counts in `waiters`: take that back (also for single
+        // holders), so that notifiers stop making a futex call per item for no one.
+        if let Some((dead_pid, _)) = peers::split_owner(word)
+            && peers::undo_sleep(e, dead_pid, |t| wait_word(seg, t))
+        {
+            n += 1;
         }
         let single =
             matches!(seg.kind(), RingKind::Spsc) || (seg.kind() == RingKind::Broadcast && i == 0);

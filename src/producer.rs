@@ -9,13 +9,16 @@ use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::header::SLEEPING_NOT_FULL;
 use crate::layout::RingKind;
 use crate::peers::{self, PeerInfo, Role};
+use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
 use crate::segment::Segment;
 use crate::slot::{Sink, WriteSlot};
 use crate::sync::Ordering::*;
-use crate::wait::{self, Waiting};
+use crate::wait::{self, SweepClock, Waiting};
+use std::cell::Cell;
 
 /// Claims slots of a queue ring (SPSC or MPMC), fills them in place and publishes them.
 ///
@@ -44,11 +47,14 @@ struct Inner {
     /// SPSC state; `None` for MPMC.
     spsc: Option<spsc::Producer>,
     how: Waiting,
+    /// When a publish that woke a sleeping consumer may next sweep for dead sleepers.
+    clock: SweepClock,
 }
 
 impl<T: Element, D: Dimension> Producer<T, D> {
-    /// Creates the ring `name` for arrays of `shape` and attaches as its producer. The name is
-    /// unlinked when this handle is dropped, unless `config.keep(true)`.
+    /// Creates the ring `name` for arrays of `shape` and attaches as its producer. The last
+    /// handle to detach (of any process) removes the name once nothing is left unread, unless
+    /// `config.keep(true)`.
     ///
     /// ```
     /// # use ndring::*;
@@ -90,7 +96,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        Self::attach(Segment::open(name, options.ready_timeout)?, options.clone())
+        Self::attach(Segment::open_with(name, options)?, options.clone())
     }
 
     /// Like [`Producer::open`], additionally requiring the exact `shape`.
@@ -112,8 +118,10 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         Self::attach(seg, OpenOptions::default())
     }
 
-    /// Opens `name` if it exists (checking type and shape), else creates it: for processes that
-    /// may start in either order.
+    /// Opens `name` if it holds a ring in use (checking type and shape), else creates it: for
+    /// processes that may start in either order. A ring whose stream is over (closed, or left by
+    /// every peer with nothing unread) is replaced, never reused, so a name is never poisoned;
+    /// a closed ring that live peers still use is [`Error::InUse`], naming them.
     ///
     /// ```
     /// # use ndring::*;
@@ -127,20 +135,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         shape: impl IntoDimension<Dim = D>,
         config: &Config,
     ) -> Result<Self> {
-        let dim = shape.into_dimension();
-        loop {
-            match Segment::open(name, config.ready_timeout) {
-                Ok(seg) => {
-                    crate::typed::check_shape(&seg, dim.slice())?;
-                    return Self::attach(seg, config.into());
-                }
-                Err(Error::NotFound { .. }) => match Self::create(name, dim.clone(), config) {
-                    Err(Error::AlreadyExists { .. }) => continue,
-                    other => return other,
-                },
-                Err(e) => return Err(e),
-            }
-        }
+        let seg = crate::typed::open_or_create::<T, D>(name, shape.into_dimension(), config, true)?;
+        Self::attach(seg, config.into())
     }
 
     /// Turns an untyped [`Segment`] into a producer, checking type and rank.
@@ -174,13 +170,18 @@ impl<T: Element, D: Dimension> Producer<T, D> {
                     spin: options.spin,
                     grace: options.grace,
                 },
+                clock: SweepClock::new(),
             },
             dim,
             _t: PhantomData,
         })
     }
 
-    /// Claims a free slot, waiting while the ring is full. `Err(Closed)` once closed.
+    /// Claims a free slot, waiting while the ring is full. `Err(Closed)` once closed;
+    /// `Err(Disconnected { missing: "consumer" })` while the ring is full and no consumer is
+    /// attached any more (every consumer detached or died, noticed within the grace period);
+    /// not final: a consumer that attaches makes room again. A producer whose ring fills before
+    /// any consumer ever attached waits for one.
     ///
     /// ```
     /// # use ndring::*;
@@ -377,16 +378,42 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             return r;
         }
     }
+    // Set after a grace period asleep: from then on "attached" also means "alive".
+    let check_alive = Cell::new(false);
     let mut step = |strong: bool| {
-        wait::attempt(match spsc {
+        let mut attempt = |strong: bool| match spsc {
             Some(p) => p.try_claim(seg.control(), strong),
             None => mpmc_claim(strong),
-        })
+        };
+        match attempt(strong) {
+            // Full, and no consumer left to make room (re-checked after looking, as a consumer
+            // may release and leave in between).
+            Err(Stop::Wait)
+                if peers::disconnected(seg, Role::Consumer, strong, check_alive.get()) =>
+            {
+                match attempt(true) {
+                    Err(Stop::Wait) => Some(Err(Error::Disconnected {
+                        missing: "consumer",
+                    })),
+                    other => wait::attempt(other),
+                }
+            }
+            other => wait::attempt(other),
+        }
     };
     if block {
-        wait::sleep_until(&seg.control().not_full, inner.how, deadline, step, || {
-            peers::sweep(seg);
-        })
+        let me = wait::Sleeper::new(me, SLEEPING_NOT_FULL);
+        wait::sleep_until(
+            &seg.control().not_full,
+            me,
+            inner.how,
+            deadline,
+            step,
+            || {
+                peers::sweep(seg);
+                check_alive.set(true);
+            },
+        )
         .unwrap_or(Err(Error::Timeout))
     } else {
         step(false).unwrap_or(Err(Error::Full))
@@ -405,18 +432,25 @@ impl Sink for Inner {
             crate::slot::write_ctrl(seg, slot, user_len);
         }
         let publish = publish.is_some();
-        match &mut self.spsc {
+        let woke = match &mut self.spsc {
             Some(p) if publish => {
-                if p.publish(seg) {
+                let wake = p.publish(seg);
+                if wake {
                     wait::wake(&seg.control().not_empty);
                 }
+                wake
             }
             // SPSC: an abandoned position is simply claimed again.
-            Some(_) => {}
+            Some(_) => false,
             None => {
                 mpmc::publish(seg, me, pos, !publish);
-                wait::notify(&seg.control().not_empty);
+                wait::notify(&seg.control().not_empty)
             }
+        };
+        // Someone counts as asleep: if it died asleep, take its count back within a grace
+        // period, so that publishes return to their fast path.
+        if woke && self.clock.due(self.how.grace) {
+            peers::sweep(seg);
         }
         if !publish {
             seg.control().stats.abandoned.fetch_add(1, Relaxed);
@@ -429,7 +463,8 @@ impl Drop for Inner {
         if let Some(p) = &mut self.spsc {
             p.retire(self.seg.control());
         }
-        peers::unregister(&self.seg, self.entry);
+        peers::unregister(&self.seg, self.entry, Role::Producer);
+        peers::leave(&self.seg);
     }
 }
 
@@ -444,9 +479,9 @@ impl<T: Element, D: Dimension> std::fmt::Debug for Producer<T, D> {
     }
 }
 
-/// Keeps `Config` and `Segment` in sync: a producer created with `keep(false)` owns the name.
 impl<T: Element, D: Dimension> Producer<T, D> {
-    /// Whether dropping this handle unlinks the segment's name.
+    /// Whether the name stays when the last handle detaches ([`Config::keep`]), for the whole
+    /// ring (every process sees the change).
     ///
     /// ```
     /// # use ndring::*;
@@ -458,8 +493,6 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn set_keep(&mut self, keep: bool) {
-        if let Some(seg) = Arc::get_mut(&mut self.inner.seg) {
-            seg.set_unlink_on_drop(!keep);
-        }
+        self.inner.seg.set_keep(keep);
     }
 }

@@ -82,9 +82,10 @@ pub struct Segment {
     layout: Layout,
     creator_pid: u32,
     creator_start_time: u64,
-    /// The creating handle unlinks the name on drop, unless told to keep it.
-    unlink_on_drop: bool,
-    _fd: OwnedFd,
+    /// Mapped `PROT_READ` from a read-only descriptor: nothing may store to it (the typed
+    /// handles refuse such a segment), only load.
+    read_only: bool,
+    fd: OwnedFd,
 }
 
 // SAFETY: the mapping is shared memory meant for concurrent use; every access to it goes through
@@ -105,31 +106,43 @@ impl Segment {
             match sys::create(name, size, config.mode) {
                 Ok(fd) => break fd,
                 Err(rustix::io::Errno::EXIST) => {
-                    match classify_existing(name, config.ready_timeout) {
-                        Existing::Alive(pid) => {
+                    let stale = |creator_pid| Error::Stale {
+                        name: name.into(),
+                        creator_pid,
+                    };
+                    let replace = match classify_existing(name, config.ready_timeout) {
+                        Existing::Live(pid) => {
                             return Err(Error::AlreadyExists {
                                 name: name.into(),
                                 creator_pid: Some(pid),
                             });
                         }
-                        Existing::Dead(pid) if !config.replace_stale => {
-                            return Err(Error::Stale {
+                        Existing::ClosedInUse(peers) => {
+                            return Err(Error::InUse {
                                 name: name.into(),
-                                creator_pid: pid,
+                                peers,
                             });
                         }
-                        Existing::Unknown if !config.replace_stale => {
+                        // Its stream is over and nobody is attached: never a poisoned name.
+                        Existing::Finished(seg) => Some(seg),
+                        Existing::Abandoned(seg) if config.replace_stale => Some(seg),
+                        Existing::Abandoned(seg) => return Err(stale(seg.creator_pid)),
+                        Existing::Unfinished(_) if config.replace_stale => None,
+                        Existing::Unfinished(pid) => return Err(stale(pid)),
+                        Existing::Unknown => {
                             return Err(Error::AlreadyExists {
                                 name: name.into(),
                                 creator_pid: None,
                             });
                         }
-                        // Stale and allowed to replace: unlink, then retry the exclusive create
-                        // (if another process won that race, we see its live segment next time).
-                        _ => match sys::unlink(name) {
-                            Ok(()) | Err(rustix::io::Errno::NOENT) => continue,
+                    };
+                    // Remove it, unless the name was replaced meanwhile (then look again), and
+                    // retry the exclusive create (a racing creator that wins is seen next time).
+                    if replace.as_ref().is_none_or(Segment::still_named) {
+                        match sys::unlink(name) {
+                            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                             Err(e) => return Err(sys::error(e, "remove", name)),
-                        },
+                        }
                     }
                 }
                 Err(e) => {
@@ -140,7 +153,7 @@ impl Segment {
                 }
             }
         };
-        let base = match sys::map(&fd, layout.total_size) {
+        let base = match sys::map(&fd, layout.total_size, false) {
             Ok(b) => b,
             Err(e) => {
                 let _ = sys::unlink(name);
@@ -160,10 +173,14 @@ impl Segment {
             creator_pid: pid,
             creator_start_time: start,
             layout,
-            unlink_on_drop: !config.keep,
-            _fd: fd,
+            read_only: false,
+            fd,
         };
         protocol::init(&seg, seg.layout.params.kind == RingKind::Mpmc);
+        seg.control()
+            .lifecycle
+            .keep
+            .store(config.keep as u32, Relaxed);
         seg.control().state.store(STATE_READY, Release);
         Ok(seg)
     }
@@ -183,8 +200,64 @@ impl Segment {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open(name: &str, ready_timeout: Duration) -> Result<Segment> {
+        Segment::open_mode(name, Duration::ZERO, ready_timeout, false)
+    }
+
+    /// Attaches to the ring `name` with `options`: waits up to
+    /// [`OpenOptions::wait_for_creator`] for the name to appear (for a consumer started before
+    /// its producer), then up to [`OpenOptions::ready_timeout`] for its creator to finish.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # use std::time::Duration;
+    /// let name = format!("/ndr-doc-segwait-{}", std::process::id());
+    /// let creator = {
+    ///     let name = name.clone();
+    ///     std::thread::spawn(move || {
+    ///         std::thread::sleep(Duration::from_millis(50));
+    ///         Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())
+    ///     })
+    /// };
+    /// let seg = Segment::open_with(&name, &OpenOptions::default().wait_for_creator(Duration::from_secs(10)))?;
+    /// assert_eq!(seg.shape(), &[4]);
+    /// let _tx = creator.join().unwrap()?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_with(name: &str, options: &crate::OpenOptions) -> Result<Segment> {
+        Segment::open_mode(name, options.wait, options.ready_timeout, false)
+    }
+
+    /// Attaches to the ring `name` read-only, for inspection: opened `O_RDONLY` and mapped
+    /// `PROT_READ`, so read permission on the segment is enough (a ring created with
+    /// [`crate::Config::mode`] `0o644` can be inspected by any user). Shape, element type,
+    /// [`Segment::stats`], [`Segment::peers`], [`Segment::positions`] and [`Segment::sleepers`]
+    /// work; the typed handles refuse it ([`Error::ReadOnly`]). Waits up to 2 s for a creator
+    /// that is still initialising the segment.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// let name = format!("/ndr-doc-ro-{}", std::process::id());
+    /// let _p = Producer::<u16, ndarray::Ix2>::create(&name, (3, 4), &Config::spsc().mode(0o644))?;
+    /// let seg = Segment::open_read_only(&name)?;
+    /// assert!(seg.is_read_only());
+    /// assert_eq!((seg.dtype(), seg.shape()), (DType::U16, &[3, 4][..]));
+    /// assert_eq!(seg.peers()[0].role, Role::Producer);
+    /// assert!(matches!(Consumer::<u16, ndarray::Ix2>::from_segment(seg), Err(Error::ReadOnly { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn open_read_only(name: &str) -> Result<Segment> {
+        Segment::open_mode(name, Duration::ZERO, Duration::from_secs(2), true)
+    }
+
+    fn open_mode(
+        name: &str,
+        wait: Duration,
+        ready_timeout: Duration,
+        read_only: bool,
+    ) -> Result<Segment> {
         validate_name(name)?;
-        let fd = sys::open(name).map_err(|e| sys::error(e, "open", name))?;
+        let fd =
+            sys::open_waiting(name, read_only, wait).map_err(|e| sys::error(e, "open", name))?;
         let start = Instant::now();
         let not_ready = || Error::NotReady {
             name: name.into(),
@@ -215,7 +288,7 @@ impl Segment {
             .ok()
             .filter(|&l| l <= isize::MAX as usize)
             .ok_or_else(|| corrupt(format!("size {size} does not fit the address space")))?;
-        let base = sys::map(&fd, len).map_err(|e| sys::error(e, "map", name))?;
+        let base = sys::map(&fd, len, read_only).map_err(|e| sys::error(e, "map", name))?;
         let unmap = || {
             // SAFETY: `base`/`len` come from `map` above and nothing references the mapping.
             unsafe { sys::unmap(base, len) }
@@ -256,8 +329,8 @@ impl Segment {
                 layout,
                 creator_pid: fixed.creator_pid,
                 creator_start_time: fixed.creator_start_time,
-                unlink_on_drop: false,
-                _fd: fd,
+                read_only,
+                fd,
             }),
             Err(r) => {
                 unmap();
@@ -324,8 +397,89 @@ impl Segment {
         &self.layout
     }
 
-    pub(crate) fn set_unlink_on_drop(&mut self, yes: bool) {
-        self.unlink_on_drop = yes;
+    /// Whether this segment was opened read-only ([`Segment::open_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// The processes attached to this ring (role, pid, alive).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-segpeers-{}", std::process::id());
+    /// let _rx = Consumer::<u8, ndarray::Ix1>::create(&name, 4, &Config::mpmc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// assert_eq!(seg.peers().len(), 1);
+    /// assert_eq!(seg.peers()[0].role, Role::Consumer);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn peers(&self) -> Vec<crate::PeerInfo> {
+        crate::peers::list(self)
+    }
+
+    /// The ring's positions: `(tail, head, published)` without the closed bit, and whether it
+    /// is closed. Queue rings: `tail` counts positions published (SPSC) or claimed (MPMC),
+    /// `head` positions released (SPSC) or taken (MPMC). Broadcast: `published` is the newest
+    /// frame's sequence number. For inspection; the values move while peers run.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-segpos-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// tx.claim()?.publish();
+    /// assert_eq!(tx.segment().positions(), Positions { tail: 1, head: 0, published: 0, closed: false });
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn positions(&self) -> Positions {
+        let c = self.control();
+        let tail = c.tail.load(Acquire);
+        let published = c.published.load(Acquire);
+        Positions {
+            tail: tail & !crate::header::CLOSED,
+            head: c.head.load(Acquire),
+            published: published & !crate::header::CLOSED,
+            closed: (tail | published) & crate::header::CLOSED != 0,
+        }
+    }
+
+    /// Whether `name` still refers to the object mapped here (it may have been removed, or
+    /// replaced by a new ring of the same name).
+    pub(crate) fn still_named(&self) -> bool {
+        matches!(
+            (sys::identity(&self.fd), sys::name_identity(&self.name)),
+            (Ok(a), Ok(b)) if a == b
+        )
+    }
+
+    /// Whether the name stays when the last handle detaches (see [`crate::Config::keep`]).
+    pub(crate) fn set_keep(&self, keep: bool) {
+        self.control().lifecycle.keep.store(keep as u32, Release);
+    }
+
+    /// What this ring's state means for a `create` or `open_or_create` of its name.
+    pub(crate) fn condition(&self) -> Condition {
+        let live = crate::peers::live(self);
+        let closed = self.positions().closed;
+        match (live.is_empty(), closed) {
+            (false, true) => Condition::ClosedInUse(live),
+            (false, false) => {
+                Condition::Live(if sys::alive(self.creator_pid, self.creator_start_time) {
+                    self.creator_pid
+                } else {
+                    live[0].pid
+                })
+            }
+            (true, true) => Condition::Finished,
+            (true, false) if crate::peers::unread(self) => Condition::Abandoned,
+            // Created, and its creator has not attached yet: being set up, not finished.
+            (true, false)
+                if self.control().lifecycle.seen.load(Acquire) == 0
+                    && sys::alive(self.creator_pid, self.creator_start_time) =>
+            {
+                Condition::Live(self.creator_pid)
+            }
+            (true, false) => Condition::Finished,
+        }
     }
 
     /// Counters of abandoned items and recoveries.
@@ -456,13 +610,23 @@ impl RingMemory for Segment {
 
 impl Drop for Segment {
     fn drop(&mut self) {
-        if self.unlink_on_drop {
-            let _ = sys::unlink(&self.name);
-        }
         // SAFETY: `base`/`len` come from one `map`; every handle that hands out references into
         // the mapping holds this `Segment` (by value or `Arc`) and is gone by now.
         unsafe { sys::unmap(self.base, self.len) };
     }
+}
+
+/// A ring's positions, from [`Segment::positions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Positions {
+    /// Queue rings: positions published (SPSC) or claimed (MPMC).
+    pub tail: u64,
+    /// Queue rings: positions released (SPSC) or taken (MPMC).
+    pub head: u64,
+    /// Broadcast rings: the newest frame's sequence number (0: none).
+    pub published: u64,
+    /// Whether the ring was closed.
+    pub closed: bool,
 }
 
 fn rejection(name: &str, r: layout::Rejection) -> Error {
@@ -486,27 +650,43 @@ fn rejection(name: &str, r: layout::Rejection) -> Error {
     }
 }
 
+/// What a ring's state means for a `create` or `open_or_create` of its name.
+pub(crate) enum Condition {
+    /// Live peers are attached and it is not closed: in use (the pid of its live creator, or of
+    /// a live peer).
+    Live(u32),
+    /// Closed, but live peers are still attached.
+    ClosedInUse(Vec<crate::PeerInfo>),
+    /// No live peer, and closed or with nothing unread: its stream is over; replaceable.
+    Finished,
+    /// No live peer, not closed, items unread: a producer left them for a consumer to come.
+    Abandoned,
+}
+
 enum Existing {
-    Alive(u32),
-    Dead(u32),
+    Live(u32),
+    ClosedInUse(Vec<crate::PeerInfo>),
+    Finished(Segment),
+    Abandoned(Segment),
+    /// Never finished by its creator (pid 0 if unknown), who is dead.
+    Unfinished(u32),
     Unknown,
 }
 
-/// What holds `name` already: a live creator's ring, a dead creator's, or something unreadable.
+/// What holds `name` already.
 fn classify_existing(name: &str, ready_timeout: Duration) -> Existing {
     match Segment::open(name, ready_timeout) {
-        Ok(seg) => {
-            if sys::alive(seg.creator_pid, seg.creator_start_time) {
-                Existing::Alive(seg.creator_pid)
-            } else {
-                Existing::Dead(seg.creator_pid)
-            }
-        }
+        Ok(seg) => match seg.condition() {
+            Condition::Live(pid) => Existing::Live(pid),
+            Condition::ClosedInUse(peers) => Existing::ClosedInUse(peers),
+            Condition::Finished => Existing::Finished(seg),
+            Condition::Abandoned => Existing::Abandoned(seg),
+        },
         // Never finished by its creator: stale, whoever that was.
         Err(Error::NotReady { .. }) => match read_creator(name) {
-            Some((pid, start)) if sys::alive(pid, start) => Existing::Alive(pid),
-            Some((pid, _)) => Existing::Dead(pid),
-            None => Existing::Dead(0),
+            Some((pid, start)) if sys::alive(pid, start) => Existing::Live(pid),
+            Some((pid, _)) => Existing::Unfinished(pid),
+            None => Existing::Unfinished(0),
         },
         Err(_) => Existing::Unknown,
     }
@@ -514,12 +694,12 @@ fn classify_existing(name: &str, ready_timeout: Duration) -> Existing {
 
 /// The creator recorded in a segment that never became ready, if its fixed header was written.
 fn read_creator(name: &str) -> Option<(u32, u64)> {
-    let fd = sys::open(name).ok()?;
+    let fd = sys::open(name, true).ok()?;
     let size = sys::size(&fd).ok()?;
     if size < FIXED_SIZE as u64 {
         return None;
     }
-    let base = sys::map(&fd, FIXED_SIZE).ok()?;
+    let base = sys::map(&fd, FIXED_SIZE, true).ok()?;
     let mut bytes = [0u8; FIXED_SIZE];
     for (i, b) in bytes.iter_mut().enumerate() {
         // SAFETY: i < FIXED_SIZE, the mapped length; volatile copy of hostile shared bytes.

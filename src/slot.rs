@@ -303,3 +303,25 @@ impl<'a, T: Element, D: Dimension> Deref for ReadSlot<'a, T, D> {
         &self.view
     }
 }
+
+impl<T: Element, D: Dimension> std::fmt::Debug for WriteSlot<'_, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteSlot")
+            .field("slot", &self.slot)
+            .field("seq", &self.seq)
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.dim.slice())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for ReadSlot<'_, T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadSlot")
+            .field("slot", &self.slot)
+            .field("seq", &self.seq)
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.view.shape())
+            .finish_non_exhaustive()
+    }
+}

@@ -10,6 +10,7 @@ use ndarray::{ArrayBase, DataMut, Dimension};
 use crate::config::OpenOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::header::SLEEPING_NOT_EMPTY;
 use crate::peers::{self, Role};
 use crate::protocol::RingMemory;
 use crate::protocol::broadcast::{self, Miss};
@@ -17,6 +18,7 @@ use crate::segment::Segment;
 use crate::slot::ReadSlot;
 use crate::sync::Ordering::*;
 use crate::wait::{self, Waiting};
+use std::cell::Cell;
 
 /// Where a new subscriber starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +87,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, start: Start, options: &OpenOptions) -> Result<Self> {
-        Self::from_segment_with(Segment::open(name, options.ready_timeout)?, start, options)
+        Self::from_segment_with(Segment::open_with(name, options)?, start, options)
     }
 
     /// Turns an untyped [`Segment`] into a subscriber.
@@ -134,36 +136,50 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         let sub = &mut self.sub;
         let mut skipped = 0;
         // The common case first, as the queues do: the weak attempt alone, inlined into the
-        // poll loop (see `wait::spin`), before the generic step and the sleep.
+        // poll loop (see `wait::spin`), before the generic step, the liveness checks and sleep.
         let spun = if block && !latest {
-            wait::spin(how.spin, || outcome(sub.try_recv(seg, me, false)))
+            wait::spin(how.spin, || miss(sub.try_recv(seg, me, false)))
         } else {
             None
         };
-        let got = match spun {
-            Some(got) => got,
-            None => {
-                let mut step = |strong: bool| {
-                    outcome(if latest {
-                        sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
-                            skipped = k;
-                            (s, seq)
-                        })
-                    } else {
-                        sub.try_recv(seg, me, strong)
+        let check_alive = Cell::new(false);
+        let mut step = |strong: bool| {
+            let mut attempt = |strong: bool| {
+                if latest {
+                    sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
+                        skipped = k;
+                        (s, seq)
                     })
-                };
-                let w = &seg.control().not_empty;
-                if !block {
-                    step(false).unwrap_or(Err(Error::Empty))
-                } else if latest {
-                    wait::wait_for(w, how, deadline, &mut step, || {})
-                        .unwrap_or(Err(Error::Timeout))
                 } else {
-                    wait::sleep_until(w, how, deadline, &mut step, || {})
-                        .unwrap_or(Err(Error::Timeout))
+                    sub.try_recv(seg, me, strong)
+                }
+            };
+            let mut r = attempt(strong);
+            if r == Err(Miss::Wait) && writer_gone(seg, strong, check_alive.get()) {
+                r = attempt(true);
+                if r == Err(Miss::Wait) {
+                    return Some(Err(Error::Disconnected { missing: "writer" }));
                 }
             }
+            miss(r)
+        };
+        let idle = || {
+            peers::sweep(seg);
+            check_alive.set(true);
+        };
+        let w = &seg.control().not_empty;
+        let sleeper = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
+        let got = if let Some(got) = spun {
+            got
+        } else if block && !latest {
+            // Spun already.
+            wait::sleep_until(w, sleeper, how, deadline, &mut step, idle)
+                .unwrap_or(Err(Error::Timeout))
+        } else if block {
+            wait::wait_for(w, sleeper, how, deadline, &mut step, idle)
+                .unwrap_or(Err(Error::Timeout))
+        } else {
+            step(false).unwrap_or(Err(Error::Empty))
         };
         self.skipped += skipped;
         let (s, seq) = match got {
@@ -323,19 +339,40 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             };
             let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
             let sub = &mut self.sub;
+            let check_alive = Cell::new(false);
             let step = |strong: bool| {
-                let r = sub.try_copy(seg, strong, |s| {
-                    // Atomic loads only: the writer may be rewriting the slot; `try_copy`
-                    // re-checks the stamp and discards a torn copy.
-                    // SAFETY: slot `s`'s payload lies inside the mapping, 128-aligned, holding
-                    // `out_bytes.len()` bytes, and this process reads it only atomically.
-                    unsafe { atomic_copy(seg.payload(s), out_bytes) }
-                });
-                outcome(r)
+                let mut attempt = |strong: bool| {
+                    sub.try_copy(seg, strong, |s| {
+                        // Atomic loads only: the writer may be rewriting the slot; `try_copy`
+                        // re-checks the stamp and discards a torn copy.
+                        // SAFETY: slot `s`'s payload lies inside the mapping, 128-aligned,
+                        // holding `out_bytes.len()` bytes, and this process reads it only
+                        // atomically.
+                        unsafe { atomic_copy(seg.payload(s), out_bytes) }
+                    })
+                };
+                let mut r = attempt(strong);
+                if r == Err(Miss::Wait) && writer_gone(seg, strong, check_alive.get()) {
+                    r = attempt(true);
+                    if r == Err(Miss::Wait) {
+                        return Some(Err(Error::Disconnected { missing: "writer" }));
+                    }
+                }
+                miss(r)
             };
             let deadline = timeout.and_then(wait::deadline);
-            wait::wait_for(&seg.control().not_empty, self.how, deadline, step, || {})
-                .unwrap_or(Err(Error::Timeout))
+            wait::wait_for(
+                &seg.control().not_empty,
+                wait::Sleeper::new(me, SLEEPING_NOT_EMPTY),
+                self.how,
+                deadline,
+                step,
+                || {
+                    peers::sweep(seg);
+                    check_alive.set(true);
+                },
+            )
+            .unwrap_or(Err(Error::Timeout))
         };
         if let Err(Error::Lagged { missed }) = got {
             self.missed += missed;
@@ -424,7 +461,23 @@ impl<T: Element, D: Dimension> Drop for Subscriber<T, D> {
     fn drop(&mut self) {
         let me = self.seg.peer(self.entry);
         self.sub.unpin(me);
-        peers::unregister(&self.seg, self.entry);
+        peers::unregister(&self.seg, self.entry, Role::Subscriber);
+        peers::leave(&self.seg);
+    }
+}
+
+/// Whether the writer has attached once and is gone now (detached, or dead when `check_alive`).
+fn writer_gone(seg: &Segment, strong: bool, check_alive: bool) -> bool {
+    peers::disconnected(seg, Role::Writer, strong, check_alive)
+}
+
+/// A subscriber step's outcome for the waiting loop: `None` to keep waiting.
+fn miss<R>(r: std::result::Result<R, Miss>) -> Option<Result<R>> {
+    match r {
+        Ok(got) => Some(Ok(got)),
+        Err(Miss::Wait) => None,
+        Err(Miss::Closed) => Some(Err(Error::Closed)),
+        Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
     }
 }
 
@@ -447,13 +500,13 @@ unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
     }
 }
 
-/// One attempt's outcome for the waiting loops: `None` to keep waiting.
-#[inline(always)]
-fn outcome<R>(r: std::result::Result<R, Miss>) -> Option<Result<R>> {
-    match r {
-        Ok(got) => Some(Ok(got)),
-        Err(Miss::Wait) => None,
-        Err(Miss::Closed) => Some(Err(Error::Closed)),
-        Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
+impl<T: Element, D: Dimension> std::fmt::Debug for Subscriber<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("name", &self.seg.name())
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.shape())
+            .field("next_seq", &self.next_seq())
+            .finish()
     }
 }

@@ -9,18 +9,47 @@ use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
-use rustix::fs::{FallocateFlags, Mode};
+use std::cell::Cell;
+
+use rustix::fs::{FallocateFlags, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::shm;
 use rustix::thread::futex;
 
+/// Where Linux keeps named shared memory (what glibc's `shm_open` opens).
+pub const SHM_DIR: &str = "/dev/shm";
+
+thread_local! {
+    /// Futex system calls made by this thread (waits and wakes), for tests and diagnostics:
+    /// touched only next to a system call, never on the fast path. Per thread, so that
+    /// parallel tests do not disturb each other's counts.
+    static FUTEX_CALLS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn count_futex_call() {
+    FUTEX_CALLS.with(|c| c.set(c.get() + 1));
+}
+
+/// How many futex system calls this thread has made.
+pub fn futex_calls() -> u64 {
+    FUTEX_CALLS.with(Cell::get)
+}
+
+/// Opens `/dev/shm/<name>` with `flags`, never following a symbolic link (`O_NOFOLLOW`, as
+/// glibc's `shm_open` does; rustix's does not), close-on-exec. `name` is validated (`/` then
+/// one component) by the caller.
+fn shm_path_open(name: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
+    let path = format!("{SHM_DIR}{name}");
+    rustix::fs::open(path, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode)
+}
+
 /// Creates `name` exclusively with exactly `mode` (the umask does not apply) and reserves `size`
 /// bytes of pages, so that a too-small `/dev/shm` fails here and not with SIGBUS later.
 pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
-    let fd = shm::open(
+    let fd = shm_path_open(
         name,
-        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+        OFlags::CREATE | OFlags::EXCL | OFlags::RDWR,
         Mode::from_raw_mode(mode),
     )?;
     let reserve = || -> Result<(), Errno> {
@@ -39,9 +68,84 @@ pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
     Ok(fd)
 }
 
-/// Opens an existing `name` read-write.
-pub fn open(name: &str) -> Result<OwnedFd, Errno> {
-    shm::open(name, shm::OFlags::RDWR, Mode::empty())
+/// Opens an existing `name` read-write, or read-only; a symbolic link is refused (`ELOOP`).
+pub fn open(name: &str, read_only: bool) -> Result<OwnedFd, Errno> {
+    let access = if read_only {
+        OFlags::RDONLY
+    } else {
+        OFlags::RDWR
+    };
+    shm_path_open(name, access, Mode::empty())
+}
+
+/// [`open`], waiting up to `timeout` for `name` to be created if it does not exist yet.
+///
+/// The wait is an inotify watch on `/dev/shm` (`IN_CREATE | IN_MOVED_TO`): the thread sleeps in
+/// `poll` until some name appears there, then tries again, so a waiting consumer costs nothing
+/// and attaches as soon as its producer creates the ring. The watch is added before the first
+/// retry, so a creation between that and the `poll` is not missed. Where inotify is unavailable
+/// (its per-user limits, a seccomp filter) it falls back to sleeps of 1 ms doubling to 50 ms.
+pub fn open_waiting(name: &str, read_only: bool, timeout: Duration) -> Result<OwnedFd, Errno> {
+    use rustix::fs::inotify;
+    let first = open(name, read_only);
+    if timeout.is_zero() || !matches!(first, Err(Errno::NOENT)) {
+        return first;
+    }
+    let deadline = std::time::Instant::now().checked_add(timeout);
+    let watch = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+        .ok()
+        .filter(|fd| {
+            inotify::add_watch(
+                fd,
+                SHM_DIR,
+                inotify::WatchFlags::CREATE | inotify::WatchFlags::MOVED_TO,
+            )
+            .is_ok()
+        });
+    let mut backoff = Duration::from_millis(1);
+    let mut events = [0u8; 4096];
+    loop {
+        match open(name, read_only) {
+            Err(Errno::NOENT) => {}
+            other => return other,
+        }
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(std::time::Instant::now()),
+            None => Duration::from_secs(3600),
+        };
+        if left.is_zero() {
+            return Err(Errno::NOENT);
+        }
+        match &watch {
+            Some(fd) => {
+                let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let t = rustix::time::Timespec {
+                    tv_sec: left.as_secs().min(i64::MAX as u64) as i64,
+                    tv_nsec: left.subsec_nanos() as _,
+                };
+                let _ = rustix::event::poll(&mut fds, Some(&t));
+                // Any name created: drain the events and look again.
+                while matches!(rustix::io::read(fd, &mut events), Ok(n) if n > 0) {}
+            }
+            None => {
+                std::thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+/// The identity (device, inode) of the object behind `fd`: tells whether a name still refers
+/// to the object we mapped.
+pub fn identity(fd: &OwnedFd) -> Result<(u64, u64), Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// The identity of the object `name` refers to now, without following a symbolic link.
+pub fn name_identity(name: &str) -> Result<(u64, u64), Errno> {
+    let st = rustix::fs::lstat(format!("{SHM_DIR}{name}"))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Removes `name`; mappings stay valid until unmapped.
@@ -54,20 +158,17 @@ pub fn size(fd: &OwnedFd) -> Result<u64, Errno> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
-/// Maps `len` bytes of `fd` shared and read-write.
-pub fn map(fd: &OwnedFd, len: usize) -> Result<NonNull<u8>, Errno> {
+/// Maps `len` bytes of `fd` shared and read-write (or read-only: `PROT_READ`, for a descriptor
+/// opened read-only).
+pub fn map(fd: &OwnedFd, len: usize, read_only: bool) -> Result<NonNull<u8>, Errno> {
+    let prot = if read_only {
+        ProtFlags::READ
+    } else {
+        ProtFlags::READ | ProtFlags::WRITE
+    };
     // SAFETY: a fresh mapping chosen by the kernel (null hint) aliases no Rust object; the
     // pointer is only used through `Segment`, which unmaps it exactly once.
-    let p = unsafe {
-        rustix::mm::mmap(
-            std::ptr::null_mut(),
-            len,
-            ProtFlags::READ | ProtFlags::WRITE,
-            MapFlags::SHARED,
-            fd,
-            0,
-        )?
-    };
+    let p = unsafe { rustix::mm::mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, fd, 0)? };
     Ok(NonNull::new(p.cast()).expect("mmap returned null"))
 }
 
@@ -88,15 +189,16 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
         tv_nsec: d.subsec_nanos() as _,
     });
+    count_futex_call();
     let _ = futex::wait(word, futex::Flags::empty(), expected, ts.as_ref());
 }
 
 /// Wakes every sleeper on `word`, in any process.
 pub fn futex_wake_all(word: &AtomicU32) {
+    count_futex_call();
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
 }
 
-/// This process's id.
 /// Registers this process as a target of other processes' heavy barriers, once; false if the
 /// kernel (before 4.16) or a seccomp filter refuses `membarrier`. A process that is not registered
 /// never publishes with plain stores (see `protocol::Notifier`).
@@ -115,6 +217,7 @@ pub fn heavy_barrier() -> bool {
     membarrier(MembarrierCommand::GlobalExpedited).is_ok()
 }
 
+/// This process's id.
 pub fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
@@ -163,6 +266,8 @@ pub fn error(e: Errno, op: &'static str, name: &str) -> crate::Error {
             creator_pid: None,
         },
         Errno::ACCESS | Errno::PERM => Error::PermissionDenied { name, op },
+        // O_NOFOLLOW met a symbolic link: never follow one planted in /dev/shm.
+        Errno::LOOP => Error::SymbolicLink { name },
         Errno::NOSPC | Errno::NOMEM | Errno::FBIG => Error::NoSpace { name, needed: 0 },
         Errno::NAMETOOLONG | Errno::INVAL if op != "map" => Error::InvalidName {
             name,

@@ -6,10 +6,15 @@ use crate::config::Config;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::layout::{Params, RingKind};
-use crate::segment::Segment;
+use crate::segment::{Condition, Segment};
 
 /// Checks the segment's kind, element type and rank; returns its shape as a `D`.
 pub(crate) fn check<T: Element, D: Dimension>(seg: &Segment, queue: bool) -> Result<D> {
+    if seg.is_read_only() {
+        return Err(Error::ReadOnly {
+            name: seg.name().into(),
+        });
+    }
     let ok = if queue {
         seg.kind().is_queue()
     } else {
@@ -115,4 +120,41 @@ pub(crate) fn check_broadcast_capacity(seg: &Segment) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Opens `name` if it holds a ring in use, else creates it: a ring whose stream is over
+/// (closed, or left with nothing unread, and no live peer) is replaced, never reused; a closed
+/// ring with live peers is `InUse`. The shape of a ring opened is checked.
+pub(crate) fn open_or_create<T: Element, D: Dimension>(
+    name: &str,
+    dim: D,
+    config: &Config,
+    queue: bool,
+) -> Result<Segment> {
+    loop {
+        let finished = match Segment::open(name, config.ready_timeout) {
+            Ok(seg) => match seg.condition() {
+                Condition::ClosedInUse(peers) => {
+                    return Err(Error::InUse {
+                        name: name.into(),
+                        peers,
+                    });
+                }
+                Condition::Finished => true,
+                Condition::Live(_) | Condition::Abandoned => {
+                    check_shape(&seg, dim.slice())?;
+                    return Ok(seg);
+                }
+            },
+            Err(Error::NotFound { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        // `create` replaces a finished ring itself; losing a race to another creator means
+        // opening theirs.
+        match create::<T, D>(name, dim.clone(), config, queue) {
+            Err(Error::AlreadyExists { .. }) => continue,
+            Err(Error::InUse { .. }) if finished => continue,
+            other => return other.map(|(seg, _)| seg),
+        }
+    }
 }

@@ -2,9 +2,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::header::WaitWord;
+use crate::header::{PeerEntry, WaitWord};
 use crate::protocol::spsc::Stop;
 use crate::protocol::{Sleep, begin_wait, bump, end_wait, has_waiters};
+use crate::sync::Ordering::Release;
 use crate::sys;
 
 /// Longest sleep when a heavy barrier was needed but refused by the kernel.
@@ -19,6 +20,24 @@ pub(crate) struct Waiting {
     pub grace: Duration,
 }
 
+/// Who is about to sleep: its peer entry and the `sleeping` word it records there while it
+/// counts in a word's `waiters` (see `protocol::peers::undo_sleep`).
+#[derive(Clone, Copy)]
+pub(crate) struct Sleeper<'a> {
+    pub entry: &'a PeerEntry,
+    pub word: u64,
+}
+
+impl<'a> Sleeper<'a> {
+    /// The sleeper of entry `entry` on the word tagged `tag` (`SLEEPING_NOT_EMPTY`/`_FULL`).
+    pub fn new(entry: &'a PeerEntry, tag: u64) -> Self {
+        Sleeper {
+            entry,
+            word: crate::protocol::peers::sleeping_word(sys::pid(), tag),
+        }
+    }
+}
+
 /// Runs `step` until it returns `Some`, or until `deadline` (then `None`).
 ///
 /// `step(strong)` makes one non-blocking attempt; `strong` asks for the RMW re-check that must
@@ -26,6 +45,7 @@ pub(crate) struct Waiting {
 #[inline]
 pub(crate) fn wait_for<R>(
     w: &WaitWord,
+    me: Sleeper<'_>,
     how: Waiting,
     deadline: Option<Instant>,
     mut step: impl FnMut(bool) -> Option<R>,
@@ -34,7 +54,7 @@ pub(crate) fn wait_for<R>(
     if let Some(r) = spin(how.spin, || step(false)) {
         return Some(r);
     }
-    sleep_until(w, how, deadline, step, idle)
+    sleep_until(w, me, how, deadline, step, idle)
 }
 
 /// Polls `poll` up to `polls` times, with a spin hint between polls and a yield every 64 (to let
@@ -78,17 +98,27 @@ pub(crate) fn attempt(
 #[inline]
 pub(crate) fn sleep_until<R>(
     w: &WaitWord,
+    me: Sleeper<'_>,
     how: Waiting,
     deadline: Option<Instant>,
     mut step: impl FnMut(bool) -> Option<R>,
     mut idle: impl FnMut(),
 ) -> Option<R> {
-    wait_slow(w, how, deadline, &mut step, &mut idle)
+    wait_slow(w, me, how, deadline, &mut step, &mut idle)
+}
+
+/// Counts this thread out of `w`'s waiters: the record in its peer entry goes first (see
+/// `protocol::peers::undo_sleep`).
+#[inline]
+fn wake_up(w: &WaitWord, me: Sleeper<'_>) {
+    me.entry.sleeping.store(0, Release);
+    end_wait(w);
 }
 
 #[cold]
 fn wait_slow<R>(
     w: &WaitWord,
+    me: Sleeper<'_>,
     how: Waiting,
     deadline: Option<Instant>,
     step: &mut impl FnMut(bool) -> Option<R>,
@@ -97,6 +127,9 @@ fn wait_slow<R>(
     let mut next_idle = Instant::now() + how.grace;
     loop {
         let Sleep { epoch, heavy } = begin_wait(w);
+        // Counted in `waiters` first, recorded second: should we die asleep, a survivor takes
+        // the count back (`peers::sweep`), and notifiers stop paying for a wake-up of no one.
+        me.entry.sleeping.store(me.word, Release);
         // A plain-mode notifier relies on this barrier (see `protocol`). Should the kernel refuse
         // it, a store of the notifier's may be missed for as long as we sleep: sleep briefly.
         let mut sleep = if heavy && !sys::heavy_barrier() {
@@ -105,19 +138,19 @@ fn wait_slow<R>(
             how.grace
         };
         if let Some(r) = step(true) {
-            end_wait(w);
+            wake_up(w, me);
             return Some(r);
         }
         if let Some(d) = deadline {
             let left = d.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                end_wait(w);
+                wake_up(w, me);
                 return step(true);
             }
             sleep = sleep.min(left);
         }
         sys::futex_wait(&w.futex, epoch, Some(sleep));
-        end_wait(w);
+        wake_up(w, me);
         let now = Instant::now();
         if now >= next_idle {
             idle();
@@ -130,11 +163,14 @@ fn wait_slow<R>(
 }
 
 /// Wakes everyone asleep on `w`, if anyone is: a load and nothing else when nobody sleeps.
+/// Returns whether it woke (made the system call).
 #[inline]
-pub(crate) fn notify(w: &WaitWord) {
+pub(crate) fn notify(w: &WaitWord) -> bool {
     if has_waiters(w) {
         notify_slow(w);
+        return true;
     }
+    false
 }
 
 /// Wakes everyone asleep on `w` (after a [`crate::protocol::Notifier`] said someone may be).
@@ -161,4 +197,29 @@ pub(crate) fn notifier() -> crate::protocol::Notifier {
 /// `Instant::now() + d`, or no deadline if that overflows.
 pub(crate) fn deadline(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
+}
+
+/// Rate-limits the sweeps that a notifier runs when it finds sleepers: at most one per grace
+/// period, so that a peer that died asleep (and is still counted in `waiters`) costs a wake-up
+/// per publish for at most one grace period, and a live sleeper costs no more than before.
+#[derive(Debug)]
+pub(crate) struct SweepClock {
+    next: Option<Instant>,
+}
+
+impl SweepClock {
+    pub(crate) fn new() -> Self {
+        SweepClock { next: None }
+    }
+
+    /// Called after a wake-up: true at the first call, then at most once per `grace`.
+    #[cold]
+    pub(crate) fn due(&mut self, grace: Duration) -> bool {
+        let now = Instant::now();
+        if self.next.is_some_and(|t| now < t) {
+            return false;
+        }
+        self.next = now.checked_add(grace);
+        true
+    }
 }

@@ -39,6 +39,8 @@ struct Inner {
     seg: Arc<Segment>,
     entry: usize,
     writer: broadcast::Writer,
+    /// `close` was called: the next claim reopens the stream.
+    closed: bool,
 }
 
 impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
@@ -104,6 +106,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
                 seg: Arc::new(seg),
                 entry: reg.index,
                 writer,
+                closed: false,
             },
             dim,
             _t: PhantomData,
@@ -124,6 +127,10 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn claim(&mut self) -> WriteSlot<'_, T, D> {
+        if self.inner.closed {
+            self.inner.closed = false;
+            self.inner.writer.reopen(&*self.inner.seg);
+        }
         let (s, gave_back) = self.inner.writer.claim(&*self.inner.seg);
         if gave_back {
             wait::notify(&self.inner.seg.control().not_empty);
@@ -155,8 +162,10 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         Ok(slot.publish())
     }
 
-    /// Ends the stream and gives up the writer role: subscribers receive what is still held,
-    /// then `Err(Closed)`. (A writer that attaches later starts a new stream.)
+    /// Ends the stream: subscribers receive what is still held, then `Err(Closed)`. The same
+    /// receiver as [`crate::Producer::close`]; the handle stays the writer, and a `claim` after
+    /// `close` starts a new stream (as a writer that attaches later does). A writer dropped
+    /// without `close` leaves its subscribers `Err(Disconnected { missing: "writer" })` instead.
     ///
     /// ```
     /// # use ndring::*;
@@ -167,9 +176,10 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// assert!(matches!(s.recv(), Err(Error::Closed)));
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn close(mut self) {
+    pub fn close(&mut self) {
         let seg = &*self.inner.seg;
         self.inner.writer.close(seg);
+        self.inner.closed = true;
         wait::notify(&seg.control().not_empty);
     }
 
@@ -261,6 +271,18 @@ impl Sink for Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        peers::unregister(&self.seg, self.entry);
+        peers::unregister(&self.seg, self.entry, Role::Writer);
+        peers::leave(&self.seg);
+    }
+}
+
+impl<T: Element, D: Dimension> std::fmt::Debug for BroadcastWriter<T, D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BroadcastWriter")
+            .field("name", &self.inner.seg.name())
+            .field("dtype", &T::DTYPE)
+            .field("shape", &self.shape())
+            .field("published", &self.published())
+            .finish()
     }
 }

@@ -93,6 +93,8 @@ fn collect(mut rx: Consumer<u64, Ix1>) -> BTreeMap<u64, Vec<u64>> {
                 seen.entry(generation).or_default().push(i);
             }
             Err(Error::Closed) => return seen,
+            // Between a killed producer and its successor: not final, wait for the next one.
+            Err(Error::Disconnected { .. }) => thread::sleep(Duration::from_millis(1)),
             Err(e) => panic!("{e}"),
         }
     }

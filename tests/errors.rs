@@ -109,8 +109,11 @@ fn already_exists() {
 }
 
 /// Child: creates `name` (kept after exit) and exits.
+/// Child: creates `name`, publishes one item nobody will read, and exits: an abandoned ring
+/// (a finished one, with nothing unread, would simply be replaced).
 fn create_and_exit(a: &[String]) {
-    let p = Producer::<u8, Ix1>::create(&a[0], 4, &Config::spsc().keep(true)).unwrap();
+    let mut p = Producer::<u8, Ix1>::create(&a[0], 4, &Config::spsc()).unwrap();
+    p.claim().unwrap().publish();
     println!("{}", std::process::id());
     drop(p);
 }

@@ -132,6 +132,11 @@ impl Writer {
         self.seq + 1
     }
 
+    /// Starts a new stream after `close` (what a newly attached writer does).
+    pub fn reopen<M: RingMemory>(&mut self, mem: &M) {
+        mem.control().published.fetch_and(!CLOSED, AcqRel);
+    }
+
     /// Marks the stream closed: subscribers drain what is held, then get `Closed`.
     pub fn close<M: RingMemory>(&mut self, mem: &M) {
         mem.control().published.fetch_or(CLOSED, AcqRel);

@@ -1,6 +1,7 @@
 //! The peer table: who holds which role, proven alive by pid plus process start time.
 
-use crate::header::{OCCUPIED, PeerEntry};
+use crate::header::{OCCUPIED, PeerEntry, WaitWord};
+use crate::protocol::RingMemory;
 use crate::sync::Ordering::*;
 
 /// The `owner` word of an entry held by `pid` in `role`.
@@ -65,9 +66,86 @@ pub fn free_dead(e: &PeerEntry, dead: u64, dead_start: u64) -> bool {
 }
 
 /// Frees entry `e` (held by the caller, or by a dead owner whose state was recovered).
+///
+/// The owner is cleared with an RMW: it is the notifier's half of the disconnect wake-up (see
+/// [`attached`]); the caller then notifies the wait word the other side sleeps on.
 pub fn release(e: &PeerEntry) {
     e.pin.store(0, Release);
     e.holding.store(0, Release);
+    e.sleeping.store(0, Release);
     e.start_time.store(0, Release);
-    e.owner.store(0, Release);
+    e.owner.swap(0, AcqRel);
+}
+
+/// Records that a peer of `role` has attached (after its registration): a receiver reports
+/// `Disconnected` only once the other side has been seen.
+pub fn mark_seen<M: RingMemory>(mem: &M, role: u8) {
+    mem.control().lifecycle.seen.fetch_or(1 << role, AcqRel);
+}
+
+/// Whether a peer of `role` has ever attached.
+pub fn seen<M: RingMemory>(mem: &M, role: u8) -> bool {
+    mem.control().lifecycle.seen.load(Acquire) & (1 << role) != 0
+}
+
+/// Whether an entry of `entries` is taken by a peer of `role` (alive or not: liveness is the
+/// caller's business). `strong` reads each owner with an RMW: the re-check before sleeping.
+///
+/// Why no disconnect wake-up is lost: a sleeper announces itself (`waiters += 1`), then reads
+/// every owner with an RMW; a leaving peer clears its owner with an RMW ([`release`]), then
+/// loads `waiters`. RMWs on one owner word are totally ordered: if the sleeper's came first, the
+/// leaver's reads from it and sees the waiter (and wakes it); if the leaver's came first, the
+/// sleeper sees the entry free. Acquire on a free owner also makes everything the leaver
+/// published before leaving visible, so a receiver that sees no sender and then an empty ring
+/// has really drained it.
+pub fn attached<M: RingMemory>(
+    mem: &M,
+    entries: core::ops::Range<usize>,
+    role: u8,
+    strong: bool,
+) -> bool {
+    entries.into_iter().any(|i| {
+        let o = &mem.peer(i).owner;
+        let word = if strong {
+            o.fetch_add(0, AcqRel)
+        } else {
+            o.load(Acquire)
+        };
+        split_owner(word).is_some_and(|(_, r)| r == role)
+    })
+}
+
+/// The `sleeping` word of a peer of `pid` asleep on the word tagged `tag`.
+#[inline]
+pub fn sleeping_word(pid: u32, tag: u64) -> u64 {
+    (pid as u64) << 32 | tag
+}
+
+/// Takes back the `waiters` announcement of the dead owner (`dead_pid`) of entry `e`, if it
+/// died asleep: `word(tag)` gives the wait word of a tag. The CAS names the dead owner, so a
+/// successor's own announcement in the same entry is never taken. Returns whether one was.
+///
+/// A peer counts itself in `waiters` first and records `sleeping` second, and clears `sleeping`
+/// before it uncounts itself: a death between the two steps leaves one waiter counted (extra
+/// wake-ups, never a lost one), never one uncounted twice.
+pub fn undo_sleep<'a>(
+    e: &PeerEntry,
+    dead_pid: u32,
+    word: impl Fn(u64) -> Option<&'a WaitWord>,
+) -> bool {
+    let s = e.sleeping.load(Acquire);
+    if s == 0 || (s >> 32) as u32 != dead_pid {
+        return false;
+    }
+    let Some(w) = word(s & 0xffff_ffff) else {
+        return false;
+    };
+    if e.sleeping.compare_exchange(s, 0, AcqRel, Relaxed).is_err() {
+        return false;
+    }
+    // Never below zero, whatever a hostile or torn segment says.
+    let _ = w
+        .waiters
+        .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1));
+    true
 }

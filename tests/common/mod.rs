@@ -43,6 +43,13 @@ pub fn command(role: &str, args: &[&str]) -> Command {
     c
 }
 
+impl Running {
+    /// Reaps a child that was killed (its exit status is not checked).
+    pub fn done_after_kill(self) -> Option<Output> {
+        self.done.recv_timeout(Duration::from_secs(60)).ok()?.ok()
+    }
+}
+
 /// Waits for `child` at most `limit`; kills it and fails if it runs longer. Returns its output,
 /// and fails if it exited unsuccessfully.
 pub fn finish(child: Running, limit: Duration) -> Output {

@@ -1,0 +1,164 @@
+//! Model check of the disconnect wake-up (`RUSTFLAGS="--cfg loom"`): the last producer leaving
+//! never leaves a consumer asleep, and the consumer receives everything published before the
+//! producer left before it reports `Disconnected`.
+//!
+//! The same model runs against two broken variants of the leave/re-check pair, and must fail
+//! for each: that shows the ordering and the wake-up it relies on are both necessary.
+#![cfg(loom)]
+
+mod support;
+
+use loom::sync::Arc;
+use loom::sync::atomic::Ordering::*;
+use loom::thread;
+use ndring::header::{PeerEntry, WaitWord};
+use ndring::protocol::spsc::{self, Stop};
+use ndring::protocol::{Notifier, begin_wait, bump, end_wait, has_waiters, peers};
+use support::Mem;
+
+const PRODUCER: u8 = 1;
+const CONSUMER: u8 = 2;
+
+/// What the consumer saw, in order.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Item(u64),
+    Disconnected,
+}
+
+/// How the producer leaves and the consumer checks for a producer.
+#[derive(Clone, Copy, PartialEq)]
+enum Variant {
+    /// The protocol as written: `release` clears the owner with an RMW, the sleeper re-reads it
+    /// with an RMW (`attached(.., strong = true)`), the leaver wakes sleepers.
+    Real,
+    /// The owner cleared with a plain store and re-read with a plain load: store buffering
+    /// lets each side miss the other.
+    PlainStoreAndLoad,
+    /// The RMWs, but the leaver does not wake sleepers.
+    NoWake,
+}
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut b = loom::model::Builder::new();
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = Some(3);
+    }
+    b.max_branches = 20_000;
+    b.check(f);
+}
+
+/// The producer leaves its entry.
+fn leave(v: Variant, m: &Mem, e: &PeerEntry) {
+    match v {
+        Variant::PlainStoreAndLoad => {
+            e.start_time.store(0, Release);
+            e.owner.store(0, Release);
+        }
+        Variant::Real | Variant::NoWake => peers::release(e),
+    }
+    // What `peers::unregister` does next: wake the consumers, if any sleeps.
+    if v != Variant::NoWake && has_waiters(&m.control.not_empty) {
+        bump(&m.control.not_empty);
+    }
+}
+
+/// Whether a producer is attached (entry 0 of an SPSC ring).
+fn attached(v: Variant, m: &Mem, strong: bool) -> bool {
+    match v {
+        Variant::PlainStoreAndLoad => m.peers[0].owner.load(Acquire) != 0,
+        Variant::Real | Variant::NoWake => peers::attached(m, 0..1, PRODUCER, strong),
+    }
+}
+
+/// Sleeps on `w` as `wait.rs` does, the futex being a loop until the epoch changes (a lost
+/// wake-up spins forever, which loom reports).
+fn sleep_until<R>(w: &WaitWord, mut ready: impl FnMut(bool) -> Option<R>) -> R {
+    loop {
+        if let Some(r) = ready(false) {
+            return r;
+        }
+        let s = begin_wait(w);
+        assert!(!s.heavy, "the model's producer stays fenced");
+        if let Some(r) = ready(true) {
+            end_wait(w);
+            return r;
+        }
+        while w.futex.load(Acquire) == s.epoch {
+            thread::yield_now();
+        }
+        end_wait(w);
+    }
+}
+
+/// A producer attached (and seen) publishes one item and leaves without closing; a consumer
+/// receives until `Disconnected`.
+fn disconnect(v: Variant) {
+    let m = Arc::new(Mem::new(2, 2, false));
+    // The producer registered before the consumer looks: owner taken, role seen.
+    peers::try_take(&m.peers[0], peers::owner_word(10, PRODUCER), 0).unwrap();
+    peers::mark_seen(&*m, PRODUCER);
+    peers::try_take(&m.peers[1], peers::owner_word(11, CONSUMER), 0).unwrap();
+    let m2 = m.clone();
+    let p = thread::spawn(move || {
+        let mut p = spsc::Producer::attach(&*m2, Notifier::new(false, 0));
+        let (_, slot) = p.try_claim(&m2.control, false).unwrap();
+        m2.write(slot, 7);
+        if p.publish(&*m2) {
+            bump(&m2.control.not_empty);
+        }
+        p.retire(&m2.control);
+        leave(v, &m2, &m2.peers[0]);
+    });
+    let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
+    let mut seen = vec![];
+    loop {
+        let got = sleep_until(&m.control.not_empty, |strong| {
+            match c.try_recv(&*m, strong) {
+                Ok((_, slot)) => Some(Seen::Item(m.read(slot))),
+                Err(Stop::Closed) => unreachable!("nobody closes"),
+                // `peers::disconnected`, then the re-check that `consumer.rs` makes.
+                Err(Stop::Wait) if peers::seen(&*m, PRODUCER) && !attached(v, &m, strong) => {
+                    match c.try_recv(&*m, true) {
+                        Ok((_, slot)) => Some(Seen::Item(m.read(slot))),
+                        Err(_) => Some(Seen::Disconnected),
+                    }
+                }
+                Err(Stop::Wait) => None,
+            }
+        });
+        let done = got == Seen::Disconnected;
+        if !done {
+            c.release(&m.control);
+        }
+        seen.push(got);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(seen, vec![Seen::Item(7), Seen::Disconnected]);
+    p.join().unwrap();
+}
+
+#[test]
+fn last_producer_leaving_never_leaves_a_consumer_asleep() {
+    model(|| disconnect(Variant::Real));
+}
+
+/// The model must fail without what it relies on; otherwise it proves nothing.
+#[test]
+fn the_model_fails_without_the_rmws_or_without_the_wake() {
+    for v in [Variant::PlainStoreAndLoad, Variant::NoWake] {
+        let Err(panic) = std::panic::catch_unwind(|| model(move || disconnect(v))) else {
+            panic!("a broken variant passed the model");
+        };
+        // The failure is a consumer left asleep (spinning on an unchanged epoch forever),
+        // not some other assertion.
+        let msg = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(msg.contains("maximum number of branches"), "{msg}");
+    }
+}
