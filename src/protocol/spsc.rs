@@ -128,11 +128,10 @@ impl Producer {
                 named[e] = d as u32;
             }
         }
-        // Lowest slot on top: a fresh ring starts in slot 0.
-        let free = (0..n as u32)
-            .rev()
-            .filter(|&d| is_free[d as usize])
-            .collect();
+        // Lowest slot on top (at the back): a fresh ring starts in slot 0. Room for every slot,
+        // so that no publish or release ever allocates.
+        let mut free = VecDeque::with_capacity(n);
+        free.extend((0..n as u32).rev().filter(|&d| is_free[d as usize]));
         Producer {
             tail,
             entry: (tail % slots) as usize,
