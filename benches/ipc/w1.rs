@@ -210,8 +210,10 @@ pub fn w1(s: &Settings, rep: &mut Report) -> Vec<LatRow> {
             pooled: vec![],
         })
         .collect();
+    let mut states = vec![];
     for run in 0..s.runs {
-        eprintln!("W1 run {}/{}", run + 1, s.runs);
+        let load = load_average();
+        eprintln!("W1 run {}/{}: load {load}", run + 1, s.runs);
         for row in &mut rows {
             arm(s.limit());
             let mut lat = w1_run(row.variant, s);
@@ -221,16 +223,27 @@ pub fn w1(s: &Settings, rep: &mut Report) -> Vec<LatRow> {
             row.p999.push(percentile(&lat, 99.9) as f64);
             row.pooled.extend_from_slice(&lat);
         }
+        // The host state of this run: its own raw ping-pong, and ndring's ratios to it.
+        let p50 = |v: W1| rows.iter().find(|r| r.variant == v).map(|r| r.p50[run]);
+        if let (Some(raw), Some(spsc), Some(mpmc)) =
+            (p50(W1::RawSpin), p50(W1::SpscBusy), p50(W1::MpmcBusy))
+        {
+            let line = format!(
+                "run {}: load {load}; raw cache-line ping-pong p50 {raw:.0} ns; ndring spsc busy-poll {spsc:.0} ns ({:.2}x); mpmc busy-poll {mpmc:.0} ns ({:.2}x)",
+                run + 1,
+                spsc / raw,
+                mpmc / raw
+            );
+            eprintln!("  {line}");
+            states.push(line);
+        }
     }
     for row in &mut rows {
         row.pooled.sort_unstable();
     }
 
-    let base = |v: W1| {
-        rows.iter()
-            .find(|r| r.variant == v)
-            .map(|r| spread(&r.p50).med)
-    };
+    // Ratios are taken run by run (same host state), then the median of them.
+    let base = |v: W1| rows.iter().find(|r| r.variant == v).map(|r| r.p50.clone());
     let bases = [
         base(W1::RawSpin),
         base(W1::RawSpinPayload),
@@ -261,16 +274,27 @@ pub fn w1(s: &Settings, rep: &mut Report) -> Vec<LatRow> {
             fmt_ns(spread(&r.p99).med),
             fmt_ns(spread(&r.p999).med),
         ];
-        cells.extend(bases.iter().map(|b| fmt_ratio(b.map(|b| p50.med / b))));
+        cells.extend(bases.iter().map(|b| {
+            fmt_ratio(b.as_ref().map(|b| {
+                let per_run: Vec<f64> = r.p50.iter().zip(b).map(|(x, y)| x / y).collect();
+                spread(&per_run).med
+            }))
+        }));
         t.row(cells);
     }
     rep.say(&format!(
         "\n## W1: round-trip latency, 64-byte array\n\n{} round trips per run ({} warm-up \
-         excluded), {} run(s); p50 min/med/max over runs, p99 and p99.9 medians over runs. \
-         Ratios: ndring latency / baseline latency (below 1: ndring is faster).\n\n{}",
+         excluded), {} run(s), variants interleaved within each; p50 min/med/max over runs, p99 \
+         and p99.9 medians over runs. Ratios: the median over runs of (p50 / baseline p50 in the \
+         same run); below 1: faster. Host state per run:\n\n{}\n\n{}",
         s.w1_rt,
         s.w1_warm,
         s.runs,
+        states
+            .iter()
+            .map(|x| format!("- {x}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
         t.render()
     ));
     rows
