@@ -282,7 +282,16 @@ fn variants() -> Vec<W3> {
 }
 
 pub fn w3(s: &Settings, rep: &mut Report) {
-    let vs = variants();
+    // `NDRING_BENCH_W3=1080p` (say): only the variants whose label contains one of the
+    // comma-separated words.
+    let only = std::env::var("NDRING_BENCH_W3").ok();
+    let vs: Vec<W3> = variants()
+        .into_iter()
+        .filter(|v| {
+            only.as_deref()
+                .is_none_or(|o| o.split(',').any(|w| v.label().contains(w.trim())))
+        })
+        .collect();
     let mut rates: Vec<Vec<f64>> = vec![vec![]; vs.len()];
     let mut states = vec![];
     for run in 0..s.runs {
