@@ -55,7 +55,7 @@ fn next_slot(slot: usize, slots: u64) -> usize {
     }
 }
 
-/// Items of at least this many bytes make the producer reload `head` at every claim
+/// Items of at least this many bytes make the producer reuse the slot released most recently
 /// ([`Producer::set_eager`]): copying 64 KiB takes microseconds, a line read ~0.1-0.5 µs.
 pub const EAGER_BYTES: usize = 64 << 10;
 
@@ -63,12 +63,27 @@ pub const EAGER_BYTES: usize = 64 << 10;
 /// never freed by this producer.
 const UNKNOWN: u32 = u32::MAX;
 
+/// How the producer picks the data slot of the next position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reuse {
+    /// Small items: position `pos` reuses the slot that position `pos - slots` (the previous
+    /// user of its entry) had, which `pos` may only be claimed after. `named` is then a
+    /// permutation of the slots, and a fresh ring puts `pos` in slot `pos % slots`: no free list
+    /// to keep, and an item's own control words share the line of its entry's stamp.
+    Cycle,
+    /// The free list `free`, refilled from `head`: the most recently released slot on top when
+    /// `eager` (large items), in release order otherwise (a takeover that found the entries
+    /// inconsistent, so that `Cycle` cannot be trusted).
+    Stack { eager: bool },
+}
+
 /// The producer's private state.
 ///
-/// Invariants: `free` holds distinct data slots, none named by a position in
-/// `cached_head..tail`; `named[pos % slots]` is the data slot of each position in
-/// `cached_head..tail` (or [`UNKNOWN`]); `is_free[d]` says whether `d` is in `free`. Without
-/// corruption `free.len() == slots - (tail - cached_head)`.
+/// Invariants: `named[pos % slots]` is the data slot of each position in `cached_head..tail`
+/// (or [`UNKNOWN`]). `Reuse::Cycle`: `named` is a permutation of `0..slots`. `Reuse::Stack`:
+/// `free` holds distinct data slots, none named by a position in `cached_head..tail`, and
+/// `is_free[d]` says whether `d` is in `free`; without corruption
+/// `free.len() == slots - (tail - cached_head)`.
 #[derive(Debug)]
 pub struct Producer {
     /// Next position to fill; equals the shared `tail` without the `CLOSED` bit.
@@ -80,13 +95,12 @@ pub struct Producer {
     cached_head: u64,
     /// `cached_head % slots`.
     head_entry: usize,
-    /// Free data slots; the next one to fill at the back (see `reclaim` for the order).
+    /// The data slot of each entry's latest position.
+    named: Vec<u32>,
+    reuse: Reuse,
+    /// `Reuse::Stack`: free data slots, the next one to fill at the back.
     free: VecDeque<u32>,
     is_free: Vec<bool>,
-    /// The data slot of each outstanding position, by entry.
-    named: Vec<u32>,
-    /// Reload `head` at every claim while an item is outstanding (large items).
-    eager: bool,
     slots: u64,
     closed: bool,
     notifier: Notifier,
@@ -101,11 +115,11 @@ impl Producer {
     /// `tail` is advanced past it here, so that its data slot is never claimed again while it may
     /// be read.
     ///
-    /// The free data slots are rebuilt from `head`: those named by the entries of
-    /// `head..tail` are in use (read after `tail`, which was stored after them), all others are
-    /// free. An entry naming a slot out of range, or one already named, is corrupt: its position
-    /// frees nothing when released, so the ring runs with fewer slots rather than hand out a
-    /// slot that may be being read.
+    /// The data slots in use are rebuilt from `head`: those named by the entries of
+    /// `head..tail` (read after `tail`, which was stored after them); all others are free. If an
+    /// entry names a slot out of range, or one already named, the state is corrupt: such a
+    /// position frees nothing when released (the ring runs short of a slot rather than hand out
+    /// one that may be being read), and the producer keeps a free list from then on.
     pub fn attach<M: RingMemory>(mem: &M, notifier: Notifier) -> Producer {
         let c = mem.control();
         let slots = mem.slots() as u64;
@@ -120,54 +134,117 @@ impl Producer {
         let n = slots as usize;
         let mut is_free = vec![true; n];
         let mut named = vec![UNKNOWN; n];
+        let mut consistent = true;
         for pos in head..tail {
             let e = (pos % slots) as usize;
             let d = mem.slot(e).data_slot.load(Relaxed);
             if d < slots && is_free[d as usize] {
                 is_free[d as usize] = false;
                 named[e] = d as u32;
+            } else {
+                consistent = false;
             }
         }
         // Lowest slot on top (at the back): a fresh ring starts in slot 0. Room for every slot,
-        // so that no publish or release ever allocates.
+        // so that no publish ever allocates.
         let mut free = VecDeque::with_capacity(n);
         free.extend((0..n as u32).rev().filter(|&d| is_free[d as usize]));
+        if consistent {
+            // The entries not in use get the free slots, each its own where it is free: a fresh
+            // ring (or one that always cycled) keeps `pos` in slot `pos % slots`.
+            let in_use = |e: usize| (e as u64 + slots - head % slots) % slots < tail - head;
+            let mut taken = vec![false; n];
+            for e in 0..n {
+                if !in_use(e) && is_free[e] {
+                    named[e] = e as u32;
+                    taken[e] = true;
+                }
+            }
+            let mut rest = (0..n).filter(|&d| is_free[d] && !taken[d]);
+            for name in named.iter_mut().filter(|d| **d == UNKNOWN) {
+                // As many free slots as entries not in use: every in-use entry named a
+                // distinct slot.
+                match rest.next() {
+                    Some(d) => *name = d as u32,
+                    None => consistent = false,
+                }
+            }
+        }
         Producer {
             tail,
             entry: (tail % slots) as usize,
             cached_head: head,
             head_entry: (head % slots) as usize,
+            named,
+            reuse: if consistent {
+                Reuse::Cycle
+            } else {
+                Reuse::Stack { eager: false }
+            },
             free,
             is_free,
-            named,
-            eager: false,
             slots,
             closed: t & CLOSED != 0,
             notifier,
         }
     }
-
-    /// Reload `head` at every claim while an item is outstanding, to reuse each released slot
-    /// at once: for items large enough that the working set matters more than one more line
-    /// read per claim.
+    /// Large items: reuse the slot released most recently, and reload `head` at every claim
+    /// while an item is outstanding to see each release at once, so that the ring's working set
+    /// stays about two slots at any depth. Costs a line read per claim; for items large enough
+    /// that their cache footprint matters more ([`EAGER_BYTES`]).
     pub fn set_eager(&mut self, eager: bool) {
-        self.eager = eager;
+        if eager && self.reuse == Reuse::Cycle {
+            // The free list: every slot not named by a position in `cached_head..tail`.
+            self.is_free.iter_mut().for_each(|f| *f = true);
+            let mut e = (self.cached_head % self.slots) as usize;
+            for _ in self.cached_head..self.tail {
+                self.is_free[self.named[e] as usize] = false;
+                e = next_slot(e, self.slots);
+            }
+            self.free.clear();
+            let is_free = &self.is_free;
+            self.free.extend(
+                (0..self.slots as u32)
+                    .rev()
+                    .filter(|&d| is_free[d as usize]),
+            );
+            self.head_entry = (self.cached_head % self.slots) as usize;
+        }
+        if eager || self.reuse != Reuse::Cycle {
+            self.reuse = Reuse::Stack { eager };
+        }
     }
 
-    /// Takes back the data slots of the positions released since the last look (`head` = `h`).
+    #[inline]
+    fn eager(&self) -> bool {
+        self.reuse == Reuse::Stack { eager: true }
+    }
+
+    /// Learns that `head` is `h`: in `Reuse::Stack`, takes back the data slots of the positions
+    /// released since the last look.
     ///
-    /// Eager (large items): the most recently released goes on top, so that it is rewritten
-    /// next while still in cache. Lazy (small items, reloaded about once a lap): they go under
-    /// the slots still free, oldest nearest the top, so that slots are reused in release order,
-    /// a ring in steady state puts position `pos` in slot `pos % slots`, and an item's own
-    /// control words (`user_len`) share the line of its entry's stamp.
+    /// Eager: the most recently released goes on top, so that it is rewritten next while still
+    /// in cache. Otherwise they go under the slots still free, oldest nearest the top, so that
+    /// slots are reused in release order.
+    #[inline]
+    fn see_head(&mut self, h: u64) {
+        if self.reuse == Reuse::Cycle {
+            self.cached_head = self.cached_head.max(h.min(self.tail));
+        } else {
+            self.reclaim(h);
+        }
+    }
+
+    /// [`Producer::see_head`] with a free list.
+    #[inline(never)]
     fn reclaim(&mut self, h: u64) {
         let h = h.min(self.tail);
+        let eager = self.eager();
         while self.cached_head < h {
             let d = self.named[self.head_entry];
             if d != UNKNOWN && !self.is_free[d as usize] {
                 self.is_free[d as usize] = true;
-                if self.eager {
+                if eager {
                     self.free.push_back(d);
                 } else {
                     self.free.push_front(d);
@@ -178,29 +255,39 @@ impl Producer {
         }
     }
 
-    /// The position the next claim gets (and its slot), if a slot is free. `strong` re-reads
+    /// Whether no position (or, with a free list, no slot) is free by what this side knows.
+    #[inline]
+    fn full(&self) -> bool {
+        // Positions bound the producer; a free list can run dry before them only after a
+        // corrupt entry was found at takeover.
+        self.tail - self.cached_head >= self.slots
+            || (self.reuse != Reuse::Cycle && self.free.is_empty())
+    }
+
+    /// The position the next claim gets (and its data slot), if one is free. `strong` re-reads
     /// `head` with an RMW (see the module docs of `protocol`), for the check before sleeping.
     #[inline]
     pub fn try_claim(&mut self, c: &Control, strong: bool) -> Result<(u64, usize), Stop> {
         if self.closed {
             return Err(Stop::Closed);
         }
-        // `free` is empty exactly when the ring is full, but a corrupt entry found at takeover
-        // breaks that: positions are what bound the producer, free slots only what it writes.
-        let full = |p: &Self| p.tail - p.cached_head >= p.slots || p.free.is_empty();
-        if full(self) || strong || (self.eager && self.cached_head != self.tail) {
+        if self.full() || strong || (self.eager() && self.cached_head != self.tail) {
             let h = if strong {
                 c.head.fetch_add(0, AcqRel)
             } else {
                 c.head.load(Acquire)
             };
-            self.reclaim(h);
-            if full(self) {
+            self.see_head(h);
+            if self.full() {
                 return Err(Stop::Wait);
             }
         }
-        // Not popped until published: an abandoned claim leaves the slot on top.
-        Ok((self.tail, self.free[self.free.len() - 1] as usize))
+        // Not taken until published: an abandoned claim gets the same slot again.
+        let d = match self.reuse {
+            Reuse::Cycle => self.named[self.entry],
+            Reuse::Stack { .. } => self.free[self.free.len() - 1],
+        };
+        Ok((self.tail, d as usize))
     }
 
     /// Publishes the position returned by `try_claim`: its entry names the data slot, then
@@ -210,12 +297,18 @@ impl Producer {
     pub fn publish<M: RingMemory>(&mut self, mem: &M) -> bool {
         let c = mem.control();
         let next = self.tail + 1;
-        let d = self
-            .free
-            .pop_back()
-            .expect("publish follows a successful claim");
-        self.is_free[d as usize] = false;
-        self.named[self.entry] = d;
+        let d = match self.reuse {
+            Reuse::Cycle => self.named[self.entry],
+            Reuse::Stack { .. } => {
+                let d = self
+                    .free
+                    .pop_back()
+                    .expect("publish follows a successful claim");
+                self.is_free[d as usize] = false;
+                self.named[self.entry] = d;
+                d
+            }
+        };
         let e = mem.slot(self.entry);
         // Relaxed: the stamp's (and `tail`'s) Release store publishes it.
         e.data_slot.store(u64::from(d), Relaxed);
@@ -228,11 +321,11 @@ impl Producer {
         }
         self.tail = next;
         let wake = self.notifier.after_publish(&c.not_empty);
-        if self.free.len() <= 1 && !self.eager {
+        if next - self.cached_head + 1 >= self.slots && !self.eager() {
             // About to run out: look at `head` now, right after handing an item over, when the
             // caller is likely to wait for something anyway (a reply, the next input), rather
             // than at the next claim, where the line's transfer would delay the next item.
-            self.reclaim(c.head.load(Acquire));
+            self.see_head(c.head.load(Acquire));
         }
         wake
     }

@@ -246,9 +246,10 @@ fn spsc_reuses_the_slot_released_last() {
 
 #[test]
 fn spsc_slot_reuse_never_touches_queued_or_held_slots() {
-    // A pseudo-random interleaving of claims (some abandoned), receives and releases: every
-    // claimed data slot is neither queued nor held, delivery is FIFO and exactly once.
-    for seed in 0..50u64 {
+    // A pseudo-random interleaving of claims (some abandoned), receives, releases and producer
+    // takeovers: every claimed data slot is neither queued nor held, delivery is FIFO and
+    // exactly once.
+    for seed in 0..200u64 {
         let slots = 2 + (seed % 5) as usize;
         let m = Mem::new(slots, 2, false);
         let mut p = spsc::Producer::attach(&*m, Notifier::new(false, 0));
@@ -261,6 +262,11 @@ fn spsc_slot_reuse_never_touches_queued_or_held_slots() {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
+            if x % 53 == 0 {
+                // A successor producer (eager or not) takes over mid-stream.
+                p = spsc::Producer::attach(&*m, Notifier::new(false, 0));
+                p.set_eager(x % 2 == 0);
+            }
             match x % 3 {
                 0 => {
                     if let Ok((pos, slot)) = p.try_claim(&m.control, false) {
