@@ -18,7 +18,6 @@ use crate::segment::Segment;
 use crate::slot::ReadSlot;
 use crate::sync::Ordering::*;
 use crate::wait::{self, SweepClock, Waiting};
-use std::cell::Cell;
 
 /// Receives the slots of a queue ring (SPSC or MPMC) in place, each exactly once.
 ///
@@ -43,6 +42,8 @@ pub struct Consumer<T: Element, D: Dimension> {
     how: Waiting,
     /// When a release that woke a sleeping producer may next sweep for dead sleepers.
     clock: SweepClock,
+    /// When an empty ring may next make us check whether its producers are alive.
+    liveness: SweepClock,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -171,6 +172,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
                 grace: options.grace,
             },
             clock: SweepClock::new(),
+            liveness: SweepClock::new(),
             _t: PhantomData,
         })
     }
@@ -215,7 +217,15 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         };
         let (pos, slot) = match ready {
             Some(got) => got,
-            None => wait_recv(seg, me, &mut self.spsc, self.how, deadline, block)?,
+            None => wait_recv(
+                seg,
+                me,
+                &mut self.spsc,
+                &mut self.liveness,
+                self.how,
+                deadline,
+                block,
+            )?,
         };
         if self.spsc.is_some() {
             me.holding.store(pos + 1, Relaxed);
@@ -252,7 +262,8 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         self.recv_until(None, true)
     }
 
-    /// Receives the next item if one is published: `Err(Empty)` otherwise.
+    /// Receives the next item if one is published: `Err(Empty)` otherwise (`Err(Closed)` or
+    /// `Err(Disconnected { .. })` as [`Consumer::recv`] says).
     ///
     /// ```
     /// # use ndring::*;
@@ -374,6 +385,7 @@ fn wait_recv(
     seg: &Segment,
     me: &crate::header::PeerEntry,
     spsc: &mut Option<spsc::Consumer>,
+    liveness: &mut SweepClock,
     how: Waiting,
     deadline: Option<Instant>,
     block: bool,
@@ -402,8 +414,6 @@ fn wait_recv(
             return r;
         }
     }
-    // Set after a grace period asleep: from then on "attached" also means "alive".
-    let check_alive = Cell::new(false);
     let mut step = |strong: bool| {
         let mut attempt = |strong: bool| match spsc {
             Some(c) => c.try_recv(seg, strong),
@@ -413,7 +423,7 @@ fn wait_recv(
             // Nothing published, and no producer left to publish: drained for good, unless one
             // published and left just before we looked (the re-check sees it).
             Err(Stop::Wait)
-                if peers::disconnected(seg, Role::Producer, strong, check_alive.get()) =>
+                if peers::disconnected(seg, Role::Producer, strong, || liveness.due(how.grace)) =>
             {
                 match attempt(true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
@@ -429,7 +439,6 @@ fn wait_recv(
         let me = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
         wait::sleep_until(&seg.control().not_empty, me, how, deadline, step, || {
             peers::sweep(seg);
-            check_alive.set(true);
         })
         .unwrap_or(Err(Error::Timeout))
     } else {

@@ -74,6 +74,9 @@ mod wait;
 #[cfg(not(loom))]
 mod writer;
 
+#[cfg(all(test, not(loom)))]
+mod handles_tests;
+
 #[cfg(not(loom))]
 pub use crate::{
     config::{Config, OpenOptions},

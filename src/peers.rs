@@ -217,9 +217,22 @@ pub(crate) fn attached(seg: &Segment, role: Role, strong: bool, check_alive: boo
 
 /// Whether a receiver that found nothing to receive (or a sender that found no room) is
 /// disconnected: the other side (`role`) has attached once, and none is attached now. If so,
-/// `recheck(true)` must still find nothing, since a peer may publish and leave between the two.
-pub(crate) fn disconnected(seg: &Segment, role: Role, strong: bool, check_alive: bool) -> bool {
-    peers::seen(seg, role as u8) && !attached(seg, role, strong, check_alive)
+/// the caller re-checks the ring with a strong attempt, since a peer may publish and leave
+/// between the two looks.
+///
+/// Entries still taken count unless `check_alive()` (asked only then) says to look at `/proc`,
+/// and every holder is dead: callers rate-limit that to once per grace period
+/// ([`crate::wait::SweepClock`]), so a dead peer is noticed within one.
+pub(crate) fn disconnected(
+    seg: &Segment,
+    role: Role,
+    strong: bool,
+    check_alive: impl FnOnce() -> bool,
+) -> bool {
+    if peers::gone(seg, entries(seg, role), role as u8, strong) {
+        return true;
+    }
+    peers::seen(seg, role as u8) && check_alive() && !attached(seg, role, false, true)
 }
 
 /// The name's "last one out" rule, run by a handle after it unregistered: the name is removed
@@ -242,10 +255,22 @@ pub(crate) fn leave(seg: &Segment) {
     }
 }
 
-/// Whether a queue ring holds published items nobody has received yet.
+/// Whether a queue ring holds published items nobody has received yet. MPMC: a position
+/// between `head` and `tail` whose stamp says published (`pos + 1`, not a tombstone of an
+/// abandoned or dead claim).
 pub(crate) fn unread(seg: &Segment) -> bool {
     let c = seg.control();
-    seg.kind().is_queue() && (c.tail.load(Acquire) & !crate::header::CLOSED) > c.head.load(Acquire)
+    let tail = c.tail.load(Acquire) & !crate::header::CLOSED;
+    let head = c.head.load(Acquire);
+    match seg.kind() {
+        RingKind::Spsc => tail > head,
+        RingKind::Mpmc => {
+            let n = seg.slot_count() as u64;
+            (head..tail.min(head.saturating_add(n)))
+                .any(|pos| seg.slot((pos % n) as usize).stamp.load(Acquire) == pos + 1)
+        }
+        RingKind::Broadcast => false,
+    }
 }
 
 /// The live peers attached to `seg`.

@@ -18,7 +18,6 @@ use crate::segment::Segment;
 use crate::slot::{Sink, WriteSlot};
 use crate::sync::Ordering::*;
 use crate::wait::{self, SweepClock, Waiting};
-use std::cell::Cell;
 
 /// Claims slots of a queue ring (SPSC or MPMC), fills them in place and publishes them.
 ///
@@ -49,6 +48,8 @@ struct Inner {
     how: Waiting,
     /// When a publish that woke a sleeping consumer may next sweep for dead sleepers.
     clock: SweepClock,
+    /// When a full ring may next make us check whether its consumers are alive.
+    liveness: SweepClock,
 }
 
 impl<T: Element, D: Dimension> Producer<T, D> {
@@ -171,6 +172,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
                     grace: options.grace,
                 },
                 clock: SweepClock::new(),
+                liveness: SweepClock::new(),
             },
             dim,
             _t: PhantomData,
@@ -190,13 +192,15 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// let mut slot = tx.claim()?;
     /// slot.assign(&ndarray::arr1(&[1, 2, 3, 4]));
     /// slot.publish();
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
         self.claim_until(None, true)
     }
 
-    /// Claims a free slot if one is free now: `Err(Full)` otherwise.
+    /// Claims a free slot if one is free now: `Err(Full)` otherwise (`Err(Closed)` or
+    /// `Err(Disconnected { .. })` as [`Producer::claim`] says).
     ///
     /// ```
     /// # use ndring::*;
@@ -205,6 +209,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// tx.try_claim()?.publish();
     /// tx.try_claim()?.publish();
     /// assert!(matches!(tx.try_claim(), Err(Error::Full)));
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
@@ -221,6 +226,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// tx.claim()?.publish();
     /// let t = std::time::Duration::from_millis(10);
     /// assert!(matches!(tx.claim_timeout(t), Err(Error::Timeout)));
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn claim_timeout(&mut self, timeout: Duration) -> Result<WriteSlot<'_, T, D>> {
@@ -378,8 +384,8 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             return r;
         }
     }
-    // Set after a grace period asleep: from then on "attached" also means "alive".
-    let check_alive = Cell::new(false);
+    let liveness = &mut inner.liveness;
+    let grace = inner.how.grace;
     let mut step = |strong: bool| {
         let mut attempt = |strong: bool| match spsc {
             Some(p) => p.try_claim(seg.control(), strong),
@@ -389,7 +395,7 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             // Full, and no consumer left to make room (re-checked after looking, as a consumer
             // may release and leave in between).
             Err(Stop::Wait)
-                if peers::disconnected(seg, Role::Consumer, strong, check_alive.get()) =>
+                if peers::disconnected(seg, Role::Consumer, strong, || liveness.due(grace)) =>
             {
                 match attempt(true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
@@ -411,7 +417,6 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             step,
             || {
                 peers::sweep(seg);
-                check_alive.set(true);
             },
         )
         .unwrap_or(Err(Error::Timeout))

@@ -1,6 +1,5 @@
 //! A named POSIX shared-memory segment holding one ring: creation, attachment, validation.
 
-use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
@@ -85,7 +84,7 @@ pub struct Segment {
     /// Mapped `PROT_READ` from a read-only descriptor: nothing may store to it (the typed
     /// handles refuse such a segment), only load.
     read_only: bool,
-    fd: OwnedFd,
+    fd: sys::Handle,
 }
 
 // SAFETY: the mapping is shared memory meant for concurrent use; every access to it goes through
@@ -428,6 +427,7 @@ impl Segment {
     /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
     /// tx.claim()?.publish();
     /// assert_eq!(tx.segment().positions(), Positions { tail: 1, head: 0, published: 0, closed: false });
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn positions(&self) -> Positions {

@@ -141,6 +141,7 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// let mut slot = tx.claim()?;
     /// slot.fill(1);
     /// assert_eq!(slot.publish(), 1);
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn publish(mut self) -> u64 {

@@ -17,8 +17,7 @@ use crate::protocol::broadcast::{self, Miss};
 use crate::segment::Segment;
 use crate::slot::ReadSlot;
 use crate::sync::Ordering::*;
-use crate::wait::{self, Waiting};
-use std::cell::Cell;
+use crate::wait::{self, SweepClock, Waiting};
 
 /// Where a new subscriber starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +52,8 @@ pub struct Subscriber<T: Element, D: Dimension> {
     how: Waiting,
     missed: u64,
     skipped: u64,
+    /// When a wait for frames may next make us check whether the writer is alive.
+    liveness: SweepClock,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -120,6 +121,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             },
             missed: 0,
             skipped: 0,
+            liveness: SweepClock::new(),
             _t: PhantomData,
         })
     }
@@ -142,7 +144,8 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         } else {
             None
         };
-        let check_alive = Cell::new(false);
+        let liveness = &mut self.liveness;
+        let grace = how.grace;
         let mut step = |strong: bool| {
             let mut attempt = |strong: bool| {
                 if latest {
@@ -155,7 +158,12 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                 }
             };
             let mut r = attempt(strong);
-            if r == Err(Miss::Wait) && writer_gone(seg, strong, check_alive.get()) {
+            // Not while spinning (the same step polls there): before each sleep, or when not
+            // blocking at all.
+            if r == Err(Miss::Wait)
+                && (strong || !block)
+                && writer_gone(seg, strong, || liveness.due(grace))
+            {
                 r = attempt(true);
                 if r == Err(Miss::Wait) {
                     return Some(Err(Error::Disconnected { missing: "writer" }));
@@ -163,12 +171,11 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             }
             miss(r)
         };
-        let idle = || {
-            peers::sweep(seg);
-            check_alive.set(true);
-        };
         let w = &seg.control().not_empty;
         let sleeper = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
+        let idle = || {
+            peers::sweep(seg);
+        };
         let got = if let Some(got) = spun {
             got
         } else if block && !latest {
@@ -198,7 +205,10 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
 
     /// The next frame in sequence, waiting for it. `Err(Lagged { missed })` if frames were
     /// overwritten before this subscriber read them (the next call continues with the oldest
-    /// frame held); `Err(Closed)` once the writer closed and nothing newer is held.
+    /// frame held); `Err(Closed)` once the writer closed and nothing newer is held;
+    /// `Err(Disconnected { missing: "writer" })` once nothing newer is held and the writer is
+    /// gone without closing (dropped, or dead: noticed within the grace period). Not final: a
+    /// writer that attaches again continues the stream.
     ///
     /// ```
     /// # use ndring::*;
@@ -339,7 +349,8 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             };
             let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
             let sub = &mut self.sub;
-            let check_alive = Cell::new(false);
+            let liveness = &mut self.liveness;
+            let grace = self.how.grace;
             let step = |strong: bool| {
                 let mut attempt = |strong: bool| {
                     sub.try_copy(seg, strong, |s| {
@@ -352,7 +363,11 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                     })
                 };
                 let mut r = attempt(strong);
-                if r == Err(Miss::Wait) && writer_gone(seg, strong, check_alive.get()) {
+                // Only before a sleep, not while spinning.
+                if r == Err(Miss::Wait)
+                    && strong
+                    && writer_gone(seg, strong, || liveness.due(grace))
+                {
                     r = attempt(true);
                     if r == Err(Miss::Wait) {
                         return Some(Err(Error::Disconnected { missing: "writer" }));
@@ -369,7 +384,6 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                 step,
                 || {
                     peers::sweep(seg);
-                    check_alive.set(true);
                 },
             )
             .unwrap_or(Err(Error::Timeout))
@@ -466,8 +480,9 @@ impl<T: Element, D: Dimension> Drop for Subscriber<T, D> {
     }
 }
 
-/// Whether the writer has attached once and is gone now (detached, or dead when `check_alive`).
-fn writer_gone(seg: &Segment, strong: bool, check_alive: bool) -> bool {
+/// Whether the writer has attached once and is gone now (detached, or dead if `check_alive()`
+/// lets us look).
+fn writer_gone(seg: &Segment, strong: bool, check_alive: impl FnOnce() -> bool) -> bool {
     peers::disconnected(seg, Role::Writer, strong, check_alive)
 }
 

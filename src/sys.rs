@@ -3,6 +3,8 @@
 //! this file (`os_sync_wait_on_address` with the shared flag for the futex, `proc_pidinfo` for
 //! start times).
 
+#![cfg_attr(miri, allow(unused_imports, dead_code))]
+
 use std::io;
 use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
@@ -16,6 +18,22 @@ use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::shm;
 use rustix::thread::futex;
+
+// Under Miri, which has no shared memory, futex or `membarrier`, the same functions over heap
+// memory (`sys/miri.rs`); the imports and helpers of the real ones then go unused.
+#[cfg(miri)]
+mod miri;
+#[cfg(miri)]
+use miri::stat;
+#[cfg(miri)]
+pub use miri::{
+    Handle, create, futex_wait, futex_wake_all, heavy_barrier, identity, map, name_identity,
+    now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, unlink, unmap,
+};
+
+/// What names an open shared-memory object (and keeps a mapping of it valid).
+#[cfg(not(miri))]
+pub type Handle = OwnedFd;
 
 /// Where Linux keeps named shared memory (what glibc's `shm_open` opens).
 pub const SHM_DIR: &str = "/dev/shm";
@@ -39,6 +57,7 @@ pub fn futex_calls() -> u64 {
 /// Opens `/dev/shm/<name>` with `flags`, never following a symbolic link (`O_NOFOLLOW`, as
 /// glibc's `shm_open` does; rustix's does not), close-on-exec. `name` is validated (`/` then
 /// one component) by the caller.
+#[cfg(not(miri))]
 fn shm_path_open(name: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno> {
     let path = format!("{SHM_DIR}{name}");
     rustix::fs::open(path, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC, mode)
@@ -46,6 +65,7 @@ fn shm_path_open(name: &str, flags: OFlags, mode: Mode) -> Result<OwnedFd, Errno
 
 /// Creates `name` exclusively with exactly `mode` (the umask does not apply) and reserves `size`
 /// bytes of pages, so that a too-small `/dev/shm` fails here and not with SIGBUS later.
+#[cfg(not(miri))]
 pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
     let fd = shm_path_open(
         name,
@@ -69,6 +89,7 @@ pub fn create(name: &str, size: u64, mode: u32) -> Result<OwnedFd, Errno> {
 }
 
 /// Opens an existing `name` read-write, or read-only; a symbolic link is refused (`ELOOP`).
+#[cfg(not(miri))]
 pub fn open(name: &str, read_only: bool) -> Result<OwnedFd, Errno> {
     let access = if read_only {
         OFlags::RDONLY
@@ -85,6 +106,7 @@ pub fn open(name: &str, read_only: bool) -> Result<OwnedFd, Errno> {
 /// and attaches as soon as its producer creates the ring. The watch is added before the first
 /// retry, so a creation between that and the `poll` is not missed. Where inotify is unavailable
 /// (its per-user limits, a seccomp filter) it falls back to sleeps of 1 ms doubling to 50 ms.
+#[cfg(not(miri))]
 pub fn open_waiting(name: &str, read_only: bool, timeout: Duration) -> Result<OwnedFd, Errno> {
     use rustix::fs::inotify;
     let first = open(name, read_only);
@@ -137,29 +159,34 @@ pub fn open_waiting(name: &str, read_only: bool, timeout: Duration) -> Result<Ow
 
 /// The identity (device, inode) of the object behind `fd`: tells whether a name still refers
 /// to the object we mapped.
+#[cfg(not(miri))]
 pub fn identity(fd: &OwnedFd) -> Result<(u64, u64), Errno> {
     let st = rustix::fs::fstat(fd)?;
     Ok((st.st_dev, st.st_ino))
 }
 
 /// The identity of the object `name` refers to now, without following a symbolic link.
+#[cfg(not(miri))]
 pub fn name_identity(name: &str) -> Result<(u64, u64), Errno> {
     let st = rustix::fs::lstat(format!("{SHM_DIR}{name}"))?;
     Ok((st.st_dev, st.st_ino))
 }
 
 /// Removes `name`; mappings stay valid until unmapped.
+#[cfg(not(miri))]
 pub fn unlink(name: &str) -> Result<(), Errno> {
     shm::unlink(name)
 }
 
 /// The size of the object behind `fd`.
+#[cfg(not(miri))]
 pub fn size(fd: &OwnedFd) -> Result<u64, Errno> {
     Ok(rustix::fs::fstat(fd)?.st_size as u64)
 }
 
 /// Maps `len` bytes of `fd` shared and read-write (or read-only: `PROT_READ`, for a descriptor
 /// opened read-only).
+#[cfg(not(miri))]
 pub fn map(fd: &OwnedFd, len: usize, read_only: bool) -> Result<NonNull<u8>, Errno> {
     let prot = if read_only {
         ProtFlags::READ
@@ -176,6 +203,7 @@ pub fn map(fd: &OwnedFd, len: usize, read_only: bool) -> Result<NonNull<u8>, Err
 ///
 /// # Safety
 /// `ptr`/`len` come from one `map` call, and no reference into the mapping outlives this call.
+#[cfg(not(miri))]
 pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
     // SAFETY: forwarded from the caller's contract.
     let _ = unsafe { rustix::mm::munmap(ptr.as_ptr().cast(), len) };
@@ -184,6 +212,7 @@ pub unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
 /// Sleeps while `*word == expected`, at most `timeout` (forever if `None`). Returns early on a
 /// wake, a changed value, a signal or a spurious wake-up: callers re-check their condition.
 /// The futex is shared (no private flag): waker and sleeper may be in different processes.
+#[cfg(not(miri))]
 pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|d| rustix::time::Timespec {
         tv_sec: d.as_secs().min(i64::MAX as u64) as i64,
@@ -194,6 +223,7 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 }
 
 /// Wakes every sleeper on `word`, in any process.
+#[cfg(not(miri))]
 pub fn futex_wake_all(word: &AtomicU32) {
     count_futex_call();
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
@@ -202,6 +232,7 @@ pub fn futex_wake_all(word: &AtomicU32) {
 /// Registers this process as a target of other processes' heavy barriers, once; false if the
 /// kernel (before 4.16) or a seccomp filter refuses `membarrier`. A process that is not registered
 /// never publishes with plain stores (see `protocol::Notifier`).
+#[cfg(not(miri))]
 pub fn register_for_heavy_barriers() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
@@ -212,18 +243,21 @@ pub fn register_for_heavy_barriers() -> bool {
 
 /// A full memory barrier on every CPU that runs a thread of a registered process (and on this
 /// one); false if the kernel refused it.
+#[cfg(not(miri))]
 pub fn heavy_barrier() -> bool {
     use rustix::thread::{MembarrierCommand, membarrier};
     membarrier(MembarrierCommand::GlobalExpedited).is_ok()
 }
 
 /// This process's id.
+#[cfg(not(miri))]
 pub fn pid() -> u32 {
     rustix::process::getpid().as_raw_nonzero().get() as u32
 }
 
 /// The start time of process `pid` in clock ticks after boot (field 22 of `/proc/PID/stat`),
 /// and whether it is a zombie. `None` if there is no such process.
+#[cfg(not(miri))]
 fn stat(pid: u32) -> Option<(u64, bool)> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may contain anything: split after it.
@@ -250,6 +284,7 @@ pub fn alive(pid: u32, start_time: u64) -> bool {
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: one clock for every process of the machine.
+#[cfg(not(miri))]
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64

@@ -29,11 +29,15 @@ pub(crate) struct Sleeper<'a> {
 }
 
 impl<'a> Sleeper<'a> {
-    /// The sleeper of entry `entry` on the word tagged `tag` (`SLEEPING_NOT_EMPTY`/`_FULL`).
+    /// The sleeper of entry `entry` (ours) on the word tagged `tag` (`SLEEPING_NOT_EMPTY` or
+    /// `_FULL`). The pid recorded is the one our entry is registered under (a load, not a
+    /// `getpid` call: this runs on every blocking call), which is the pid a survivor judges.
+    #[inline]
     pub fn new(entry: &'a PeerEntry, tag: u64) -> Self {
+        let owner = entry.owner.load(crate::sync::Ordering::Relaxed);
         Sleeper {
             entry,
-            word: crate::protocol::peers::sleeping_word(sys::pid(), tag),
+            word: crate::protocol::peers::sleeping_word(owner as u32, tag),
         }
     }
 }

@@ -32,6 +32,7 @@ fn main() -> std::process::ExitCode {
             ("fill-until-disconnected", fill_until_disconnected),
             ("subscribe-until-error", subscribe_until_error),
             ("attach-and-hang", attach_and_hang),
+            ("write-then-hang", write_then_hang),
         ],
         vec![
             trial("a_symbolic_link_in_dev_shm_is_refused", symlink_refused),
@@ -56,6 +57,10 @@ fn main() -> std::process::ExitCode {
                 producer_killed_while_consumer_sleeps,
             ),
             trial(
+                "short_timeouts_and_try_recv_notice_a_dead_producer",
+                dead_producer_noticed_by_polling,
+            ),
+            trial(
                 "early_exiting_producers_items_reach_a_consumer_started_later",
                 early_exit,
             ),
@@ -74,6 +79,10 @@ fn main() -> std::process::ExitCode {
             trial(
                 "subscriber_is_disconnected_when_the_writer_goes",
                 subscriber_disconnected,
+            ),
+            trial(
+                "subscriber_notices_a_sigkilled_writer_within_the_grace_period",
+                writer_killed,
             ),
             trial(
                 "spsc_sigkilled_sleeper_costs_no_futex_calls_after_takeover",
@@ -191,6 +200,13 @@ fn subscribe_until_error(a: &[String]) {
     }
 }
 
+/// Child: takes the writer role of a broadcast ring, publishes one frame, waits to be killed.
+fn write_then_hang(a: &[String]) {
+    let mut w = BroadcastWriter::<u64, Ix1>::open(&a[0]).unwrap();
+    w.send(&arr1(&[5])).unwrap();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
 /// Child: attaches as a consumer and waits to be killed.
 fn attach_and_hang(a: &[String]) {
     let _rx = Consumer::<u64, Ix1>::open_with(&a[0], &options()).unwrap();
@@ -274,6 +290,38 @@ fn producer_killed_while_consumer_sleeps() {
     assert_eq!(rx.segment().sleepers(), (0, 0));
 }
 
+/// A consumer that only ever waits less than the grace period (or never waits) still notices a
+/// SIGKILLed producer: liveness is checked at most once per grace period across calls.
+fn dead_producer_noticed_by_polling() {
+    for short_timeouts in [true, false] {
+        let n = name(if short_timeouts {
+            "poll-to"
+        } else {
+            "poll-try"
+        });
+        let mut rx = Consumer::<u64, Ix1>::create(&n, 1, &Config::spsc().grace(GRACE)).unwrap();
+        let producer = spawn("send-then-hang", &[&n]);
+        assert_eq!(rx.recv().unwrap()[0], 99);
+        kill(producer.id);
+        let _ = producer.done_after_kill();
+        eventually(LONG, "Disconnected reported", || {
+            let r = if short_timeouts {
+                rx.recv_timeout(Duration::from_millis(5)).map(drop)
+            } else {
+                rx.try_recv().map(drop)
+            };
+            match r {
+                Err(Error::Disconnected { missing }) => {
+                    assert_eq!(missing, "producer");
+                    true
+                }
+                Err(Error::Timeout | Error::Empty) => false,
+                other => panic!("unexpected {other:?}"),
+            }
+        });
+    }
+}
+
 /// A producer publishes 2 items and exits; a consumer started 1 s later receives both, then
 /// Disconnected; when it leaves, the name goes.
 fn early_exit() {
@@ -321,6 +369,21 @@ fn last_one_out() {
     assert!(exists(&n));
     let tx = Producer::<u64, Ix1>::create(&n, 1, &Config::spsc()).unwrap();
     drop(tx);
+    assert!(!exists(&n));
+    // MPMC: an abandoned claim (a tombstone between head and tail) is nothing unread, a
+    // published item is.
+    let mut tx = Producer::<u64, Ix1>::create(&n, 1, &Config::mpmc()).unwrap();
+    drop(tx.claim().unwrap());
+    drop(tx);
+    assert!(!exists(&n));
+    let mut tx = Producer::<u64, Ix1>::create(&n, 1, &Config::mpmc()).unwrap();
+    drop(tx.claim().unwrap());
+    tx.send(&arr1(&[1])).unwrap();
+    drop(tx);
+    assert!(exists(&n));
+    let mut rx = Consumer::<u64, Ix1>::open(&n).unwrap();
+    assert_eq!(rx.recv().unwrap()[0], 1);
+    drop(rx);
     assert!(!exists(&n));
 }
 
@@ -399,6 +462,33 @@ fn subscriber_disconnected() {
         out.trim(),
         "1 disconnected: no writer is attached to the ring"
     );
+}
+
+/// A subscriber asleep in recv when its writer is SIGKILLed: `Disconnected` within the grace
+/// period (the dead writer's entry stays taken until a new writer takes it over).
+fn writer_killed() {
+    let n = name("wkill");
+    let config = Config::broadcast().keep(true);
+    drop(BroadcastWriter::<u64, Ix1>::create(&n, 1, &config).unwrap());
+    let writer = spawn("write-then-hang", &[&n]);
+    let seg = Segment::open_read_only(&n).unwrap();
+    eventually(LONG, "frame published", || seg.positions().published == 1);
+    let o = options().spin(0);
+    let mut sub = Subscriber::<u64, Ix1>::open_with(&n, Start::Oldest, &o).unwrap();
+    assert_eq!(sub.recv().unwrap()[0], 5);
+    let id = writer.id;
+    let killer = std::thread::spawn(move || {
+        eventually(LONG, "subscriber asleep", || seg.sleepers().0 == 1);
+        kill(id);
+    });
+    assert!(matches!(
+        sub.recv(),
+        Err(Error::Disconnected { missing: "writer" })
+    ));
+    killer.join().unwrap();
+    let _ = writer.done_after_kill();
+    drop(sub);
+    ndring::remove(&n).unwrap();
 }
 
 /// A consumer SIGKILLed while asleep stays counted in `waiters`: every publish would then make a
@@ -535,6 +625,9 @@ fn read_only_inspection() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, vec!["rw denied", expected.as_str()]);
     let _ = (DType::U16, RingKind::Mpmc, Role::Producer);
+    drop(tx);
+    // The published item was never read: the ring outlived its last handle.
+    ndring::remove(&n).unwrap();
 }
 
 fn rustix_uid() -> u32 {

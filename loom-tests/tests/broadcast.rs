@@ -7,15 +7,7 @@ use loom::sync::Arc;
 use loom::sync::atomic::Ordering::Relaxed;
 use loom::thread;
 use ndring::protocol::broadcast::{Miss, Subscriber, Writer};
-use support::Mem;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(2);
-    }
-    b.check(f);
-}
+use support::{Mem, model, notify, sleep_until};
 
 /// Publishes frames `1..=n`, each slot's data and words set to its sequence number.
 fn write_frames(m: &Mem, n: u64) {
@@ -59,7 +51,7 @@ fn follow(m: &Mem, me: usize, total: u64, attempts: usize) {
 
 #[test]
 fn writer_and_two_subscribers() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(4, 3, false));
         let subs: Vec<_> = (1..3)
             .map(|i| {
@@ -78,7 +70,7 @@ fn writer_and_two_subscribers() {
 /// never overlaps a rewrite (loom's UnsafeCell check) and lag is reported, never a wrong frame.
 #[test]
 fn pin_races_overwrite() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(3, 2, false));
         let m2 = m.clone();
         let sub = thread::spawn(move || follow(&m2, 1, 4, 2));
@@ -90,7 +82,7 @@ fn pin_races_overwrite() {
 /// Lag is exact: with 3 slots and 5 frames written before the subscriber reads, it misses 2.
 #[test]
 fn lag_is_counted_exactly() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(3, 2, false));
         let mut sub = Subscriber::attach(&*m, false);
         write_frames(&m, 5);
@@ -107,7 +99,7 @@ fn lag_is_counted_exactly() {
 /// Copy-out without a pin never returns a torn frame: both words equal the frame's seq.
 #[test]
 fn copy_out_is_never_torn() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(3, 2, false));
         let m2 = m.clone();
         let reader = thread::spawn(move || {
@@ -126,5 +118,56 @@ fn copy_out_is_never_torn() {
         });
         write_frames(&m, 3);
         reader.join().unwrap();
+    });
+}
+
+/// Copy-out of a slot that the writer rewrites meanwhile (two slots, three frames: frame 3 goes
+/// where frame 1 was): a copy that overlaps the rewrite is discarded, never returned. Needs the
+/// writer's `fence(Release)` after marking the slot `WRITING` and the reader's `fence(Acquire)`
+/// before its re-check.
+#[test]
+fn copy_out_of_a_rewritten_slot_is_never_torn() {
+    model(2, || {
+        // One peer entry: the writer's; no pins.
+        let m = Arc::new(Mem::new(2, 1, false));
+        let mut sub = Subscriber::attach(&*m, false);
+        let m2 = m.clone();
+        let writer = thread::spawn(move || write_frames(&m2, 3));
+        for _ in 0..3 {
+            let mut copy = [0u64; 2];
+            match sub.try_copy(&*m, false, |s| {
+                copy = [m.words[s][0].load(Relaxed), m.words[s][1].load(Relaxed)];
+            }) {
+                Ok(seq) => assert_eq!(copy, [seq, seq], "torn or overtaken copy"),
+                Err(Miss::Closed) => break,
+                Err(Miss::Lagged(_)) => {}
+                Err(Miss::Wait) => thread::yield_now(),
+            }
+        }
+        writer.join().unwrap();
+    });
+}
+
+/// No wake-up is lost while a subscriber sleeps for the next frame.
+#[test]
+fn subscriber_sleeps_no_lost_wakeup() {
+    model(2, || {
+        let m = Arc::new(Mem::new(3, 2, false));
+        let mut sub = Subscriber::attach(&*m, false);
+        let m2 = m.clone();
+        let writer = thread::spawn(move || {
+            let mut w = Writer::attach(&*m2, 1);
+            let (s, _) = w.claim(&*m2);
+            m2.write(s, 1);
+            w.publish(&*m2, s);
+            notify(&m2.control.not_empty);
+        });
+        let me = &m.peers[1];
+        let (s, seq) = sleep_until(&m.control.not_empty, |strong| {
+            sub.try_recv(&*m, me, strong).ok()
+        });
+        assert_eq!((seq, m.read(s)), (1, 1));
+        sub.unpin(me);
+        writer.join().unwrap();
     });
 }

@@ -37,15 +37,13 @@ enum Variant {
     PlainStoreAndLoad,
     /// The RMWs, but the leaver does not wake sleepers.
     NoWake,
+    /// `seen` read before the owners: a producer can register, mark itself seen and leave
+    /// between the stale `seen` and the sleep.
+    SeenFirst,
 }
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    b.max_branches = 20_000;
-    b.check(f);
+    support::model(2, f);
 }
 
 /// The producer leaves its entry.
@@ -55,7 +53,7 @@ fn leave(v: Variant, m: &Mem, e: &PeerEntry) {
             e.start_time.store(0, Release);
             e.owner.store(0, Release);
         }
-        Variant::Real | Variant::NoWake => peers::release(e),
+        Variant::Real | Variant::NoWake | Variant::SeenFirst => peers::release(e),
     }
     // What `peers::unregister` does next: wake the consumers, if any sleeps.
     if v != Variant::NoWake && has_waiters(&m.control.not_empty) {
@@ -63,11 +61,17 @@ fn leave(v: Variant, m: &Mem, e: &PeerEntry) {
     }
 }
 
-/// Whether a producer is attached (entry 0 of an SPSC ring).
-fn attached(v: Variant, m: &Mem, strong: bool) -> bool {
+/// Whether the producer (entry 0 of an SPSC ring) is gone: `peers::gone`, as `consumer.rs`
+/// asks it, or a broken variant.
+fn gone(v: Variant, m: &Mem, strong: bool) -> bool {
     match v {
-        Variant::PlainStoreAndLoad => m.peers[0].owner.load(Acquire) != 0,
-        Variant::Real | Variant::NoWake => peers::attached(m, 0..1, PRODUCER, strong),
+        Variant::Real | Variant::NoWake => peers::gone(m, 0..1, PRODUCER, strong),
+        Variant::PlainStoreAndLoad => {
+            m.peers[0].owner.load(Acquire) == 0 && peers::seen(m, PRODUCER)
+        }
+        Variant::SeenFirst => {
+            peers::seen(m, PRODUCER) && !peers::attached(m, 0..1, PRODUCER, strong)
+        }
     }
 }
 
@@ -91,21 +95,31 @@ fn sleep_until<R>(w: &WaitWord, mut ready: impl FnMut(bool) -> Option<R>) -> R {
     }
 }
 
-/// A producer attached (and seen) publishes one item and leaves without closing; a consumer
-/// receives until `Disconnected`.
-fn disconnect(v: Variant) {
+/// A producer publishes `items` (0 or 1) and leaves without closing; a consumer receives until
+/// `Disconnected`. `registered`: the producer registered before the consumer starts; otherwise
+/// it registers in its own thread, racing the consumer's first looks.
+fn disconnect(v: Variant, items: u64, registered: bool) {
     let m = Arc::new(Mem::new(2, 2, false));
-    // The producer registered before the consumer looks: owner taken, role seen.
-    peers::try_take(&m.peers[0], peers::owner_word(10, PRODUCER), 0).unwrap();
-    peers::mark_seen(&*m, PRODUCER);
+    let register = |m: &Mem| {
+        peers::try_take(&m.peers[0], peers::owner_word(10, PRODUCER), 0).unwrap();
+        peers::mark_seen(m, PRODUCER);
+    };
+    if registered {
+        register(&m);
+    }
     peers::try_take(&m.peers[1], peers::owner_word(11, CONSUMER), 0).unwrap();
     let m2 = m.clone();
     let p = thread::spawn(move || {
+        if !registered {
+            register(&m2);
+        }
         let mut p = spsc::Producer::attach(&*m2, Notifier::new(false, 0));
-        let (_, slot) = p.try_claim(&m2.control, false).unwrap();
-        m2.write(slot, 7);
-        if p.publish(&*m2) {
-            bump(&m2.control.not_empty);
+        for i in 0..items {
+            let (_, slot) = p.try_claim(&m2.control, false).unwrap();
+            m2.write(slot, 7 + i);
+            if p.publish(&*m2) {
+                bump(&m2.control.not_empty);
+            }
         }
         p.retire(&m2.control);
         leave(v, &m2, &m2.peers[0]);
@@ -118,12 +132,10 @@ fn disconnect(v: Variant) {
                 Ok((_, slot)) => Some(Seen::Item(m.read(slot))),
                 Err(Stop::Closed) => unreachable!("nobody closes"),
                 // `peers::disconnected`, then the re-check that `consumer.rs` makes.
-                Err(Stop::Wait) if peers::seen(&*m, PRODUCER) && !attached(v, &m, strong) => {
-                    match c.try_recv(&*m, true) {
-                        Ok((_, slot)) => Some(Seen::Item(m.read(slot))),
-                        Err(_) => Some(Seen::Disconnected),
-                    }
-                }
+                Err(Stop::Wait) if gone(v, &m, strong) => match c.try_recv(&*m, true) {
+                    Ok((_, slot)) => Some(Seen::Item(m.read(slot))),
+                    Err(_) => Some(Seen::Disconnected),
+                },
                 Err(Stop::Wait) => None,
             }
         });
@@ -136,20 +148,33 @@ fn disconnect(v: Variant) {
             break;
         }
     }
-    assert_eq!(seen, vec![Seen::Item(7), Seen::Disconnected]);
+    let mut expected: Vec<Seen> = (0..items).map(|i| Seen::Item(7 + i)).collect();
+    expected.push(Seen::Disconnected);
+    assert_eq!(seen, expected);
     p.join().unwrap();
 }
 
 #[test]
 fn last_producer_leaving_never_leaves_a_consumer_asleep() {
-    model(|| disconnect(Variant::Real));
+    // Registered first, one item: everything published is received before Disconnected.
+    model(|| disconnect(Variant::Real, 1, true));
+}
+
+#[test]
+fn a_producer_that_comes_and_goes_while_the_consumer_looks_still_wakes_it() {
+    model(|| disconnect(Variant::Real, 0, false));
 }
 
 /// The model must fail without what it relies on; otherwise it proves nothing.
 #[test]
 fn the_model_fails_without_the_rmws_or_without_the_wake() {
-    for v in [Variant::PlainStoreAndLoad, Variant::NoWake] {
-        let Err(panic) = std::panic::catch_unwind(|| model(move || disconnect(v))) else {
+    for (v, registered) in [
+        (Variant::PlainStoreAndLoad, true),
+        (Variant::NoWake, true),
+        (Variant::SeenFirst, false),
+    ] {
+        let run = move || model(move || disconnect(v, 0, registered));
+        let Err(panic) = std::panic::catch_unwind(run) else {
             panic!("a broken variant passed the model");
         };
         // The failure is a consumer left asleep (spinning on an unchanged epoch forever),

@@ -4,22 +4,11 @@
 mod support;
 
 use loom::sync::Arc;
-use loom::sync::atomic::{Ordering::*, fence};
 use loom::thread;
 use ndring::header::WaitWord;
 use ndring::protocol::spsc::{self, Stop};
-use ndring::protocol::{Notifier, begin_wait, bump, end_wait, mpmc};
-use support::Mem;
-
-fn model(f: impl Fn() + Sync + Send + 'static) {
-    let mut b = loom::model::Builder::new();
-    if b.preemption_bound.is_none() {
-        b.preemption_bound = Some(3);
-    }
-    // Receivers poll (with yields) until they see `Closed`: allow long paths.
-    b.max_branches = 20_000;
-    b.check(f);
-}
+use ndring::protocol::{Notifier, begin_wait, mpmc};
+use support::{Mem, model, notify, sleep_until, wake_if};
 
 /// Notifiers that go plain as early as they can (after one quiet publish), so that the models
 /// cover fenced publishes, the switch and plain publishes.
@@ -44,14 +33,16 @@ fn spsc_drain(m: &Mem) -> Vec<u64> {
     }
 }
 
+/// Four items through two slots, so that each slot is rewritten after a fenced release (the
+/// first) and after a plain one.
 #[test]
 fn spsc_1p1c_fifo_and_exclusive() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(2, 2, false));
         let m2 = m.clone();
         let p = thread::spawn(move || {
             let mut p = spsc::Producer::attach(&*m2, eager());
-            for i in 0..3 {
+            for i in 0..4 {
                 let (pos, slot) = loop {
                     match p.try_claim(&m2.control, false) {
                         Ok(claimed) => break claimed,
@@ -64,85 +55,80 @@ fn spsc_1p1c_fifo_and_exclusive() {
             }
             p.close(&*m2);
         });
-        assert_eq!(spsc_drain(&m), vec![10, 11, 12]);
+        assert_eq!(spsc_drain(&m), vec![10, 11, 12, 13]);
         p.join().unwrap();
     });
 }
 
-/// Sleeps on `w` the way `wait.rs` does, until `ready` succeeds: the heavy barrier (`membarrier`)
-/// is a `fence(SeqCst)` here, and the "futex" a loop until the epoch changes. A lost wake-up
-/// leaves this loop spinning on an unchanged epoch forever, which loom reports.
-///
-/// Loom cannot express `membarrier` (a fence forced onto another thread), so plain mode is
-/// checked as the textbook asymmetric Dekker is: both barriers as `SeqCst` fences. The fenced
-/// mode is checked exactly (it has no barrier to stand in for): making its publish a plain store
-/// fails `spsc_no_lost_wakeup_empty`.
-fn sleep_until<R>(w: &WaitWord, mut ready: impl FnMut(bool) -> Option<R>) -> R {
-    loop {
-        if let Some(r) = ready(false) {
-            return r;
-        }
-        let s = begin_wait(w);
-        if s.heavy {
-            fence(SeqCst);
-        }
-        if let Some(r) = ready(true) {
-            end_wait(w);
-            return r;
-        }
-        while w.futex.load(Acquire) == s.epoch {
-            thread::yield_now();
-        }
-        end_wait(w);
-    }
-}
-
-/// What `wait::wake` does, minus the system call.
-fn wake_if(needed: bool, w: &WaitWord) {
-    if needed {
-        bump(w);
-    }
-}
-
-/// No wake-up is lost while a consumer sleeps on an empty ring: with a producer that stays
-/// fenced (`plain == false`), and with one that switches to plain stores between its two
-/// publishes.
-#[test]
-fn spsc_no_lost_wakeup_empty() {
-    for can_plain in [false, true] {
-        model(move || {
-            let m = Arc::new(Mem::new(2, 2, false));
-            let m2 = m.clone();
-            let p = thread::spawn(move || {
-                let mut p = spsc::Producer::attach(&*m2, Notifier::new(can_plain, 0));
-                for i in 0..2 {
-                    let (_, slot) = p.try_claim(&m2.control, false).unwrap();
-                    m2.write(slot, 5 + i);
-                    let wake = p.publish(&*m2);
-                    wake_if(wake, &m2.control.not_empty);
-                }
-            });
-            let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
+/// A consumer sleeps on an empty ring while the producer publishes twice.
+fn spsc_consumer_sleeps(can_plain: bool) {
+    model(2, move || {
+        let m = Arc::new(Mem::new(2, 2, false));
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            let mut p = spsc::Producer::attach(&*m2, Notifier::new(can_plain, 0));
             for i in 0..2 {
-                let (_, slot) =
-                    sleep_until(&m.control.not_empty, |strong| c.try_recv(&*m, strong).ok());
-                assert_eq!(m.read(slot), 5 + i);
-                c.release(&m.control);
+                let (_, slot) = p.try_claim(&m2.control, false).unwrap();
+                m2.write(slot, 5 + i);
+                let wake = p.publish(&*m2);
+                wake_if(wake, &m2.control.not_empty);
             }
-            p.join().unwrap();
         });
-    }
+        let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
+        for i in 0..2 {
+            let (_, slot) =
+                sleep_until(&m.control.not_empty, |strong| c.try_recv(&*m, strong).ok());
+            assert_eq!(m.read(slot), 5 + i);
+            c.release(&m.control);
+        }
+        p.join().unwrap();
+    });
 }
 
-/// No wake-up is lost while a producer sleeps on a full ring and the consumer releases with
-/// plain stores.
+/// No wake-up is lost while a consumer sleeps on an empty ring and the producer publishes with
+/// RMWs (it never goes plain). This mode has no stand-in barrier: it is checked exactly.
 #[test]
-fn spsc_no_lost_wakeup_full() {
-    model(|| {
+fn spsc_no_lost_wakeup_empty_fenced() {
+    spsc_consumer_sleeps(false);
+}
+
+/// The same with a producer that switches to plain stores after its first publish.
+#[test]
+fn spsc_no_lost_wakeup_empty_plain() {
+    spsc_consumer_sleeps(true);
+}
+
+/// The switch to plain mode is a Dekker handshake over `WaitWord::plain` and `waiters`, with a
+/// `SeqCst` fence on each side (`Notifier::go_plain`, `begin_wait`): a sleeper that the
+/// notifier's `waiters` check misses must read `plain == 1`, and so bring its heavy barrier.
+/// Checked directly, so it needs no stand-in for `membarrier`.
+#[test]
+fn plain_mode_switch_is_a_dekker_handshake() {
+    model(2, || {
+        let w = Arc::new(WaitWord::default());
+        let w2 = w.clone();
+        let n = thread::spawn(move || {
+            // One quiet publish: it goes plain unless it sees the sleeper.
+            let mut n = Notifier::new(true, 0);
+            n.after_publish(&w2);
+            n.fenced()
+        });
+        let s = begin_wait(&w);
+        let fenced = n.join().unwrap();
+        assert!(
+            fenced || s.heavy,
+            "the notifier went plain and the sleeper skipped its heavy barrier"
+        );
+    });
+}
+
+/// A producer sleeps on a full ring while the consumer releases.
+fn spsc_producer_sleeps(can_plain: bool) {
+    model(2, move || {
         let m = Arc::new(Mem::new(2, 2, false));
         let m2 = m.clone();
         let c = thread::spawn(move || {
-            let mut c = spsc::Consumer::attach(&*m2, eager());
+            let mut c = spsc::Consumer::attach(&*m2, Notifier::new(can_plain, 0));
             let mut got = vec![];
             while got.len() < 3 {
                 match c.try_recv(&*m2, false) {
@@ -165,6 +151,56 @@ fn spsc_no_lost_wakeup_full() {
             p.publish(&*m);
         }
         assert_eq!(c.join().unwrap(), vec![0, 1, 2]);
+    });
+}
+
+/// No wake-up is lost while a producer sleeps on a full ring and the consumer releases with
+/// RMWs (checked exactly).
+#[test]
+fn spsc_no_lost_wakeup_full_fenced() {
+    spsc_producer_sleeps(false);
+}
+
+/// The same with a consumer that switches to plain stores after its first release.
+#[test]
+fn spsc_no_lost_wakeup_full_plain() {
+    spsc_producer_sleeps(true);
+}
+
+/// A consumer that reads `tail` (as its strong re-check does) may then read every item `tail`
+/// counts without looking at their stamps: `tail`'s store must hand them over, in plain mode too.
+///
+/// The consumer makes a bounded number of attempts rather than waiting for both items: its
+/// `fetch_add(0)` on `tail` races the producer's plain store, and loom 0.7 (issue #254) may
+/// place that store between the RMW's read and write, which loses the store in that execution
+/// (a behaviour real hardware and the C++ model forbid); an unbounded wait would then spin
+/// forever. What this model checks is the contents of what is received.
+#[test]
+fn spsc_tail_hands_over_what_it_counts() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 2, false));
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            let mut p = spsc::Producer::attach(&*m2, eager());
+            for i in 0..2 {
+                let (_, slot) = p.try_claim(&m2.control, false).unwrap();
+                m2.write(slot, 5 + i);
+                p.publish(&*m2);
+            }
+        });
+        let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
+        let mut next = 5;
+        for _ in 0..3 {
+            match c.try_recv(&*m, true) {
+                Ok((_, slot)) => {
+                    assert_eq!(m.read(slot), next);
+                    next += 1;
+                    c.release(&m.control);
+                }
+                Err(_) => thread::yield_now(),
+            }
+        }
+        p.join().unwrap();
     });
 }
 
@@ -196,7 +232,7 @@ fn mpmc_recv(m: &Mem, me: usize) -> Option<u64> {
 
 #[test]
 fn mpmc_2p1c_exactly_once() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(2, 3, true));
         let ps: Vec<_> = (0..2)
             .map(|p| {
@@ -218,7 +254,7 @@ fn mpmc_2p1c_exactly_once() {
 /// received exactly once, and the drained ring then reports `Closed`.
 #[test]
 fn mpmc_1p2c_exactly_once_then_closed() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(2, 3, true));
         let cs: Vec<_> = (1..3)
             .map(|c| {
@@ -253,7 +289,7 @@ fn mpmc_1p2c_exactly_once_then_closed() {
 
 #[test]
 fn mpmc_abandoned_claim_is_never_delivered() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(2, 2, true));
         let m2 = m.clone();
         let p = thread::spawn(move || {
@@ -275,7 +311,7 @@ fn mpmc_abandoned_claim_is_never_delivered() {
 /// tombstone by a survivor while a live producer and a consumer carry on.
 #[test]
 fn mpmc_recovery_of_a_dead_claim() {
-    model(|| {
+    model(2, || {
         let m = Arc::new(Mem::new(2, 3, true));
         // Peer 0 claims position 0 and dies.
         let pos = mpmc::try_claim(&*m, &m.peers[0], false).unwrap();
@@ -293,5 +329,70 @@ fn mpmc_recovery_of_a_dead_claim() {
         assert_eq!(mpmc_recv(&m, 2), Some(42));
         assert_eq!(survivor.join().unwrap(), mpmc::Recovered::Tombstone);
         live.join().unwrap();
+    });
+}
+
+/// A consumer reads a slot and releases it, and the producer rewrites it on the next lap (three
+/// items through two slots): the release must hand the slot back before the rewrite (loom's
+/// `UnsafeCell` check).
+#[test]
+fn mpmc_slot_reused_on_next_lap() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 2, true));
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            for v in 0..3 {
+                mpmc_send(&m2, 0, v, false);
+            }
+        });
+        let got: Vec<_> = (0..3).map(|_| mpmc_recv(&m, 1).unwrap()).collect();
+        assert_eq!(got, vec![0, 1, 2]);
+        p.join().unwrap();
+    });
+}
+
+/// No wake-up is lost while an MPMC consumer sleeps on an empty ring.
+#[test]
+fn mpmc_consumer_sleeps_no_lost_wakeup() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 2, true));
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            mpmc_send(&m2, 0, 7, false);
+            notify(&m2.control.not_empty);
+        });
+        let me = &m.peers[1];
+        let pos = sleep_until(&m.control.not_empty, |strong| {
+            mpmc::try_recv(&*m, me, strong).ok()
+        });
+        assert_eq!(m.read((pos % 2) as usize), 7);
+        mpmc::release(&*m, me, pos);
+        p.join().unwrap();
+    });
+}
+
+/// No wake-up is lost while an MPMC producer sleeps on a full ring; the slot it then gets was
+/// just read by the consumer.
+#[test]
+fn mpmc_producer_sleeps_no_lost_wakeup() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 2, true));
+        for v in 0..2 {
+            mpmc_send(&m, 0, v, false);
+        }
+        let m2 = m.clone();
+        let c = thread::spawn(move || {
+            let v = mpmc_recv(&m2, 1);
+            notify(&m2.control.not_full);
+            v
+        });
+        let me = &m.peers[0];
+        let pos = sleep_until(&m.control.not_full, |strong| {
+            mpmc::try_claim(&*m, me, strong).ok()
+        });
+        assert_eq!(pos, 2);
+        m.write(0, 2);
+        mpmc::publish(&*m, me, pos, false);
+        assert_eq!(c.join().unwrap(), Some(0));
     });
 }

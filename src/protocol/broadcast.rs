@@ -112,10 +112,16 @@ impl Writer {
     /// The caller has written `seq`/`timestamp_ns` of the slot before (see `next_seq`).
     pub fn publish<M: RingMemory>(&mut self, mem: &M, s: usize) -> u64 {
         let seq = self.seq + 1;
-        mem.slot(s).stamp.store(stamp_of(seq), Release);
+        // Relaxed: a reader looks for frame `seq` only after loading a `published >= seq`
+        // (Acquire), which synchronizes with the `fetch_add` below (every later change of
+        // `published` is an RMW, so it continues that release sequence); that hands over the
+        // frame's contents, its stamp and its index entry. The stamp and the index only say where
+        // the frame is, and the stamp is confirmed against `seq`.
+        mem.slot(s).stamp.store(stamp_of(seq), Relaxed);
         mem.index((seq % mem.slots() as u64) as usize)
-            .store(s as u64, Release);
-        // An RMW: the notifier's half of the wake-up argument.
+            .store(s as u64, Relaxed);
+        // An RMW: it publishes the frame (Release), and is the notifier's half of the wake-up
+        // argument (Acquire).
         mem.control().published.fetch_add(1, AcqRel);
         self.seq = seq;
         self.newest_slot = s;

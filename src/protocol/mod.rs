@@ -70,7 +70,9 @@ pub struct Sleep {
 /// call [`end_wait`].
 #[inline]
 pub fn begin_wait(w: &WaitWord) -> Sleep {
-    w.waiters.fetch_add(1, AcqRel);
+    // Relaxed: the increment reaches a notifier through the re-check RMW that follows it in
+    // program order (a release), not through its own ordering (see the module docs).
+    w.waiters.fetch_add(1, Relaxed);
     // Pairs with the fence in `Notifier::go_plain`: either that notifier sees this waiter and
     // stays fenced, or this load sees `plain == 1`.
     fence(SeqCst);
@@ -91,7 +93,9 @@ pub fn end_wait(w: &WaitWord) {
 /// bumps the epoch with [`bump`] and wakes the futex.
 #[inline]
 pub fn has_waiters(w: &WaitWord) -> bool {
-    w.waiters.load(Acquire) != 0
+    // Relaxed: a sleeper's increment that matters happens-before this load (the caller's RMW
+    // read from the sleeper's re-check RMW), and coherence alone makes the load see it.
+    w.waiters.load(Relaxed) != 0
 }
 
 /// Changes the epoch so that a sleeper about to sleep on the old one does not.
@@ -144,7 +148,8 @@ impl Notifier {
         if self.plain {
             crate::sync::light_barrier();
         }
-        if w.waiters.load(Acquire) != 0 {
+        // Relaxed, as in `has_waiters`; in plain mode the barriers do the ordering.
+        if w.waiters.load(Relaxed) != 0 {
             if self.plain {
                 self.go_fenced(w);
             }

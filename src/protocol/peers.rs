@@ -115,6 +115,21 @@ pub fn attached<M: RingMemory>(
     })
 }
 
+/// Whether the other side (`role`, in `entries`) is gone: no entry is taken by it, and it has
+/// attached once. The owners are read first (with RMWs when `strong`), `seen` second: if `seen`
+/// then reads 0, our owner RMWs came before any registration of that role in each owner's
+/// order, so a peer that registers and leaves later sees our waiter when it leaves. (Read in the
+/// other order, a peer could register, mark itself seen and leave between a stale `seen` and
+/// our sleep, and nobody would wake us.)
+pub fn gone<M: RingMemory>(
+    mem: &M,
+    entries: core::ops::Range<usize>,
+    role: u8,
+    strong: bool,
+) -> bool {
+    !attached(mem, entries, role, strong) && seen(mem, role)
+}
+
 /// The `sleeping` word of a peer of `pid` asleep on the word tagged `tag`.
 #[inline]
 pub fn sleeping_word(pid: u32, tag: u64) -> u64 {
@@ -148,4 +163,93 @@ pub fn undo_sleep<'a>(
         .waiters
         .fetch_update(AcqRel, Acquire, |n| n.checked_sub(1));
     true
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::header::{Control, SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL, SlotCtrl};
+    use crate::sync::AtomicU64;
+
+    /// A ring with no slots to speak of: the peer table and control block are all these
+    /// functions touch.
+    struct Mem {
+        control: Control,
+        slots: [SlotCtrl; 2],
+        index: [AtomicU64; 2],
+        peers: [PeerEntry; 3],
+    }
+
+    impl RingMemory for Mem {
+        fn control(&self) -> &Control {
+            &self.control
+        }
+        fn slot(&self, i: usize) -> &SlotCtrl {
+            &self.slots[i]
+        }
+        fn index(&self, i: usize) -> &AtomicU64 {
+            &self.index[i]
+        }
+        fn peer(&self, i: usize) -> &PeerEntry {
+            &self.peers[i]
+        }
+        fn slots(&self) -> usize {
+            2
+        }
+        fn max_peers(&self) -> usize {
+            3
+        }
+    }
+
+    fn mem() -> Mem {
+        Mem {
+            control: Control::default(),
+            slots: Default::default(),
+            index: Default::default(),
+            peers: Default::default(),
+        }
+    }
+
+    #[test]
+    fn gone_needs_the_role_seen_and_no_entry_taken() {
+        let m = mem();
+        // Never seen: not gone (a consumer that attached first waits).
+        assert!(!gone(&m, 0..3, 1, true));
+        try_take(&m.peers[1], owner_word(7, 1), 0).unwrap();
+        mark_seen(&m, 1);
+        // Another role's entry does not count.
+        try_take(&m.peers[2], owner_word(8, 2), 0).unwrap();
+        assert!(!gone(&m, 0..3, 1, false));
+        release(&m.peers[1]);
+        assert!(gone(&m, 0..3, 1, true));
+        assert!(!gone(&m, 0..3, 2, false), "role 2 was never seen");
+    }
+
+    #[test]
+    fn undo_sleep_takes_back_only_the_dead_owners_count_once() {
+        let m = mem();
+        let w = &m.control.not_empty;
+        let e = &m.peers[0];
+        w.waiters.store(2, Relaxed);
+        e.sleeping
+            .store(sleeping_word(42, SLEEPING_NOT_EMPTY), Relaxed);
+        let word = |t| match t {
+            SLEEPING_NOT_EMPTY => Some(&*m.control.not_empty),
+            SLEEPING_NOT_FULL => Some(&*m.control.not_full),
+            _ => None,
+        };
+        // Another pid's record (a successor's) is never taken.
+        assert!(!undo_sleep(e, 41, word));
+        assert!(undo_sleep(e, 42, word));
+        assert_eq!(w.waiters.load(Relaxed), 1);
+        assert!(!undo_sleep(e, 42, word), "taken back once");
+        // Never below zero, and an unknown tag is left alone.
+        w.waiters.store(0, Relaxed);
+        e.sleeping
+            .store(sleeping_word(42, SLEEPING_NOT_EMPTY), Relaxed);
+        assert!(undo_sleep(e, 42, word));
+        assert_eq!(w.waiters.load(Relaxed), 0);
+        e.sleeping.store(sleeping_word(42, 9), Relaxed);
+        assert!(!undo_sleep(e, 42, word));
+    }
 }
