@@ -367,8 +367,8 @@ pub fn child(role: &str, a: &ChildArgs) {
 /// figures are comparable only within one state, so every round prints it.
 pub fn line_round_trip_ns(s: &Settings) -> u64 {
     let mut q = s.clone();
-    q.w1_rt = 4_000;
-    q.w1_warm = 1_000;
+    q.w1_rt = 2_000;
+    q.w1_warm = 200;
     let mut lat = w1_run(W1::RawSpin, &q);
     lat.sort_unstable();
     percentile(&lat, 50.0)

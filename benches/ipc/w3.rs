@@ -308,8 +308,13 @@ pub fn w3(s: &Settings, rep: &mut Report) {
         ));
         for (v, r) in vs.iter().zip(&mut rates) {
             arm(s.limit());
+            // The state can flip within a run: measured again right before each variant.
+            let rtt = crate::w1::line_round_trip_ns(s);
             let x = w3_run(*v, s);
-            eprintln!("  {:<36} {x:>8.0} frames/s", v.label());
+            eprintln!(
+                "  {:<36} {x:>8.0} frames/s   (line round trip {rtt} ns)",
+                v.label()
+            );
             r.push(x);
         }
     }

@@ -116,7 +116,7 @@ fn line_round_trip_ns() -> u64 {
     #[repr(align(128))]
     struct Line(AtomicU32);
     let lines = Arc::new([Line(AtomicU32::new(0)), Line(AtomicU32::new(0))]);
-    let n = 20_000u32;
+    let n = 4_000u32;
     let l2 = lines.clone();
     let echo = std::thread::spawn(move || {
         for i in 1..=n {
@@ -448,6 +448,8 @@ fn main() -> Result<(), Err> {
                     ix_w3(tag, slots, frames.max(warm(slots) + 20), frame_bytes(shape))
                 }
             };
+            // The state can flip within a round: measured again right before each pair.
+            let rtt = line_round_trip_ns();
             let (nd, ix) = if nd_first {
                 let nd = run_nd(&format!("{tag}n"))?;
                 (nd, run_ix(&format!("{tag}i"))?)
@@ -455,8 +457,10 @@ fn main() -> Result<(), Err> {
                 let ix = run_ix(&format!("{tag}i"))?;
                 (run_nd(&format!("{tag}n"))?, ix)
             };
+            let rtt_after = line_round_trip_ns();
             println!(
-                "  {:<58} ndring {nd:>9.0}  iceoryx2 {ix:>9.0}  ndring/iceoryx2 {:.2}",
+                "  {:<58} ndring {nd:>9.0}  iceoryx2 {ix:>9.0}  ndring/iceoryx2 {:.2}  \
+                 (line round trip {rtt} / {rtt_after} ns)",
                 p.label,
                 nd / ix
             );
