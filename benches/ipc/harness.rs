@@ -560,3 +560,18 @@ impl Report {
         self.md.push_str(text);
     }
 }
+
+/// `NDRING_BENCH_PIN=1`: the parent runs on CPU 0 and every child on CPU 1, so that a busy host
+/// cannot put both ends of a ping-pong on one core (a 5 µs "round trip" that measures the
+/// scheduler). Off by default: nothing is pinned.
+pub fn pin(cpu: usize) {
+    if std::env::var("NDRING_BENCH_PIN").is_ok_and(|v| v == "1") {
+        unsafe extern "C" {
+            fn sched_setaffinity(pid: c_int, size: usize, mask: *const u64) -> c_int;
+        }
+        let mask: u64 = 1 << cpu;
+        // SAFETY: a one-word CPU mask, read by the call; pid 0 is this thread.
+        let rc = unsafe { sched_setaffinity(0, 8, &mask) };
+        assert_eq!(rc, 0, "sched_setaffinity to CPU {cpu} failed");
+    }
+}

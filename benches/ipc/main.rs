@@ -26,7 +26,9 @@
 //! `cargo bench --bench ipc` runs it; `NDRING_BENCH_QUICK=1` (or `-- --quick`) runs one
 //! repetition with small counts. Other knobs: `NDRING_BENCH_RT` (W1 round trips per run),
 //! `NDRING_BENCH_ITEMS` (W2 items), `NDRING_BENCH_FRAMES` (W3 frames), `NDRING_BENCH_W4_ITEMS`,
-//! `NDRING_BENCH_MAX_PROCS` (W4 cap on P and C, default 4), `NDRING_BENCH_ONLY=w1,w3`.
+//! `NDRING_BENCH_MAX_PROCS` (W4 cap on P and C, default 4), `NDRING_BENCH_ONLY=w1,w3`,
+//! `NDRING_BENCH_W3=1080p` (W3 variants whose label contains a word), `NDRING_BENCH_PIN=1`
+//! (parent on CPU 0, children on CPU 1).
 //!
 //! Every wait in the raw baselines polls like ndring's blocking calls do (a spin hint, and a
 //! `yield` every 64 polls so that a peer sharing the core can run). Nothing is pinned.
@@ -44,6 +46,7 @@ use harness::*;
 /// A child process: runs the role named in `NDRING_BENCH_CHILD`.
 fn child_main(role: &str) {
     start_child_watchdog();
+    pin(1);
     let a = ChildArgs::from_env();
     match role.split('-').next() {
         Some("w1") => w1::child(role, &a),
@@ -93,6 +96,7 @@ fn main() {
         return;
     }
     let s = Settings::from_env();
+    pin(0);
     start_parent_watchdog();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let cpu = first_line_of("/proc/cpuinfo", "model name").unwrap_or_else(|| "?".into());

@@ -119,6 +119,7 @@ fn line_round_trip_ns() -> u64 {
     let n = 4_000u32;
     let l2 = lines.clone();
     let echo = std::thread::spawn(move || {
+        pin(1);
         for i in 1..=n {
             spin_until(|| (l2[0].0.load(Acquire) == i).then_some(()));
             l2[1].0.store(i, Release);
@@ -134,6 +135,20 @@ fn line_round_trip_ns() -> u64 {
     echo.join().unwrap();
     lat.sort_unstable();
     percentile(&lat, 50.0)
+}
+
+/// `PC_PIN=1`: this process on CPU `cpu` (the parent on 0, children on 1), so that a busy host
+/// cannot put both ends on one core. Off by default.
+fn pin(cpu: usize) {
+    if std::env::var("PC_PIN").is_ok_and(|v| v == "1") {
+        unsafe extern "C" {
+            fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
+        }
+        let mask: u64 = 1 << cpu;
+        // SAFETY: a one-word CPU mask, read by the call; pid 0 is this thread.
+        let rc = unsafe { sched_setaffinity(0, 8, &mask) };
+        assert_eq!(rc, 0, "sched_setaffinity to CPU {cpu} failed");
+    }
 }
 
 fn load_average() -> String {
@@ -391,6 +406,7 @@ struct Pair {
 fn main() -> Result<(), Err> {
     set_log_level(LogLevel::Error);
     let args: Vec<String> = std::env::args().collect();
+    pin(if args.len() > 1 { 1 } else { 0 });
     match args.get(1).map(String::as_str) {
         Some("ix-w1-child") => return ix_w1_child(&args[2], args[3].parse()?),
         Some("ix-w3-child") => {
