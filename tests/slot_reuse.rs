@@ -1,6 +1,6 @@
-//! SPSC slot reuse across real processes: a producer of large items rewrites the slot released
-//! most recently (`protocol::spsc`); delivery must stay FIFO and exactly once, and no slot may be
-//! rewritten while the consumer holds it.
+//! SPSC slot reuse across real processes: a producer that rewrites the slot released most
+//! recently (`Producer::reuse_recent_slots`), or the slots in turn; delivery must stay FIFO and
+//! exactly once, and no slot may be rewritten while the consumer holds it.
 
 mod common;
 
@@ -12,7 +12,7 @@ use ndarray::Ix1;
 use ndring::{Config, Consumer, Error, Producer};
 
 const LONG: Duration = Duration::from_secs(120);
-/// u64 words per item: 128 KiB, above `spsc::EAGER_BYTES`, so the producer reuses eagerly.
+/// u64 words per item (128 KiB).
 const WORDS: usize = 16 * 1024;
 const ITEMS: u64 = 2_000;
 
@@ -21,10 +21,13 @@ fn main() -> std::process::ExitCode {
         &[("large-producer", large_producer)],
         vec![
             trial(
-                "large_items_stay_fifo_and_whole_while_slots_are_reused",
-                || large_items(8),
+                "large_items_stay_fifo_and_whole_while_recent_slots_are_reused",
+                || large_items(8, "recent"),
             ),
-            trial("large_items_on_two_slots", || large_items(2)),
+            trial("large_items_on_two_slots_recent_first", || {
+                large_items(2, "recent")
+            }),
+            trial("large_items_slots_in_turn", || large_items(8, "turn")),
         ],
     )
 }
@@ -33,6 +36,7 @@ fn main() -> std::process::ExitCode {
 fn large_producer(a: &[String]) {
     let count: u64 = a[1].parse().unwrap();
     let mut tx = Producer::<u64, Ix1>::open(&a[0]).unwrap();
+    tx.reuse_recent_slots(a[2] == "recent");
     for i in 0..count {
         let mut s = tx.claim().unwrap();
         for (j, w) in s.as_slice_mut().unwrap().iter_mut().enumerate() {
@@ -43,10 +47,10 @@ fn large_producer(a: &[String]) {
     tx.close();
 }
 
-fn large_items(slots: usize) {
-    let n = name(&format!("reuse{slots}"));
+fn large_items(slots: usize, reuse: &str) {
+    let n = name(&format!("reuse{slots}{reuse}"));
     let mut rx = Consumer::<u64, Ix1>::create(&n, WORDS, &Config::spsc().slots(slots)).unwrap();
-    let child = spawn("large-producer", &[&n, &ITEMS.to_string()]);
+    let child = spawn("large-producer", &[&n, &ITEMS.to_string(), reuse]);
     let mut expected = 0u64;
     let mut used = HashSet::new();
     loop {

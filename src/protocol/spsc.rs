@@ -10,21 +10,20 @@
 //! position `head` when `head < tail`, or when the entry's stamp says `head + 1`.
 //!
 //! **Which data slot.** Delivery is FIFO by position, but the data slot is the producer's
-//! choice: it keeps its own stack of free data slots. A producer of large items takes the one
-//! released most recently (a LIFO): when the consumer keeps up, it rewrites the slot the
+//! choice. An eager producer (opt-in, `Producer::reuse_recent_slots`) keeps a stack of free
+//! data slots and takes the one released most recently (a LIFO): when the consumer keeps up, it rewrites the slot the
 //! consumer just finished with, so the ring's working set stays about two slots whatever its
 //! depth (a FIFO ring walks every slot: at 8 slots of 6 MB frames the walk spills the L3
-//! cache). A producer of small items, whose ring fits in cache anyway, reuses slots in release
-//! order, which keeps position `pos` in slot `pos % slots` and each item's control words on the
+//! cache). By default a producer reuses slots in release order, which keeps position `pos` in slot `pos % slots` and each item's control words on the
 //! line of its entry's stamp. The stack is private and rebuilt from `head` alone: the data
 //! slots named by positions `head..tail` are in use, every other one is free.
 //!
 //! Each side caches the other's position and reloads it only when the cache says full (or
 //! empty), as rtrb does, so a side that runs behind touches the other side's line once per lap
 //! rather than once per item; a consumer that has caught up polls the stamp of the next entry
-//! rather than `tail`. A producer of large items ([`Producer::set_eager`]) reloads `head` at
-//! every claim while anything is outstanding, so that it sees each release as soon as it
-//! happens (one line read, nothing beside the copy of a large item).
+//! rather than `tail`. An eager producer ([`Producer::set_eager`]) reloads `head` at every claim
+//! while anything is outstanding, so that it sees each release as soon as it happens (one line
+//! read, nothing beside the copy of a large item).
 //!
 //! Each side is the only notifier of one [`WaitWord`](crate::header::WaitWord) (the producer of
 //! `not_empty`, the consumer of `not_full`) and publishes with plain stores or RMWs as its
@@ -54,10 +53,6 @@ fn next_slot(slot: usize, slots: u64) -> usize {
         slot + 1
     }
 }
-
-/// Items of at least this many bytes make the producer reuse the slot released most recently
-/// ([`Producer::set_eager`]): copying 64 KiB takes microseconds, a line read ~0.1-0.5 µs.
-pub const EAGER_BYTES: usize = 64 << 10;
 
 /// Marks a position whose data slot is unknown (a corrupt entry found at takeover): its slot is
 /// never freed by this producer.
@@ -191,7 +186,8 @@ impl Producer {
     /// Large items: reuse the slot released most recently, and reload `head` at every claim
     /// while an item is outstanding to see each release at once, so that the ring's working set
     /// stays about two slots at any depth. Costs a line read per claim; for items large enough
-    /// that their cache footprint matters more ([`EAGER_BYTES`]).
+    /// that their cache footprint matters more (`Producer::reuse_recent_slots`; off by default:
+    /// where the two sides do not share a last-level cache it measured slower).
     pub fn set_eager(&mut self, eager: bool) {
         if eager && self.reuse == Reuse::Cycle {
             // The free list: every slot not named by a position in `cached_head..tail`.
