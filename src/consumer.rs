@@ -32,14 +32,14 @@ use crate::wait::{self, SweepClock, Waiting};
 /// # Ok::<(), ndring::Error>(())
 /// ```
 pub struct Consumer<T: Element, D: Dimension> {
-    seg: Arc<Segment>,
-    entry: usize,
-    spsc: Option<spsc::Consumer>,
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) entry: usize,
+    pub(crate) spsc: Option<spsc::Consumer>,
     /// The position returned by the last `recv`, released at the next call: views of it borrow
     /// `self`, so none outlives that point.
     held: Option<u64>,
-    dim: D,
-    how: Waiting,
+    pub(crate) dim: D,
+    pub(crate) how: Waiting,
     /// When a release that woke a sleeping producer may next sweep for dead sleepers.
     clock: SweepClock,
     /// When an empty ring may next make us check whether its producers are alive.
@@ -90,7 +90,10 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        Self::attach(Segment::open_with(name, options)?, options.clone())
+        crate::typed::open_attach(
+            || Segment::open_with(name, options),
+            |seg| Self::attach(seg, options.clone()),
+        )
     }
 
     /// Like [`Consumer::open`], additionally requiring the exact `shape`.
@@ -106,9 +109,11 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
-        let seg = Segment::open(name, OpenOptions::default().ready_timeout)?;
-        crate::typed::check_shape(&seg, shape.into_dimension().slice())?;
-        Self::attach(seg, OpenOptions::default())
+        let shape = shape.into_dimension();
+        crate::typed::open_attach(
+            || crate::typed::open_shape(name, shape.slice()),
+            |seg| Self::attach(seg, OpenOptions::default()),
+        )
     }
 
     /// Opens `name` if it holds a ring in use (checking type and shape), else creates it. A ring
@@ -127,8 +132,11 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         shape: impl IntoDimension<Dim = D>,
         config: &Config,
     ) -> Result<Self> {
-        let seg = crate::typed::open_or_create::<T, D>(name, shape.into_dimension(), config, true)?;
-        Self::attach(seg, config.into())
+        let dim = shape.into_dimension();
+        crate::typed::open_attach(
+            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, true),
+            |seg| Self::attach(seg, config.into()),
+        )
     }
 
     /// Turns an untyped [`Segment`] into a consumer, checking type and rank.
@@ -152,11 +160,14 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         let mut spsc = None;
         if seg.kind() == RingKind::Spsc {
             let mut c = spsc::Consumer::attach(&seg, wait::notifier());
-            // A dead predecessor held the item at `head`: it is lost with it, never redelivered.
-            if reg.dead_holding == Some(c.head() + 1) {
-                seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
-                if c.skip(seg.control()) {
-                    wait::wake(&seg.control().not_full);
+            // A dead predecessor held the items from `head` up to `holding - 1` (one, or several
+            // through leases, see `lease.rs`): they are lost with it, never redelivered.
+            if let Some(end) = reg.dead_holding {
+                while c.head() < end {
+                    seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
+                    if c.skip(seg.control()) {
+                        wait::wake(&seg.control().not_full);
+                    }
                 }
             }
             spsc = Some(c);

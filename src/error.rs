@@ -218,6 +218,21 @@ pub enum Error {
         /// Frames skipped.
         missed: u64,
     },
+    /// A lease holder ([`crate::LeaseConsumer`], [`crate::LeaseProducer`]) already holds as many
+    /// slots as it can: holding them all, the next receive could never succeed, and a producer
+    /// claims one slot at a time. Drop a lease (in Python: every array over it) first.
+    #[error(
+        "this handle already holds {held} slot(s), the most it can hold ({max}): release one \
+         (drop the received arrays and their views, or publish the claim) before {action}"
+    )]
+    TooManyLeases {
+        /// Slots held now.
+        held: usize,
+        /// The most this handle can hold.
+        max: usize,
+        /// "receiving" or "claiming".
+        action: &'static str,
+    },
     /// Another operating-system error.
     #[error("{op} of shared-memory segment {name:?} failed: {source}")]
     Io {

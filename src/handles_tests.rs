@@ -176,3 +176,51 @@ fn peer_table_registers_and_frees_entries() {
     assert_eq!(tx.peers().len(), 1);
     assert_eq!(tx.recover_dead(), 0);
 }
+
+/// The last handle out racing an opener: the opener never stays attached to a ring whose name
+/// is gone (it would wait there for peers that can no longer find it). Real segments only (the
+/// race is between the unlink and the registration).
+#[test]
+#[cfg(not(miri))]
+fn an_opener_racing_the_last_handle_out_never_attaches_to_a_removed_name() {
+    use std::sync::{Arc, Barrier};
+    let name = name("race");
+    for round in 0..300 {
+        let rx = Consumer::<u8, Ix1>::create(&name, 1, &Config::spsc()).unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let leaver = thread::spawn({
+            let barrier = barrier.clone();
+            move || {
+                barrier.wait();
+                drop(rx);
+            }
+        });
+        barrier.wait();
+        let tx = Producer::<u8, Ix1>::open_or_create(&name, 1, &Config::spsc()).unwrap();
+        leaver.join().unwrap();
+        assert!(
+            tx.segment().still_named(),
+            "round {round}: attached to a ring whose name was removed"
+        );
+        drop(tx);
+        assert!(matches!(
+            crate::Segment::open(&name, std::time::Duration::ZERO),
+            Err(Error::NotFound { .. })
+        ));
+    }
+}
+
+/// A grace period too long for the clock (`Duration::MAX`: "never look for dead peers") is
+/// accepted, not a panic in the waiting loop: a blocking call still times out.
+#[test]
+fn a_grace_period_of_duration_max_does_not_overflow_the_wait() {
+    use std::time::Duration;
+    let name = name("gmax");
+    let config = Config::spsc().grace(Duration::MAX).spin(0);
+    let mut rx = Consumer::<u8, Ix1>::create(&name, 1, &config).unwrap();
+    assert!(matches!(
+        rx.recv_timeout(Duration::from_millis(5)),
+        Err(Error::Timeout)
+    ));
+    assert!(matches!(rx.try_recv(), Err(Error::Empty)));
+}

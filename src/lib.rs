@@ -54,7 +54,11 @@ mod element;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+pub mod inspect;
+#[cfg(not(loom))]
 pub mod layout;
+#[cfg(not(loom))]
+mod lease;
 #[cfg(not(loom))]
 mod peers;
 #[cfg(not(loom))]
@@ -84,6 +88,7 @@ pub use crate::{
     element::{DType, Element},
     error::{Error, Result},
     layout::RingKind,
+    lease::{LeaseConsumer, LeaseProducer, ReadLease, WriteLease},
     peers::{PeerInfo, Role},
     producer::Producer,
     segment::{MAX_NAME_LEN, Positions, Segment, remove, validate_name},
@@ -128,8 +133,16 @@ pub fn now_ns() -> u64 {
 /// unless a peer is asleep.
 ///
 /// ```
+/// # use ndring::*;
+/// # let name = format!("/ndr-doc-futex-{}", std::process::id());
+/// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+/// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
 /// let before = ndring::futex_calls();
-/// assert!(ndring::futex_calls() >= before);
+/// tx.send(&ndarray::arr1(&[1, 2, 3, 4]))?;
+/// assert_eq!(rx.recv()?[0], 1);
+/// // Nobody was asleep: no system call on either side.
+/// assert_eq!(ndring::futex_calls(), before);
+/// # Ok::<(), Error>(())
 /// ```
 #[cfg(not(loom))]
 pub fn futex_calls() -> u64 {

@@ -25,7 +25,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn from_u8(r: u8) -> Option<Role> {
+    pub(crate) fn from_u8(r: u8) -> Option<Role> {
         Some(match r {
             1 => Role::Producer,
             2 => Role::Consumer,
@@ -106,8 +106,24 @@ pub(crate) struct Registration {
 
 /// Takes an entry for `role`: a free one, else one whose owner is dead (after recovering what it
 /// held). Errors: `RoleTaken` (single-holder roles) or `TooManyPeers`.
+///
+/// Then confirms, under the segment's shared lock, that the name still refers to this ring:
+/// the last handle out (or a create replacing a finished ring) may have removed it between our
+/// open and our registration, and we would wait on a ring nobody else can find. It removes the
+/// name under the exclusive lock after looking at the peer table, so either it saw our entry
+/// (and kept the name) or we see the name gone: then we leave again, and the caller gets
+/// `NotFound` (the `open` constructors open the name again).
 pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
     let reg = register_entry(seg, role)?;
+    let named = seg
+        .locked(false, || seg.still_named())
+        .unwrap_or_else(|| seg.still_named());
+    if !named {
+        peers::release(seg.peer(reg.index));
+        return Err(Error::NotFound {
+            name: seg.name().into(),
+        });
+    }
     peers::mark_seen(seg, role as u8);
     Ok(reg)
 }
@@ -149,7 +165,7 @@ fn register_entry(seg: &Segment, role: Role) -> Result<Registration> {
         if let Some((dead_pid, _)) = peers::split_owner(word) {
             peers::undo_sleep(e, dead_pid, |t| wait_word(seg, t));
         }
-        if peers::try_take_over(e, word, dead_start, me, start).is_ok() {
+        if peers::try_take_over(e, word, dead_start, me, start) {
             if single_holder(seg.kind(), role) {
                 seg.control().stats.role_takeovers.fetch_add(1, Relaxed);
             }
@@ -239,20 +255,23 @@ pub(crate) fn disconnected(
 /// when no live peer is attached, nothing published is unread (queue rings) and the ring is not
 /// kept (`Config::keep`); and only if the name still refers to this segment (it may have been
 /// replaced by a new ring meanwhile).
+///
+/// Under the segment's exclusive lock, against an opener that registers meanwhile (see
+/// [`register`]) and against a create that replaces the ring (which checks the name under the
+/// same lock, so neither removes the other's new ring by name).
 pub(crate) fn leave(seg: &Segment) {
     if seg.control().lifecycle.keep.load(Acquire) != 0 {
         return;
     }
-    let anyone = (0..seg.max_peers()).any(|i| {
-        let e = seg.peer(i);
-        e.owner.load(Acquire) != 0 && entry_alive(e)
+    seg.locked(true, || {
+        let anyone = (0..seg.max_peers()).any(|i| {
+            let e = seg.peer(i);
+            e.owner.load(Acquire) != 0 && entry_alive(e)
+        });
+        if !anyone && !unread(seg) && seg.still_named() {
+            let _ = sys::unlink(seg.name());
+        }
     });
-    if anyone || unread(seg) {
-        return;
-    }
-    if seg.still_named() {
-        let _ = sys::unlink(seg.name());
-    }
 }
 
 /// Whether a queue ring holds published items nobody has received yet. MPMC: a position

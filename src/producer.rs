@@ -97,7 +97,10 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        Self::attach(Segment::open_with(name, options)?, options.clone())
+        crate::typed::open_attach(
+            || Segment::open_with(name, options),
+            |seg| Self::attach(seg, options.clone()),
+        )
     }
 
     /// Like [`Producer::open`], additionally requiring the exact `shape`.
@@ -114,9 +117,11 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
-        let seg = Segment::open(name, OpenOptions::default().ready_timeout)?;
-        crate::typed::check_shape(&seg, shape.into_dimension().slice())?;
-        Self::attach(seg, OpenOptions::default())
+        let shape = shape.into_dimension();
+        crate::typed::open_attach(
+            || crate::typed::open_shape(name, shape.slice()),
+            |seg| Self::attach(seg, OpenOptions::default()),
+        )
     }
 
     /// Opens `name` if it holds a ring in use (checking type and shape), else creates it: for
@@ -136,8 +141,11 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         shape: impl IntoDimension<Dim = D>,
         config: &Config,
     ) -> Result<Self> {
-        let seg = crate::typed::open_or_create::<T, D>(name, shape.into_dimension(), config, true)?;
-        Self::attach(seg, config.into())
+        let dim = shape.into_dimension();
+        crate::typed::open_attach(
+            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, true),
+            |seg| Self::attach(seg, config.into()),
+        )
     }
 
     /// Turns an untyped [`Segment`] into a producer, checking type and rank.
@@ -251,6 +259,39 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         // SAFETY: the protocol gave us position `pos`, hence slot `slot`, exclusively until we
         // publish or abandon it through `commit`; the payload holds `self.dim`'s elements.
         Ok(unsafe { WriteSlot::new(&mut self.inner, slot, pos, pos + 1, self.dim.clone()) })
+    }
+
+    /// [`Producer::claim`] without the borrowing [`WriteSlot`], for `lease.rs`: the position and
+    /// slot, which the caller must publish or abandon through [`Producer::commit_position`].
+    pub(crate) fn claim_position(
+        &mut self,
+        deadline: Option<Instant>,
+        block: bool,
+    ) -> Result<(u64, usize)> {
+        let inner = &mut self.inner;
+        let free = match &mut inner.spsc {
+            Some(p) => p.try_claim(inner.seg.control(), false).ok(),
+            None => None,
+        };
+        match free {
+            Some(got) => Ok(got),
+            None => wait_claim(inner, deadline, block),
+        }
+    }
+
+    /// Publishes (`Some(user_len)`) or abandons (`None`) a position of [`Producer::claim_position`].
+    pub(crate) fn commit_position(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
+        self.inner.commit(slot, pos, publish);
+    }
+
+    /// The array shape, for `lease.rs`.
+    pub(crate) fn dim_clone(&self) -> D {
+        self.dim.clone()
+    }
+
+    /// The shared segment, for `lease.rs`.
+    pub(crate) fn shared_segment(&self) -> &Arc<Segment> {
+        &self.inner.seg
     }
 
     /// Copies `array` into a claimed slot and publishes it. Any memory layout is accepted (a

@@ -135,13 +135,32 @@ impl Segment {
                             });
                         }
                     };
-                    // Remove it, unless the name was replaced meanwhile (then look again), and
-                    // retry the exclusive create (a racing creator that wins is seen next time).
-                    if replace.as_ref().is_none_or(Segment::still_named) {
-                        match sys::unlink(name) {
-                            Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                            Err(e) => return Err(sys::error(e, "remove", name)),
-                        }
+                    // Remove it, unless the name was replaced meanwhile or a peer attached since
+                    // we looked (then look again), and retry the exclusive create (a racing
+                    // creator that wins is seen next time). Under the segment's exclusive lock:
+                    // an opener that registered in between confirms the name under the shared
+                    // one, so it either shows here as a live peer or finds the name gone.
+                    let removed = match &replace {
+                        None => sys::unlink(name),
+                        Some(seg) => seg
+                            .locked(true, || {
+                                let over = match seg.condition() {
+                                    Condition::Finished => true,
+                                    Condition::Abandoned => config.replace_stale,
+                                    _ => false,
+                                };
+                                if over && seg.still_named() {
+                                    sys::unlink(name)
+                                } else {
+                                    Ok(())
+                                }
+                            })
+                            // Held for over a second: by a process that does so on purpose.
+                            .unwrap_or(Err(rustix::io::Errno::BUSY)),
+                    };
+                    match removed {
+                        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                        Err(e) => return Err(sys::error(e, "remove", name)),
                     }
                 }
                 Err(e) => {
@@ -397,6 +416,15 @@ impl Segment {
     }
 
     /// Whether this segment was opened read-only ([`Segment::open_read_only`]).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-isro-{}", std::process::id());
+    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// assert!(!tx.segment().is_read_only());
+    /// assert!(Segment::open_read_only(&name)?.is_read_only());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
@@ -449,6 +477,24 @@ impl Segment {
             (sys::identity(&self.fd), sys::name_identity(&self.name)),
             (Ok(a), Ok(b)) if a == b
         )
+    }
+
+    /// Runs `f` while holding the segment's advisory lock (`flock`): exclusive for whoever
+    /// removes the name (the last handle out, a create replacing a finished ring), shared for an
+    /// opener confirming after its registration that the name still refers to this ring (see
+    /// `peers::register`). Each hold lasts a few system calls; a lock still held after 1 s
+    /// (only by a process holding it on purpose) gives `None`.
+    pub(crate) fn locked<R>(&self, exclusive: bool, f: impl FnOnce() -> R) -> Option<R> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !sys::try_lock(&self.fd, exclusive) {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let r = f();
+        sys::unlock(&self.fd);
+        Some(r)
     }
 
     /// Whether the name stays when the last handle detaches (see [`crate::Config::keep`]).
@@ -629,7 +675,7 @@ pub struct Positions {
     pub closed: bool,
 }
 
-fn rejection(name: &str, r: layout::Rejection) -> Error {
+pub(crate) fn rejection(name: &str, r: layout::Rejection) -> Error {
     let name = name.to_owned();
     match r {
         layout::Rejection::TooShort(n) => Error::Corrupt {

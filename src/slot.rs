@@ -119,6 +119,35 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
         Ok(())
     }
 
+    /// Stores `bytes` as the slot's user metadata (the byte-slice form of
+    /// [`WriteSlot::set_user_meta`], for metadata whose size is known only at run time).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-metab-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// let mut slot = tx.claim()?;
+    /// slot.set_user_meta_bytes(b"frame-7")?;
+    /// slot.publish();
+    /// assert_eq!(rx.recv()?.user_meta_bytes(), b"frame-7");
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn set_user_meta_bytes(&mut self, bytes: &[u8]) -> Result<()> {
+        let capacity = self.sink.segment().user_meta_size();
+        if bytes.len() > capacity {
+            return Err(Error::MetaTooLarge {
+                size: bytes.len(),
+                capacity,
+            });
+        }
+        let dst = self.sink.segment().user_meta(self.slot);
+        // SAFETY: as in `set_user_meta`: the slot's metadata is ours until commit.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        self.user_len = bytes.len() as u32;
+        Ok(())
+    }
+
     /// The slot index within the ring.
     ///
     /// ```
@@ -280,6 +309,26 @@ impl<'a, T: Element, D: Dimension> ReadSlot<'a, T, D> {
             )
         };
         Ok(out)
+    }
+
+    /// The user metadata bytes written with the item (as many as the producer wrote).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-umb-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.send(&ndarray::arr1(&[1, 2, 3, 4]))?;
+    /// assert!(rx.recv()?.user_meta_bytes().is_empty());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn user_meta_bytes(&self) -> &[u8] {
+        // A hostile length is clamped to the room the header declares.
+        let len = (self.seg.slot(self.slot).user_len.load(Relaxed) as usize)
+            .min(self.seg.user_meta_size());
+        // SAFETY: the slot is reserved to us for 'a (see `new`); `len` bytes of metadata lie
+        // between the slot control block and the payload.
+        unsafe { std::slice::from_raw_parts(self.seg.user_meta(self.slot), len) }
     }
 
     /// The slot index within the ring.

@@ -88,7 +88,10 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, start: Start, options: &OpenOptions) -> Result<Self> {
-        Self::from_segment_with(Segment::open_with(name, options)?, start, options)
+        crate::typed::open_attach(
+            || Segment::open_with(name, options),
+            |seg| Self::from_segment_with(seg, start, options),
+        )
     }
 
     /// Turns an untyped [`Segment`] into a subscriber.

@@ -27,8 +27,9 @@ mod miri;
 use miri::stat;
 #[cfg(miri)]
 pub use miri::{
-    Handle, create, futex_wait, futex_wake_all, heavy_barrier, identity, map, name_identity,
-    now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, unlink, unmap,
+    Handle, coarse_now_ns, create, futex_wait, futex_wake_all, heavy_barrier, identity, map,
+    name_identity, now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, try_lock,
+    unlink, unlock, unmap,
 };
 
 /// What names an open shared-memory object (and keeps a mapping of it valid).
@@ -172,6 +173,26 @@ pub fn name_identity(name: &str) -> Result<(u64, u64), Errno> {
     Ok((st.st_dev, st.st_ino))
 }
 
+/// Takes the advisory lock (`flock`) of the object behind `fd`, shared or exclusive, without
+/// blocking: false if another open of it holds a conflicting one. Held until [`unlock`] or the
+/// descriptor's close (the kernel drops it when a process dies).
+#[cfg(not(miri))]
+pub fn try_lock(fd: &OwnedFd, exclusive: bool) -> bool {
+    use rustix::fs::FlockOperation::*;
+    let op = if exclusive {
+        NonBlockingLockExclusive
+    } else {
+        NonBlockingLockShared
+    };
+    rustix::fs::flock(fd, op).is_ok()
+}
+
+/// Drops the lock of [`try_lock`].
+#[cfg(not(miri))]
+pub fn unlock(fd: &OwnedFd) {
+    let _ = rustix::fs::flock(fd, rustix::fs::FlockOperation::Unlock);
+}
+
 /// Removes `name`; mappings stay valid until unmapped.
 #[cfg(not(miri))]
 pub fn unlink(name: &str) -> Result<(), Errno> {
@@ -287,6 +308,16 @@ pub fn alive(pid: u32, start_time: u64) -> bool {
 #[cfg(not(miri))]
 pub fn now_ns() -> u64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
+}
+
+/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the time of the last timer tick (a few ms old at
+/// most). Read from the vDSO's data page alone, with no `rdtsc` and never a system call (fine
+/// clocks fall back to one where the clocksource has no vDSO support), so that rate limits
+/// checked on every poll of an empty ring cost a few loads.
+#[cfg(not(miri))]
+pub fn coarse_now_ns() -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64
 }
 

@@ -158,3 +158,26 @@ pub(crate) fn open_or_create<T: Element, D: Dimension>(
         }
     }
 }
+
+/// Opens a segment with `open` and attaches a handle to it with `attach`, again while the
+/// registration finds that the name no longer refers to the ring opened (its last handle out
+/// removed it in between, or a create replaced it: `NotFound` from `peers::register`, the
+/// only `NotFound` an attach returns). The next open finds the new ring, or none.
+pub(crate) fn open_attach<H>(
+    mut open: impl FnMut() -> Result<Segment>,
+    mut attach: impl FnMut(Segment) -> Result<H>,
+) -> Result<H> {
+    loop {
+        match attach(open()?) {
+            Err(Error::NotFound { .. }) => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Opens `name` (default options) and checks that its arrays have exactly `shape`.
+pub(crate) fn open_shape(name: &str, shape: &[usize]) -> Result<Segment> {
+    let seg = Segment::open(name, crate::OpenOptions::default().ready_timeout)?;
+    check_shape(&seg, shape)?;
+    Ok(seg)
+}

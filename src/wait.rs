@@ -128,7 +128,8 @@ fn wait_slow<R>(
     step: &mut impl FnMut(bool) -> Option<R>,
     idle: &mut impl FnMut(),
 ) -> Option<R> {
-    let mut next_idle = Instant::now() + how.grace;
+    // `None`: a grace period too long for the clock (`grace(Duration::MAX)`): never idle.
+    let mut next_idle = Instant::now().checked_add(how.grace);
     loop {
         let Sleep { epoch, heavy } = begin_wait(w);
         // Counted in `waiters` first, recorded second: should we die asleep, a survivor takes
@@ -156,9 +157,9 @@ fn wait_slow<R>(
         sys::futex_wait(&w.futex, epoch, Some(sleep));
         wake_up(w, me);
         let now = Instant::now();
-        if now >= next_idle {
+        if next_idle.is_some_and(|t| now >= t) {
             idle();
-            next_idle = now + how.grace;
+            next_idle = now.checked_add(how.grace);
         }
         if let Some(r) = step(false) {
             return Some(r);
@@ -206,24 +207,54 @@ pub(crate) fn deadline(d: Duration) -> Option<Instant> {
 /// Rate-limits the sweeps that a notifier runs when it finds sleepers: at most one per grace
 /// period, so that a peer that died asleep (and is still counted in `waiters`) costs a wake-up
 /// per publish for at most one grace period, and a live sleeper costs no more than before.
+/// Also rate-limits the liveness checks of `try_recv`/`try_claim` on an empty (full) ring.
+///
+/// It reads the coarse clock ([`sys::coarse_now_ns`]): `due` runs on every poll of a
+/// non-blocking call that finds nothing, and the coarse clock is a few loads where the fine
+/// one reads the TSC (or, on a clocksource without vDSO support, makes a system call). Its
+/// tick (1 to 10 ms) only delays a check by that much against a grace period of 500 ms.
 #[derive(Debug)]
 pub(crate) struct SweepClock {
-    next: Option<Instant>,
+    /// Coarse-clock nanoseconds before which `due` says no; 0 at first.
+    next: u64,
 }
 
 impl SweepClock {
     pub(crate) fn new() -> Self {
-        SweepClock { next: None }
+        SweepClock { next: 0 }
     }
 
-    /// Called after a wake-up: true at the first call, then at most once per `grace`.
-    #[cold]
+    /// True at the first call, then at most once per `grace`.
+    #[inline]
     pub(crate) fn due(&mut self, grace: Duration) -> bool {
-        let now = Instant::now();
-        if self.next.is_some_and(|t| now < t) {
+        let now = sys::coarse_now_ns();
+        if now < self.next {
             return false;
         }
-        self.next = now.checked_add(grace);
+        let grace = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+        self.next = now.saturating_add(grace).max(1);
         true
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_clock_is_due_at_once_then_once_per_grace() {
+        let mut c = SweepClock::new();
+        assert!(c.due(Duration::from_secs(3600)), "due at the first call");
+        assert!(
+            !c.due(Duration::from_secs(3600)),
+            "not again within the grace period"
+        );
+        let mut c = SweepClock::new();
+        assert!(c.due(Duration::ZERO));
+        assert!(c.due(Duration::ZERO), "a zero grace period is always due");
+        // A grace period too long for the clock never overflows into "due".
+        let mut c = SweepClock::new();
+        assert!(c.due(Duration::MAX));
+        assert!(!c.due(Duration::MAX));
     }
 }

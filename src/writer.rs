@@ -77,7 +77,10 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Self> {
-        Self::attach(Segment::open(name, OpenOptions::default().ready_timeout)?)
+        crate::typed::open_attach(
+            || Segment::open(name, OpenOptions::default().ready_timeout),
+            Self::attach,
+        )
     }
 
     /// Turns an untyped [`Segment`] into a writer.

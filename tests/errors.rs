@@ -369,7 +369,7 @@ fn open_as_nobody(a: &[String]) {
 
 fn permission_denied() {
     let n = name("perm");
-    let is_root = rustix_uid() == 0;
+    let is_root = common::effective_uid() == 0;
     if is_root {
         // Root bypasses permission bits: ask a child running as `nobody`.
         let _p = Producer::<u8, Ix1>::create(&n, 4, &Config::spsc()).unwrap();
@@ -390,16 +390,6 @@ fn permission_denied() {
 }
 
 use std::os::unix::process::CommandExt;
-
-fn rustix_uid() -> u32 {
-    // The owner of a file we just created is our effective uid.
-    use std::os::unix::fs::MetadataExt;
-    let path = std::env::temp_dir().join(format!("ndt-uid-{}", std::process::id()));
-    std::fs::write(&path, b"").unwrap();
-    let uid = std::fs::metadata(&path).unwrap().uid();
-    std::fs::remove_file(&path).unwrap();
-    uid
-}
 
 fn no_space() {
     let n = name("nospace");

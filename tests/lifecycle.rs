@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::{eventually, finish, name, spawn, trial};
 use ndarray::{Ix1, Ix2, arr1};
 use ndring::{
-    BroadcastWriter, Config, Consumer, DType, Error, OpenOptions, Producer, RingKind, Role,
-    Segment, Start, Subscriber,
+    BroadcastWriter, Config, Consumer, Error, OpenOptions, Producer, Role, Segment, Start,
+    Subscriber,
 };
 
 const LONG: Duration = Duration::from_secs(120);
@@ -563,7 +563,8 @@ fn symlink_refused() {
 }
 
 /// Child: inspects `name` read-only and prints what it saw; also shows that a read-write open
-/// is refused to this user.
+/// is refused to this user. Every inspection method that reads the mapping runs here, over a
+/// `PROT_READ` mapping: a store or RMW on any of their paths would kill this child (SIGSEGV).
 fn inspect_read_only(a: &[String]) {
     let n = &a[0];
     match Segment::open(n, Duration::from_secs(1)) {
@@ -578,7 +579,7 @@ fn inspect_read_only(a: &[String]) {
         .collect();
     let pos = seg.positions();
     println!(
-        "{} {} {:?} {} tail={} head={} abandoned={} peers={}",
+        "{} {} {:?} {} tail={} head={} abandoned={} sleepers={:?} peers={}",
         seg.kind(),
         seg.dtype(),
         seg.shape(),
@@ -586,6 +587,7 @@ fn inspect_read_only(a: &[String]) {
         pos.tail,
         pos.head,
         seg.stats().abandoned,
+        seg.sleepers(),
         peers.join(",")
     );
     assert!(matches!(
@@ -596,7 +598,7 @@ fn inspect_read_only(a: &[String]) {
 
 fn read_only_inspection() {
     let n = name("ro");
-    let is_root = rustix_uid() == 0;
+    let is_root = common::effective_uid() == 0;
     // Root bypasses permission bits, so the inspector is a child running as `nobody`; any other
     // user checks the same path on a ring it may read but not write (mode 0o444).
     let mode = if is_root { 0o644 } else { 0o444 };
@@ -604,8 +606,9 @@ fn read_only_inspection() {
     tx.claim().unwrap().publish();
     drop(tx.claim().unwrap()); // abandoned: counted
     let me = std::process::id();
-    let expected =
-        format!("an MPMC queue u16 [3, 5] 4 tail=2 head=0 abandoned=1 peers=producer:{me}:true");
+    let expected = format!(
+        "an MPMC queue u16 [3, 5] 4 tail=2 head=0 abandoned=1 sleepers=(0, 0) peers=producer:{me}:true"
+    );
     let out = if is_root {
         let out = common::command("inspect-read-only", &[&n])
             .uid(65534)
@@ -624,17 +627,7 @@ fn read_only_inspection() {
     };
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines, vec!["rw denied", expected.as_str()]);
-    let _ = (DType::U16, RingKind::Mpmc, Role::Producer);
     drop(tx);
     // The published item was never read: the ring outlived its last handle.
     ndring::remove(&n).unwrap();
-}
-
-fn rustix_uid() -> u32 {
-    use std::os::unix::fs::MetadataExt;
-    let path = std::env::temp_dir().join(format!("ndt-uid-{}", std::process::id()));
-    std::fs::write(&path, b"").unwrap();
-    let uid = std::fs::metadata(&path).unwrap().uid();
-    std::fs::remove_file(&path).unwrap();
-    uid
 }

@@ -11,10 +11,10 @@ mod support;
 use loom::sync::Arc;
 use loom::sync::atomic::Ordering::*;
 use loom::thread;
-use ndring::header::{PeerEntry, WaitWord};
+use ndring::header::PeerEntry;
 use ndring::protocol::spsc::{self, Stop};
-use ndring::protocol::{Notifier, begin_wait, bump, end_wait, has_waiters, peers};
-use support::Mem;
+use ndring::protocol::{Notifier, bump, has_waiters, peers};
+use support::{Mem, sleep_until};
 
 const PRODUCER: u8 = 1;
 const CONSUMER: u8 = 2;
@@ -72,26 +72,6 @@ fn gone(v: Variant, m: &Mem, strong: bool) -> bool {
         Variant::SeenFirst => {
             peers::seen(m, PRODUCER) && !peers::attached(m, 0..1, PRODUCER, strong)
         }
-    }
-}
-
-/// Sleeps on `w` as `wait.rs` does, the futex being a loop until the epoch changes (a lost
-/// wake-up spins forever, which loom reports).
-fn sleep_until<R>(w: &WaitWord, mut ready: impl FnMut(bool) -> Option<R>) -> R {
-    loop {
-        if let Some(r) = ready(false) {
-            return r;
-        }
-        let s = begin_wait(w);
-        assert!(!s.heavy, "the model's producer stays fenced");
-        if let Some(r) = ready(true) {
-            end_wait(w);
-            return r;
-        }
-        while w.futex.load(Acquire) == s.epoch {
-            thread::yield_now();
-        }
-        end_wait(w);
     }
 }
 

@@ -83,10 +83,15 @@ pub fn begin_wait(w: &WaitWord) -> Sleep {
     }
 }
 
-/// Undoes [`begin_wait`].
+/// Undoes [`begin_wait`]. Never below zero: a survivor may have taken this count back already,
+/// judging our entry's owner dead by a pid we reuse (`peers::undo_sleep`); wrapping to
+/// `u32::MAX` would make every later notification a futex call. (Off the hot path: a sleeper
+/// that woke.)
 #[inline]
 pub fn end_wait(w: &WaitWord) {
-    w.waiters.fetch_sub(1, Release);
+    let _ = w
+        .waiters
+        .fetch_update(Release, Relaxed, |n| n.checked_sub(1));
 }
 
 /// After changing a condition with an RMW: whether someone may be asleep on it. If so the caller

@@ -30,24 +30,30 @@ pub fn try_take(e: &PeerEntry, owner: u64, start_time: u64) -> Result<(), u64> {
 /// caller has already dealt with what the dead owner held (`holding`, `pin`).
 ///
 /// The dead start time is cleared first (CAS, so that one of several survivors wins), then the
-/// owner swapped: no checker ever pairs our pid with the dead owner's start time.
+/// owner swapped: no checker ever pairs our pid with the dead owner's start time. Returns
+/// whether we took it (`false`: another survivor changed it first).
 pub fn try_take_over(
     e: &PeerEntry,
     dead: u64,
     dead_start: u64,
     owner: u64,
     start_time: u64,
-) -> Result<(), ()> {
-    if dead_start != 0 {
-        e.start_time
+) -> bool {
+    if dead_start != 0
+        && e.start_time
             .compare_exchange(dead_start, 0, AcqRel, Relaxed)
-            .map_err(drop)?;
+            .is_err()
+    {
+        return false;
     }
-    e.owner
+    if e.owner
         .compare_exchange(dead, owner, AcqRel, Relaxed)
-        .map_err(drop)?;
+        .is_err()
+    {
+        return false;
+    }
     e.start_time.store(start_time, Release);
-    Ok(())
+    true
 }
 
 /// Frees entry `e` of its dead owner (`dead`, started at `dead_start`), in the same order as
@@ -168,61 +174,28 @@ pub fn undo_sleep<'a>(
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::header::{Control, SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL, SlotCtrl};
-    use crate::sync::AtomicU64;
+    use crate::header::{SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL};
+    use crate::protocol::tests::Mem;
 
     /// A ring with no slots to speak of: the peer table and control block are all these
     /// functions touch.
-    struct Mem {
-        control: Control,
-        slots: [SlotCtrl; 2],
-        index: [AtomicU64; 2],
-        peers: [PeerEntry; 3],
-    }
-
-    impl RingMemory for Mem {
-        fn control(&self) -> &Control {
-            &self.control
-        }
-        fn slot(&self, i: usize) -> &SlotCtrl {
-            &self.slots[i]
-        }
-        fn index(&self, i: usize) -> &AtomicU64 {
-            &self.index[i]
-        }
-        fn peer(&self, i: usize) -> &PeerEntry {
-            &self.peers[i]
-        }
-        fn slots(&self) -> usize {
-            2
-        }
-        fn max_peers(&self) -> usize {
-            3
-        }
-    }
-
-    fn mem() -> Mem {
-        Mem {
-            control: Control::default(),
-            slots: Default::default(),
-            index: Default::default(),
-            peers: Default::default(),
-        }
+    fn mem() -> std::sync::Arc<Mem> {
+        Mem::new(2, 3, false)
     }
 
     #[test]
     fn gone_needs_the_role_seen_and_no_entry_taken() {
         let m = mem();
         // Never seen: not gone (a consumer that attached first waits).
-        assert!(!gone(&m, 0..3, 1, true));
+        assert!(!gone(&*m, 0..3, 1, true));
         try_take(&m.peers[1], owner_word(7, 1), 0).unwrap();
-        mark_seen(&m, 1);
+        mark_seen(&*m, 1);
         // Another role's entry does not count.
         try_take(&m.peers[2], owner_word(8, 2), 0).unwrap();
-        assert!(!gone(&m, 0..3, 1, false));
+        assert!(!gone(&*m, 0..3, 1, false));
         release(&m.peers[1]);
-        assert!(gone(&m, 0..3, 1, true));
-        assert!(!gone(&m, 0..3, 2, false), "role 2 was never seen");
+        assert!(gone(&*m, 0..3, 1, true));
+        assert!(!gone(&*m, 0..3, 2, false), "role 2 was never seen");
     }
 
     #[test]

@@ -54,6 +54,11 @@ fn next_slot(slot: usize, slots: u64) -> usize {
     }
 }
 
+/// Bit of `SlotCtrl::data_slot` set by a producer that reuses slots out of turn (recent-first,
+/// or a free list after a corrupt takeover): the named slot may be rewritten as soon as its
+/// position is released, not only by the position one lap later. The slot is the low 32 bits.
+pub const OUT_OF_TURN: u64 = 1 << 32;
+
 /// Marks a position whose data slot is unknown (a corrupt entry found at takeover): its slot is
 /// never freed by this producer.
 const UNKNOWN: u32 = u32::MAX;
@@ -132,7 +137,7 @@ impl Producer {
         let mut consistent = true;
         for pos in head..tail {
             let e = (pos % slots) as usize;
-            let d = mem.slot(e).data_slot.load(Relaxed);
+            let d = mem.slot(e).data_slot.load(Relaxed) & !OUT_OF_TURN;
             if d < slots && is_free[d as usize] {
                 is_free[d as usize] = false;
                 named[e] = d as u32;
@@ -306,8 +311,14 @@ impl Producer {
             }
         };
         let e = mem.slot(self.entry);
-        // Relaxed: the stamp's (and `tail`'s) Release store publishes it.
-        e.data_slot.store(u64::from(d), Relaxed);
+        // Relaxed: the stamp's (and `tail`'s) Release store publishes it. `OUT_OF_TURN` tells an
+        // inspector that the slot may be rewritten as soon as this position is released.
+        let mark = if self.reuse == Reuse::Cycle {
+            0
+        } else {
+            OUT_OF_TURN
+        };
+        e.data_slot.store(u64::from(d) | mark, Relaxed);
         e.stamp.store(next, Release);
         self.entry = next_slot(self.entry, self.slots);
         if self.notifier.fenced() {
@@ -421,7 +432,7 @@ impl Consumer {
     /// slot's contents anyway.
     #[inline]
     fn data_slot<M: RingMemory>(&self, mem: &M) -> usize {
-        let d = mem.slot(self.entry).data_slot.load(Relaxed);
+        let d = mem.slot(self.entry).data_slot.load(Relaxed) & !OUT_OF_TURN;
         if d < self.slots {
             d as usize
         } else {

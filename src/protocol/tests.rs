@@ -13,11 +13,12 @@ use crate::header::{Control, PeerEntry, SlotCtrl};
 use crate::sync::AtomicU64;
 use crate::sync::Ordering::Relaxed;
 
-struct Mem {
-    control: Control,
+/// A ring over heap memory (also used by the unit tests of `peers`).
+pub(crate) struct Mem {
+    pub(crate) control: Control,
     slots: Vec<SlotCtrl>,
     index: Vec<AtomicU64>,
-    peers: Vec<PeerEntry>,
+    pub(crate) peers: Vec<PeerEntry>,
     data: Vec<UnsafeCell<u64>>,
 }
 
@@ -26,7 +27,7 @@ struct Mem {
 unsafe impl Sync for Mem {}
 
 impl Mem {
-    fn new(slots: usize, peers: usize, mpmc: bool) -> Arc<Mem> {
+    pub(crate) fn new(slots: usize, peers: usize, mpmc: bool) -> Arc<Mem> {
         let m = Mem {
             control: Control::default(),
             slots: (0..slots).map(|_| SlotCtrl::default()).collect(),

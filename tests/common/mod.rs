@@ -124,3 +124,14 @@ pub fn trial(name: &'static str, f: fn()) -> libtest_mimic::Trial {
 pub fn pattern(p: u64, i: u64, j: usize) -> u64 {
     (p << 48) ^ i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ j as u64
 }
+
+/// This process's effective user id (the owner of a file it just created): root bypasses
+/// permission bits, so permission tests run their checks as `nobody` there.
+pub fn effective_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::env::temp_dir().join(format!("ndt-uid-{}", std::process::id()));
+    std::fs::write(&path, b"").unwrap();
+    let uid = std::fs::metadata(&path).unwrap().uid();
+    std::fs::remove_file(&path).unwrap();
+    uid
+}

@@ -1,0 +1,196 @@
+"""The Python side of W3 (1080p frames, 4 slots) and of 64-byte arrays, between two processes:
+ndring against the seed approach (multiprocessing.shared_memory slots plus a Queue of slot
+indices, as Frigate does) and against pickled arrays through a multiprocessing.Queue, interleaved
+round by round in one run. Not a test: prints a table.
+
+    python python/bench/bench.py [--rounds 3] [--seconds 1.5]
+
+Each transfer: the producer copies a source array into the transport (memcpy speed); the consumer
+reads every byte as a u64 word sum (numpy, vectorised) and releases it. Also measured: ndring's
+recv + release per item on a pre-filled ring (one process, 64-byte arrays).
+"""
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import time
+from multiprocessing import shared_memory
+
+import numpy as np
+
+import ndring
+
+W3 = (1080, 1920, 3)
+SMALL = (64,)
+SLOTS = 4
+CTX = mp.get_context("fork")
+
+
+def checksum(a):
+    return int(a.reshape(-1).view(np.uint64).sum())
+
+
+# --- ndring ----------------------------------------------------------------------------------
+
+
+def ndring_producer(name, shape, seconds):
+    src = np.full(shape, 7, np.uint8)
+    with ndring.Producer.open(name, timeout=10) as tx:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            for _ in range(64):
+                tx.send(src)
+        tx.close()
+
+
+def run_ndring(shape, seconds):
+    name = f"/ndr-bench-{os.getpid()}"
+    rx = ndring.Consumer.create(name, shape=shape, dtype=np.uint8, slots=SLOTS)
+    p = CTX.Process(target=ndring_producer, args=(name, shape, seconds))
+    p.start()
+    n, first = 0, None
+    while True:
+        try:
+            a = rx.recv()
+        except ndring.Closed:
+            break
+        first = first or time.perf_counter()
+        checksum(a)
+        del a
+        n += 1
+    rate = (n - 1) / (time.perf_counter() - first)
+    p.join()
+    return rate
+
+
+# --- the seed approach: shared_memory slots + a Queue of slot indices --------------------------
+
+
+def seed_producer(shm_name, shape, seconds, free_q, full_q):
+    shm = shared_memory.SharedMemory(name=shm_name)
+    slots = np.ndarray((SLOTS,) + shape, np.uint8, buffer=shm.buf)
+    src = np.full(shape, 7, np.uint8)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for _ in range(64):
+            i = free_q.get()
+            np.copyto(slots[i], src)
+            full_q.put(i)
+    full_q.put(None)
+    del slots
+    shm.close()
+
+
+def run_seed(shape, seconds):
+    size = SLOTS * int(np.prod(shape))
+    shm = shared_memory.SharedMemory(create=True, size=size)
+    slots = np.ndarray((SLOTS,) + shape, np.uint8, buffer=shm.buf)
+    free_q, full_q = CTX.Queue(), CTX.Queue()
+    for i in range(SLOTS):
+        free_q.put(i)
+    p = CTX.Process(target=seed_producer, args=(shm.name, shape, seconds, free_q, full_q))
+    p.start()
+    n, first = 0, None
+    while True:
+        i = full_q.get()
+        if i is None:
+            break
+        first = first or time.perf_counter()
+        checksum(slots[i])
+        free_q.put(i)
+        n += 1
+    rate = (n - 1) / (time.perf_counter() - first)
+    p.join()
+    del slots
+    shm.close()
+    shm.unlink()
+    return rate
+
+
+# --- pickled arrays through a Queue ----------------------------------------------------------
+
+
+def pickle_producer(shape, seconds, q):
+    src = np.full(shape, 7, np.uint8)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for _ in range(64):
+            q.put(src)
+    q.put(None)
+
+
+def run_pickle(shape, seconds):
+    q = CTX.Queue(maxsize=SLOTS)
+    p = CTX.Process(target=pickle_producer, args=(shape, seconds, q))
+    p.start()
+    n, first = 0, None
+    while True:
+        a = q.get()
+        if a is None:
+            break
+        first = first or time.perf_counter()
+        checksum(a)
+        n += 1
+    rate = (n - 1) / (time.perf_counter() - first)
+    p.join()
+    return rate
+
+
+# --- recv + release per item -----------------------------------------------------------------
+
+
+def recv_release_us(items=4096):
+    name = f"/ndr-bench-rr-{os.getpid()}"
+    tx = ndring.Producer.create(name, shape=SMALL, dtype=np.uint8, slots=items)
+    rx = ndring.Consumer.open(name)
+    src = np.zeros(SMALL, np.uint8)
+    for _ in range(items):
+        tx.send(src)
+    t = time.perf_counter()
+    for _ in range(items):
+        a = rx.recv()
+        del a
+    return (time.perf_counter() - t) / items * 1e6
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=1.5)
+    args = ap.parse_args()
+    workloads = [("W3 1080p, 4 slots (frames/s)", W3), ("64-byte arrays (items/s)", SMALL)]
+    runners = [("ndring", run_ndring), ("seed shm+Queue", run_seed), ("pickle Queue", run_pickle)]
+    results = {(w, r): [] for w, _ in workloads for r, _ in runners}
+    rr = []
+    print(f"ndring Python bench: {os.cpu_count()} CPUs, {args.rounds} rounds of {args.seconds} s per variant")
+    for rnd in range(args.rounds):
+        load = os.getloadavg()
+        line = [f"round {rnd + 1} (load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"]
+        for w, shape in workloads:
+            for r, run in runners:
+                rate = run(shape, args.seconds)
+                results[(w, r)].append(rate)
+                line.append(f"{r} {w.split(' (')[0]}: {rate:,.0f}")
+        rr.append(recv_release_us())
+        line.append(f"recv+release {rr[-1]:.2f} us")
+        print("; ".join(line), flush=True)
+    print()
+    # Ratios are taken within each round (same host state), then the median over rounds.
+    print("| workload | ndring | seed shm + Queue | pickle Queue | ndring / seed | ndring / pickle |")
+    print("|---|---|---|---|---|---|")
+    for w, _ in workloads:
+        med = {r: statistics.median(results[(w, r)]) for r, _ in runners}
+        nd = results[(w, "ndring")]
+        vs_seed = statistics.median(a / b for a, b in zip(nd, results[(w, "seed shm+Queue")]))
+        vs_pickle = statistics.median(a / b for a, b in zip(nd, results[(w, "pickle Queue")]))
+        print(
+            f"| {w} | {med['ndring']:,.0f} | {med['seed shm+Queue']:,.0f} | "
+            f"{med['pickle Queue']:,.0f} | {vs_seed:.2f}x | {vs_pickle:.1f}x |"
+        )
+    print(f"| recv + release, 64 B, per item | {statistics.median(rr):.2f} us | | | | |")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""Type stubs of the ndring package (numpy arrays through shared-memory rings, zero copy)."""
+
+from types import TracebackType
+from typing import Literal, Optional, Sequence, Tuple, Type, TypeVar, Union
+
+import numpy as np
+import numpy.typing as npt
+
+Shape = Union[int, Sequence[int]]
+DTypeLike = npt.DTypeLike
+
+class Error(Exception):
+    """Base class of every ndring error; the message is the Rust library's."""
+
+class NotFound(Error, FileNotFoundError):
+    """No ring of that name exists."""
+
+class PermissionDenied(Error, PermissionError):
+    """The ring exists but this process may not open it."""
+
+class AlreadyExists(Error, FileExistsError):
+    """A ring of that name already exists (with a live creator)."""
+
+class Timeout(Error, TimeoutError):
+    """A wait ran past its ``timeout``."""
+
+class Closed(Error):
+    """The ring was closed and everything published was received."""
+
+class Disconnected(Error):
+    """No peer is attached on the other side and nothing is left to receive."""
+
+class Lagged(Error):
+    """Broadcast: the writer overwrote ``missed`` frames this subscriber had not read."""
+
+    missed: int
+    def __init__(self, message: str, missed: int = 0) -> None: ...
+
+class Full(Error):
+    """Non-blocking claim: every slot is taken."""
+
+class Empty(Error):
+    """Non-blocking receive: nothing is published."""
+
+class TooManyLeases(Error, BufferError):
+    """The handle holds the slots its next call would need (arrays still alive)."""
+
+class Mismatch(Error, ValueError):
+    """dtype, rank, shape or ring kind differ from the ring's header."""
+
+class InvalidArgument(Error, ValueError):
+    """A bad name, configuration value or metadata size."""
+
+class Lease:
+    """Base object of an array returned by ``recv``: owns its slot (or copy)."""
+
+    @property
+    def seq(self) -> int:
+        """The item's sequence number (1-based position in the stream)."""
+    @property
+    def timestamp_ns(self) -> Optional[int]:
+        """CLOCK_MONOTONIC ns at publish, on rings created with ``timestamps=True``."""
+    @property
+    def meta(self) -> bytes:
+        """The user metadata bytes published with the item."""
+
+class Claim:
+    """A claimed slot: ``with tx.claim() as frame:``; published at exit, abandoned on error.
+
+    A view of ``frame`` kept past the block makes the exit raise ``BufferError``; ``frame``
+    itself is emptied (first dimension 0) and made read-only at publish.
+    """
+
+    meta: Optional[bytes]
+    """User metadata bytes to publish with the slot."""
+    @property
+    def seq(self) -> Optional[int]:
+        """The sequence number once published; None before or if abandoned."""
+    def __enter__(self) -> np.ndarray:
+        """The writable array over the slot."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool:
+        """Publishes (or abandons on exception); BufferError if views survive."""
+
+class _Handle:
+    """What every handle has. ``spin`` (on create/open): polls before a wait sleeps (default 200)."""
+
+    @property
+    def name(self) -> str:
+        """The ring's name."""
+    @property
+    def shape(self) -> Tuple[int, ...]:
+        """The shape of each slot's array."""
+    @property
+    def dtype(self) -> np.dtype:
+        """The element type."""
+    @property
+    def slots(self) -> int:
+        """Number of slots."""
+    @property
+    def kind(self) -> Literal["spsc", "mpmc", "broadcast"]:
+        """The ring's kind."""
+    def detach(self) -> None:
+        """Detaches from the ring; further calls raise ndring.Error."""
+    def __enter__(self: "_H") -> "_H":
+        """The handle itself."""
+    def __exit__(self, *args: object) -> bool:
+        """Detaches."""
+
+
+_H = TypeVar("_H", bound=_Handle)
+
+class Producer(_Handle):
+    """Fills and publishes the slots of a queue ring (SPSC or MPMC)."""
+
+    @staticmethod
+    def create(
+        name: str,
+        shape: Shape,
+        dtype: DTypeLike,
+        slots: int = 4,
+        kind: Literal["spsc", "mpmc"] = "spsc",
+        meta_size: Optional[int] = None,
+        timestamps: bool = False,
+        keep: bool = False,
+        spin: Optional[int] = None,
+    ) -> "Producer":
+        """Creates the ring ``name`` and attaches as its producer."""
+    @staticmethod
+    def open(name: str, timeout: Optional[float] = None, spin: Optional[int] = None) -> "Producer":
+        """Attaches to an existing ring, waiting up to ``timeout`` s for it to be created."""
+    @staticmethod
+    def open_or_create(
+        name: str,
+        shape: Shape,
+        dtype: DTypeLike,
+        slots: int = 4,
+        kind: Literal["spsc", "mpmc"] = "spsc",
+        meta_size: Optional[int] = None,
+        timestamps: bool = False,
+        spin: Optional[int] = None,
+    ) -> "Producer":
+        """Opens ``name`` if it exists (checking dtype and shape), else creates it."""
+    def claim(self, timeout: Optional[float] = None, meta: Optional[bytes] = None) -> Claim:
+        """Claims a free slot, waiting while the ring is full."""
+    def send(self, image: np.ndarray, meta: Optional[bytes] = None, timeout: Optional[float] = None) -> int:
+        """Copies ``image`` (any strides) into a slot and publishes it; returns its seq."""
+    def close(self) -> None:
+        """Closes the ring: consumers drain, then get ndring.Closed."""
+
+class Consumer(_Handle):
+    """Receives the slots of a queue ring, each exactly once, as read-only arrays."""
+
+    @staticmethod
+    def open(name: str, timeout: Optional[float] = None, spin: Optional[int] = None) -> "Consumer":
+        """Attaches to an existing ring, waiting up to ``timeout`` s for it to be created."""
+    @staticmethod
+    def create(
+        name: str,
+        shape: Shape,
+        dtype: DTypeLike,
+        slots: int = 4,
+        kind: Literal["spsc", "mpmc"] = "spsc",
+        meta_size: Optional[int] = None,
+        timestamps: bool = False,
+        keep: bool = False,
+        spin: Optional[int] = None,
+    ) -> "Consumer":
+        """Creates the ring ``name`` and attaches as its consumer."""
+    @staticmethod
+    def open_or_create(
+        name: str,
+        shape: Shape,
+        dtype: DTypeLike,
+        slots: int = 4,
+        kind: Literal["spsc", "mpmc"] = "spsc",
+        meta_size: Optional[int] = None,
+        timestamps: bool = False,
+        spin: Optional[int] = None,
+    ) -> "Consumer":
+        """Opens ``name`` if it exists (checking dtype and shape), else creates it."""
+    def recv(self, timeout: Optional[float] = None) -> np.ndarray:
+        """The next item, a read-only array over its slot (zero copy)."""
+    def recv_into(self, out: np.ndarray, timeout: Optional[float] = None) -> int:
+        """Copies the next item into ``out``; returns its seq."""
+    def recv_copy(self, timeout: Optional[float] = None) -> np.ndarray:
+        """The next item, copied into a new array."""
+    @property
+    def held(self) -> int:
+        """Slots held by arrays still alive."""
+    def close(self) -> None:
+        """Detaches from the ring."""
+
+class BroadcastWriter(_Handle):
+    """The one writer of a broadcast ring: never waits."""
+
+    @staticmethod
+    def create(
+        name: str,
+        shape: Shape,
+        dtype: DTypeLike,
+        slots: int = 8,
+        max_subscribers: Optional[int] = None,
+        meta_size: Optional[int] = None,
+        timestamps: bool = False,
+        keep: bool = False,
+    ) -> "BroadcastWriter":
+        """Creates the broadcast ring ``name`` (slots >= max_subscribers + 2)."""
+    @staticmethod
+    def open(name: str, timeout: Optional[float] = None) -> "BroadcastWriter":
+        """Takes over the writer role of an existing broadcast ring."""
+    def send(self, image: np.ndarray, meta: Optional[bytes] = None) -> int:
+        """Copies ``image`` into the next slot and publishes it; returns its seq."""
+    @property
+    def published(self) -> int:
+        """Frames published so far."""
+    def close(self) -> None:
+        """Closes the ring: subscribers then get ndring.Closed."""
+
+class Subscriber(_Handle):
+    """Follows a broadcast ring; frames are copied out."""
+
+    @staticmethod
+    def open(
+        name: str,
+        start: Literal["newest", "oldest"] = "newest",
+        timeout: Optional[float] = None,
+        spin: Optional[int] = None,
+    ) -> "Subscriber":
+        """Attaches to the broadcast ring ``name``."""
+    def recv(self, timeout: Optional[float] = None) -> np.ndarray:
+        """The next frame (a copy); raises ndring.Lagged after overwritten frames."""
+    def latest(self, timeout: Optional[float] = None) -> np.ndarray:
+        """The newest frame, skipping older ones."""
+    @property
+    def missed_total(self) -> int:
+        """Frames lost to lag so far."""
+    def close(self) -> None:
+        """Detaches from the ring."""
+
+def info(array: np.ndarray) -> Lease:
+    """The Lease (seq, timestamp_ns, meta) of an array from ``recv`` or of a view of it."""
+
+def remove(name: str) -> None:
+    """Removes the ring ``name`` from /dev/shm."""
+
+def now_ns() -> int:
+    """CLOCK_MONOTONIC in nanoseconds."""

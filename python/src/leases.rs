@@ -1,0 +1,405 @@
+//! The objects numpy arrays hang on: `Lease` (the base object of a received array, owning its
+//! slot) and `Claim` (a claimed slot, with the array over it, published when its `with` block
+//! ends).
+
+use std::mem::ManuallyDrop;
+use std::sync::Mutex;
+
+use ndarray::{ArrayView, ArrayViewMut, IxDyn};
+use ndring::{ReadLease, WriteLease};
+use numpy::PyArray;
+use numpy::npyffi::{NPY_ARRAY_WRITEABLE, PyArrayObject};
+use pyo3::exceptions::{PyBufferError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::IntoPy;
+
+/// The numbers and bytes a received item carries, whatever its element type.
+pub trait FrameInfo: Send + Sync {
+    /// The sequence number.
+    fn seq(&self) -> u64;
+    /// Publish time, on rings with timestamps.
+    fn timestamp_ns(&self) -> Option<u64>;
+    /// The user metadata bytes.
+    fn meta(&self) -> &[u8];
+}
+
+impl<T: ndring::Element> FrameInfo for ReadLease<T, IxDyn> {
+    fn seq(&self) -> u64 {
+        ReadLease::seq(self)
+    }
+    fn timestamp_ns(&self) -> Option<u64> {
+        ReadLease::timestamp_ns(self)
+    }
+    fn meta(&self) -> &[u8] {
+        self.user_meta_bytes()
+    }
+}
+
+/// A broadcast frame copied out of the ring, with what it carried.
+pub struct Copied<T> {
+    pub data: Vec<T>,
+    pub seq: u64,
+    pub timestamp_ns: Option<u64>,
+    pub meta: Vec<u8>,
+}
+
+impl<T: Send + Sync> FrameInfo for Copied<T> {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn timestamp_ns(&self) -> Option<u64> {
+        self.timestamp_ns
+    }
+    fn meta(&self) -> &[u8] {
+        &self.meta
+    }
+}
+
+/// The base object of every array `recv` returns: it owns the received slot (or, for
+/// broadcast frames, the copy), which goes back to the ring when the array and every view of
+/// it are gone. `ndring.info(array)` finds it from any view.
+#[pyclass(module = "ndring", frozen)]
+pub struct Lease {
+    inner: ManuallyDrop<Box<dyn FrameInfo>>,
+    /// The process that received it: a forked child's copy must not release the parent's slot.
+    pid: u32,
+}
+
+#[pymethods]
+impl Lease {
+    /// The item's sequence number (1-based position in the stream).
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.inner.seq()
+    }
+
+    /// `CLOCK_MONOTONIC` nanoseconds at publish (compare with `ndring.now_ns()`), or None on
+    /// rings created without `timestamps=True`.
+    #[getter]
+    fn timestamp_ns(&self) -> Option<u64> {
+        self.inner.timestamp_ns()
+    }
+
+    /// The user metadata bytes published with the item (`send(..., meta=b"...")`).
+    #[getter]
+    fn meta<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, self.inner.meta())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("ndring.Lease(seq={})", self.inner.seq())
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if std::process::id() == self.pid {
+            // SAFETY: dropped once, here, and never used after.
+            unsafe { ManuallyDrop::drop(&mut self.inner) };
+        }
+        // Else a forked child: the slot is the parent's to release; the box is leaked.
+    }
+}
+
+/// Clears an array's WRITEABLE flag before anyone else sees it.
+fn make_read_only(array: &Bound<'_, PyAny>) {
+    let ptr = array.as_ptr().cast::<PyArrayObject>();
+    // SAFETY: `array` is an ndarray we just created (a `PyArrayObject`), not yet shared; the GIL
+    // is held. Its base (a `Lease`) has no buffer protocol, so numpy refuses to make it
+    // writeable again.
+    unsafe { (*ptr).fields.flags &= !NPY_ARRAY_WRITEABLE };
+}
+
+/// A read-only numpy array over a received slot, with a `Lease` owning the slot as its base.
+pub fn read_array<'py, T>(
+    py: Python<'py>,
+    lease: ReadLease<T, IxDyn>,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: ndring::Element + numpy::Element,
+{
+    let ptr = lease.as_ptr();
+    let dim = IxDyn(lease.view().shape());
+    let owner = Bound::new(
+        py,
+        Lease {
+            inner: ManuallyDrop::new(Box::new(lease)),
+            pid: std::process::id(),
+        },
+    )?;
+    // SAFETY: `ptr` is the leased slot's payload, holding `dim`'s elements of `T`, reserved to
+    // the lease (nobody writes it) until the lease is dropped; the lease now lives in `owner`,
+    // which becomes the array's base, so it lives as long as the array and every view of it.
+    let array = unsafe {
+        let view = ArrayView::from_shape_ptr(dim, ptr);
+        PyArray::<T, IxDyn>::borrow_from_array(&view, owner.into_any())
+    };
+    let array = array.into_any();
+    make_read_only(&array);
+    Ok(array)
+}
+
+/// A broadcast frame copied out: a writable array over the copy, with its info as base.
+pub fn copied_array<'py, T>(
+    py: Python<'py>,
+    frame: Copied<T>,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyAny>>
+where
+    T: ndring::Element + numpy::Element,
+{
+    let ptr = frame.data.as_ptr();
+    let dim = IxDyn(shape);
+    assert_eq!(frame.data.len(), shape.iter().product::<usize>());
+    let owner = Bound::new(
+        py,
+        Lease {
+            inner: ManuallyDrop::new(Box::new(frame)),
+            pid: std::process::id(),
+        },
+    )?;
+    // SAFETY: `ptr` points into the Vec now owned (never resized) by `owner`, which becomes the
+    // array's base; it holds `dim.size()` elements.
+    let array = unsafe {
+        let view = ArrayView::from_shape_ptr(dim, ptr);
+        PyArray::<T, IxDyn>::borrow_from_array(&view, owner.into_any())
+    };
+    Ok(array.into_any())
+}
+
+/// A claim, whatever its element type.
+pub trait AnyWrite: Send + Sync {
+    /// Stores the user metadata.
+    fn set_meta(&mut self, meta: &[u8]) -> ndring::Result<()>;
+    /// Publishes; returns the sequence number.
+    fn publish(self: Box<Self>) -> u64;
+}
+
+impl<T: ndring::Element> AnyWrite for WriteLease<T, IxDyn> {
+    fn set_meta(&mut self, meta: &[u8]) -> ndring::Result<()> {
+        self.set_user_meta_bytes(meta)
+    }
+    fn publish(self: Box<Self>) -> u64 {
+        WriteLease::publish(*self)
+    }
+}
+
+/// The base object of a claim's array: holds the claimed slot until it is published, or, if
+/// never published, until the array and every view of it are gone (then it is abandoned).
+#[pyclass(module = "ndring", frozen)]
+pub struct ClaimedSlot {
+    lease: Mutex<Option<Box<dyn AnyWrite>>>,
+    pid: u32,
+}
+
+impl Drop for ClaimedSlot {
+    fn drop(&mut self) {
+        let lease = self
+            .lease
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if std::process::id() == self.pid {
+            drop(lease); // abandoned
+        } else {
+            std::mem::forget(lease); // a forked child's copy: the parent's claim
+        }
+    }
+}
+
+/// A claimed slot: `with producer.claim() as frame:` gives a writable array over the slot,
+/// published when the block ends normally and abandoned when it raises.
+///
+/// At publish, no other reference to the array may remain than the `with` target: a view, a
+/// slice or a memoryview kept past the block makes `__exit__` raise `BufferError` (as
+/// `mmap.close()` does), and the slot is then abandoned once they are all gone. The `with`
+/// target itself is emptied (its first dimension becomes 0) and made read-only, so that it can no
+/// longer reach the published slot.
+#[pyclass(module = "ndring")]
+pub struct Claim {
+    hold: Option<Py<ClaimedSlot>>,
+    /// The array over the slot (base: `hold`) and the view handed to the `with` target (base:
+    /// `array`, to which numpy collapses the base of every further view).
+    array: Option<Py<PyAny>>,
+    view: Option<Py<PyAny>>,
+    meta: Option<Vec<u8>>,
+    seq: Option<u64>,
+    entered: bool,
+}
+
+/// A claim over `lease`, with its array.
+pub fn claim<T>(
+    py: Python<'_>,
+    mut lease: WriteLease<T, IxDyn>,
+    meta: Option<Vec<u8>>,
+) -> PyResult<Claim>
+where
+    T: ndring::Element + numpy::Element,
+{
+    let ptr = lease.as_mut_ptr();
+    let dim = IxDyn(lease.view_mut().shape());
+    let hold = Py::new(
+        py,
+        ClaimedSlot {
+            lease: Mutex::new(Some(Box::new(lease))),
+            pid: std::process::id(),
+        },
+    )?;
+    // SAFETY: `ptr` is the claimed slot's payload (`dim`'s elements of `T`), ours alone until
+    // publish or abandon; the lease lives in `hold`, the array's base, so the slot stays claimed
+    // while any view exists, and `__exit__` publishes only when no view but the revoked `with`
+    // target remains.
+    let array = unsafe {
+        let view = ArrayViewMut::from_shape_ptr(dim, ptr);
+        PyArray::<T, IxDyn>::borrow_from_array(&view, hold.bind(py).clone().into_any())
+    };
+    let view = array.call_method0("view")?;
+    Ok(Claim {
+        hold: Some(hold),
+        array: Some(array.into_any().unbind()),
+        view: Some(view.unbind()),
+        meta,
+        seq: None,
+        entered: false,
+    })
+}
+
+/// Empties `array` (first dimension 0), makes it read-only and, if `cut`, cuts it from its base:
+/// the name a `with` block bound can no longer reach the slot, nor keep it claimed. Not cut when
+/// something else refers to the array itself (a memoryview keeps its own shape and pointer): the
+/// base then keeps the slot claimed for as long as that lives.
+fn revoke(array: &Bound<'_, PyAny>, cut: bool) {
+    let ptr = array.as_ptr().cast::<PyArrayObject>();
+    // SAFETY: `array` is an ndarray we created (`view()` of our own array), the GIL is held, and
+    // nothing else caches its shape (a buffer exported from it would hold a reference, which
+    // `__exit__` checked for). Lowering a dimension to 0 keeps every stride and flag valid
+    // (numpy treats empty arrays as contiguous); numpy's own resize writes these fields too.
+    // With no element left, the array needs no base: it does not own its data (no OWNDATA), so
+    // numpy frees nothing at its end, and the reference it held on its base is ours to drop,
+    // after the field no longer points to it.
+    unsafe {
+        let fields = &mut (*ptr).fields;
+        if fields.nd > 0 {
+            *fields.dimensions = 0;
+            fields.flags &= !NPY_ARRAY_WRITEABLE;
+            if !cut {
+                return;
+            }
+            let base = std::mem::replace(&mut fields.base, std::ptr::null_mut());
+            if !base.is_null() {
+                pyo3::ffi::Py_DECREF(base);
+            }
+        } else {
+            fields.flags &= !NPY_ARRAY_WRITEABLE;
+        }
+    }
+}
+
+#[pymethods]
+impl Claim {
+    /// The writable array over the claimed slot.
+    fn __enter__(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        if self.entered {
+            return Err(PyRuntimeError::new_err("this claim was already entered"));
+        }
+        self.entered = true;
+        match &self.view {
+            Some(v) => Ok(v.clone_ref(py)),
+            None => Err(PyRuntimeError::new_err("this claim is finished")),
+        }
+    }
+
+    /// Publishes the slot (no exception) or abandons it (exception); raises `BufferError` if a
+    /// view of the array survives the block.
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &mut self,
+        py: Python<'_>,
+        exc_type: Option<Bound<'_, PyAny>>,
+        _exc: Option<Bound<'_, PyAny>>,
+        _tb: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if let Some(hold) = &self.hold {
+            let pid = hold.get().pid;
+            if pid != std::process::id() {
+                return Err(crate::errors::raise(
+                    py,
+                    "Error",
+                    format!(
+                        "this claim was made in process {pid}; a forked child cannot publish it"
+                    ),
+                ));
+            }
+        }
+        let (Some(array), Some(view), Some(hold)) =
+            (self.array.take(), self.view.take(), self.hold.take())
+        else {
+            return Err(PyRuntimeError::new_err("this claim is finished"));
+        };
+        let (array, view) = (array.into_bound(py), view.into_bound(py));
+        // Expected: `array` is held here and by `view`'s base; `view` here and by the `with`
+        // target. Anything more is a view, slice or exported buffer that would outlive the claim.
+        // SAFETY: both pointers are live objects (we hold references); the GIL is held.
+        let (refs_array, refs_view) = unsafe {
+            (
+                pyo3::ffi::Py_REFCNT(array.as_ptr()),
+                pyo3::ffi::Py_REFCNT(view.as_ptr()),
+            )
+        };
+        let views_alive = refs_array > 2 || refs_view > 2;
+        revoke(&view, refs_view <= 2);
+        make_read_only(&array);
+        let failed = exc_type.is_some_and(|t| !t.is_none());
+        if views_alive {
+            // The slot stays claimed in `hold` until those views are gone, then is abandoned.
+            if failed {
+                return Ok(false);
+            }
+            return Err(PyBufferError::new_err(
+                "cannot publish: a view of the claimed array (a slice, a reshaped or transposed \
+                 array, a memoryview, or a second name bound to it) is still alive after the with \
+                 block; the slot is abandoned once they are all gone",
+            ));
+        }
+        let lease = hold
+            .get()
+            .lease
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some(mut lease) = lease else {
+            return Err(PyRuntimeError::new_err("this claim is finished"));
+        };
+        if failed {
+            drop(lease); // abandoned
+            return Ok(false);
+        }
+        if let Some(meta) = &self.meta {
+            if let Err(e) = lease.set_meta(meta) {
+                drop(lease);
+                return Err(e).py(py);
+            }
+        }
+        self.seq = Some(lease.publish());
+        Ok(false)
+    }
+
+    /// User metadata bytes published with the slot (set before the `with` block ends).
+    #[getter]
+    fn get_meta<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        self.meta.as_deref().map(|m| PyBytes::new(py, m))
+    }
+
+    #[setter]
+    fn set_meta(&mut self, meta: Option<Vec<u8>>) {
+        self.meta = meta;
+    }
+
+    /// The sequence number, once published (None before, or if abandoned).
+    #[getter]
+    fn seq(&self) -> Option<u64> {
+        self.seq
+    }
+}

@@ -1,0 +1,132 @@
+//! `ndring rm NAME…` and `ndring rm --stale`: unlink names, never one in use unless --force.
+//! Processes that have a ring mapped keep it; only the name goes.
+
+use ndring::Error;
+use ndring::inspect::{Inspector, Probe};
+
+use crate::{Failure, fmt};
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["names", "stale"])))]
+pub struct Args {
+    /// Rings to remove (/cam0, cam0 or /dev/shm/cam0); with --stale, patterns (* and ?) that
+    /// limit which stale rings are removed
+    names: Vec<String>,
+    /// Remove every stale ring (creator and peers dead) and every unfinished one whose creator
+    /// is dead
+    #[arg(long)]
+    stale: bool,
+    /// Say what would be removed, remove nothing
+    #[arg(long, short = 'n')]
+    dry_run: bool,
+    /// Remove even a ring in use by a live process, or one this version cannot read
+    #[arg(long, short = 'f', conflicts_with = "stale")]
+    force: bool,
+}
+
+pub fn run(args: Args) -> Result<(), Failure> {
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    if args.stale {
+        let rings = Inspector::scan().map_err(|e| e.to_string())?.rings;
+        let stale: Vec<&Probe> = rings
+            .iter()
+            .filter(|p| p.abandoned() && fmt::matches_any(p.name(), &args.names))
+            .collect();
+        if stale.is_empty() {
+            println!("no stale rings");
+        }
+        let mut failed = 0;
+        for p in stale {
+            match unlink(p.name(), args.dry_run) {
+                Ok(()) => println!("{verb} {} ({})", p.name(), describe(p)),
+                Err(e) => {
+                    eprintln!("ndring: {e}");
+                    failed += 1;
+                }
+            }
+        }
+        return check(failed);
+    }
+    let mut failed = 0;
+    for arg in &args.names {
+        let name = fmt::ring_name(arg);
+        match remove_one(&name, args.force, args.dry_run) {
+            Ok(what) => println!("{verb} {name} ({what})"),
+            Err(e) => {
+                eprintln!("ndring: {e}");
+                failed += 1;
+            }
+        }
+    }
+    check(failed)
+}
+
+/// Each failure has been reported on its own line; the exit status says that one happened.
+fn check(failed: usize) -> Result<(), Failure> {
+    match failed {
+        0 => Ok(()),
+        _ => Err(String::new()),
+    }
+}
+
+/// Removes `name` if nobody uses it (or `force`); says what it was.
+fn remove_one(name: &str, force: bool, dry_run: bool) -> Result<String, Failure> {
+    let what = match Inspector::probe(name) {
+        Ok(p) => {
+            let users = fmt::users(&p);
+            if !users.is_empty() && !force {
+                return Err(format!(
+                    "{name}: in use by {}; not removed (--force removes it anyway)",
+                    users.join(", ")
+                ));
+            }
+            describe(&p)
+        }
+        // Ours, but unreadable by this version: only on request.
+        Err(e @ (Error::Version { .. } | Error::Corrupt { .. })) if !force => {
+            return Err(format!("{e}; not removed (--force removes it anyway)"));
+        }
+        Err(Error::Version { found, .. }) => format!("format version {found}"),
+        Err(Error::Corrupt { .. }) => "corrupt".into(),
+        Err(e @ Error::NotNdring { .. }) => {
+            return Err(format!("{e}; not removed (use rm on /dev/shm{name})"));
+        }
+        Err(e) => return Err(fmt::open_error(e)),
+    };
+    unlink(name, dry_run)?;
+    Ok(what)
+}
+
+fn unlink(name: &str, dry_run: bool) -> Result<(), Failure> {
+    if dry_run {
+        return Ok(());
+    }
+    ndring::remove(name).map_err(|e| format!("cannot remove {name}: {e}"))
+}
+
+/// `stale spsc ring, 24.9 MB`.
+fn describe(p: &Probe) -> String {
+    match p {
+        Probe::Ring(r) => {
+            // Items nobody took are lost with the name: say so.
+            let unread = match r.counters().backlog() {
+                Some(1) => ", 1 unread item".into(),
+                Some(n) if n > 1 => format!(", {n} unread items"),
+                _ => String::new(),
+            };
+            format!(
+                "{} {} ring of {} {}, {}{unread}",
+                r.state(),
+                fmt::kind(r.kind()),
+                r.dtype().name(),
+                fmt::shape(r.shape()),
+                fmt::bytes(r.size() as u64)
+            )
+        }
+        Probe::Unfinished(u) => format!("unfinished segment, {}", fmt::bytes(u.size)),
+    }
+}
