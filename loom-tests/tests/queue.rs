@@ -49,7 +49,7 @@ fn spsc_1p1c_fifo_and_exclusive() {
                         Err(_) => thread::yield_now(),
                     }
                 };
-                assert!(pos < 3 && slot < 2, "position {pos}, data slot {slot}");
+                assert!(pos < 4 && slot < 2, "position {pos}, data slot {slot}");
                 m2.write(slot, i + 10);
                 p.publish(&*m2);
             }
