@@ -414,7 +414,18 @@ fn wait_recv(
         // Spin with the weak attempt alone, inlined into the poll loop (see `wait::spin`).
         let spun = match spsc.as_mut() {
             Some(c) => wait::spin(how.spin, || wait::attempt(c.try_recv(seg, false))),
-            None => wait::spin(how.spin, || wait::attempt(mpmc_recv(false))),
+            // MPMC: look at `tail` (for `Closed`) once every 64 polls only (see
+            // `mpmc::try_recv_polling`).
+            None => {
+                let mut polls = 0u32;
+                wait::spin(how.spin, || {
+                    polls = polls.wrapping_add(1);
+                    wait::attempt(
+                        mpmc::try_recv_polling(seg, me, polls % 64 == 0)
+                            .map(|pos| (pos, (pos % n) as usize)),
+                    )
+                })
+            }
         };
         if let Some(r) = spun {
             return r;

@@ -107,9 +107,11 @@ pub struct SlotCtrl {
     /// Broadcast: `seq << 1` when it holds frame `seq` (0: never written), with bit 0
     /// (`WRITING`) set while the writer rewrites it.
     pub stamp: AtomicU64,
-    /// Reserved (0). A queue item's sequence number is its position + 1 and a broadcast frame's
-    /// is in `stamp`, so none is stored here.
-    pub reserved: AtomicU64,
+    /// SPSC: the data slot holding the item of the position this slot's words describe (low 32
+    /// bits; bit 32, `spsc::OUT_OF_TURN`, when the producer may rewrite it as soon as the
+    /// position is released; see `protocol::spsc`); stored before `stamp`. MPMC and broadcast: reserved (0). (A queue
+    /// item's sequence number is its position + 1 and a broadcast frame's is in `stamp`.)
+    pub data_slot: AtomicU64,
     /// `CLOCK_MONOTONIC` nanoseconds at publish, on rings created with timestamps (else 0).
     pub timestamp_ns: AtomicU64,
     /// Reserved (0).

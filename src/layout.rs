@@ -19,7 +19,7 @@ use crate::header::{LINE, SLOT_CTRL_SIZE};
 /// `b"NDRING\0\x01"` read as a little-endian `u64`.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"NDRING\0\x01");
 /// The format version this library writes and reads.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Bytes reserved for the fixed header at offset 0.
 pub const FIXED_SIZE: usize = 512;
 /// Bytes reserved for `header::Control`, right after the fixed header.

@@ -325,6 +325,33 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         Ok(slot.publish())
     }
 
+    /// SPSC rings: fill the slot the consumer released most recently, rather than the slots in
+    /// turn (the default), and look for released slots at every claim. When the consumer keeps
+    /// up, the ring's working set is then about two slots whatever its depth, which pays for
+    /// large items when producer and consumer share a last-level cache; where they do not (on
+    /// the benchmark VM, in its state where the two cores sit on different L3s), rewriting the
+    /// slot just read costs more than a cold one (see the README, Performance). Delivery order
+    /// and every guarantee are the same either way; MPMC rings ignore it.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-reuse-{}", std::process::id());
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.reuse_recent_slots(true);
+    /// for i in 0..3 {
+    ///     tx.send(&ndarray::arr1(&[i, i, i, i]))?;
+    ///     let r = rx.recv()?;
+    ///     assert_eq!(r[0], i);
+    /// }
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn reuse_recent_slots(&mut self, on: bool) {
+        if let Some(p) = &mut self.inner.spsc {
+            p.set_eager(on);
+        }
+    }
+
     /// Closes the ring: no claim succeeds after it (here or in other producers); consumers
     /// receive what was published, then `Err(Closed)`.
     ///

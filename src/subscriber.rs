@@ -137,10 +137,18 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     ) -> Result<ReadSlot<'_, T, D>> {
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
+        let how = self.how;
         let sub = &mut self.sub;
         let mut skipped = 0;
+        // The common case first, as the queues do: the weak attempt alone, inlined into the
+        // poll loop (see `wait::spin`), before the generic step, the liveness checks and sleep.
+        let spun = if block && !latest {
+            wait::spin(how.spin, || miss(sub.try_recv(seg, me, false)))
+        } else {
+            None
+        };
         let liveness = &mut self.liveness;
-        let grace = self.how.grace;
+        let grace = how.grace;
         let mut step = |strong: bool| {
             let mut attempt = |strong: bool| {
                 if latest {
@@ -168,18 +176,20 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             }
             miss(r)
         };
-        let got = if block {
-            wait::wait_for(
-                &seg.control().not_empty,
-                wait::Sleeper::new(me, SLEEPING_NOT_EMPTY),
-                self.how,
-                deadline,
-                &mut step,
-                || {
-                    peers::sweep(seg);
-                },
-            )
-            .unwrap_or(Err(Error::Timeout))
+        let w = &seg.control().not_empty;
+        let sleeper = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
+        let idle = || {
+            peers::sweep(seg);
+        };
+        let got = if let Some(got) = spun {
+            got
+        } else if block && !latest {
+            // Spun already.
+            wait::sleep_until(w, sleeper, how, deadline, &mut step, idle)
+                .unwrap_or(Err(Error::Timeout))
+        } else if block {
+            wait::wait_for(w, sleeper, how, deadline, &mut step, idle)
+                .unwrap_or(Err(Error::Timeout))
         } else {
             step(false).unwrap_or(Err(Error::Empty))
         };

@@ -22,8 +22,8 @@ fn spsc_drain(m: &Mem) -> Vec<u64> {
     let mut got = vec![];
     loop {
         match c.try_recv(m, false) {
-            Ok((pos, slot)) => {
-                assert_eq!(slot, (pos % m.slots.len() as u64) as usize);
+            Ok((_, slot)) => {
+                assert!(slot < m.slots.len());
                 got.push(m.read(slot));
                 c.release(&m.control);
             }
@@ -49,7 +49,7 @@ fn spsc_1p1c_fifo_and_exclusive() {
                         Err(_) => thread::yield_now(),
                     }
                 };
-                assert_eq!(slot, (pos % 2) as usize);
+                assert!(pos < 4 && slot < 2, "position {pos}, data slot {slot}");
                 m2.write(slot, i + 10);
                 p.publish(&*m2);
             }

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::header::CLOSED;
 use crate::layout::RingKind;
 use crate::protocol::broadcast::stamp_of;
+use crate::protocol::spsc::OUT_OF_TURN;
 use crate::sync::{AtomicU64, Ordering::*, fence};
 use std::sync::atomic::AtomicU8;
 
@@ -145,13 +146,27 @@ impl Inspector {
         let Some(pos) = newest else {
             return Ok(None);
         };
-        let s = (pos % n) as usize;
+        let e = (pos % n) as usize;
+        // SPSC: the entry of `pos` names its data slot (bounds-checked: hostile input; out of
+        // range reads as the entry's own, as the consumer does). A producer that reuses slots
+        // out of turn may rewrite it as soon as `pos` is released, not only one lap later.
+        let (s, out_of_turn) = if mpmc {
+            (e, false)
+        } else {
+            let d = self.slot(e).data_slot.load(Relaxed);
+            let slot = d & !OUT_OF_TURN;
+            (
+                if slot < n { slot as usize } else { e },
+                d & OUT_OF_TURN != 0,
+            )
+        };
         // SAFETY: s < slots: the payload lies inside the mapping, 128-aligned; read only with
         // atomic loads, so a producer rewriting it makes the copy stale, never undefined.
         unsafe { atomic_copy(self.payload(s), dst) };
         fence(Acquire);
-        let still = holds(self.slot(s).stamp.load(Relaxed), pos)
-            && c.tail.load(Relaxed) & !CLOSED < pos + n;
+        let still = holds(self.slot(e).stamp.load(Relaxed), pos)
+            && c.tail.load(Relaxed) & !CLOSED < pos + n
+            && (!out_of_turn || c.head.load(Relaxed) <= pos);
         Ok(still.then_some((pos + 1, s)))
     }
 }

@@ -83,6 +83,29 @@ pub fn publish<M: RingMemory>(mem: &M, me: &PeerEntry, pos: u64, abandoned: bool
 /// counted in `stats.abandoned` by whoever made it, not here).
 #[inline]
 pub fn try_recv<M: RingMemory>(mem: &M, me: &PeerEntry, strong: bool) -> Result<u64, Stop> {
+    recv_step(mem, me, strong, true)
+}
+
+/// [`try_recv`] for a consumer polling in a loop: with `look_at_tail == false`, an unpublished
+/// position means `Wait` without loading `tail` (so `Closed` is reported only by a poll that
+/// looks). A polling consumer that loaded `tail` every time would hold the line the producers'
+/// claim CAS must take back: one cache-line transfer more per item.
+#[inline]
+pub fn try_recv_polling<M: RingMemory>(
+    mem: &M,
+    me: &PeerEntry,
+    look_at_tail: bool,
+) -> Result<u64, Stop> {
+    recv_step(mem, me, false, look_at_tail)
+}
+
+#[inline(always)]
+fn recv_step<M: RingMemory>(
+    mem: &M,
+    me: &PeerEntry,
+    strong: bool,
+    look_at_tail: bool,
+) -> Result<u64, Stop> {
     let c = mem.control();
     let n = mem.slots() as u64;
     let mut pos = c.head.load(Relaxed);
@@ -109,14 +132,16 @@ pub fn try_recv<M: RingMemory>(mem: &M, me: &PeerEntry, strong: bool) -> Result<
             }
         } else if d < 0 {
             // Not published yet: empty, in flight, or closed and drained.
-            let t = if strong {
-                c.tail.fetch_add(0, AcqRel)
-            } else {
-                c.tail.load(Acquire)
-            };
-            if t & !CLOSED == pos && t & CLOSED != 0 {
-                me.holding.store(0, Relaxed);
-                return Err(Stop::Closed);
+            if look_at_tail {
+                let t = if strong {
+                    c.tail.fetch_add(0, AcqRel)
+                } else {
+                    c.tail.load(Acquire)
+                };
+                if t & !CLOSED == pos && t & CLOSED != 0 {
+                    me.holding.store(0, Relaxed);
+                    return Err(Stop::Closed);
+                }
             }
             let now = c.head.load(Relaxed);
             if now == pos {

@@ -1,19 +1,35 @@
-//! Single-producer single-consumer queue: two positions, no CAS.
+//! Single-producer single-consumer queue: two positions, no CAS, and slots reused most recently
+//! released first.
 //!
 //! `tail` counts published items and is written only by the producer; `head` counts released
 //! items and is written only by the consumer (besides the `fetch_add(0)` re-checks of sleepers,
-//! which do not change them). Item `pos` lives in slot `pos % slots`, whose `stamp` the producer
-//! sets to `pos + 1` before it advances `tail`. The producer may fill position `tail` when
-//! `tail - head < slots`; the consumer may read position `head` when `head < tail`, or when the
-//! slot's stamp says `head + 1`. Each side caches the other's position and reloads it only when
-//! the cache says full (or empty), as rtrb does, so a side that runs behind touches the other
-//! side's line once per lap rather than once per item; a consumer that has caught up polls the
-//! stamp of the next slot, which lies on the slot's own line next to the payload it is about to
-//! read, rather than `tail`.
+//! which do not change them). Position `pos` is described by the control words of slot
+//! `pos % slots` (its *entry*): the producer stores there the *data slot* that holds the item
+//! (`SlotCtrl::data_slot`), then sets the entry's `stamp` to `pos + 1`, then advances `tail`.
+//! The producer may fill position `tail` when `tail - head < slots`; the consumer may read
+//! position `head` when `head < tail`, or when the entry's stamp says `head + 1`.
+//!
+//! **Which data slot.** Delivery is FIFO by position, but the data slot is the producer's
+//! choice. An eager producer (opt-in, `Producer::reuse_recent_slots`) keeps a stack of free
+//! data slots and takes the one released most recently (a LIFO): when the consumer keeps up, it rewrites the slot the
+//! consumer just finished with, so the ring's working set stays about two slots whatever its
+//! depth (a FIFO ring walks every slot: at 8 slots of 6 MB frames the walk spills the L3
+//! cache). By default a producer reuses slots in release order, which keeps position `pos` in slot `pos % slots` and each item's control words on the
+//! line of its entry's stamp. The stack is private and rebuilt from `head` alone: the data
+//! slots named by positions `head..tail` are in use, every other one is free.
+//!
+//! Each side caches the other's position and reloads it only when the cache says full (or
+//! empty), as rtrb does, so a side that runs behind touches the other side's line once per lap
+//! rather than once per item; a consumer that has caught up polls the stamp of the next entry
+//! rather than `tail`. An eager producer ([`Producer::set_eager`]) reloads `head` at every claim
+//! while anything is outstanding, so that it sees each release as soon as it happens (one line
+//! read, nothing beside the copy of a large item).
 //!
 //! Each side is the only notifier of one [`WaitWord`](crate::header::WaitWord) (the producer of
 //! `not_empty`, the consumer of `not_full`) and publishes with plain stores or RMWs as its
 //! [`Notifier`] says (see the module docs of `protocol`).
+
+use std::collections::VecDeque;
 
 use crate::header::{CLOSED, Control};
 use crate::protocol::{Notifier, RingMemory};
@@ -38,16 +54,53 @@ fn next_slot(slot: usize, slots: u64) -> usize {
     }
 }
 
+/// Bit of `SlotCtrl::data_slot` set by a producer that reuses slots out of turn (recent-first,
+/// or a free list after a corrupt takeover): the named slot may be rewritten as soon as its
+/// position is released, not only by the position one lap later. The slot is the low 32 bits.
+pub const OUT_OF_TURN: u64 = 1 << 32;
+
+/// Marks a position whose data slot is unknown (a corrupt entry found at takeover): its slot is
+/// never freed by this producer.
+const UNKNOWN: u32 = u32::MAX;
+
+/// How the producer picks the data slot of the next position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reuse {
+    /// Small items: position `pos` reuses the slot that position `pos - slots` (the previous
+    /// user of its entry) had, which `pos` may only be claimed after. `named` is then a
+    /// permutation of the slots, and a fresh ring puts `pos` in slot `pos % slots`: no free list
+    /// to keep, and an item's own control words share the line of its entry's stamp.
+    Cycle,
+    /// The free list `free`, refilled from `head`: the most recently released slot on top when
+    /// `eager` (large items), in release order otherwise (a takeover that found the entries
+    /// inconsistent, so that `Cycle` cannot be trusted).
+    Stack { eager: bool },
+}
+
 /// The producer's private state.
+///
+/// Invariants: `named[pos % slots]` is the data slot of each position in `cached_head..tail`
+/// (or [`UNKNOWN`]). `Reuse::Cycle`: `named` is a permutation of `0..slots`. `Reuse::Stack`:
+/// `free` holds distinct data slots, none named by a position in `cached_head..tail`, and
+/// `is_free[d]` says whether `d` is in `free`; without corruption
+/// `free.len() == slots - (tail - cached_head)`.
 #[derive(Debug)]
 pub struct Producer {
     /// Next position to fill; equals the shared `tail` without the `CLOSED` bit.
     tail: u64,
-    /// `tail % slots`, kept in step rather than divided for (a 64-bit division costs more than
-    /// the rest of a publish).
-    slot: usize,
+    /// `tail % slots`: the entry of the next position, kept in step rather than divided for (a
+    /// 64-bit division costs more than the rest of a publish).
+    entry: usize,
     /// A value `head` had; `head` only grows, so `tail - cached_head` over-estimates fullness.
     cached_head: u64,
+    /// `cached_head % slots`.
+    head_entry: usize,
+    /// The data slot of each entry's latest position.
+    named: Vec<u32>,
+    reuse: Reuse,
+    /// `Reuse::Stack`: free data slots, the next one to fill at the back.
+    free: VecDeque<u32>,
+    is_free: Vec<bool>,
     slots: u64,
     closed: bool,
     notifier: Notifier,
@@ -57,10 +110,16 @@ impl Producer {
     /// Takes over the producer side at the current positions; `notifier` decides how publishes
     /// are ordered against sleepers.
     ///
-    /// A predecessor that died between stamping a slot and advancing `tail` had published that
+    /// A predecessor that died between stamping an entry and advancing `tail` had published that
     /// item as far as a caught-up consumer is concerned (its stamp is stored after its contents):
-    /// `tail` is advanced past it here, so that the slot is never claimed again while it may be
-    /// read.
+    /// `tail` is advanced past it here, so that its data slot is never claimed again while it may
+    /// be read.
+    ///
+    /// The data slots in use are rebuilt from `head`: those named by the entries of
+    /// `head..tail` (read after `tail`, which was stored after them); all others are free. If an
+    /// entry names a slot out of range, or one already named, the state is corrupt: such a
+    /// position frees nothing when released (the ring runs short of a slot rather than hand out
+    /// one that may be being read), and the producer keeps a free list from then on.
     pub fn attach<M: RingMemory>(mem: &M, notifier: Notifier) -> Producer {
         let c = mem.control();
         let slots = mem.slots() as u64;
@@ -69,52 +128,213 @@ impl Producer {
             // Only the producer changes `tail` (sleepers' RMWs rewrite the value they read).
             t = c.tail.fetch_add(1, AcqRel) + 1;
         }
+        let tail = t & !CLOSED;
+        // Not past `tail`, nor more than a ring behind it (a corrupt `head`).
+        let head = c.head.load(Acquire).clamp(tail.saturating_sub(slots), tail);
+        let n = slots as usize;
+        let mut is_free = vec![true; n];
+        let mut named = vec![UNKNOWN; n];
+        let mut consistent = true;
+        for pos in head..tail {
+            let e = (pos % slots) as usize;
+            let d = mem.slot(e).data_slot.load(Relaxed) & !OUT_OF_TURN;
+            if d < slots && is_free[d as usize] {
+                is_free[d as usize] = false;
+                named[e] = d as u32;
+            } else {
+                consistent = false;
+            }
+        }
+        // Lowest slot on top (at the back): a fresh ring starts in slot 0. Room for every slot,
+        // so that no publish ever allocates.
+        let mut free = VecDeque::with_capacity(n);
+        free.extend((0..n as u32).rev().filter(|&d| is_free[d as usize]));
+        if consistent {
+            // The entries not in use get the free slots, each its own where it is free: a fresh
+            // ring (or one that always cycled) keeps `pos` in slot `pos % slots`.
+            let in_use = |e: usize| (e as u64 + slots - head % slots) % slots < tail - head;
+            let mut taken = vec![false; n];
+            for e in 0..n {
+                if !in_use(e) && is_free[e] {
+                    named[e] = e as u32;
+                    taken[e] = true;
+                }
+            }
+            let mut rest = (0..n).filter(|&d| is_free[d] && !taken[d]);
+            for name in named.iter_mut().filter(|d| **d == UNKNOWN) {
+                // As many free slots as entries not in use: every in-use entry named a
+                // distinct slot.
+                match rest.next() {
+                    Some(d) => *name = d as u32,
+                    None => consistent = false,
+                }
+            }
+        }
         Producer {
-            tail: t & !CLOSED,
-            slot: ((t & !CLOSED) % slots) as usize,
-            cached_head: c.head.load(Acquire),
+            tail,
+            entry: (tail % slots) as usize,
+            cached_head: head,
+            head_entry: (head % slots) as usize,
+            named,
+            reuse: if consistent {
+                Reuse::Cycle
+            } else {
+                Reuse::Stack { eager: false }
+            },
+            free,
+            is_free,
             slots,
             closed: t & CLOSED != 0,
             notifier,
         }
     }
+    /// Large items: reuse the slot released most recently, and reload `head` at every claim
+    /// while an item is outstanding to see each release at once, so that the ring's working set
+    /// stays about two slots at any depth. Costs a line read per claim; for items large enough
+    /// that their cache footprint matters more (`Producer::reuse_recent_slots`; off by default:
+    /// where the two sides do not share a last-level cache it measured slower).
+    pub fn set_eager(&mut self, eager: bool) {
+        if eager && self.reuse == Reuse::Cycle {
+            // The free list: every slot not named by a position in `cached_head..tail`.
+            self.is_free.iter_mut().for_each(|f| *f = true);
+            let mut e = (self.cached_head % self.slots) as usize;
+            for _ in self.cached_head..self.tail {
+                self.is_free[self.named[e] as usize] = false;
+                e = next_slot(e, self.slots);
+            }
+            self.free.clear();
+            let is_free = &self.is_free;
+            self.free.extend(
+                (0..self.slots as u32)
+                    .rev()
+                    .filter(|&d| is_free[d as usize]),
+            );
+            self.head_entry = (self.cached_head % self.slots) as usize;
+        }
+        if eager || self.reuse != Reuse::Cycle {
+            self.reuse = Reuse::Stack { eager };
+        }
+    }
 
-    /// The position the next claim gets (and its slot), if a slot is free. `strong` re-reads
+    #[inline]
+    fn eager(&self) -> bool {
+        self.reuse == Reuse::Stack { eager: true }
+    }
+
+    /// Learns that `head` is `h`: in `Reuse::Stack`, takes back the data slots of the positions
+    /// released since the last look.
+    ///
+    /// Eager: the most recently released goes on top, so that it is rewritten next while still
+    /// in cache. Otherwise they go under the slots still free, oldest nearest the top, so that
+    /// slots are reused in release order.
+    #[inline]
+    fn see_head(&mut self, h: u64) {
+        if self.reuse == Reuse::Cycle {
+            self.cached_head = self.cached_head.max(h.min(self.tail));
+        } else {
+            self.reclaim(h);
+        }
+    }
+
+    /// [`Producer::see_head`] with a free list.
+    #[inline(never)]
+    fn reclaim(&mut self, h: u64) {
+        let h = h.min(self.tail);
+        let eager = self.eager();
+        while self.cached_head < h {
+            let d = self.named[self.head_entry];
+            if d != UNKNOWN && !self.is_free[d as usize] {
+                self.is_free[d as usize] = true;
+                if eager {
+                    self.free.push_back(d);
+                } else {
+                    self.free.push_front(d);
+                }
+            }
+            self.cached_head += 1;
+            self.head_entry = next_slot(self.head_entry, self.slots);
+        }
+    }
+
+    /// Whether no position (or, with a free list, no slot) is free by what this side knows.
+    #[inline]
+    fn full(&self) -> bool {
+        // Positions bound the producer; a free list can run dry before them only after a
+        // corrupt entry was found at takeover.
+        self.tail - self.cached_head >= self.slots
+            || (self.reuse != Reuse::Cycle && self.free.is_empty())
+    }
+
+    /// The position the next claim gets (and its data slot), if one is free. `strong` re-reads
     /// `head` with an RMW (see the module docs of `protocol`), for the check before sleeping.
     #[inline]
     pub fn try_claim(&mut self, c: &Control, strong: bool) -> Result<(u64, usize), Stop> {
         if self.closed {
             return Err(Stop::Closed);
         }
-        if self.tail - self.cached_head >= self.slots || strong {
-            self.cached_head = if strong {
+        if self.full() || strong || (self.eager() && self.cached_head != self.tail) {
+            let h = if strong {
                 c.head.fetch_add(0, AcqRel)
             } else {
                 c.head.load(Acquire)
             };
-            if self.tail - self.cached_head >= self.slots {
+            self.see_head(h);
+            if self.full() {
                 return Err(Stop::Wait);
             }
         }
-        Ok((self.tail, self.slot))
+        // Not taken until published: an abandoned claim gets the same slot again.
+        let d = match self.reuse {
+            Reuse::Cycle => self.named[self.entry],
+            Reuse::Stack { .. } => self.free[self.free.len() - 1],
+        };
+        Ok((self.tail, d as usize))
     }
 
-    /// Publishes the position returned by `try_claim`: its slot's stamp, then `tail` (both
-    /// Release, so the slot's contents come first). Returns true if the consumer may be asleep
-    /// (the caller wakes `not_empty`).
+    /// Publishes the position returned by `try_claim`: its entry names the data slot, then
+    /// the entry's stamp, then `tail` (both Release, so the slot's contents and the name come
+    /// first). Returns true if the consumer may be asleep (the caller wakes `not_empty`).
     #[inline]
     pub fn publish<M: RingMemory>(&mut self, mem: &M) -> bool {
         let c = mem.control();
         let next = self.tail + 1;
-        mem.slot(self.slot).stamp.store(next, Release);
-        self.slot = next_slot(self.slot, self.slots);
+        let d = match self.reuse {
+            Reuse::Cycle => self.named[self.entry],
+            Reuse::Stack { .. } => {
+                let d = self
+                    .free
+                    .pop_back()
+                    .expect("publish follows a successful claim");
+                self.is_free[d as usize] = false;
+                self.named[self.entry] = d;
+                d
+            }
+        };
+        let e = mem.slot(self.entry);
+        // Relaxed: the stamp's (and `tail`'s) Release store publishes it. `OUT_OF_TURN` tells an
+        // inspector that the slot may be rewritten as soon as this position is released.
+        let mark = if self.reuse == Reuse::Cycle {
+            0
+        } else {
+            OUT_OF_TURN
+        };
+        e.data_slot.store(u64::from(d) | mark, Relaxed);
+        e.stamp.store(next, Release);
+        self.entry = next_slot(self.entry, self.slots);
         if self.notifier.fenced() {
             c.tail.fetch_add(1, AcqRel);
         } else {
             c.tail.store(next, Release);
         }
         self.tail = next;
-        self.notifier.after_publish(&c.not_empty)
+        let wake = self.notifier.after_publish(&c.not_empty);
+        if next - self.cached_head + 1 >= self.slots && !self.eager() {
+            // About to run out: look at `head` now, right after handing an item over, when the
+            // caller is likely to wait for something anyway (a reply, the next input), rather
+            // than at the next claim, where the line's transfer would delay the next item.
+            self.see_head(c.head.load(Acquire));
+        }
+        wake
     }
 
     /// Sets `CLOSED`: no claim succeeds after it; the consumer drains what was published.
@@ -147,8 +367,8 @@ impl Producer {
 pub struct Consumer {
     /// Next position to read; equals the shared `head`.
     head: u64,
-    /// `head % slots`.
-    slot: usize,
+    /// `head % slots`: the entry of the next position.
+    entry: usize,
     /// A value `tail` had (with its `CLOSED` bit).
     cached_tail: u64,
     slots: u64,
@@ -162,29 +382,28 @@ impl Consumer {
         let head = c.head.load(Acquire);
         Consumer {
             head,
-            slot: (head % mem.slots() as u64) as usize,
+            entry: (head % mem.slots() as u64) as usize,
             cached_tail: c.tail.load(Acquire),
             slots: mem.slots() as u64,
             notifier,
         }
     }
 
-    /// The position to read next, if one is published.
+    /// The position to read next and its data slot, if one is published.
     ///
-    /// Polling (`strong == false`) a consumer that has caught up reads only the next slot's
+    /// Polling (`strong == false`) a consumer that has caught up reads only the next entry's
     /// stamp: `head + 1` means published; a smaller value (an older lap, or 0) means not yet;
-    /// anything else (a `CLOSED` mark left by `close`, see there) sends it to `tail`. One line
-    /// polled, on which the producer's publish lands next to the payload about to be read.
+    /// anything else (a `CLOSED` mark left by `close`, see there) sends it to `tail`.
     #[inline]
     pub fn try_recv<M: RingMemory>(&mut self, mem: &M, strong: bool) -> Result<(u64, usize), Stop> {
         if !strong {
             if self.head < self.cached_tail & !CLOSED {
-                return Ok((self.head, self.slot));
+                return Ok((self.head, self.data_slot(mem)));
             }
-            // Acquire: the stamp is stored after the slot's contents.
-            let stamp = mem.slot(self.slot).stamp.load(Acquire);
+            // Acquire: the stamp is stored after the slot's contents and the entry's name.
+            let stamp = mem.slot(self.entry).stamp.load(Acquire);
             if stamp == self.head + 1 {
-                return Ok((self.head, self.slot));
+                return Ok((self.head, self.data_slot(mem)));
             }
             if stamp < self.head + 1 {
                 return Err(Stop::Wait);
@@ -204,7 +423,21 @@ impl Consumer {
                 Stop::Wait
             });
         }
-        Ok((self.head, self.slot))
+        Ok((self.head, self.data_slot(mem)))
+    }
+
+    /// The data slot that the entry of `head` names (which an Acquire load of its stamp or of
+    /// `tail` has made visible). A name out of range (only a corrupt producer writes one) reads
+    /// as the entry's own slot: the index stays in bounds, and such a producer could write any
+    /// slot's contents anyway.
+    #[inline]
+    fn data_slot<M: RingMemory>(&self, mem: &M) -> usize {
+        let d = mem.slot(self.entry).data_slot.load(Relaxed) & !OUT_OF_TURN;
+        if d < self.slots {
+            d as usize
+        } else {
+            self.entry
+        }
     }
 
     /// Releases the position returned by `try_recv` back to the producer. Returns true if the
@@ -218,7 +451,7 @@ impl Consumer {
             c.head.store(next, Release);
         }
         self.head = next;
-        self.slot = next_slot(self.slot, self.slots);
+        self.entry = next_slot(self.entry, self.slots);
         self.notifier.after_publish(&c.not_full)
     }
 

@@ -1,25 +1,49 @@
-//! iceoryx2 (publish-subscribe, `ipc::Service`) between two PROCESSES on W1 (64-byte round trip,
-//! busy-poll) and W3 (1920x1080x3 u8 frames written in full by the publisher, read in full and
-//! checksummed by the subscriber, no loss) of `benches/ipc.rs`.
+//! ndring against iceoryx2 (publish-subscribe, `ipc::Service`), between two PROCESSES, round by
+//! round: every round measures the host's cache-line round trip first (this VM flips between a
+//! fast state, ~90-130 ns, and a slow one, ~500 ns; compare only rows of one state), then runs
+//! each workload on ndring and on iceoryx2 back to back (which goes first alternates by round).
 //!
-//! The binary re-executes itself with a role argument (`w1-child`, `w3-child`) for the peer
-//! process. Waits poll like `benches/ipc.rs` (a spin hint, a yield every 64 polls). Prints
-//! human-readable lines and machine-readable `RESULT key value` lines.
+//! * W1: 64-byte round trip, busy-poll (ndring SPSC rings `spin(u32::MAX)`; iceoryx2 `[u8; 64]`
+//!   services ping and pong, `loan_uninit` + `write_payload` + `send`, polled `receive()`).
+//! * W3: frames exactly as `benches/ipc/frame.rs` (this file includes it): the producer copies a
+//!   source frame into the slot or loaned sample and stamps word 0 with the sequence number; the
+//!   consumer reads every byte as a u64 word sum and checks it. 1080p at 2 / 4 / 8 / 16 slots
+//!   (iceoryx2's subscriber buffer = ndring's slot count, no loss:
+//!   `BackpressureStrategy::RetryUntilDelivered`), and 4K at 4.
 //!
-//! Environment: `PC_RUNS` (default 5), `PC_RT` (W1 round trips per run, default 20 000 plus
-//! 2 000 warm-up), `PC_FRAMES` (W3 frames per run, default 200, the first 8 untimed).
+//! The binary re-executes itself with a role argument for the peer process. Waits poll like
+//! `benches/ipc.rs` (a spin hint, a yield every 64 polls). Nothing is pinned. Prints each round's
+//! figures, then per workload the median over rounds and the median of the per-round ratios
+//! ndring / iceoryx2, and `RESULT key value` lines.
+//!
+//! Environment: `PC_RUNS` (rounds, default 5), `PC_RT` (W1 round trips per round, default
+//! 20 000 plus 2 000 warm-up), `PC_FRAMES` (W3 frames per round, default 200; the first
+//! 2 x slots + 4 untimed).
+
+#[path = "../../../benches/ipc/frame.rs"]
+mod frame;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering::*};
 use std::time::{Duration, Instant};
 
+use frame::{HD, Source, UHD, frame_bytes};
 use iceoryx2::prelude::*;
+use ndarray::{Ix1, Ix3};
+use ndring::{Config, Consumer, Error, OpenOptions, Producer};
 
 const SMALL: usize = 64;
 const W1_WARM: usize = 2_000;
-const FRAME_BYTES: usize = 1080 * 1920 * 3;
-const FRAME_WARM: u64 = 8;
-const W3_SLOTS: [usize; 3] = [2, 4, 8];
+/// The W3 cases: shape name, shape, slots (= iceoryx2 subscriber buffer).
+const W3_CASES: [(&str, (usize, usize, usize), usize); 5] = [
+    ("1080p", HD, 2),
+    ("1080p", HD, 4),
+    ("1080p", HD, 8),
+    ("1080p", HD, 16),
+    ("4K", UHD, 4),
+];
 
 type Err = Box<dyn core::error::Error>;
 
@@ -51,20 +75,14 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[idx.min(sorted.len() - 1)]
 }
 
-fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn checksum(bytes: &[u8]) -> u64 {
-    bytes
-        .chunks(1 << 16)
-        .map(|c| c.iter().map(|&b| u32::from(b)).sum::<u32>() as u64)
-        .sum()
-}
-
-fn frame_value(k: u64) -> u8 {
-    (k % 255) as u8 + 1
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn spawn_child(args: &[String]) -> Child {
@@ -92,19 +110,62 @@ fn node() -> Result<Node<ipc::Service>, Err> {
     Ok(NodeBuilder::new().create::<ipc::Service>()?)
 }
 
+/// The host state: a cache line bounced between two threads (one per core on this 2-core VM),
+/// median round trip in ns.
+fn line_round_trip_ns() -> u64 {
+    #[repr(align(128))]
+    struct Line(AtomicU32);
+    let lines = Arc::new([Line(AtomicU32::new(0)), Line(AtomicU32::new(0))]);
+    let n = 4_000u32;
+    let l2 = lines.clone();
+    let echo = std::thread::spawn(move || {
+        pin(1);
+        for i in 1..=n {
+            spin_until(|| (l2[0].0.load(Acquire) == i).then_some(()));
+            l2[1].0.store(i, Release);
+        }
+    });
+    let mut lat = Vec::with_capacity(n as usize);
+    for i in 1..=n {
+        let t = Instant::now();
+        lines[0].0.store(i, Release);
+        spin_until(|| (lines[1].0.load(Acquire) == i).then_some(()));
+        lat.push(t.elapsed().as_nanos() as u64);
+    }
+    echo.join().unwrap();
+    lat.sort_unstable();
+    percentile(&lat, 50.0)
+}
+
+/// `PC_PIN=1`: this process on CPU `cpu` (the parent on 0, children on 1), so that a busy host
+/// cannot put both ends on one core. Off by default.
+fn pin(cpu: usize) {
+    if std::env::var("PC_PIN").is_ok_and(|v| v == "1") {
+        unsafe extern "C" {
+            fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
+        }
+        let mask: u64 = 1 << cpu;
+        // SAFETY: a one-word CPU mask, read by the call; pid 0 is this thread.
+        let rc = unsafe { sched_setaffinity(0, 8, &mask) };
+        assert_eq!(rc, 0, "sched_setaffinity to CPU {cpu} failed");
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 // ------------------------------------------------------------------------------------------
 // W1
 
-fn w1_services(
+type Factory<T> = iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, T, ()>;
+
+fn ix_w1_services(
     node: &Node<ipc::Service>,
     tag: &str,
-) -> Result<
-    (
-        iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8; SMALL], ()>,
-        iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8; SMALL], ()>,
-    ),
-    Err,
-> {
+) -> Result<(Factory<[u8; SMALL]>, Factory<[u8; SMALL]>), Err> {
     let mk = |n: &str| -> Result<_, Err> {
         let name: ServiceName = format!("ndpc/{tag}/{n}").as_str().try_into()?;
         Ok(node
@@ -117,9 +178,9 @@ fn w1_services(
     Ok((mk("ping")?, mk("pong")?))
 }
 
-fn w1_child(tag: &str, total: usize) -> Result<(), Err> {
+fn ix_w1_child(tag: &str, total: usize) -> Result<(), Err> {
     let node = node()?;
-    let (ping, pong) = w1_services(&node, tag)?;
+    let (ping, pong) = ix_w1_services(&node, tag)?;
     let sub = ping.subscriber_builder().create()?;
     let publ = pong.publisher_builder().create()?;
     while pong.dynamic_config().number_of_subscribers() < 1 {
@@ -135,14 +196,13 @@ fn w1_child(tag: &str, total: usize) -> Result<(), Err> {
     Ok(())
 }
 
-fn w1_run(run: usize, rt: usize) -> Result<Vec<u64>, Err> {
-    let tag = format!("{}-w1-{run}", std::process::id());
+fn ix_w1(tag: &str, rt: usize) -> Result<u64, Err> {
     let total = W1_WARM + rt;
     let node = node()?;
-    let (ping, pong) = w1_services(&node, &tag)?;
+    let (ping, pong) = ix_w1_services(&node, tag)?;
     let publ = ping.publisher_builder().create()?;
     let sub = pong.subscriber_builder().create()?;
-    let child = spawn_child(&["w1-child".into(), tag.clone(), total.to_string()]);
+    let child = spawn_child(&["ix-w1-child".into(), tag.into(), total.to_string()]);
     while ping.dynamic_config().number_of_subscribers() < 1 {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -154,7 +214,6 @@ fn w1_run(run: usize, rt: usize) -> Result<Vec<u64>, Err> {
         publ.loan_uninit()?.write_payload(item).send()?;
         let r = spin_until(|| sub.receive().expect("receive"));
         let dt = t.elapsed().as_nanos() as u64;
-        assert_eq!(r.payload()[SMALL - 1], i as u8);
         assert_eq!(&r.payload()[..8], &(i as u64).to_le_bytes());
         if i >= W1_WARM {
             lat.push(dt);
@@ -162,22 +221,70 @@ fn w1_run(run: usize, rt: usize) -> Result<Vec<u64>, Err> {
     }
     reap(child);
     lat.sort_unstable();
-    Ok(lat)
+    Ok(percentile(&lat, 50.0))
+}
+
+fn nd_w1_child(a: &str, b: &str) -> Result<(), Err> {
+    let opts = OpenOptions::default().spin(u32::MAX);
+    let mut rx = Consumer::<u8, Ix1>::open_with(a, &opts)?;
+    let mut tx = Producer::<u8, Ix1>::open_with(b, &opts)?;
+    println!("ready");
+    loop {
+        let r = match rx.recv() {
+            Ok(r) => r,
+            Err(Error::Closed) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut w = tx.claim()?;
+        w.assign(&*r);
+        w.publish();
+    }
+}
+
+fn nd_w1(tag: &str, rt: usize) -> Result<u64, Err> {
+    let total = W1_WARM + rt;
+    let (a, b) = (format!("/ndpc-{tag}-a"), format!("/ndpc-{tag}-b"));
+    let config = Config::spsc().spin(u32::MAX);
+    let mut tx = Producer::<u8, Ix1>::create(&a, SMALL, &config)?;
+    let mut rx = Consumer::<u8, Ix1>::create(&b, SMALL, &config)?;
+    let child = spawn_child(&["nd-w1-child".into(), a, b]);
+    let mut lat = Vec::with_capacity(rt);
+    for i in 0..total {
+        let t = Instant::now();
+        let mut w = tx.claim()?;
+        w.fill(i as u8);
+        w.publish();
+        let r = rx.recv()?;
+        let dt = t.elapsed().as_nanos() as u64;
+        assert_eq!(r[SMALL - 1], i as u8);
+        drop(r);
+        if i >= W1_WARM {
+            lat.push(dt);
+        }
+    }
+    tx.close();
+    reap(child);
+    lat.sort_unstable();
+    Ok(percentile(&lat, 50.0))
 }
 
 // ------------------------------------------------------------------------------------------
 // W3
 
-fn w3_service(
+fn warm(slots: usize) -> u64 {
+    2 * slots as u64 + 4
+}
+
+fn ix_w3_service(
     node: &Node<ipc::Service>,
     tag: &str,
     slots: usize,
-) -> Result<iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, [u8], ()>, Err>
-{
+) -> Result<Factory<[u8]>, Err> {
     let name: ServiceName = format!("ndpc/{tag}/frames").as_str().try_into()?;
     Ok(node
         .service_builder(&name)
         .publish_subscribe::<[u8]>()
+        .payload_alignment(Alignment::new(128).expect("power of two"))
         .history_size(0)
         .enable_safe_overflow(false)
         .subscriber_max_buffer_size(slots)
@@ -187,12 +294,13 @@ fn w3_service(
         .open_or_create()?)
 }
 
-fn w3_child(tag: &str, slots: usize, n: u64) -> Result<(), Err> {
+fn ix_w3_child(tag: &str, slots: usize, n: u64, bytes: usize) -> Result<(), Err> {
+    let src = Source::new(bytes);
     let node = node()?;
-    let svc = w3_service(&node, tag, slots)?;
+    let svc = ix_w3_service(&node, tag, slots)?;
     let publ = svc
         .publisher_builder()
-        .initial_max_slice_len(FRAME_BYTES)
+        .initial_max_slice_len(bytes)
         .max_loaned_samples(1)
         .backpressure_strategy(BackpressureStrategy::RetryUntilDelivered)
         .create()?;
@@ -201,13 +309,13 @@ fn w3_child(tag: &str, slots: usize, n: u64) -> Result<(), Err> {
     }
     println!("ready");
     for k in 0..n {
-        let mut s = spin_until(|| publ.loan_slice_uninit(FRAME_BYTES).ok());
+        let mut s = spin_until(|| publ.loan_slice_uninit(bytes).ok());
         let p = s.payload_mut();
-        assert_eq!(p.len(), FRAME_BYTES);
-        // Write every byte in place (a memset, like ndring's `fill`).
+        assert_eq!(p.len(), bytes);
         // SAFETY: `p` is the loaned slice of `p.len()` MaybeUninit<u8>, exclusively ours until
-        // `send`; writing bytes into it is always valid.
-        unsafe { std::ptr::write_bytes(p.as_mut_ptr(), frame_value(k), p.len()) };
+        // `send`; MaybeUninit<u8> has u8's layout, and we only write through this view.
+        let dst = unsafe { std::slice::from_raw_parts_mut(p.as_mut_ptr().cast::<u8>(), p.len()) };
+        src.write(dst, k);
         // SAFETY: every byte of the payload was initialised just above.
         let s = unsafe { s.assume_init() };
         s.send()?;
@@ -215,78 +323,181 @@ fn w3_child(tag: &str, slots: usize, n: u64) -> Result<(), Err> {
     Ok(())
 }
 
-fn w3_run(run: usize, slots: usize, n: u64) -> Result<f64, Err> {
-    let tag = format!("{}-w3-{slots}-{run}", std::process::id());
+fn ix_w3(tag: &str, slots: usize, n: u64, bytes: usize) -> Result<f64, Err> {
+    let src = Source::new(bytes);
     let node = node()?;
-    let svc = w3_service(&node, &tag, slots)?;
+    let svc = ix_w3_service(&node, tag, slots)?;
     let sub = svc.subscriber_builder().buffer_size(slots).create()?;
     let child = spawn_child(&[
-        "w3-child".into(),
-        tag.clone(),
+        "ix-w3-child".into(),
+        tag.into(),
         slots.to_string(),
         n.to_string(),
+        bytes.to_string(),
     ]);
     let mut start = Instant::now();
     for k in 0..n {
         let s = spin_until(|| sub.receive().expect("receive"));
-        let sum = checksum(s.payload());
-        assert_eq!(s.payload().len(), FRAME_BYTES);
-        assert_eq!(sum, FRAME_BYTES as u64 * frame_value(k) as u64, "frame {k} corrupt or lost");
+        assert!(src.check(s.payload(), k), "iceoryx2 frame {k} corrupt or lost");
         drop(s);
-        if k == FRAME_WARM {
+        if k == warm(slots) {
             start = Instant::now();
         }
     }
     let dt = start.elapsed().as_secs_f64();
     reap(child);
-    Ok((n - FRAME_WARM - 1) as f64 / dt)
+    Ok((n - warm(slots) - 1) as f64 / dt)
+}
+
+fn nd_w3_child(name: &str, n: u64, bytes: usize) -> Result<(), Err> {
+    let src = Source::new(bytes);
+    let mut tx = Producer::<u8, Ix3>::open(name)?;
+    println!("ready");
+    for k in 0..n {
+        let mut w = tx.claim()?;
+        src.write(w.as_slice_mut().expect("contiguous"), k);
+        w.publish();
+    }
+    tx.close();
+    Ok(())
+}
+
+fn nd_w3(tag: &str, shape: (usize, usize, usize), slots: usize, n: u64) -> Result<f64, Err> {
+    let bytes = frame_bytes(shape);
+    let src = Source::new(bytes);
+    let name = format!("/ndpc-{tag}");
+    let mut rx = Consumer::<u8, Ix3>::create(&name, shape, &Config::spsc().slots(slots))?;
+    let child = spawn_child(&[
+        "nd-w3-child".into(),
+        name,
+        n.to_string(),
+        bytes.to_string(),
+    ]);
+    let mut start = Instant::now();
+    for k in 0..n {
+        let r = rx.recv()?;
+        assert!(
+            src.check(r.as_slice().expect("contiguous"), k),
+            "ndring frame {k} corrupt or lost"
+        );
+        drop(r);
+        if k == warm(slots) {
+            start = Instant::now();
+        }
+    }
+    let dt = start.elapsed().as_secs_f64();
+    assert!(matches!(rx.recv(), Err(Error::Closed)));
+    reap(child);
+    Ok((n - warm(slots) - 1) as f64 / dt)
+}
+
+// ------------------------------------------------------------------------------------------
+
+/// One workload's figures over the rounds, for both programs.
+struct Pair {
+    key: String,
+    label: String,
+    /// Lower is better (latency) or higher (rate).
+    latency: bool,
+    nd: Vec<f64>,
+    ix: Vec<f64>,
 }
 
 fn main() -> Result<(), Err> {
     set_log_level(LogLevel::Error);
     let args: Vec<String> = std::env::args().collect();
+    pin(if args.len() > 1 { 1 } else { 0 });
     match args.get(1).map(String::as_str) {
-        Some("w1-child") => return w1_child(&args[2], args[3].parse()?),
-        Some("w3-child") => return w3_child(&args[2], args[3].parse()?, args[4].parse()?),
+        Some("ix-w1-child") => return ix_w1_child(&args[2], args[3].parse()?),
+        Some("ix-w3-child") => {
+            return ix_w3_child(&args[2], args[3].parse()?, args[4].parse()?, args[5].parse()?);
+        }
+        Some("nd-w1-child") => return nd_w1_child(&args[2], &args[3]),
+        Some("nd-w3-child") => return nd_w3_child(&args[2], args[3].parse()?, args[4].parse()?),
         _ => {}
     }
-    let runs = env_num("PC_RUNS", 5).max(1);
-    let rt = env_num("PC_RT", 20_000);
+    let rounds = env_num("PC_RUNS", 5).max(1);
+    let rt = env_num("PC_RT", 20_000).max(100);
     let frames = env_num("PC_FRAMES", 200) as u64;
-    println!("# iceoryx2 0.10 publish-subscribe, two processes, {runs} run(s)");
-
-    let (mut p50, mut p99, mut p999) = (vec![], vec![], vec![]);
-    for run in 0..runs {
-        let lat = w1_run(run, rt)?;
-        p50.push(percentile(&lat, 50.0));
-        p99.push(percentile(&lat, 99.0));
-        p999.push(percentile(&lat, 99.9));
-        eprintln!("W1 run {}/{runs}: p50 {} ns", run + 1, p50[run]);
+    println!("# ndring vs iceoryx2 0.10 publish-subscribe, two processes, {rounds} round(s), interleaved");
+    let mut pairs = vec![Pair {
+        key: "w1_p50_ns".into(),
+        label: "W1 64 B round trip, busy-poll, p50 (ns)".into(),
+        latency: true,
+        nd: vec![],
+        ix: vec![],
+    }];
+    for (res, _, slots) in W3_CASES {
+        pairs.push(Pair {
+            key: format!("w3_{res}_{slots}_frames_per_s"),
+            label: format!("W3 {res} frames/s, {slots} slots / subscriber buffer {slots}"),
+            latency: false,
+            nd: vec![],
+            ix: vec![],
+        });
     }
-    let (p50, p99, p999) = (median(p50), median(p99), median(p999));
-    println!(
-        "W1 iceoryx2 round trip, 64 B, busy-poll ({rt} rt/run): p50 {p50} ns, p99 {p99} ns, \
-         p99.9 {p999} ns (medians over runs)"
-    );
-    println!("RESULT iceoryx2_w1_p50_ns {p50}");
-    println!("RESULT iceoryx2_w1_p99_ns {p99}");
-    println!("RESULT iceoryx2_w1_p999_ns {p999}");
-
-    let mut rates: Vec<Vec<f64>> = vec![vec![]; W3_SLOTS.len()];
-    for run in 0..runs {
-        for (j, &slots) in W3_SLOTS.iter().enumerate() {
-            let r = w3_run(run, slots, frames)?;
-            eprintln!("W3 run {}/{runs}, buffer {slots}: {r:.1} frames/s", run + 1);
-            rates[j].push(r);
+    let pid = std::process::id();
+    for round in 0..rounds {
+        let rtt = line_round_trip_ns();
+        println!(
+            "round {}/{rounds}: cache-line round trip {rtt} ns, load {}",
+            round + 1,
+            load_average()
+        );
+        println!("RESULT round{}_line_rtt_ns {rtt}", round + 1);
+        let nd_first = round % 2 == 0;
+        for (i, p) in pairs.iter_mut().enumerate() {
+            let tag = format!("{pid}-{round}-{i}");
+            let run_nd = |tag: &str| -> Result<f64, Err> {
+                if i == 0 {
+                    Ok(nd_w1(tag, rt)? as f64)
+                } else {
+                    let (_, shape, slots) = W3_CASES[i - 1];
+                    nd_w3(tag, shape, slots, frames.max(warm(slots) + 20))
+                }
+            };
+            let run_ix = |tag: &str| -> Result<f64, Err> {
+                if i == 0 {
+                    Ok(ix_w1(tag, rt)? as f64)
+                } else {
+                    let (_, shape, slots) = W3_CASES[i - 1];
+                    ix_w3(tag, slots, frames.max(warm(slots) + 20), frame_bytes(shape))
+                }
+            };
+            // The state can flip within a round: measured again right before each pair.
+            let rtt = line_round_trip_ns();
+            let (nd, ix) = if nd_first {
+                let nd = run_nd(&format!("{tag}n"))?;
+                (nd, run_ix(&format!("{tag}i"))?)
+            } else {
+                let ix = run_ix(&format!("{tag}i"))?;
+                (run_nd(&format!("{tag}n"))?, ix)
+            };
+            let rtt_after = line_round_trip_ns();
+            println!(
+                "  {:<58} ndring {nd:>9.0}  iceoryx2 {ix:>9.0}  ndring/iceoryx2 {:.2}  \
+                 (line round trip {rtt} / {rtt_after} ns)",
+                p.label,
+                nd / ix
+            );
+            p.nd.push(nd);
+            p.ix.push(ix);
         }
     }
-    for (j, &slots) in W3_SLOTS.iter().enumerate() {
-        let m = median(rates[j].clone());
+    println!();
+    println!("| workload | ndring (median) | iceoryx2 (median) | ndring / iceoryx2 (median of per-round ratios) |");
+    println!("|---|---|---|---|");
+    for p in &pairs {
+        let ratios: Vec<f64> = p.nd.iter().zip(&p.ix).map(|(a, b)| a / b).collect();
+        let (nd, ix, r) = (median(p.nd.clone()), median(p.ix.clone()), median(ratios));
         println!(
-            "W3 iceoryx2 1080p frames, subscriber buffer {slots}: {m:.1} frames/s ({:.2} GB/s)",
-            m * FRAME_BYTES as f64 / 1e9
+            "| {} | {nd:.0} | {ix:.0} | {r:.2}×{} |",
+            p.label,
+            if p.latency { " (below 1: ndring faster)" } else { "" }
         );
-        println!("RESULT iceoryx2_w3_{slots}_frames_per_s {m:.1}");
+        println!("RESULT ndring_{} {nd:.1}", p.key);
+        println!("RESULT iceoryx2_{} {ix:.1}", p.key);
+        println!("RESULT ratio_{} {r:.3}", p.key);
     }
     Ok(())
 }
