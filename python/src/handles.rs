@@ -224,7 +224,7 @@ fn forked(py: Python<'_>, pid: u32) -> PyErr {
         format!(
             "this ndring handle was opened in process {pid}; process {} (a forked child) cannot \
              use it: pass the ring's name to the child and open it there",
-            std::process::id()
+            crate::pid::current()
         ),
     )
 }
@@ -352,19 +352,19 @@ impl<H: ?Sized> Handle<H> {
     fn new(inner: Box<H>) -> Self {
         Handle {
             inner: Some(inner),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
         }
     }
 
     fn get(&mut self, py: Python<'_>) -> PyResult<&mut H> {
-        if std::process::id() != self.pid {
+        if crate::pid::current() != self.pid {
             return Err(forked(py, self.pid));
         }
         self.inner.as_deref_mut().ok_or_else(|| detached(py))
     }
 
     fn get_ref(&self, py: Python<'_>) -> PyResult<&H> {
-        if std::process::id() != self.pid {
+        if crate::pid::current() != self.pid {
             return Err(forked(py, self.pid));
         }
         self.inner.as_deref().ok_or_else(|| detached(py))
@@ -372,7 +372,7 @@ impl<H: ?Sized> Handle<H> {
 
     fn detach(&mut self) {
         let inner = self.inner.take();
-        if std::process::id() == self.pid {
+        if crate::pid::current() == self.pid {
             drop(inner);
         } else {
             // A forked child's copy: dropping it would unregister (or unlink) the parent's.

@@ -95,7 +95,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if std::process::id() == self.pid {
+        if crate::pid::current() == self.pid {
             // SAFETY: dropped once, here, and never used after.
             unsafe { ManuallyDrop::drop(&mut self.inner) };
         }
@@ -126,7 +126,7 @@ where
         py,
         Lease {
             inner: ManuallyDrop::new(Box::new(lease)),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
         },
     )?;
     // SAFETY: `ptr` is the leased slot's payload, holding `dim`'s elements of `T`, reserved to
@@ -157,7 +157,7 @@ where
         py,
         Lease {
             inner: ManuallyDrop::new(Box::new(frame)),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
         },
     )?;
     // SAFETY: `ptr` points into the Vec now owned (never resized) by `owner`, which becomes the
@@ -201,7 +201,7 @@ impl Drop for ClaimedSlot {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if std::process::id() == self.pid {
+        if crate::pid::current() == self.pid {
             drop(lease); // abandoned
         } else {
             std::mem::forget(lease); // a forked child's copy: the parent's claim
@@ -244,7 +244,7 @@ where
         py,
         ClaimedSlot {
             lease: Mutex::new(Some(Box::new(lease))),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
         },
     )?;
     // SAFETY: `ptr` is the claimed slot's payload (`dim`'s elements of `T`), ours alone until
@@ -323,7 +323,7 @@ impl Claim {
     ) -> PyResult<bool> {
         if let Some(hold) = &self.hold {
             let pid = hold.get().pid;
-            if pid != std::process::id() {
+            if pid != crate::pid::current() {
                 return Err(crate::errors::raise(
                     py,
                     "Error",
