@@ -161,6 +161,16 @@ def recv_release_us(items=4096):
     return (time.perf_counter() - t) / items * 1e6
 
 
+def checksum_only_rate(items=20000):
+    """The consumer's own ceiling on 64-byte arrays: its loop with the checksum alone, over one
+    array in one process (no transport), items/s."""
+    a = np.full(SMALL, 7, np.uint8)
+    t = time.perf_counter()
+    for _ in range(items):
+        checksum(a)
+    return items / (time.perf_counter() - t)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -184,7 +194,7 @@ def main():
             print(f"{args.only}: {run(shape, slots, args.seconds):,.0f}/s", flush=True)
         return
     results = {(w, r): [] for w, *_ in workloads for r, _ in runners}
-    rr, states = [], []
+    rr, ceil, states = [], [], []
     print(
         f"ndring Python bench: {os.cpu_count()} CPUs, {args.rounds} rounds of {args.seconds} s "
         "per variant; host state = cache-line round trip between two threads (median of 2000)"
@@ -202,7 +212,8 @@ def main():
                 results[(w, r)].append(rate)
                 line.append(f"{r} {short}: {rate:,.0f}")
         rr.append(recv_release_us())
-        line.append(f"recv+release {rr[-1]:.2f} us")
+        ceil.append(checksum_only_rate())
+        line.append(f"recv+release {rr[-1]:.2f} us; checksum alone 64: {ceil[-1]:,.0f}")
         states.append(rtts)
         print("; ".join(line), flush=True)
     print()
@@ -223,6 +234,10 @@ def main():
     print(
         f"| recv + release, 64 B, per item | {statistics.median(rr):.2f} us "
         f"({min(rr):.2f}-{max(rr):.2f}) | | | | |"
+    )
+    print(
+        f"| checksum alone, 64 B (the consumer's ceiling, no transport) | "
+        f"{statistics.median(ceil):,.0f} items/s | | | | |"
     )
     flat = [x for r in states for x in r]
     print(f"cache-line round trip over the run: {min(flat)}-{max(flat)} ns (median {statistics.median(flat):.0f})")
