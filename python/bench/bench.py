@@ -171,6 +171,21 @@ def checksum_only_rate(items=20000):
     return items / (time.perf_counter() - t)
 
 
+def work_only_rate_w3(seconds=0.5):
+    """The work every transport pays on frames, in one process: copy a frame into one of 4
+    buffers (in turn) and read it back with the checksum, frames/s (no transport, no overlap of
+    the two steps)."""
+    src = np.full(W3, 7, np.uint8)
+    bufs = [np.empty(W3, np.uint8) for _ in range(4)]
+    n, t = 0, time.perf_counter()
+    while time.perf_counter() - t < seconds:
+        b = bufs[n % 4]
+        np.copyto(b, src)
+        checksum(b)
+        n += 1
+    return n / (time.perf_counter() - t)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -194,7 +209,7 @@ def main():
             print(f"{args.only}: {run(shape, slots, args.seconds):,.0f}/s", flush=True)
         return
     results = {(w, r): [] for w, *_ in workloads for r, _ in runners}
-    rr, ceil, states = [], [], []
+    rr, ceil, work, states = [], [], [], []
     print(
         f"ndring Python bench: {os.cpu_count()} CPUs, {args.rounds} rounds of {args.seconds} s "
         "per variant; host state = cache-line round trip between two threads (median of 2000)"
@@ -213,7 +228,11 @@ def main():
                 line.append(f"{r} {short}: {rate:,.0f}")
         rr.append(recv_release_us())
         ceil.append(checksum_only_rate())
-        line.append(f"recv+release {rr[-1]:.2f} us; checksum alone 64: {ceil[-1]:,.0f}")
+        work.append(work_only_rate_w3())
+        line.append(
+            f"recv+release {rr[-1]:.2f} us; checksum alone 64: {ceil[-1]:,.0f}; "
+            f"copy+checksum alone 1080p: {work[-1]:,.0f}"
+        )
         states.append(rtts)
         print("; ".join(line), flush=True)
     print()
@@ -238,6 +257,10 @@ def main():
     print(
         f"| checksum alone, 64 B (the consumer's ceiling, no transport) | "
         f"{statistics.median(ceil):,.0f} items/s | | | | |"
+    )
+    print(
+        f"| copy + checksum alone, 1080p (one process, 4 buffers in turn, no transport) | "
+        f"{statistics.median(work):,.0f} frames/s | | | | |"
     )
     flat = [x for r in states for x in r]
     print(f"cache-line round trip over the run: {min(flat)}-{max(flat)} ns (median {statistics.median(flat):.0f})")
