@@ -11,7 +11,7 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::header::SLEEPING_NOT_EMPTY;
 use crate::layout::RingKind;
-use crate::peers::{self, PeerInfo, Role};
+use crate::peers::{self, PeerInfo, Registration, Role};
 use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
 use crate::segment::Segment;
@@ -59,8 +59,8 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, _) = crate::typed::create::<T, D>(name, shape, config, true)?;
-        Self::attach(seg, config.into())
+        let (seg, reg, _) = crate::typed::create::<T, D>(name, shape, config, Role::Consumer)?;
+        Self::attach(seg, Some(reg), config.into())
     }
 
     /// Attaches as a consumer to the ring `name`, checking its element type and rank.
@@ -92,7 +92,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
         crate::typed::open_attach(
             || Segment::open_with(name, options),
-            |seg| Self::attach(seg, options.clone()),
+            |seg| Self::attach(seg, None, options.clone()),
         )
     }
 
@@ -112,7 +112,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         let shape = shape.into_dimension();
         crate::typed::open_attach(
             || crate::typed::open_shape(name, shape.slice()),
-            |seg| Self::attach(seg, OpenOptions::default()),
+            |seg| Self::attach(seg, None, OpenOptions::default()),
         )
     }
 
@@ -134,8 +134,8 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     ) -> Result<Self> {
         let dim = shape.into_dimension();
         crate::typed::open_attach(
-            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, true),
-            |seg| Self::attach(seg, config.into()),
+            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, Role::Consumer),
+            |(seg, reg)| Self::attach(seg, reg, config.into()),
         )
     }
 
@@ -151,12 +151,18 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg, OpenOptions::default())
+        Self::attach(seg, None, OpenOptions::default())
     }
 
-    fn attach(seg: Segment, options: OpenOptions) -> Result<Self> {
+    /// Attaches to `seg`: registers as a consumer, unless `created` (our entry in a ring we
+    /// created, taken before READY by `Segment::create`).
+    fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
+        // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
         let dim = crate::typed::check::<T, D>(&seg, true)?;
-        let reg = peers::register(&seg, Role::Consumer)?;
+        let reg = match created {
+            Some(reg) => reg,
+            None => peers::register(&seg, Role::Consumer)?,
+        };
         let mut spsc = None;
         if seg.kind() == RingKind::Spsc {
             let mut c = spsc::Consumer::attach(&seg, wait::notifier());
@@ -253,7 +259,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     }
 
     /// Receives the next item, waiting while the ring is empty. `Err(Closed)` once the ring is
-    /// closed and drained; `Err(Disconnected { missing: "producer" })` once it is drained and
+    /// closed and drained; `Err(Disconnected { missing: Role::Producer })` once it is drained and
     /// no producer is attached any more (every producer dropped its handle, or died: a dead one
     /// is noticed within the grace period). `Disconnected` is not final: once a producer
     /// attaches again, `recv` receives again. A consumer that attached before any producer ever
@@ -427,7 +433,7 @@ fn wait_recv(
             {
                 match attempt(true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
-                        missing: "producer",
+                        missing: Role::Producer,
                     })),
                     other => wait::attempt(other),
                 }

@@ -208,8 +208,8 @@ pub enum Error {
     /// attaches again the same call can succeed.
     #[error("disconnected: no {missing} is attached to the ring")]
     Disconnected {
-        /// The role that is missing ("producer", "consumer" or "writer").
-        missing: &'static str,
+        /// The role that is missing ([`Role::Producer`], [`Role::Consumer`] or [`Role::Writer`]).
+        missing: Role,
     },
     /// Broadcast: the writer overwrote frames this subscriber had not read. The next `recv`
     /// continues with the oldest frame still held.

@@ -306,7 +306,7 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
                 }) =>
                 {
                     st.step(seg, entry, true).or(Some(Err(Error::Disconnected {
-                        missing: "producer",
+                        missing: Role::Producer,
                     })))
                 }
                 other => other,

@@ -54,6 +54,8 @@ mod element;
 #[cfg(not(loom))]
 mod error;
 #[cfg(not(loom))]
+mod existing;
+#[cfg(not(loom))]
 pub mod inspect;
 #[cfg(not(loom))]
 pub mod layout;
@@ -78,6 +80,8 @@ mod wait;
 #[cfg(not(loom))]
 mod writer;
 
+#[cfg(all(test, not(loom), not(miri)))]
+mod creator_tests;
 #[cfg(all(test, not(loom)))]
 mod handles_tests;
 

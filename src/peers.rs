@@ -128,6 +128,25 @@ pub(crate) fn register(seg: &Segment, role: Role) -> Result<Registration> {
     Ok(reg)
 }
 
+/// Registers the creator of `seg` as `role` (started at `start_time`), while it sets the segment
+/// up: before READY, so no other process has seen the (zeroed) peer table and the role's first
+/// entry is free, and no last one out can have removed the name (every opener waits for READY,
+/// then sees this entry). Hence no name confirmation.
+pub(crate) fn register_creator(seg: &Segment, role: Role, start_time: u64) -> Registration {
+    let index = entries(seg, role).start;
+    let taken = peers::try_take(
+        seg.peer(index),
+        peers::owner_word(sys::pid(), role as u8),
+        start_time,
+    );
+    debug_assert!(taken.is_ok(), "a new segment's peer table is empty");
+    peers::mark_seen(seg, role as u8);
+    Registration {
+        index,
+        dead_holding: None,
+    }
+}
+
 fn register_entry(seg: &Segment, role: Role) -> Result<Registration> {
     let pid = sys::pid();
     let me = peers::owner_word(pid, role as u8);

@@ -11,7 +11,7 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::header::SLEEPING_NOT_FULL;
 use crate::layout::RingKind;
-use crate::peers::{self, PeerInfo, Role};
+use crate::peers::{self, PeerInfo, Registration, Role};
 use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
 use crate::segment::Segment;
@@ -69,8 +69,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, _) = crate::typed::create::<T, D>(name, shape, config, true)?;
-        Self::attach(seg, config.into())
+        let (seg, reg, _) = crate::typed::create::<T, D>(name, shape, config, Role::Producer)?;
+        Self::attach(seg, Some(reg), config.into())
     }
 
     /// Attaches as a producer to the existing ring `name`, checking its element type and rank.
@@ -99,7 +99,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
         crate::typed::open_attach(
             || Segment::open_with(name, options),
-            |seg| Self::attach(seg, options.clone()),
+            |seg| Self::attach(seg, None, options.clone()),
         )
     }
 
@@ -120,7 +120,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         let shape = shape.into_dimension();
         crate::typed::open_attach(
             || crate::typed::open_shape(name, shape.slice()),
-            |seg| Self::attach(seg, OpenOptions::default()),
+            |seg| Self::attach(seg, None, OpenOptions::default()),
         )
     }
 
@@ -143,8 +143,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     ) -> Result<Self> {
         let dim = shape.into_dimension();
         crate::typed::open_attach(
-            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, true),
-            |seg| Self::attach(seg, config.into()),
+            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, Role::Producer),
+            |(seg, reg)| Self::attach(seg, reg, config.into()),
         )
     }
 
@@ -159,12 +159,18 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg, OpenOptions::default())
+        Self::attach(seg, None, OpenOptions::default())
     }
 
-    fn attach(seg: Segment, options: OpenOptions) -> Result<Self> {
+    /// Attaches to `seg`: registers as a producer, unless `created` (our entry in a ring we
+    /// created, taken before READY by `Segment::create`).
+    fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
+        // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
         let dim = crate::typed::check::<T, D>(&seg, true)?;
-        let reg = peers::register(&seg, Role::Producer)?;
+        let reg = match created {
+            Some(reg) => reg,
+            None => peers::register(&seg, Role::Producer)?,
+        };
         let spsc =
             (seg.kind() == RingKind::Spsc).then(|| spsc::Producer::attach(&seg, wait::notifier()));
         Ok(Producer {
@@ -185,7 +191,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     }
 
     /// Claims a free slot, waiting while the ring is full. `Err(Closed)` once closed;
-    /// `Err(Disconnected { missing: "consumer" })` while the ring is full and no consumer is
+    /// `Err(Disconnected { missing: Role::Consumer })` while the ring is full and no consumer is
     /// attached any more (every consumer detached or died, noticed within the grace period);
     /// not final: a consumer that attaches makes room again. A producer whose ring fills before
     /// any consumer ever attached waits for one.
@@ -437,7 +443,7 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             {
                 match attempt(true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
-                        missing: "consumer",
+                        missing: Role::Consumer,
                     })),
                     other => wait::attempt(other),
                 }

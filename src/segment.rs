@@ -10,6 +10,7 @@ use crate::header::{Control, PeerEntry, STATE_READY, SlotCtrl};
 use crate::layout::{
     self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params, RingKind,
 };
+use crate::peers::{Registration, Role};
 use crate::protocol::{self, RingMemory};
 use crate::sync::{AtomicU64, Ordering::*};
 use crate::sys;
@@ -95,74 +96,26 @@ unsafe impl Send for Segment {}
 unsafe impl Sync for Segment {}
 
 impl Segment {
-    /// Creates a segment for `params` under `name` (exclusively), initialises it and marks it
-    /// ready.
-    pub(crate) fn create(name: &str, params: Params, config: &Config) -> Result<Segment> {
+    /// Creates a segment for `params` under `name` (exclusively), initialises it, registers the
+    /// calling process as its `role` and marks it ready.
+    ///
+    /// The creator's peer entry is written before READY: an opener that sees the ring also sees
+    /// its creator attached, so a peer that attaches and leaves before the creator's handle
+    /// exists never takes itself for the last one out and removes the name (§2.7).
+    pub(crate) fn create(
+        name: &str,
+        params: Params,
+        config: &Config,
+        role: Role,
+    ) -> Result<(Segment, Registration)> {
         validate_name(name)?;
         let layout = Layout::compute(params).map_err(Error::InvalidConfig)?;
         let size = layout.total_size as u64;
         let fd = loop {
             match sys::create(name, size, config.mode) {
                 Ok(fd) => break fd,
-                Err(rustix::io::Errno::EXIST) => {
-                    let stale = |creator_pid| Error::Stale {
-                        name: name.into(),
-                        creator_pid,
-                    };
-                    let replace = match classify_existing(name, config.ready_timeout) {
-                        Existing::Live(pid) => {
-                            return Err(Error::AlreadyExists {
-                                name: name.into(),
-                                creator_pid: Some(pid),
-                            });
-                        }
-                        Existing::ClosedInUse(peers) => {
-                            return Err(Error::InUse {
-                                name: name.into(),
-                                peers,
-                            });
-                        }
-                        // Its stream is over and nobody is attached: never a poisoned name.
-                        Existing::Finished(seg) => Some(seg),
-                        Existing::Abandoned(seg) if config.replace_stale => Some(seg),
-                        Existing::Abandoned(seg) => return Err(stale(seg.creator_pid)),
-                        Existing::Unfinished(_) if config.replace_stale => None,
-                        Existing::Unfinished(pid) => return Err(stale(pid)),
-                        Existing::Unknown => {
-                            return Err(Error::AlreadyExists {
-                                name: name.into(),
-                                creator_pid: None,
-                            });
-                        }
-                    };
-                    // Remove it, unless the name was replaced meanwhile or a peer attached since
-                    // we looked (then look again), and retry the exclusive create (a racing
-                    // creator that wins is seen next time). Under the segment's exclusive lock:
-                    // an opener that registered in between confirms the name under the shared
-                    // one, so it either shows here as a live peer or finds the name gone.
-                    let removed = match &replace {
-                        None => sys::unlink(name),
-                        Some(seg) => seg
-                            .locked(true, || {
-                                let over = match seg.condition() {
-                                    Condition::Finished => true,
-                                    Condition::Abandoned => config.replace_stale,
-                                    _ => false,
-                                };
-                                if over && seg.still_named() {
-                                    sys::unlink(name)
-                                } else {
-                                    Ok(())
-                                }
-                            })
-                            // Held for over a second: by a process that does so on purpose.
-                            .unwrap_or(Err(rustix::io::Errno::BUSY)),
-                    };
-                    match removed {
-                        Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                        Err(e) => return Err(sys::error(e, "remove", name)),
-                    }
-                }
+                // Replaced if its stream is over; a racing creator that wins is seen next time.
+                Err(rustix::io::Errno::EXIST) => crate::existing::make_room(name, config)?,
                 Err(e) => {
                     return Err(match sys::error(e, "create", name) {
                         Error::NoSpace { name, .. } => Error::NoSpace { name, needed: size },
@@ -171,6 +124,10 @@ impl Segment {
                 }
             }
         };
+        // Held (shared) until READY: a `create` that judges this segment unfinished removes it
+        // only under the exclusive lock, so never while we are still setting it up. Best
+        // effort: a process that locks our new file on purpose first only costs that guard.
+        let locked = sys::try_lock(&fd, false);
         let base = match sys::map(&fd, layout.total_size, false) {
             Ok(b) => b,
             Err(e) => {
@@ -199,8 +156,14 @@ impl Segment {
             .lifecycle
             .keep
             .store(config.keep as u32, Relaxed);
+        let reg = crate::peers::register_creator(&seg, role, start);
+        // Last, Release: everything above, the creator's entry included, is visible to whoever
+        // acquires READY.
         seg.control().state.store(STATE_READY, Release);
-        Ok(seg)
+        if locked {
+            sys::unlock(&seg.fd);
+        }
+        Ok((seg, reg))
     }
 
     /// Attaches to the ring `name`, whatever its type, shape and kind: waits up to
@@ -485,16 +448,7 @@ impl Segment {
     /// `peers::register`). Each hold lasts a few system calls; a lock still held after 1 s
     /// (only by a process holding it on purpose) gives `None`.
     pub(crate) fn locked<R>(&self, exclusive: bool, f: impl FnOnce() -> R) -> Option<R> {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        while !sys::try_lock(&self.fd, exclusive) {
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let r = f();
-        sys::unlock(&self.fd);
-        Some(r)
+        crate::existing::locked(&self.fd, exclusive, f)
     }
 
     /// Whether the name stays when the last handle detaches (see [`crate::Config::keep`]).
@@ -502,30 +456,9 @@ impl Segment {
         self.control().lifecycle.keep.store(keep as u32, Release);
     }
 
-    /// What this ring's state means for a `create` or `open_or_create` of its name.
-    pub(crate) fn condition(&self) -> Condition {
-        let live = crate::peers::live(self);
-        let closed = self.positions().closed;
-        match (live.is_empty(), closed) {
-            (false, true) => Condition::ClosedInUse(live),
-            (false, false) => {
-                Condition::Live(if sys::alive(self.creator_pid, self.creator_start_time) {
-                    self.creator_pid
-                } else {
-                    live[0].pid
-                })
-            }
-            (true, true) => Condition::Finished,
-            (true, false) if crate::peers::unread(self) => Condition::Abandoned,
-            // Created, and its creator has not attached yet: being set up, not finished.
-            (true, false)
-                if self.control().lifecycle.seen.load(Acquire) == 0
-                    && sys::alive(self.creator_pid, self.creator_start_time) =>
-            {
-                Condition::Live(self.creator_pid)
-            }
-            (true, false) => Condition::Finished,
-        }
+    /// Whether the creating process is alive.
+    pub(crate) fn creator_alive(&self) -> bool {
+        sys::alive(self.creator_pid, self.creator_start_time)
     }
 
     /// Counters of abandoned items and recoveries.
@@ -694,66 +627,4 @@ pub(crate) fn rejection(name: &str, r: layout::Rejection) -> Error {
         },
         layout::Rejection::Corrupt(reason) => Error::Corrupt { name, reason },
     }
-}
-
-/// What a ring's state means for a `create` or `open_or_create` of its name.
-pub(crate) enum Condition {
-    /// Live peers are attached and it is not closed: in use (the pid of its live creator, or of
-    /// a live peer).
-    Live(u32),
-    /// Closed, but live peers are still attached.
-    ClosedInUse(Vec<crate::PeerInfo>),
-    /// No live peer, and closed or with nothing unread: its stream is over; replaceable.
-    Finished,
-    /// No live peer, not closed, items unread: a producer left them for a consumer to come.
-    Abandoned,
-}
-
-enum Existing {
-    Live(u32),
-    ClosedInUse(Vec<crate::PeerInfo>),
-    Finished(Segment),
-    Abandoned(Segment),
-    /// Never finished by its creator (pid 0 if unknown), who is dead.
-    Unfinished(u32),
-    Unknown,
-}
-
-/// What holds `name` already.
-fn classify_existing(name: &str, ready_timeout: Duration) -> Existing {
-    match Segment::open(name, ready_timeout) {
-        Ok(seg) => match seg.condition() {
-            Condition::Live(pid) => Existing::Live(pid),
-            Condition::ClosedInUse(peers) => Existing::ClosedInUse(peers),
-            Condition::Finished => Existing::Finished(seg),
-            Condition::Abandoned => Existing::Abandoned(seg),
-        },
-        // Never finished by its creator: stale, whoever that was.
-        Err(Error::NotReady { .. }) => match read_creator(name) {
-            Some((pid, start)) if sys::alive(pid, start) => Existing::Live(pid),
-            Some((pid, _)) => Existing::Unfinished(pid),
-            None => Existing::Unfinished(0),
-        },
-        Err(_) => Existing::Unknown,
-    }
-}
-
-/// The creator recorded in a segment that never became ready, if its fixed header was written.
-fn read_creator(name: &str) -> Option<(u32, u64)> {
-    let fd = sys::open(name, true).ok()?;
-    let size = sys::size(&fd).ok()?;
-    if size < FIXED_SIZE as u64 {
-        return None;
-    }
-    let base = sys::map(&fd, FIXED_SIZE, true).ok()?;
-    let mut bytes = [0u8; FIXED_SIZE];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        // SAFETY: i < FIXED_SIZE, the mapped length; volatile copy of hostile shared bytes.
-        *b = unsafe { base.as_ptr().add(i).read_volatile() };
-    }
-    // SAFETY: mapped just above; no reference into it exists.
-    unsafe { sys::unmap(base, FIXED_SIZE) };
-    let f: Fixed = bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<Fixed>()]);
-    (f.magic == layout::MAGIC && f.creator_pid != 0)
-        .then_some((f.creator_pid, f.creator_start_time))
 }

@@ -161,7 +161,9 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             {
                 r = attempt(true);
                 if r == Err(Miss::Wait) {
-                    return Some(Err(Error::Disconnected { missing: "writer" }));
+                    return Some(Err(Error::Disconnected {
+                        missing: Role::Writer,
+                    }));
                 }
             }
             miss(r)
@@ -199,7 +201,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     /// The next frame in sequence, waiting for it. `Err(Lagged { missed })` if frames were
     /// overwritten before this subscriber read them (the next call continues with the oldest
     /// frame held); `Err(Closed)` once the writer closed and nothing newer is held;
-    /// `Err(Disconnected { missing: "writer" })` once nothing newer is held and the writer is
+    /// `Err(Disconnected { missing: Role::Writer })` once nothing newer is held and the writer is
     /// gone without closing (dropped, or dead: noticed within the grace period). Not final: a
     /// writer that attaches again continues the stream.
     ///
@@ -363,7 +365,9 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                 {
                     r = attempt(true);
                     if r == Err(Miss::Wait) {
-                        return Some(Err(Error::Disconnected { missing: "writer" }));
+                        return Some(Err(Error::Disconnected {
+                            missing: Role::Writer,
+                        }));
                     }
                 }
                 miss(r)

@@ -5,8 +5,10 @@ use ndarray::{Dimension, IntoDimension};
 use crate::config::Config;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::existing::Condition;
 use crate::layout::{Params, RingKind};
-use crate::segment::{Condition, Segment};
+use crate::peers::{Registration, Role};
+use crate::segment::Segment;
 
 /// Checks the segment's kind, element type and rank; returns its shape as a `D`.
 pub(crate) fn check<T: Element, D: Dimension>(seg: &Segment, queue: bool) -> Result<D> {
@@ -61,13 +63,15 @@ pub(crate) fn check_shape(seg: &Segment, expected: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// Creates the segment for a ring of `T` with `shape`.
+/// Creates the segment for a ring of `T` with `shape`, with the caller registered as `role`
+/// (a queue ring for producers and consumers, a broadcast ring for the writer).
 pub(crate) fn create<T: Element, D: Dimension>(
     name: &str,
     shape: impl IntoDimension<Dim = D>,
     config: &Config,
-    queue: bool,
-) -> Result<(Segment, D)> {
+    role: Role,
+) -> Result<(Segment, Registration, D)> {
+    let queue = role != Role::Writer;
     if config.kind.is_queue() != queue {
         return Err(Error::InvalidConfig(format!(
             "{} needs {}, the config is for {}",
@@ -103,7 +107,8 @@ pub(crate) fn create<T: Element, D: Dimension>(
         max_peers: config.max_peers,
         timestamps: config.timestamps,
     };
-    Ok((Segment::create(name, params, config)?, dim))
+    let (seg, reg) = Segment::create(name, params, config, role)?;
+    Ok((seg, reg, dim))
 }
 
 /// Checks that a segment opened by name is a valid broadcast ring's (slot count vs subscribers),
@@ -124,13 +129,14 @@ pub(crate) fn check_broadcast_capacity(seg: &Segment) -> Result<()> {
 
 /// Opens `name` if it holds a ring in use, else creates it: a ring whose stream is over
 /// (closed, or left with nothing unread, and no live peer) is replaced, never reused; a closed
-/// ring with live peers is `InUse`. The shape of a ring opened is checked.
+/// ring with live peers is `InUse`. The shape of a ring opened is checked. A ring created comes
+/// with the caller's registration as `role`; one opened without.
 pub(crate) fn open_or_create<T: Element, D: Dimension>(
     name: &str,
     dim: D,
     config: &Config,
-    queue: bool,
-) -> Result<Segment> {
+    role: Role,
+) -> Result<(Segment, Option<Registration>)> {
     loop {
         let finished = match Segment::open(name, config.ready_timeout) {
             Ok(seg) => match seg.condition() {
@@ -143,7 +149,7 @@ pub(crate) fn open_or_create<T: Element, D: Dimension>(
                 Condition::Finished => true,
                 Condition::Live(_) | Condition::Abandoned => {
                     check_shape(&seg, dim.slice())?;
-                    return Ok(seg);
+                    return Ok((seg, None));
                 }
             },
             Err(Error::NotFound { .. }) => false,
@@ -151,10 +157,10 @@ pub(crate) fn open_or_create<T: Element, D: Dimension>(
         };
         // `create` replaces a finished ring itself; losing a race to another creator means
         // opening theirs.
-        match create::<T, D>(name, dim.clone(), config, queue) {
+        match create::<T, D>(name, dim.clone(), config, role) {
             Err(Error::AlreadyExists { .. }) => continue,
             Err(Error::InUse { .. }) if finished => continue,
-            other => return other.map(|(seg, _)| seg),
+            other => return other.map(|(seg, reg, _)| (seg, Some(reg))),
         }
     }
 }
@@ -163,9 +169,9 @@ pub(crate) fn open_or_create<T: Element, D: Dimension>(
 /// registration finds that the name no longer refers to the ring opened (its last handle out
 /// removed it in between, or a create replaced it: `NotFound` from `peers::register`, the
 /// only `NotFound` an attach returns). The next open finds the new ring, or none.
-pub(crate) fn open_attach<H>(
-    mut open: impl FnMut() -> Result<Segment>,
-    mut attach: impl FnMut(Segment) -> Result<H>,
+pub(crate) fn open_attach<S, H>(
+    mut open: impl FnMut() -> Result<S>,
+    mut attach: impl FnMut(S) -> Result<H>,
 ) -> Result<H> {
     loop {
         match attach(open()?) {

@@ -8,7 +8,7 @@ use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::peers::{self, PeerInfo, Role};
+use crate::peers::{self, PeerInfo, Registration, Role};
 use crate::protocol::{RingMemory, broadcast};
 use crate::segment::Segment;
 use crate::slot::{Sink, WriteSlot};
@@ -59,8 +59,8 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, _) = crate::typed::create::<T, D>(name, shape, config, false)?;
-        Self::attach(seg)
+        let (seg, reg, _) = crate::typed::create::<T, D>(name, shape, config, Role::Writer)?;
+        Self::attach(seg, Some(reg))
     }
 
     /// Attaches as the writer of the existing broadcast ring `name` (after a writer that
@@ -79,7 +79,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     pub fn open(name: &str) -> Result<Self> {
         crate::typed::open_attach(
             || Segment::open(name, OpenOptions::default().ready_timeout),
-            Self::attach,
+            |seg| Self::attach(seg, None),
         )
     }
 
@@ -96,13 +96,20 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg)
+        Self::attach(seg, None)
     }
 
-    fn attach(seg: Segment) -> Result<Self> {
+    /// Attaches to `seg`: registers as its writer, unless `created` (our entry in a ring we
+    /// created, taken before READY by `Segment::create`).
+    fn attach(seg: Segment, created: Option<Registration>) -> Result<Self> {
+        // Neither check can fail for a ring we created: we wrote its header for `T` and `D`,
+        // with enough slots.
         let dim = crate::typed::check::<T, D>(&seg, false)?;
         crate::typed::check_broadcast_capacity(&seg)?;
-        let reg = peers::register(&seg, Role::Writer)?;
+        let reg = match created {
+            Some(reg) => reg,
+            None => peers::register(&seg, Role::Writer)?,
+        };
         let writer = broadcast::Writer::attach(&seg, 1);
         Ok(BroadcastWriter {
             inner: Inner {
@@ -168,7 +175,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// Ends the stream: subscribers receive what is still held, then `Err(Closed)`. The same
     /// receiver as [`crate::Producer::close`]; the handle stays the writer, and a `claim` after
     /// `close` starts a new stream (as a writer that attaches later does). A writer dropped
-    /// without `close` leaves its subscribers `Err(Disconnected { missing: "writer" })` instead.
+    /// without `close` leaves its subscribers `Err(Disconnected { missing: Role::Writer })` instead.
     ///
     /// ```
     /// # use ndring::*;

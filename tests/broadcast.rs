@@ -107,7 +107,9 @@ fn pinned_view_holds() {
     // Drained, and the writer is gone (it attached once): disconnected, not merely empty.
     assert!(matches!(
         sub.try_recv(),
-        Err(Error::Disconnected { missing: "writer" })
+        Err(Error::Disconnected {
+            missing: Role::Writer
+        })
     ));
     assert_eq!(sub.missed_total(), 993);
     ndring::remove(&n).unwrap();
@@ -234,7 +236,9 @@ fn latest_skips() {
     assert_eq!(sub.skipped_total(), 49);
     assert!(matches!(
         sub.try_latest(),
-        Err(Error::Disconnected { missing: "writer" })
+        Err(Error::Disconnected {
+            missing: Role::Writer
+        })
     ));
     ndring::remove(&n).unwrap();
 }

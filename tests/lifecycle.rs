@@ -238,12 +238,17 @@ fn consumer_before_any_producer_waits() {
     assert_eq!(rx.recv().unwrap()[0], 1);
     finish(producer, LONG);
     // Drained, and the producer that came has left without closing.
+    let e = rx.recv().unwrap_err();
     assert!(matches!(
-        rx.recv(),
-        Err(Error::Disconnected {
-            missing: "producer"
-        })
+        e,
+        Error::Disconnected {
+            missing: Role::Producer
+        }
     ));
+    assert_eq!(
+        e.to_string(),
+        "disconnected: no producer is attached to the ring"
+    );
 }
 
 /// Dropped without close: Disconnected after the last item, and not final.
@@ -283,7 +288,7 @@ fn producer_killed_while_consumer_sleeps() {
     assert!(matches!(
         rx.recv(),
         Err(Error::Disconnected {
-            missing: "producer"
+            missing: Role::Producer
         })
     ));
     killer.join().unwrap();
@@ -312,7 +317,7 @@ fn dead_producer_noticed_by_polling() {
             };
             match r {
                 Err(Error::Disconnected { missing }) => {
-                    assert_eq!(missing, "producer");
+                    assert_eq!(missing, Role::Producer);
                     true
                 }
                 Err(Error::Timeout | Error::Empty) => false,
@@ -338,7 +343,7 @@ fn early_exit() {
     assert!(matches!(
         rx.recv(),
         Err(Error::Disconnected {
-            missing: "producer"
+            missing: Role::Producer
         })
     ));
     drop(rx);
@@ -483,7 +488,9 @@ fn writer_killed() {
     });
     assert!(matches!(
         sub.recv(),
-        Err(Error::Disconnected { missing: "writer" })
+        Err(Error::Disconnected {
+            missing: Role::Writer
+        })
     ));
     killer.join().unwrap();
     let _ = writer.done_after_kill();

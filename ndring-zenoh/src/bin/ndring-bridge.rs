@@ -1,0 +1,140 @@
+//! `ndring-bridge out NAME KEY` / `ndring-bridge in KEY NAME`: a ring on one host, a ring on
+//! another, Zenoh between.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ndring_zenoh::{InOptions, Mode, OutOptions, SessionOptions};
+
+#[derive(Parser)]
+#[command(version, about = "Bridge ndring rings across machines over Zenoh")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read ring NAME on this host and publish its frames on key expression KEY.
+    Out {
+        /// The ring (e.g. /cam0).
+        name: String,
+        /// The Zenoh key expression (e.g. lab/cam0).
+        key: String,
+        #[command(flatten)]
+        zenoh: ZenohArgs,
+        /// Copy frames into a Zenoh shared-memory pool of this many MiB (a subscriber on the
+        /// same host then gets a reference instead of a copy).
+        #[arg(long, value_name = "MIB", default_value_t = 0)]
+        shm_pool_mib: usize,
+    },
+    /// Subscribe to key expression KEY and fill ring NAME on this host (created like the source
+    /// if absent; an existing ring must have the same element type and shape).
+    In {
+        /// The Zenoh key expression.
+        key: String,
+        /// The ring.
+        name: String,
+        #[command(flatten)]
+        zenoh: ZenohArgs,
+        /// Keep running after the source's end of stream.
+        #[arg(long)]
+        keep_running: bool,
+        /// Keep the ring's name when the bridge ends.
+        #[arg(long)]
+        keep_ring: bool,
+    },
+}
+
+#[derive(Args)]
+struct ZenohArgs {
+    /// A Zenoh configuration file (JSON5); the options below override it.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Session mode.
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
+    /// Endpoint to connect to (repeatable), e.g. tcp/10.0.0.2:7447.
+    #[arg(long, short = 'e', value_name = "ENDPOINT")]
+    connect: Vec<String>,
+    /// Endpoint to listen on (repeatable), e.g. tcp/0.0.0.0:7447.
+    #[arg(long, short = 'l', value_name = "ENDPOINT")]
+    listen: Vec<String>,
+    /// Multicast scouting (default: off unless the config file turns it on).
+    #[arg(long, value_name = "BOOL")]
+    multicast_scouting: Option<bool>,
+    /// Zenoh's shared-memory transport to peers on the same host.
+    #[arg(long, value_name = "BOOL")]
+    shared_memory: Option<bool>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Peer,
+    Client,
+}
+
+impl ZenohArgs {
+    fn options(self) -> SessionOptions {
+        SessionOptions {
+            config_file: self.config,
+            mode: self.mode.map(|m| match m {
+                ModeArg::Peer => Mode::Peer,
+                ModeArg::Client => Mode::Client,
+            }),
+            connect: self.connect,
+            listen: self.listen,
+            multicast_scouting: self.multicast_scouting,
+            shared_memory: self.shared_memory,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Out {
+            name,
+            key,
+            zenoh,
+            shm_pool_mib,
+        } => zenoh.options().open().and_then(|session| {
+            let options = OutOptions {
+                shm_pool_bytes: shm_pool_mib << 20,
+                ..OutOptions::default()
+            };
+            let s = ndring_zenoh::bridge_out(&session, &name, &key, &options)?;
+            println!(
+                "out {name} -> {key}: frames={} bytes={} dropped={}",
+                s.frames, s.bytes, s.dropped
+            );
+            Ok(())
+        }),
+        Command::In {
+            key,
+            name,
+            zenoh,
+            keep_running,
+            keep_ring,
+        } => zenoh.options().open().and_then(|session| {
+            let options = InOptions {
+                keep_running,
+                keep_ring,
+                ..InOptions::default()
+            };
+            let s = ndring_zenoh::bridge_in(&session, &key, &name, &options)?;
+            println!(
+                "in {key} -> {name}: frames={} gaps={} restarts={} duplicates={} first={} last={} shm={}",
+                s.frames, s.gaps, s.restarts, s.duplicates, s.first_seq, s.last_seq, s.shm_frames
+            );
+            Ok(())
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ndring-bridge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! `in`: frames on a Zenoh key expression → a ring on this host.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+
+use ndarray::IxDyn;
+use ndring::{BroadcastWriter, Config, Element, Producer, RingKind, Segment, WriteSlot};
+use zenoh::Wait;
+use zenoh::qos::CongestionControl;
+use zenoh::sample::{Sample, SampleKind};
+
+use crate::out::POLL;
+use crate::wire::{FrameDesc, FrameHeader};
+use crate::{BridgeError, meta};
+
+/// Options of [`bridge_in`].
+#[derive(Clone, Debug, Default)]
+pub struct InOptions {
+    /// Set to stop the bridge (checked every 100 ms while it waits).
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Keep running after an end-of-stream mark (a `delete` on the key): the ring stays open for
+    /// the next stream. Default: close the ring and return.
+    pub keep_running: bool,
+    /// Keep the ring's name after the bridge ends (a ring it created is otherwise unlinked).
+    pub keep_ring: bool,
+}
+
+/// What [`bridge_in`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InStats {
+    /// Frames written into the ring.
+    pub frames: u64,
+    /// Frames missing from the stream: the sum of the gaps between consecutive sequence numbers
+    /// (frames the sending side skipped, or the network dropped).
+    pub gaps: u64,
+    /// Times the sequence went backwards (the source ring was recreated).
+    pub restarts: u64,
+    /// Frames received again (the same source ring, a sequence number already written: a
+    /// sending bridge that took over from a dead one re-read them); not written twice.
+    pub duplicates: u64,
+    /// Frames that arrived in Zenoh shared memory (a sender on this host with a SHM pool): read
+    /// in place, with no copy before the one into the ring.
+    pub shm_frames: u64,
+    /// Sequence number (in the source ring) of the first frame received, 0 if none.
+    pub first_seq: u64,
+    /// Sequence number of the last frame received, 0 if none.
+    pub last_seq: u64,
+}
+
+/// Samples from Zenoh's receiving task to the thread that writes the ring. A lossless sample
+/// waits for room (the wait reaches the sender as TCP backpressure); a latest-frame sample is
+/// dropped when the writer is behind (and then counted as a gap).
+struct Inbox {
+    rx: Receiver<Sample>,
+}
+
+fn inbox(depth: usize) -> (SyncSender<Sample>, Inbox) {
+    let (tx, rx) = sync_channel(depth);
+    (tx, Inbox { rx })
+}
+
+fn deliver(tx: &SyncSender<Sample>, sample: Sample) {
+    if sample.congestion_control() == CongestionControl::Block
+        || sample.kind() == SampleKind::Delete
+    {
+        let _ = tx.send(sample);
+    } else if let Err(TrySendError::Full(_)) = tx.try_send(sample) {
+        // Dropped: the writer is behind; the gap in sequence numbers counts it.
+    }
+}
+
+/// Fills ring `ring` with the frames published on `key` (by [`crate::bridge_out`]) until an
+/// end-of-stream mark arrives (unless `keep_running`) or `options.stop` is set.
+///
+/// The first frame's description decides: if no ring has this name, one is created like the
+/// source (element type, shape, kind, slots, metadata room); if one exists, its element type and
+/// shape must match, else [`BridgeError::Mismatch`]. A queue ring is filled as its producer (waits
+/// while it is full: the wait reaches the sender); a broadcast ring as its writer.
+///
+/// ```no_run
+/// let session = ndring_zenoh::SessionOptions::default().listen("tcp/0.0.0.0:7447").open()?;
+/// let stats = ndring_zenoh::bridge_in(&session, "lab/cam0", "/cam0", &Default::default())?;
+/// println!("{} frames, {} missing", stats.frames, stats.gaps);
+/// # Ok::<(), ndring_zenoh::BridgeError>(())
+/// ```
+pub fn bridge_in(
+    session: &zenoh::Session,
+    key: &str,
+    ring: &str,
+    options: &InOptions,
+) -> Result<InStats, BridgeError> {
+    let (tx, inbox) = inbox(4);
+    let _subscriber = session
+        .declare_subscriber(key.to_string())
+        .callback(move |sample| deliver(&tx, sample))
+        .wait()
+        .map_err(BridgeError::zenoh)?;
+    let stopped = || options.stop.as_ref().is_some_and(|s| s.load(Relaxed));
+    // Wait for the first frame: it says what ring to fill.
+    let first = loop {
+        if stopped() {
+            return Ok(InStats::default());
+        }
+        match inbox.rx.recv_timeout(POLL) {
+            Ok(s) if s.kind() == SampleKind::Put => break s,
+            Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(InStats::default()),
+        }
+    };
+    let desc = describe(&first, key)?;
+    let run = Run {
+        key,
+        ring,
+        options,
+        inbox,
+        desc: desc.clone(),
+    };
+    match desc.dtype {
+        ndring::DType::U8 => run.typed::<u8>(first),
+        ndring::DType::U16 => run.typed::<u16>(first),
+        ndring::DType::U32 => run.typed::<u32>(first),
+        ndring::DType::U64 => run.typed::<u64>(first),
+        ndring::DType::I8 => run.typed::<i8>(first),
+        ndring::DType::I16 => run.typed::<i16>(first),
+        ndring::DType::I32 => run.typed::<i32>(first),
+        ndring::DType::I64 => run.typed::<i64>(first),
+        ndring::DType::F32 => run.typed::<f32>(first),
+        ndring::DType::F64 => run.typed::<f64>(first),
+    }
+}
+
+fn describe(sample: &Sample, key: &str) -> Result<FrameDesc, BridgeError> {
+    let bad = |reason: &str| BridgeError::BadSample {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    };
+    let encoding = std::borrow::Cow::<str>::from(sample.encoding());
+    let (_, schema) = encoding
+        .split_once(';')
+        .ok_or_else(|| bad(&format!("encoding {encoding:?} has no schema")))?;
+    FrameDesc::parse(schema)
+        .ok_or_else(|| bad(&format!("schema {schema:?} is not an ndring description")))
+}
+
+/// The ring being filled: a queue's producer or a broadcast ring's writer.
+enum Sink<T: Element> {
+    Queue(Producer<T, IxDyn>),
+    Broadcast(BroadcastWriter<T, IxDyn>),
+}
+
+struct Run<'a> {
+    key: &'a str,
+    ring: &'a str,
+    options: &'a InOptions,
+    inbox: Inbox,
+    desc: FrameDesc,
+}
+
+impl Run<'_> {
+    fn stopped(&self) -> bool {
+        self.options.stop.as_ref().is_some_and(|s| s.load(Relaxed))
+    }
+
+    /// Opens the ring named `self.ring` if it exists (checking it fits), else creates it.
+    fn open<T: Element>(&self) -> Result<Sink<T>, BridgeError> {
+        let err = BridgeError::ring(self.ring);
+        for _ in 0..2 {
+            match Segment::open(self.ring, Duration::from_secs(2)) {
+                Ok(seg) => {
+                    let found = FrameDesc::of(&seg);
+                    if found.dtype != self.desc.dtype || found.shape != self.desc.shape {
+                        return Err(BridgeError::mismatch(
+                            self.ring,
+                            self.key,
+                            format!("{} {:?}", self.desc.dtype, self.desc.shape),
+                            format!("{} {:?}", found.dtype, found.shape),
+                        ));
+                    }
+                    return match seg.kind() {
+                        RingKind::Broadcast => {
+                            BroadcastWriter::from_segment(seg).map(Sink::Broadcast)
+                        }
+                        _ => Producer::from_segment(seg).map(Sink::Queue),
+                    }
+                    .map_err(err);
+                }
+                Err(ndring::Error::NotFound { .. }) => {}
+                Err(e) => return Err(err(e)),
+            }
+            let config = match self.desc.kind {
+                RingKind::Spsc => Config::spsc(),
+                RingKind::Mpmc => Config::mpmc(),
+                RingKind::Broadcast => Config::broadcast(),
+            }
+            .slots(self.desc.slots)
+            .user_meta_size(self.desc.meta)
+            .keep(self.options.keep_ring)
+            .replace_stale(true);
+            let shape = IxDyn(&self.desc.shape);
+            let created = match self.desc.kind {
+                RingKind::Broadcast => {
+                    BroadcastWriter::create(self.ring, shape, &config).map(Sink::Broadcast)
+                }
+                _ => Producer::create(self.ring, shape, &config).map(Sink::Queue),
+            };
+            match created {
+                Ok(sink) => return Ok(sink),
+                // Someone created it meanwhile: open theirs.
+                Err(ndring::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(err(e)),
+            }
+        }
+        Err(err(ndring::Error::NotFound {
+            name: self.ring.to_string(),
+        }))
+    }
+
+    fn typed<T: Element>(self, first: Sample) -> Result<InStats, BridgeError> {
+        let mut sink = self.open::<T>()?;
+        let mut stats = InStats::default();
+        let mut last_seq: Option<(u64, u32)> = None;
+        let mut next = Some(first);
+        loop {
+            let sample = match next.take() {
+                Some(s) => s,
+                None => match self.inbox.rx.recv_timeout(POLL) {
+                    Ok(s) => s,
+                    Err(RecvTimeoutError::Timeout) if !self.stopped() => continue,
+                    Err(_) => break,
+                },
+            };
+            if sample.kind() == SampleKind::Delete {
+                if self.options.keep_running {
+                    last_seq = None;
+                    continue;
+                }
+                match sink {
+                    Sink::Queue(mut p) => p.close(),
+                    Sink::Broadcast(mut w) => w.close(),
+                }
+                return Ok(stats);
+            }
+            let (header, meta_bytes) = sample
+                .attachment()
+                .map(|a| a.to_bytes())
+                .as_deref()
+                .and_then(FrameHeader::decode)
+                .map(|(h, m)| (h, m.to_vec()))
+                .ok_or_else(|| BridgeError::BadSample {
+                    key: self.key.to_string(),
+                    reason: "no frame header in the attachment".into(),
+                })?;
+            let desc = describe(&sample, self.key)?;
+            if desc.dtype != self.desc.dtype || desc.shape != self.desc.shape {
+                return Err(BridgeError::mismatch(
+                    self.ring, self.key, &desc, &self.desc,
+                ));
+            }
+            match last_seq {
+                Some((last, _)) if header.seq > last => stats.gaps += header.seq - last - 1,
+                // Still within the source ring's depth, from the same ring: delivered again.
+                Some((last, origin))
+                    if origin == desc.origin && last - header.seq < desc.slots as u64 =>
+                {
+                    stats.duplicates += 1;
+                    continue;
+                }
+                Some(_) => stats.restarts += 1,
+                None => stats.first_seq = header.seq,
+            }
+            last_seq = Some((header.seq, desc.origin));
+            stats.last_seq = header.seq;
+            let room = self.desc.meta;
+            let written = match &mut sink {
+                Sink::Queue(p) => loop {
+                    match p.claim_timeout(POLL) {
+                        Ok(mut slot) => {
+                            break fill(&mut slot, &sample, room, &meta_bytes, self.key)
+                                .map(|()| slot.publish());
+                        }
+                        Err(ndring::Error::Timeout) if !self.stopped() => {}
+                        // No reader attached on this host yet: the frame waits (lossless).
+                        Err(ndring::Error::Disconnected { .. }) if !self.stopped() => {
+                            std::thread::sleep(POLL / 10)
+                        }
+                        Err(ndring::Error::Disconnected { .. }) => return Ok(stats),
+                        Err(ndring::Error::Timeout) => return Ok(stats),
+                        Err(e) => return Err(BridgeError::ring(self.ring)(e)),
+                    }
+                },
+                Sink::Broadcast(w) => {
+                    let mut slot = w.claim();
+                    fill(&mut slot, &sample, room, &meta_bytes, self.key).map(|()| slot.publish())
+                }
+            };
+            written?;
+            stats.frames += 1;
+            #[cfg(feature = "shm")]
+            if sample.payload().as_shm().is_some() {
+                stats.shm_frames += 1;
+            }
+        }
+        Ok(stats)
+    }
+}
+
+/// Copies a sample's payload and metadata into a claimed slot (one copy: from the network
+/// buffers, or from Zenoh's shared memory, into the ring).
+fn fill<T: Element>(
+    slot: &mut WriteSlot<'_, T, IxDyn>,
+    sample: &Sample,
+    room: usize,
+    meta_bytes: &[u8],
+    key: &str,
+) -> Result<(), BridgeError> {
+    let bad = |reason: String| BridgeError::BadSample {
+        key: key.to_string(),
+        reason,
+    };
+    let dst: &mut [u8] = bytemuck::cast_slice_mut(
+        slot.as_slice_mut()
+            .ok_or_else(|| bad("slot not in standard layout".into()))?,
+    );
+    let payload = sample.payload();
+    if payload.len() != dst.len() {
+        return Err(bad(format!(
+            "payload of {} bytes, the frame has {}",
+            payload.len(),
+            dst.len()
+        )));
+    }
+    let mut at = 0;
+    for part in payload.slices() {
+        dst[at..at + part.len()].copy_from_slice(part);
+        at += part.len();
+    }
+    meta::write(slot, room, meta_bytes).map_err(|e| bad(e.to_string()))
+}

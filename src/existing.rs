@@ -1,0 +1,307 @@
+//! What already holds a ring's name, for `create` and `open_or_create`: the classification of
+//! an existing segment, and its guarded removal when its stream is over.
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::header::{Control, STATE_READY};
+use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed};
+use crate::protocol::RingMemory;
+use crate::segment::Segment;
+use crate::sync::Ordering::*;
+use crate::sys;
+
+/// What a ring's state means for a `create` or `open_or_create` of its name.
+pub(crate) enum Condition {
+    /// Live peers are attached and it is not closed: in use (the pid of its live creator, or of
+    /// a live peer).
+    Live(u32),
+    /// Closed, but live peers are still attached.
+    ClosedInUse(Vec<crate::PeerInfo>),
+    /// No live peer, and closed or with nothing unread: its stream is over; replaceable.
+    Finished,
+    /// No live peer, not closed, items unread: a producer left them for a consumer to come.
+    Abandoned,
+}
+
+impl Segment {
+    /// What this ring's state means for a `create` or `open_or_create` of its name.
+    pub(crate) fn condition(&self) -> Condition {
+        let live = crate::peers::live(self);
+        let closed = self.positions().closed;
+        match (live.is_empty(), closed) {
+            (false, true) => Condition::ClosedInUse(live),
+            (false, false) => Condition::Live(if self.creator_alive() {
+                self.creator_pid()
+            } else {
+                live[0].pid
+            }),
+            (true, true) => Condition::Finished,
+            (true, false) if crate::peers::unread(self) => Condition::Abandoned,
+            // Nobody ever attached, and its creator lives: a creator that registers only after
+            // READY (ndring's own creators register before it, §2.7) is still setting it up.
+            (true, false)
+                if self.control().lifecycle.seen.load(Acquire) == 0 && self.creator_alive() =>
+            {
+                Condition::Live(self.creator_pid())
+            }
+            (true, false) => Condition::Finished,
+        }
+    }
+}
+
+/// What holds a name already.
+enum Existing {
+    Live(u32),
+    ClosedInUse(Vec<crate::PeerInfo>),
+    Finished(Segment),
+    Abandoned(Segment),
+    /// Never made ready by its creator, who is dead (or unknown: it never wrote its header).
+    Unfinished(Unfinished),
+    /// Became ready while we looked: the caller's create fails again and looks again.
+    Retry,
+    Unknown,
+}
+
+/// A segment that never became ready, as judged through `fd`.
+struct Unfinished {
+    fd: sys::Handle,
+    /// Its creator (pid, start time), if its fixed header was written.
+    creator: Option<(u32, u64)>,
+}
+
+impl Unfinished {
+    fn pid(&self) -> u32 {
+        self.creator.map_or(0, |(pid, _)| pid)
+    }
+}
+
+/// Makes room for an exclusive create of `name`, which found the name taken: returns once the
+/// segment there was removed (or the name was gone or replaced meanwhile: the caller retries
+/// the create either way), or the typed error that says why it stays.
+pub(crate) fn make_room(name: &str, config: &Config) -> Result<()> {
+    let stale = |creator_pid| Error::Stale {
+        name: name.into(),
+        creator_pid,
+    };
+    let removed = match classify(name, config.ready_timeout) {
+        Existing::Live(pid) => {
+            return Err(Error::AlreadyExists {
+                name: name.into(),
+                creator_pid: Some(pid),
+            });
+        }
+        Existing::ClosedInUse(peers) => {
+            return Err(Error::InUse {
+                name: name.into(),
+                peers,
+            });
+        }
+        // Its stream is over and nobody is attached: never a poisoned name.
+        Existing::Finished(seg) => remove_over(name, &seg, config),
+        Existing::Abandoned(seg) if config.replace_stale => remove_over(name, &seg, config),
+        Existing::Abandoned(seg) => return Err(stale(seg.creator_pid())),
+        Existing::Unfinished(u) if config.replace_stale => remove_unfinished(name, &u),
+        Existing::Unfinished(u) => return Err(stale(u.pid())),
+        Existing::Retry => Ok(()),
+        Existing::Unknown => {
+            return Err(Error::AlreadyExists {
+                name: name.into(),
+                creator_pid: None,
+            });
+        }
+    };
+    match removed {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(sys::error(e, "remove", name)),
+    }
+}
+
+/// Removes a ready ring judged over, unless the name was replaced meanwhile or a peer attached
+/// since we looked (then the caller looks again). Under the segment's exclusive lock: an opener
+/// that registered in between confirms the name under the shared one, so it either shows here
+/// as a live peer or finds the name gone.
+fn remove_over(name: &str, seg: &Segment, config: &Config) -> Result<(), rustix::io::Errno> {
+    seg.locked(true, || {
+        let over = match seg.condition() {
+            Condition::Finished => true,
+            Condition::Abandoned => config.replace_stale,
+            _ => false,
+        };
+        if over && seg.still_named() {
+            sys::unlink(name)
+        } else {
+            Ok(())
+        }
+    })
+    // Held for over a second: by a process that does so on purpose.
+    .unwrap_or(Err(rustix::io::Errno::BUSY))
+}
+
+/// Removes a segment judged unfinished, like [`remove_over`]: under its exclusive lock, only if
+/// the name still refers to the object judged and it is still unfinished with a dead or unknown
+/// creator. A live creator holds the shared lock from its exclusive create until READY
+/// (`Segment::create`), so one that is merely slow is never removed.
+fn remove_unfinished(name: &str, u: &Unfinished) -> Result<(), rustix::io::Errno> {
+    locked(&u.fd, true, || {
+        let named = matches!(
+            (sys::identity(&u.fd), sys::name_identity(name)),
+            (Ok(a), Ok(b)) if a == b
+        );
+        let still = match look(&u.fd) {
+            Look::Ready => false,
+            Look::Unfinished(Some((pid, start))) => !sys::alive(pid, start),
+            Look::Unfinished(None) => true,
+        };
+        if named && still {
+            sys::unlink(name)
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap_or(Err(rustix::io::Errno::BUSY))
+}
+
+/// Runs `f` while holding `fd`'s advisory lock; `None` if it is still held by another after 1 s
+/// (see `Segment::locked`).
+pub(crate) fn locked<R>(fd: &sys::Handle, exclusive: bool, f: impl FnOnce() -> R) -> Option<R> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !sys::try_lock(fd, exclusive) {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let r = f();
+    sys::unlock(fd);
+    Some(r)
+}
+
+/// Judges what holds `name`.
+fn classify(name: &str, ready_timeout: Duration) -> Existing {
+    match Segment::open(name, ready_timeout) {
+        Ok(seg) => match seg.condition() {
+            Condition::Live(pid) => Existing::Live(pid),
+            Condition::ClosedInUse(peers) => Existing::ClosedInUse(peers),
+            Condition::Finished => Existing::Finished(seg),
+            Condition::Abandoned => Existing::Abandoned(seg),
+        },
+        // Never finished by its creator: stale, unless that creator is alive.
+        Err(Error::NotReady { .. }) => {
+            let Ok(fd) = sys::open(name, true) else {
+                return Existing::Unknown;
+            };
+            match look(&fd) {
+                // Became ready since: look again next time round.
+                Look::Ready => Existing::Retry,
+                Look::Unfinished(Some((pid, start))) if sys::alive(pid, start) => {
+                    Existing::Live(pid)
+                }
+                Look::Unfinished(creator) => Existing::Unfinished(Unfinished { fd, creator }),
+            }
+        }
+        Err(_) => Existing::Unknown,
+    }
+}
+
+/// What a segment that was not ready shows now.
+enum Look {
+    Ready,
+    /// Still not ready; its creator, if its fixed header was written.
+    Unfinished(Option<(u32, u64)>),
+}
+
+/// Looks at the fixed header and the state word of the segment behind `fd` (hostile bytes:
+/// copied out with volatile reads, the state word loaded atomically).
+fn look(fd: &sys::Handle) -> Look {
+    let size = sys::size(fd).unwrap_or(0);
+    let len = FIXED_SIZE + CONTROL_SIZE;
+    if size < len as u64 {
+        return Look::Unfinished(None);
+    }
+    let Ok(base) = sys::map(fd, len, true) else {
+        return Look::Unfinished(None);
+    };
+    // SAFETY: CONTROL_OFFSET + size_of::<Control>() <= len, 128-aligned from a page-aligned
+    // base; `Control` is all atomics, valid for any bits; dropped before the unmap below.
+    let ready = unsafe { &*base.as_ptr().add(CONTROL_OFFSET).cast::<Control>() }
+        .state
+        .load(Acquire)
+        == STATE_READY;
+    let mut bytes = [0u8; FIXED_SIZE];
+    for (i, b) in bytes.iter_mut().enumerate() {
+        // SAFETY: i < FIXED_SIZE <= len, the mapped length; volatile copy of hostile bytes.
+        *b = unsafe { base.as_ptr().add(i).read_volatile() };
+    }
+    // SAFETY: mapped just above; no reference into it exists any more.
+    unsafe { sys::unmap(base, len) };
+    if ready {
+        return Look::Ready;
+    }
+    let f: Fixed = bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<Fixed>()]);
+    Look::Unfinished(
+        (f.magic == layout::MAGIC && f.creator_pid != 0)
+            .then_some((f.creator_pid, f.creator_start_time)),
+    )
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use super::*;
+
+    /// An unfinished segment of an unknown creator (header never written) under `name`.
+    fn unfinished(name: &str) -> Unfinished {
+        std::fs::write(
+            format!("/dev/shm{name}"),
+            vec![0u8; FIXED_SIZE + CONTROL_SIZE],
+        )
+        .unwrap();
+        let fd = sys::open(name, true).unwrap();
+        assert!(matches!(look(&fd), Look::Unfinished(None)));
+        Unfinished { fd, creator: None }
+    }
+
+    fn named(name: &str) -> bool {
+        sys::name_identity(name).is_ok()
+    }
+
+    #[test]
+    fn an_unfinished_segment_still_named_and_unlocked_is_removed() {
+        let name = format!("/ndr-ex-rm-{}", std::process::id());
+        let u = unfinished(&name);
+        remove_unfinished(&name, &u).unwrap();
+        assert!(!named(&name));
+    }
+
+    /// The name was given to another object between the judgement and the removal: that one
+    /// stays (a plain unlink by name would remove it).
+    #[test]
+    fn an_unfinished_segment_replaced_meanwhile_keeps_the_new_object() {
+        let name = format!("/ndr-ex-repl-{}", std::process::id());
+        let judged = unfinished(&name);
+        sys::unlink(&name).unwrap();
+        let newer = unfinished(&name);
+        remove_unfinished(&name, &judged).unwrap();
+        assert!(named(&name), "the new object under the name was removed");
+        assert_eq!(
+            sys::identity(&newer.fd).unwrap(),
+            sys::name_identity(&name).unwrap()
+        );
+        sys::unlink(&name).unwrap();
+    }
+
+    /// A creator holds the shared lock from its exclusive create until READY: a segment it is
+    /// still setting up is never removed, however slow it is.
+    #[test]
+    fn an_unfinished_segment_whose_creator_is_setting_it_up_is_not_removed() {
+        let name = format!("/ndr-ex-lock-{}", std::process::id());
+        let u = unfinished(&name);
+        let creator = sys::open(&name, true).unwrap();
+        assert!(sys::try_lock(&creator, false));
+        assert_eq!(remove_unfinished(&name, &u), Err(rustix::io::Errno::BUSY));
+        assert!(named(&name));
+        sys::unlock(&creator);
+        sys::unlink(&name).unwrap();
+    }
+}
