@@ -224,7 +224,7 @@ fn forked(py: Python<'_>, pid: u32) -> PyErr {
         format!(
             "this ndring handle was opened in process {pid}; process {} (a forked child) cannot \
              use it: pass the ring's name to the child and open it there",
-            std::process::id()
+            crate::pid::current()
         ),
     )
 }
@@ -319,6 +319,31 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for LeaseProducer<T, IxDyn
         timeout: Option<f64>,
     ) -> PyResult<u64> {
         let src = input::<T>(image, T::DTYPE, self.shape())?;
+        if src.is_c_contiguous() {
+            // The common case, per item: one memcpy from numpy's buffer, without rust-numpy's
+            // borrow tracking (a global table) or an ndarray view on each side.
+            let mut lease = match self.try_claim_lease() {
+                Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
+                r => r.py(py)?,
+            };
+            if let Some(m) = meta {
+                lease.set_user_meta_bytes(m).py(py)?;
+            }
+            let bytes = src.len() * std::mem::size_of::<T>();
+            // SAFETY: `src` is a C-contiguous array of the ring's shape and element type (checked
+            // by `input`): `bytes` bytes from its data pointer (copied as bytes: numpy arrays may
+            // be unaligned), kept alive by `src` and read with the GIL held, as numpy's own
+            // `copyto` does (no Rust reference covers them). The slot is ours until publish and
+            // holds exactly that many bytes; a claimed slot never overlaps a Python array.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.data().cast::<u8>().cast_const(),
+                    lease.as_mut_ptr().cast::<u8>(),
+                    bytes,
+                )
+            };
+            return Ok(lease.publish());
+        }
         let src = src
             .try_readonly()
             .map_err(|e| PyTypeError::new_err(e.to_string()))?;
@@ -352,19 +377,19 @@ impl<H: ?Sized> Handle<H> {
     fn new(inner: Box<H>) -> Self {
         Handle {
             inner: Some(inner),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
         }
     }
 
     fn get(&mut self, py: Python<'_>) -> PyResult<&mut H> {
-        if std::process::id() != self.pid {
+        if crate::pid::current() != self.pid {
             return Err(forked(py, self.pid));
         }
         self.inner.as_deref_mut().ok_or_else(|| detached(py))
     }
 
     fn get_ref(&self, py: Python<'_>) -> PyResult<&H> {
-        if std::process::id() != self.pid {
+        if crate::pid::current() != self.pid {
             return Err(forked(py, self.pid));
         }
         self.inner.as_deref().ok_or_else(|| detached(py))
@@ -372,7 +397,7 @@ impl<H: ?Sized> Handle<H> {
 
     fn detach(&mut self) {
         let inner = self.inner.take();
-        if std::process::id() == self.pid {
+        if crate::pid::current() == self.pid {
             drop(inner);
         } else {
             // A forked child's copy: dropping it would unregister (or unlink) the parent's.
@@ -597,7 +622,7 @@ trait AnyConsumer: Send + Sync {
 impl<T: ndring::Element + numpy::Element> AnyConsumer for LeaseConsumer<T, IxDyn> {
     fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let lease = self.lease(py, timeout)?;
-        leases::read_array(py, lease)
+        leases::read_array(py, lease, self.shape())
     }
 
     fn recv_into(

@@ -7,8 +7,10 @@ use std::sync::Mutex;
 
 use ndarray::{ArrayView, ArrayViewMut, IxDyn};
 use ndring::{ReadLease, WriteLease};
-use numpy::PyArray;
-use numpy::npyffi::{NPY_ARRAY_WRITEABLE, PyArrayObject};
+use std::ffi::{c_int, c_void};
+
+use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, PY_ARRAY_API, PyArrayObject, npy_intp};
+use numpy::{PyArray, PyArrayDescrMethods};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -95,7 +97,7 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if std::process::id() == self.pid {
+        if crate::pid::current() == self.pid {
             // SAFETY: dropped once, here, and never used after.
             unsafe { ManuallyDrop::drop(&mut self.inner) };
         }
@@ -112,33 +114,67 @@ fn make_read_only(array: &Bound<'_, PyAny>) {
     unsafe { (*ptr).fields.flags &= !NPY_ARRAY_WRITEABLE };
 }
 
+/// A ring's rank is at most 8 (the header's limit); numpy takes up to 32 (64 in numpy 2).
+const MAX_DIMS: usize = 8;
+
 /// A read-only numpy array over a received slot, with a `Lease` owning the slot as its base.
+///
+/// Built with one `PyArray_NewFromDescr` call (read-only from birth: no WRITEABLE flag, no
+/// strides to compute: C order) rather than through an ndarray view: this runs once per item.
 pub fn read_array<'py, T>(
     py: Python<'py>,
     lease: ReadLease<T, IxDyn>,
+    shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>>
 where
     T: ndring::Element + numpy::Element,
 {
+    let mut dims: [npy_intp; MAX_DIMS] = [0; MAX_DIMS];
+    let nd = shape.len().min(MAX_DIMS);
+    for (d, &n) in dims.iter_mut().zip(shape) {
+        *d = n as npy_intp;
+    }
     let ptr = lease.as_ptr();
-    let dim = IxDyn(lease.view().shape());
     let owner = Bound::new(
         py,
         Lease {
             inner: ManuallyDrop::new(Box::new(lease)),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
         },
     )?;
-    // SAFETY: `ptr` is the leased slot's payload, holding `dim`'s elements of `T`, reserved to
-    // the lease (nobody writes it) until the lease is dropped; the lease now lives in `owner`,
-    // which becomes the array's base, so it lives as long as the array and every view of it.
-    let array = unsafe {
-        let view = ArrayView::from_shape_ptr(dim, ptr);
-        PyArray::<T, IxDyn>::borrow_from_array(&view, owner.into_any())
-    };
-    let array = array.into_any();
-    make_read_only(&array);
-    Ok(array)
+    // SAFETY: `ptr` is the leased slot's payload, 128-aligned, holding `shape`'s elements of `T`
+    // in C order (`shape` is the ring's, at most 8 dimensions), reserved to the lease (nobody
+    // writes it) until the lease is dropped. The array is created without WRITEABLE, and its base
+    // (a `Lease`, which has no buffer protocol) makes numpy refuse to set it again. The descriptor
+    // reference is stolen by `PyArray_NewFromDescr`; the owner's by `PyArray_SetBaseObject`
+    // (released by numpy on failure too), after which the lease lives as long as the array and
+    // every view of it.
+    unsafe {
+        let array = PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type),
+            T::get_dtype(py).into_dtype_ptr(),
+            nd as c_int,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            ptr as *mut c_void,
+            0,
+            std::ptr::null_mut(),
+        );
+        if array.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let array = Bound::from_owned_ptr(py, array);
+        if PY_ARRAY_API.PyArray_SetBaseObject(
+            py,
+            array.as_ptr().cast::<PyArrayObject>(),
+            owner.into_any().into_ptr(),
+        ) != 0
+        {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(array)
+    }
 }
 
 /// A broadcast frame copied out: a writable array over the copy, with its info as base.
@@ -157,7 +193,7 @@ where
         py,
         Lease {
             inner: ManuallyDrop::new(Box::new(frame)),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
         },
     )?;
     // SAFETY: `ptr` points into the Vec now owned (never resized) by `owner`, which becomes the
@@ -201,7 +237,7 @@ impl Drop for ClaimedSlot {
             .get_mut()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if std::process::id() == self.pid {
+        if crate::pid::current() == self.pid {
             drop(lease); // abandoned
         } else {
             std::mem::forget(lease); // a forked child's copy: the parent's claim
@@ -244,7 +280,7 @@ where
         py,
         ClaimedSlot {
             lease: Mutex::new(Some(Box::new(lease))),
-            pid: std::process::id(),
+            pid: crate::pid::current(),
         },
     )?;
     // SAFETY: `ptr` is the claimed slot's payload (`dim`'s elements of `T`), ours alone until
@@ -323,7 +359,7 @@ impl Claim {
     ) -> PyResult<bool> {
         if let Some(hold) = &self.hold {
             let pid = hold.get().pid;
-            if pid != std::process::id() {
+            if pid != crate::pid::current() {
                 return Err(crate::errors::raise(
                     py,
                     "Error",

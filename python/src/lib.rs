@@ -8,12 +8,15 @@
 mod errors;
 mod handles;
 mod leases;
+mod pid;
+mod probe;
 
 use pyo3::prelude::*;
 
 /// The native module, re-exported by `ndring/__init__.py`.
 #[pymodule]
 fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    pid::init();
     m.add_class::<handles::Producer>()?;
     m.add_class::<handles::Consumer>()?;
     m.add_class::<handles::BroadcastWriter>()?;
@@ -22,5 +25,6 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<leases::Claim>()?;
     m.add_function(wrap_pyfunction!(handles::remove, m)?)?;
     m.add_function(wrap_pyfunction!(handles::now_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(probe::_line_round_trip_ns, m)?)?;
     Ok(())
 }

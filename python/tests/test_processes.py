@@ -105,6 +105,44 @@ def test_handle_opened_before_fork_raises_in_child(name):
     assert list(rx.recv(timeout=5)) == [4, 2]
 
 
+def test_array_dropped_in_an_os_fork_child_keeps_the_parents_slot(name):
+    # The process id the extension checks is cached and refreshed in fork children (no getpid
+    # per call): a bare os.fork must be seen too, for handles and for received arrays alike.
+    tx = ndring.Producer.create(name, shape=2, dtype=np.uint8, slots=2)
+    rx = ndring.Consumer.open(name)
+    tx.send(np.array([1, 1], np.uint8))
+    a = rx.recv(timeout=5)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: drops the parent's array, then tries the parent's handle
+        code = 0
+        try:
+            del a
+            try:
+                rx.recv(timeout=0)
+                code = 2
+            except ndring.Error as e:
+                os.write(w, str(e).encode())
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r) as f:
+        message = f.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "forked child" in message and str(pid) in message
+    # The slot of `a` is still the parent's: one slot is left, then the ring is full until the
+    # parent drops `a` (had the child released it, the producer would find room now).
+    assert rx.held == 1
+    tx.send(np.array([2, 2], np.uint8), timeout=5)
+    with pytest.raises(ndring.Timeout):
+        tx.send(np.array([3, 3], np.uint8), timeout=0)
+    assert list(a) == [1, 1]
+    del a
+    tx.send(np.array([3, 3], np.uint8), timeout=5)
+    assert [list(rx.recv(timeout=5)) for _ in range(2)] == [[2, 2], [3, 3]]
+
+
 CHILD_BLOCKED_IN_RECV = """
 import sys, ndring
 rx = ndring.Consumer.open(sys.argv[1])
