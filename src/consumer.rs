@@ -198,52 +198,81 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     #[inline]
     fn release_held(&mut self) {
         if let Some(pos) = self.held.take() {
-            let seg = &*self.seg;
-            let me = seg.peer(self.entry);
-            let woke = match &mut self.spsc {
+            match &mut self.spsc {
                 // `holding` keeps `pos + 1`: with `head` now past `pos`, a successor never
                 // mistakes it for a held item.
                 Some(c) => {
-                    let wake = c.release(seg.control());
-                    if wake {
-                        wait::wake(&seg.control().not_full);
+                    if c.release(self.seg.control()) {
+                        self.woke(true);
                     }
-                    wake
                 }
-                None => {
-                    mpmc::release(seg, me, pos);
-                    wait::notify(&seg.control().not_full)
-                }
-            };
-            // Someone counts as asleep: if it died asleep, take its count back within a grace
-            // period, so that releases return to their fast path.
-            if woke && self.clock.due(self.how.grace) {
-                peers::sweep(seg);
+                None => self.release_mpmc(pos),
             }
         }
     }
 
+    #[inline(never)]
+    fn release_mpmc(&mut self, pos: u64) {
+        let seg = &*self.seg;
+        mpmc::release(seg, seg.peer(self.entry), pos);
+        if wait::notify(&seg.control().not_full) {
+            self.woke(false);
+        }
+    }
+
+    /// After a release that found the producer side asleep: wakes it (`wake`, SPSC: the
+    /// notifier only said someone may sleep), and, should that sleeper have died asleep, takes
+    /// its count back within a grace period, so that releases return to their fast path.
+    #[cold]
+    #[inline(never)]
+    fn woke(&mut self, wake: bool) {
+        let seg = &*self.seg;
+        if wake {
+            wait::wake(&seg.control().not_full);
+        }
+        if self.clock.due(self.how.grace) {
+            peers::sweep(seg);
+        }
+    }
+
+    /// Inlined into the caller: an SPSC item already published, and the rest out of line.
+    #[inline]
     fn recv_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<ReadSlot<'_, T, D>> {
         self.release_held();
         let seg = &*self.seg;
-        let me = seg.peer(self.entry);
         // The common case first, without the waiting machinery: an SPSC item already published.
         let ready = match &mut self.spsc {
             Some(c) => c.try_recv(seg, false).ok(),
             None => None,
         };
         let (pos, slot) = match ready {
-            Some(got) => got,
-            None => wait_recv(
-                seg,
-                me,
-                &mut self.spsc,
-                &mut self.liveness,
-                self.how,
-                deadline,
-                block,
-            )?,
+            Some(got) => {
+                seg.peer(self.entry).holding.store(got.0 + 1, Relaxed);
+                got
+            }
+            None => self.recv_other(deadline, block)?,
         };
+        self.held = Some(pos);
+        // SAFETY: the protocol reserved position `pos` (slot `slot`) to us; it is released only
+        // by `release_held`, at our next call, when the `&mut self` borrow that this ReadSlot
+        // (and every view derived from it) holds has ended.
+        Ok(unsafe { ReadSlot::new(&self.seg, slot, pos + 1, self.dim.clone()) })
+    }
+
+    /// The rest of [`Consumer::recv_until`]: MPMC, or an empty SPSC ring.
+    #[inline(never)]
+    fn recv_other(&mut self, deadline: Option<Instant>, block: bool) -> Result<(u64, usize)> {
+        let seg = &*self.seg;
+        let me = seg.peer(self.entry);
+        let (pos, slot) = wait_recv(
+            seg,
+            me,
+            &mut self.spsc,
+            &mut self.liveness,
+            self.how,
+            deadline,
+            block,
+        )?;
         if self.spsc.is_some() {
             me.holding.store(pos + 1, Relaxed);
         } else {
@@ -251,11 +280,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
             // unless a producer sleeps).
             wait::notify(&seg.control().not_full);
         }
-        self.held = Some(pos);
-        // SAFETY: the protocol reserved position `pos` (slot `slot`) to us; it is released only
-        // by `release_held`, at our next call, when the `&mut self` borrow that this ReadSlot
-        // (and every view derived from it) holds has ended.
-        Ok(unsafe { ReadSlot::new(seg, slot, pos + 1, self.dim.clone()) })
+        Ok((pos, slot))
     }
 
     /// Receives the next item, waiting while the ring is empty. `Err(Closed)` once the ring is
@@ -275,6 +300,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// assert_eq!(slot.to_vec(), vec![5, 6]);
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn recv(&mut self) -> Result<ReadSlot<'_, T, D>> {
         self.recv_until(None, true)
     }
@@ -290,6 +316,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// assert!(matches!(rx.try_recv(), Err(Error::Empty)));
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn try_recv(&mut self) -> Result<ReadSlot<'_, T, D>> {
         self.recv_until(None, false)
     }

@@ -15,7 +15,7 @@ use crate::peers::{self, PeerInfo, Registration, Role};
 use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
 use crate::segment::Segment;
-use crate::slot::{Sink, WriteSlot};
+use crate::slot::{Owner, Sink, WriteSlot};
 use crate::sync::Ordering::*;
 use crate::wait::{self, SweepClock, Waiting};
 
@@ -39,7 +39,7 @@ pub struct Producer<T: Element, D: Dimension> {
 }
 
 /// The untyped part, which `WriteSlot` reports to.
-struct Inner {
+pub(crate) struct Inner {
     seg: Arc<Segment>,
     /// Our peer entry.
     entry: usize,
@@ -206,6 +206,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
         self.claim_until(None, true)
     }
@@ -223,6 +224,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn try_claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
         self.claim_until(None, false)
     }
@@ -247,6 +249,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         }
     }
 
+    #[inline]
     fn claim_until(
         &mut self,
         deadline: Option<Instant>,
@@ -264,7 +267,15 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         };
         // SAFETY: the protocol gave us position `pos`, hence slot `slot`, exclusively until we
         // publish or abandon it through `commit`; the payload holds `self.dim`'s elements.
-        Ok(unsafe { WriteSlot::new(&mut self.inner, slot, pos, pos + 1, self.dim.clone()) })
+        Ok(unsafe {
+            WriteSlot::new(
+                Owner::Queue(&mut self.inner),
+                slot,
+                pos,
+                pos + 1,
+                self.dim.clone(),
+            )
+        })
     }
 
     /// [`Producer::claim`] without the borrowing [`WriteSlot`], for `lease.rs`: the position and
@@ -497,39 +508,63 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
 }
 
 impl Sink for Inner {
+    #[inline]
     fn segment(&self) -> &Segment {
         &self.seg
     }
 
+    /// Inlined into `WriteSlot::publish`: an SPSC publish, and the rest out of line.
+    #[inline]
     fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
+        if let (Some(p), Some(user_len)) = (&mut self.spsc, publish) {
+            let seg = &*self.seg;
+            crate::slot::write_ctrl(seg, slot, user_len);
+            if p.publish(seg) {
+                self.woke(true);
+            }
+            return;
+        }
+        self.commit_other(slot, pos, publish);
+    }
+}
+
+impl Inner {
+    /// [`Sink::commit`] of an MPMC ring, or of an abandoned SPSC slot.
+    #[inline(never)]
+    fn commit_other(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
         let seg = &*self.seg;
-        let me = seg.peer(self.entry);
         if let Some(user_len) = publish {
             crate::slot::write_ctrl(seg, slot, user_len);
         }
         let publish = publish.is_some();
         let woke = match &mut self.spsc {
-            Some(p) if publish => {
-                let wake = p.publish(seg);
-                if wake {
-                    wait::wake(&seg.control().not_empty);
-                }
-                wake
-            }
             // SPSC: an abandoned position is simply claimed again.
             Some(_) => false,
             None => {
-                mpmc::publish(seg, me, pos, !publish);
+                mpmc::publish(seg, seg.peer(self.entry), pos, !publish);
                 wait::notify(&seg.control().not_empty)
             }
         };
-        // Someone counts as asleep: if it died asleep, take its count back within a grace
-        // period, so that publishes return to their fast path.
-        if woke && self.clock.due(self.how.grace) {
-            peers::sweep(seg);
-        }
         if !publish {
             seg.control().stats.abandoned.fetch_add(1, Relaxed);
+        }
+        if woke {
+            self.woke(false);
+        }
+    }
+
+    /// After a publish that found the consumer side asleep: wakes it (`wake`, SPSC: the
+    /// notifier only said someone may sleep), and, should that sleeper have died asleep, takes
+    /// its count back within a grace period, so that publishes return to their fast path.
+    #[cold]
+    #[inline(never)]
+    fn woke(&mut self, wake: bool) {
+        let seg = &*self.seg;
+        if wake {
+            wait::wake(&seg.control().not_empty);
+        }
+        if self.clock.due(self.how.grace) {
+            peers::sweep(seg);
         }
     }
 }

@@ -36,6 +36,32 @@ pub(crate) fn write_ctrl(seg: &Segment, slot: usize, user_len: u32) {
     ctrl.user_len.store(user_len, Relaxed);
 }
 
+/// The handle a `WriteSlot` came from. An enum rather than `&mut dyn Sink`, so that a queue
+/// producer's publish is inlined into the caller's loop (a call through a vtable, and the
+/// registers it saves, is a measurable share of a 64-byte hand-off: `examples/handoff.rs`).
+pub(crate) enum Owner<'a> {
+    Queue(&'a mut crate::producer::Inner),
+    Broadcast(&'a mut crate::writer::Inner),
+}
+
+impl Owner<'_> {
+    #[inline]
+    fn segment(&self) -> &Segment {
+        match self {
+            Owner::Queue(q) => q.segment(),
+            Owner::Broadcast(b) => b.segment(),
+        }
+    }
+
+    #[inline]
+    fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
+        match self {
+            Owner::Queue(q) => q.commit(slot, pos, publish),
+            Owner::Broadcast(b) => b.commit(slot, pos, publish),
+        }
+    }
+}
+
 /// A claimed slot: fill it through the `ArrayViewMut` it derefs to, set its metadata, then
 /// [`publish`](WriteSlot::publish) it. Dropped unpublished, it is abandoned: no consumer ever sees
 /// it.
@@ -44,7 +70,7 @@ pub(crate) fn write_ctrl(seg: &Segment, slot: usize, user_len: u32) {
 /// panics, and the slot is never released.
 #[must_use = "a WriteSlot dropped without publish() is abandoned"]
 pub struct WriteSlot<'a, T: Element, D: Dimension> {
-    sink: &'a mut dyn Sink,
+    sink: Owner<'a>,
     view: ArrayViewMut<'a, T, D>,
     /// Where the view must still point, and its shape, at publish (see `view_intact`).
     ptr: *const T,
@@ -63,13 +89,8 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// The caller owns slot `slot` (claimed at `pos`, to be published as `seq`) exclusively until
     /// `sink.commit` is called, and the segment's payload for that slot holds `dim`'s elements of
     /// `T`.
-    pub(crate) unsafe fn new(
-        sink: &'a mut dyn Sink,
-        slot: usize,
-        pos: u64,
-        seq: u64,
-        dim: D,
-    ) -> Self {
+    #[inline]
+    pub(crate) unsafe fn new(sink: Owner<'a>, slot: usize, pos: u64, seq: u64, dim: D) -> Self {
         let ptr = sink.segment().payload(slot).cast::<T>();
         // SAFETY: from the caller: exclusive ownership of the slot's payload, which is
         // 128-aligned (>= align_of::<T>()) and holds exactly `dim.size()` elements of `T`, inside
@@ -173,6 +194,7 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
+    #[inline]
     pub fn publish(mut self) -> u64 {
         if !self.view_intact() {
             self.done = true;
@@ -186,6 +208,7 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// Whether the view is still the one we made: same start, same shape, C order. A view
     /// swapped out (`mem::replace`) and split could otherwise keep a part of the slot writable
     /// after publish.
+    #[inline]
     fn view_intact(&self) -> bool {
         self.view.as_ptr() == self.ptr
             && self.view.raw_dim() == self.dim
@@ -207,6 +230,7 @@ impl<T: Element, D: Dimension> DerefMut for WriteSlot<'_, T, D> {
 }
 
 impl<T: Element, D: Dimension> Drop for WriteSlot<'_, T, D> {
+    #[inline]
     fn drop(&mut self) {
         if !self.done && self.view_intact() {
             self.sink.commit(self.slot, self.pos, None);
@@ -232,6 +256,7 @@ impl<'a, T: Element, D: Dimension> ReadSlot<'a, T, D> {
     /// Nobody writes slot `slot` for 'a (the protocol reserves it to the caller, who holds a
     /// `&'a mut` borrow of its handle and releases only on its next call), and its payload holds
     /// `dim`'s elements of `T`.
+    #[inline]
     pub(crate) unsafe fn new(seg: &'a Segment, slot: usize, seq: u64, dim: D) -> Self {
         // SAFETY: from the caller; the payload is 128-aligned and sized for `dim`.
         let view = unsafe { ArrayView::from_shape_ptr(dim, seg.payload(slot).cast::<T>()) };

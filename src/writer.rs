@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::peers::{self, PeerInfo, Registration, Role};
 use crate::protocol::{RingMemory, broadcast};
 use crate::segment::Segment;
-use crate::slot::{Sink, WriteSlot};
+use crate::slot::{Owner, Sink, WriteSlot};
 use crate::wait;
 
 /// Publishes frames to a broadcast ring. It never waits for subscribers: it overwrites the
@@ -35,7 +35,7 @@ pub struct BroadcastWriter<T: Element, D: Dimension> {
     _t: PhantomData<fn() -> T>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     seg: Arc<Segment>,
     entry: usize,
     writer: broadcast::Writer,
@@ -148,7 +148,15 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         let seq = self.inner.writer.next_seq();
         // SAFETY: `claim` marked slot `s` WRITING after checking that no subscriber pins it; no
         // subscriber borrows a WRITING slot, so it is ours until `commit`.
-        unsafe { WriteSlot::new(&mut self.inner, s, seq, seq, self.dim.clone()) }
+        unsafe {
+            WriteSlot::new(
+                Owner::Broadcast(&mut self.inner),
+                s,
+                seq,
+                seq,
+                self.dim.clone(),
+            )
+        }
     }
 
     /// Copies `array` (any layout, same shape) into a slot and publishes it; returns its `seq`.
