@@ -206,17 +206,14 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
                         self.woke(true);
                     }
                 }
-                None => self.release_mpmc(pos),
+                None => {
+                    let seg = &*self.seg;
+                    mpmc::release(seg, seg.peer(self.entry), pos);
+                    if wait::notify(&seg.control().not_full) {
+                        self.woke(false);
+                    }
+                }
             }
-        }
-    }
-
-    #[inline(never)]
-    fn release_mpmc(&mut self, pos: u64) {
-        let seg = &*self.seg;
-        mpmc::release(seg, seg.peer(self.entry), pos);
-        if wait::notify(&seg.control().not_full) {
-            self.woke(false);
         }
     }
 
@@ -240,16 +237,22 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     fn recv_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<ReadSlot<'_, T, D>> {
         self.release_held();
         let seg = &*self.seg;
-        // The common case first, without the waiting machinery: an SPSC item already published.
+        let me = seg.peer(self.entry);
+        // The common case first, without the waiting machinery: an item already published.
         let ready = match &mut self.spsc {
-            Some(c) => c.try_recv(seg, false).ok(),
-            None => None,
+            Some(c) => c.try_recv(seg, false).ok().inspect(|got| {
+                me.holding.store(got.0 + 1, Relaxed);
+            }),
+            // MPMC: `Closed` is for the waiting loop to see (see `mpmc::try_recv_polling`).
+            None => mpmc::try_recv_polling(seg, me, false).ok().map(|pos| {
+                // Tombstones skipped on the way were released: producers may have room (a load
+                // unless a producer sleeps).
+                wait::notify(&seg.control().not_full);
+                (pos, mpmc::slot_of(pos, seg.slot_count() as u64))
+            }),
         };
         let (pos, slot) = match ready {
-            Some(got) => {
-                seg.peer(self.entry).holding.store(got.0 + 1, Relaxed);
-                got
-            }
+            Some(got) => got,
             None => self.recv_other(deadline, block)?,
         };
         self.held = Some(pos);
@@ -259,7 +262,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         Ok(unsafe { ReadSlot::new(&self.seg, slot, pos + 1, self.dim.clone()) })
     }
 
-    /// The rest of [`Consumer::recv_until`]: MPMC, or an empty SPSC ring.
+    /// The rest of [`Consumer::recv_until`]: an empty ring.
     #[inline(never)]
     fn recv_other(&mut self, deadline: Option<Instant>, block: bool) -> Result<(u64, usize)> {
         let seg = &*self.seg;
@@ -436,7 +439,7 @@ fn wait_recv(
 ) -> Result<(u64, usize)> {
     let n = seg.slot_count() as u64;
     let mpmc_recv =
-        |strong: bool| mpmc::try_recv(seg, me, strong).map(|pos| (pos, (pos % n) as usize));
+        |strong: bool| mpmc::try_recv(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n)));
     if block {
         // Spin with the weak attempt alone, inlined into the poll loop (see `wait::spin`).
         let spun = match spsc.as_mut() {
@@ -449,7 +452,7 @@ fn wait_recv(
                     polls = polls.wrapping_add(1);
                     wait::attempt(
                         mpmc::try_recv_polling(seg, me, polls % 64 == 0)
-                            .map(|pos| (pos, (pos % n) as usize)),
+                            .map(|pos| (pos, mpmc::slot_of(pos, n))),
                     )
                 })
             }

@@ -256,10 +256,15 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         block: bool,
     ) -> Result<WriteSlot<'_, T, D>> {
         let inner = &mut self.inner;
-        // The common case first, without the waiting machinery: a free SPSC slot.
+        // The common case first, without the waiting machinery: a free slot.
         let free = match &mut inner.spsc {
             Some(p) => p.try_claim(inner.seg.control(), false).ok(),
-            None => None,
+            None => {
+                let seg = &*inner.seg;
+                mpmc::try_claim(seg, seg.peer(inner.entry), false)
+                    .ok()
+                    .map(|pos| (pos, mpmc::slot_of(pos, seg.slot_count() as u64)))
+            }
         };
         let (pos, slot) = match free {
             Some(got) => got,
@@ -453,7 +458,7 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
     let n = seg.slot_count() as u64;
     let spsc = &mut inner.spsc;
     let mpmc_claim =
-        |strong: bool| mpmc::try_claim(seg, me, strong).map(|pos| (pos, (pos % n) as usize));
+        |strong: bool| mpmc::try_claim(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n)));
     if block {
         // Spin with the weak attempt alone, inlined into the poll loop (see `wait::spin`).
         let spun = match spsc.as_mut() {
@@ -513,41 +518,44 @@ impl Sink for Inner {
         &self.seg
     }
 
-    /// Inlined into `WriteSlot::publish`: an SPSC publish, and the rest out of line.
+    /// Inlined into `WriteSlot::publish`; an abandon goes out of line.
     #[inline]
     fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
-        if let (Some(p), Some(user_len)) = (&mut self.spsc, publish) {
-            let seg = &*self.seg;
-            crate::slot::write_ctrl(seg, slot, user_len);
-            if p.publish(seg) {
-                self.woke(true);
+        let Some(user_len) = publish else {
+            return self.abandon(pos);
+        };
+        let seg = &*self.seg;
+        crate::slot::write_ctrl(seg, slot, user_len);
+        match &mut self.spsc {
+            Some(p) => {
+                if p.publish(seg) {
+                    self.woke(true);
+                }
             }
-            return;
+            None => {
+                mpmc::publish(seg, seg.peer(self.entry), pos, false);
+                if wait::notify(&seg.control().not_empty) {
+                    self.woke(false);
+                }
+            }
         }
-        self.commit_other(slot, pos, publish);
     }
 }
 
 impl Inner {
-    /// [`Sink::commit`] of an MPMC ring, or of an abandoned SPSC slot.
+    /// [`Sink::commit`] of a slot dropped unpublished.
     #[inline(never)]
-    fn commit_other(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
+    fn abandon(&mut self, pos: u64) {
         let seg = &*self.seg;
-        if let Some(user_len) = publish {
-            crate::slot::write_ctrl(seg, slot, user_len);
-        }
-        let publish = publish.is_some();
         let woke = match &mut self.spsc {
             // SPSC: an abandoned position is simply claimed again.
             Some(_) => false,
             None => {
-                mpmc::publish(seg, seg.peer(self.entry), pos, !publish);
+                mpmc::publish(seg, seg.peer(self.entry), pos, true);
                 wait::notify(&seg.control().not_empty)
             }
         };
-        if !publish {
-            seg.control().stats.abandoned.fetch_add(1, Relaxed);
-        }
+        seg.control().stats.abandoned.fetch_add(1, Relaxed);
         if woke {
             self.woke(false);
         }

@@ -86,17 +86,19 @@ enum Reuse {
     /// permutation of the slots, and a fresh ring puts `pos` in slot `pos % slots`: no free list
     /// to keep, and an item's own control words share the line of its entry's stamp.
     Cycle,
-    /// The free list `free`, refilled from `head`: the most recently released slot on top when
-    /// `eager` (large items), in release order otherwise (a takeover that found the entries
-    /// inconsistent, so that `Cycle` cannot be trusted).
-    Stack { eager: bool },
+    /// The free list `free`, refilled from `head`, in release order (a takeover that found the
+    /// entries inconsistent, so that `Cycle` cannot be trusted).
+    InOrder,
+    /// The free list `free`, the most recently released slot on top (eager: large items).
+    Recent,
 }
+// Fieldless, so that each test of the policy on the hot path is one compare.
 
 /// The producer's private state.
 ///
 /// Invariants: `named[pos % slots]` is the data slot of each position in `cached_head..tail`
-/// (or [`UNKNOWN`]). `Reuse::Cycle`: `named` is a permutation of `0..slots`. `Reuse::Stack`:
-/// `free` holds distinct data slots, none named by a position in `cached_head..tail`, and
+/// (or [`UNKNOWN`]). `Reuse::Cycle`: `named` is a permutation of `0..slots`. `Reuse::InOrder`
+/// and `Reuse::Recent`: `free` holds distinct data slots, none named by a position in `cached_head..tail`, and
 /// `is_free[d]` says whether `d` is in `free`; without corruption
 /// `free.len() == slots - (tail - cached_head)`.
 #[derive(Debug)]
@@ -113,7 +115,7 @@ pub struct Producer {
     /// The data slot of each entry's latest position.
     named: Vec<u32>,
     reuse: Reuse,
-    /// `Reuse::Stack`: free data slots, the next one to fill at the back.
+    /// With a free list: free data slots, the next one to fill at the back.
     free: VecDeque<u32>,
     is_free: Vec<bool>,
     slots: u64,
@@ -194,7 +196,7 @@ impl Producer {
             reuse: if consistent {
                 Reuse::Cycle
             } else {
-                Reuse::Stack { eager: false }
+                Reuse::InOrder
             },
             free,
             is_free,
@@ -226,17 +228,19 @@ impl Producer {
             );
             self.head_entry = (self.cached_head % self.slots) as usize;
         }
-        if eager || self.reuse != Reuse::Cycle {
-            self.reuse = Reuse::Stack { eager };
+        if eager {
+            self.reuse = Reuse::Recent;
+        } else if self.reuse != Reuse::Cycle {
+            self.reuse = Reuse::InOrder;
         }
     }
 
     #[inline]
     fn eager(&self) -> bool {
-        self.reuse == Reuse::Stack { eager: true }
+        self.reuse == Reuse::Recent
     }
 
-    /// Learns that `head` is `h`: in `Reuse::Stack`, takes back the data slots of the positions
+    /// Learns that `head` is `h`: with a free list, takes back the data slots of the positions
     /// released since the last look.
     ///
     /// Eager: the most recently released goes on top, so that it is rewritten next while still
@@ -301,7 +305,7 @@ impl Producer {
         // Not taken until published: an abandoned claim gets the same slot again.
         let d = match self.reuse {
             Reuse::Cycle => self.named[self.entry],
-            Reuse::Stack { .. } => self.free[self.free.len() - 1],
+            Reuse::InOrder | Reuse::Recent => self.free[self.free.len() - 1],
         };
         Ok((self.tail, d as usize))
     }
@@ -315,7 +319,7 @@ impl Producer {
         let next = self.tail + 1;
         let d = match self.reuse {
             Reuse::Cycle => self.named[self.entry],
-            Reuse::Stack { .. } => {
+            Reuse::InOrder | Reuse::Recent => {
                 let d = self
                     .free
                     .pop_back()
