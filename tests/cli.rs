@@ -664,7 +664,8 @@ fn stream_items(a: &[String]) {
     }
 }
 
-/// Child: takes every item of queue ring `a[0]`, until killed.
+/// Child: takes every item of queue ring `a[0]`, until killed or until the producer has gone
+/// (the parent kills the producer first, so `Disconnected` is the normal end).
 fn drain(a: &[String]) {
     let mut rx = Consumer::<u8, Ix1>::open_with(
         &a[0],
@@ -672,7 +673,11 @@ fn drain(a: &[String]) {
     )
     .unwrap();
     loop {
-        let _ = rx.recv().unwrap();
+        match rx.recv() {
+            Ok(_) => {}
+            Err(ndring::Error::Disconnected { .. } | ndring::Error::Closed) => return,
+            Err(e) => panic!("drain: {e}"),
+        }
     }
 }
 
