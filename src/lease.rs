@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::header::{CLOSED, SLEEPING_NOT_EMPTY};
 use crate::peers::{self, Role};
 use crate::producer::Producer;
-use crate::protocol::{RingMemory, mpmc, spsc::Stop};
+use crate::protocol::{RingMemory, mpmc, spsc, spsc::Stop};
 use crate::segment::Segment;
 use crate::sync::Ordering::*;
 use crate::wait::{self, SweepClock, Waiting};
@@ -85,7 +85,8 @@ struct ReadState<T: Element, D: Dimension> {
     read: u64,
     /// SPSC: a value `tail` had (with its `CLOSED` bit).
     cached_tail: u64,
-    /// SPSC: per slot, whether the position it holds (in `head..read`) was released already.
+    /// SPSC: per entry (`pos % slots`), whether its position (in `head..read`) was released
+    /// already.
     released: Vec<bool>,
     /// MPMC: this process's peer entries used to take slots (the consumer's own first), and
     /// the position each holds now.
@@ -179,7 +180,10 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
                 .holding
                 .store(self.read, Relaxed);
             self.held += 1;
-            Some(Ok((pos, (pos % n) as usize)))
+            // The entry of `pos` names its data slot (not always `pos % n`: a producer may reuse
+            // the slot released most recently, see `protocol::spsc`); the Acquire load of `tail`
+            // above made the name visible.
+            Some(Ok((pos, spsc::data_slot_of(seg, (pos % n) as usize))))
         } else {
             let me = seg.peer(self.entries[entry].0);
             match mpmc::try_recv(seg, me, strong) {
@@ -212,13 +216,14 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
         }
     }
 
-    /// Releases position `pos` (slot `slot`), taken with the MPMC entry `entry`.
-    fn release(&mut self, seg: &Segment, pos: u64, slot: usize, entry: usize) {
+    /// Releases position `pos`, taken with the MPMC entry `entry`.
+    fn release(&mut self, seg: &Segment, pos: u64, entry: usize) {
         self.held -= 1;
         match &mut self.consumer.spsc {
             Some(c) => {
-                self.released[slot] = true;
                 let n = seg.slot_count() as u64;
+                // Indexed by entry (`pos % n`), the order `head` walks in; the data slot may differ.
+                self.released[(pos % n) as usize] = true;
                 // `head` advances over every contiguous released position, in order.
                 while c.head() < self.read && self.released[(c.head() % n) as usize] {
                     self.released[(c.head() % n) as usize] = false;
@@ -545,7 +550,7 @@ impl<T: Element, D: Dimension> ReadLease<T, D> {
 impl<T: Element, D: Dimension> Drop for ReadLease<T, D> {
     fn drop(&mut self) {
         let sh = &*self.shared;
-        lock(&sh.state).release(&sh.seg, self.pos, self.slot, self.entry);
+        lock(&sh.state).release(&sh.seg, self.pos, self.entry);
     }
 }
 
@@ -942,6 +947,46 @@ mod tests {
         let next = rx.recv_lease().unwrap();
         assert_eq!(next.seq(), 5);
         assert_eq!(rx.recv_lease().unwrap().view()[0], 6);
+    }
+
+    #[test]
+    fn spsc_leases_read_the_data_slot_each_entry_names() {
+        // A producer that reuses the slot released last puts position 4 in slot 1, not in
+        // slot 4 % 4: a lease must follow the entry's name, also for items read ahead.
+        let n = name("names");
+        let mut tx = Producer::<u32, Ix1>::create(&n, 2, &Config::spsc().slots(4)).unwrap();
+        tx.reuse_recent_slots(true);
+        let mut rx = LeaseConsumer::from(Consumer::<u32, Ix1>::open(&n).unwrap());
+        let mut sent = 0u32;
+        let mut send = |tx: &mut Producer<u32, Ix1>| {
+            tx.send(&arr1(&[sent, !sent])).unwrap();
+            sent += 1;
+        };
+        for _ in 0..4 {
+            send(&mut tx);
+        }
+        let (a, b) = (rx.recv_lease().unwrap(), rx.recv_lease().unwrap());
+        drop(a);
+        drop(b);
+        send(&mut tx);
+        let held: Vec<_> = (0..3).map(|_| rx.recv_lease().unwrap()).collect();
+        let got: Vec<_> = held.iter().map(|l| l.view().to_vec()).collect();
+        assert_eq!(got, vec![vec![2, !2], vec![3, !3], vec![4, !4]]);
+        assert_ne!(held[2].slot, 0, "the producer reused a slot out of turn");
+        // Out of order: the newest first; `head` moves only when the oldest goes.
+        send(&mut tx); // position 5: the ring is full now
+        let mut held = held;
+        drop(held.pop());
+        drop(held.pop());
+        assert!(matches!(tx.try_claim(), Err(Error::Full)));
+        drop(held.pop());
+        for _ in 0..3 {
+            send(&mut tx);
+        }
+        let got: Vec<_> = (0..4)
+            .map(|_| rx.recv_lease().unwrap().view().to_vec())
+            .collect();
+        assert_eq!(got, (5..9u32).map(|i| vec![i, !i]).collect::<Vec<_>>());
     }
 
     #[test]

@@ -35,6 +35,21 @@ use crate::header::{CLOSED, Control};
 use crate::protocol::{Notifier, RingMemory};
 use crate::sync::Ordering::*;
 
+/// The data slot that entry `entry` (of position `pos`, `entry == pos % slots`) names, once an
+/// Acquire load of its stamp or of `tail` has shown `pos` published. A name out of range (only a
+/// corrupt producer writes one) reads as the entry's own slot: the index stays in bounds, and
+/// such a producer could write any slot's contents anyway. Used by the consumer and by a reader
+/// that holds several positions at once (`lease.rs`).
+#[inline]
+pub fn data_slot_of<M: RingMemory>(mem: &M, entry: usize) -> usize {
+    let d = mem.slot(entry).data_slot.load(Relaxed) & !OUT_OF_TURN;
+    if d < mem.slots() as u64 {
+        d as usize
+    } else {
+        entry
+    }
+}
+
 /// Outcome of a step that did not get a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
@@ -432,12 +447,7 @@ impl Consumer {
     /// slot's contents anyway.
     #[inline]
     fn data_slot<M: RingMemory>(&self, mem: &M) -> usize {
-        let d = mem.slot(self.entry).data_slot.load(Relaxed) & !OUT_OF_TURN;
-        if d < self.slots {
-            d as usize
-        } else {
-            self.entry
-        }
+        data_slot_of(mem, self.entry)
     }
 
     /// Releases the position returned by `try_recv` back to the producer. Returns true if the
