@@ -84,6 +84,8 @@ mod writer;
 mod creator_tests;
 #[cfg(all(test, not(loom)))]
 mod handles_tests;
+#[cfg(all(test, not(loom), not(miri)))]
+mod takeover_tests;
 
 #[cfg(not(loom))]
 pub use crate::{

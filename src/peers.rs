@@ -188,7 +188,14 @@ fn register_entry(seg: &Segment, role: Role) -> Result<Registration> {
             if single_holder(seg.kind(), role) {
                 seg.control().stats.role_takeovers.fetch_add(1, Relaxed);
             }
-            e.holding.store(0, Release);
+            // SPSC: the dead consumer's `holding` stays: positions below it are delivered, and
+            // stay so until our attach has skipped them (`head` up to it). Cleared here, a
+            // successor killed before that skip would leave them to the next consumer to
+            // deliver again (`tests/takeover.rs`). MPMC and broadcast: `recover_entry` returned
+            // what it names.
+            if seg.kind() != RingKind::Spsc {
+                e.holding.store(0, Release);
+            }
             e.pin.store(0, Release);
             return Ok(Registration {
                 index: i,

@@ -128,11 +128,22 @@ fn field(report: &str, name: &str) -> u64 {
 }
 
 /// Writes frames 1..=FRAMES (frame number in the metadata) into an SPSC producer, then closes.
+///
+/// `Disconnected` is not final: while the sending bridge is restarted, the ring is full and its
+/// consumer dead for as long as the new bridge takes to start, connect and take the consumer role
+/// over (under load, longer than the grace period), and then frames flow again.
 fn produce(mut tx: Producer<u8, Ix3>) {
+    let start = Instant::now();
     for i in 1..=FRAMES {
-        let mut slot = tx
-            .claim_timeout(DEADLINE)
-            .expect("the bridge stopped taking frames");
+        let mut slot = loop {
+            match tx.claim_timeout(DEADLINE) {
+                Ok(slot) => break slot,
+                Err(Error::Disconnected { .. }) if start.elapsed() < DEADLINE => {
+                    thread::sleep(Duration::from_millis(10))
+                }
+                Err(e) => panic!("the bridge stopped taking frames: {e}"),
+            }
+        };
         fill_frame(i, slot.as_slice_mut().unwrap());
         slot.set_user_meta(&i).unwrap();
         slot.publish();
