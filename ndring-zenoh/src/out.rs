@@ -87,6 +87,8 @@ struct Sender<'s> {
     source: PayloadSource,
     room: usize,
     attachment: Vec<u8>,
+    /// This bridge's tag on every frame ([`FrameHeader::sender`]).
+    tag: u64,
     stats: OutStats,
 }
 
@@ -100,6 +102,7 @@ impl Sender<'_> {
         let header = FrameHeader {
             seq: slot.seq(),
             timestamp_ns: slot.timestamp_ns(),
+            sender: self.tag,
         };
         self.attachment.clear();
         header.encode(&[], &mut self.attachment);
@@ -161,6 +164,7 @@ fn out_typed<T: Element>(
         source: PayloadSource::new(options.shm_pool_bytes)?,
         room: seg.user_meta_size(),
         attachment: Vec::with_capacity(64 + seg.user_meta_size()),
+        tag: FrameHeader::new_sender(),
         stats: OutStats::default(),
     };
     wait_for_subscriber();
