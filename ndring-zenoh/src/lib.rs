@@ -16,6 +16,7 @@ mod inbound;
 mod meta;
 mod out;
 mod payload;
+mod sequencer;
 mod session;
 mod wire;
 
