@@ -12,7 +12,7 @@ use zenoh::qos::CongestionControl;
 use zenoh::sample::{Sample, SampleKind};
 
 use crate::out::POLL;
-use crate::sequencer::{Origin, Sequencer};
+use crate::sequencer::{Origin, Sequencer, WINDOW_BYTES, WINDOW_FRAMES};
 use crate::wire::{FrameDesc, FrameHeader};
 use crate::{BridgeError, meta};
 
@@ -225,7 +225,7 @@ impl Run<'_> {
     fn typed<T: Element>(self, first: Sample) -> Result<InStats, BridgeError> {
         let mut sink = self.open::<T>()?;
         let mut tally = Tally::default();
-        let mut order = Sequencer::<Sample>::new();
+        let mut order = Sequencer::<Sample>::new(WINDOW_FRAMES, WINDOW_BYTES);
         let mut idle = 0;
         let mut next = Some(first);
         let mut write = |_: u64, sample: Sample| self.write(&mut sink, &mut tally, &sample);
@@ -276,7 +276,8 @@ impl Run<'_> {
                 ring: desc.origin,
                 slots: desc.slots,
             };
-            if let Err(halt) = order.offer(from, header.seq, sample, &mut write) {
+            let bytes = sample.payload().len();
+            if let Err(halt) = order.offer(from, header.seq, bytes, sample, &mut write) {
                 break Err(halt);
             }
         };

@@ -10,8 +10,10 @@
 //!
 //! The sequencer keeps, per sender (the tag in [`crate::FrameHeader::sender`]), the last sequence
 //! number it delivered and, once superseded, where its successor began. A frame that is next in
-//! sequence is written at once. A frame after a hole waits in a small window (at most [`WINDOW`]
-//! frames, sorted by sequence number) only while a superseded sender could still fill that hole;
+//! sequence is written at once. A frame after a hole waits in a window (sorted by sequence
+//! number; at most [`WINDOW_FRAMES`] frames and [`WINDOW_BYTES`] of payload, about what the
+//! kernel's socket buffers can hold in flight) only while a superseded sender could still fill
+//! that hole;
 //! the hole is given up when no sender can fill it any more, when the window is full, or when
 //! the stream has been idle for a while ([`Sequencer::expire`]). A single sender's stream (and a
 //! latest-frame stream, whose holes are frames the sender skipped) never waits.
@@ -25,7 +27,10 @@
 use std::collections::VecDeque;
 
 /// Frames held back at most, waiting for a superseded sender to fill a hole before them.
-pub(crate) const WINDOW: usize = 16;
+pub(crate) const WINDOW_FRAMES: usize = 1024;
+
+/// Payload bytes held back at most (at least one frame is always held).
+pub(crate) const WINDOW_BYTES: usize = 64 << 20;
 
 /// Senders remembered: the current one and the superseded ones that may still deliver.
 const SENDERS: usize = 4;
@@ -70,8 +75,13 @@ pub(crate) struct Sequencer<F> {
     /// Next sequence number to write; `None` before the first frame.
     next: Option<u64>,
     ring: u32,
-    /// Held-back frames, sorted by sequence number, all `>= next`; at most [`WINDOW`].
-    window: VecDeque<(u64, F)>,
+    /// Held-back frames (sequence number, payload bytes, frame), sorted by sequence number,
+    /// all `>= next`; at most `max_frames` of them and `max_bytes` (after the first).
+    window: VecDeque<(u64, usize, F)>,
+    /// Payload bytes in `window`.
+    held: usize,
+    max_frames: usize,
+    max_bytes: usize,
     senders: [Option<SenderState>; SENDERS],
     /// Bit `q % HISTORY`: sequence number `q` (in `next - HISTORY..next`) was skipped.
     skipped: [u64; (HISTORY / 64) as usize],
@@ -79,29 +89,34 @@ pub(crate) struct Sequencer<F> {
 }
 
 impl<F> Sequencer<F> {
-    pub fn new() -> Self {
+    /// A sequencer holding back at most `max_frames` frames and `max_bytes` of payload.
+    pub fn new(max_frames: usize, max_bytes: usize) -> Self {
         Sequencer {
             next: None,
             ring: 0,
-            window: VecDeque::with_capacity(WINDOW),
+            window: VecDeque::new(),
+            held: 0,
+            max_frames: max_frames.max(1),
+            max_bytes,
             senders: [None; SENDERS],
             skipped: [0; (HISTORY / 64) as usize],
             counts: Counts::default(),
         }
     }
 
-    /// Takes frame `seq` from `from`; writes what is now in order.
+    /// Takes frame `seq` (`bytes` of payload) from `from`; writes what is now in order.
     pub fn offer<E>(
         &mut self,
         from: Origin,
         seq: u64,
+        bytes: usize,
         frame: F,
         write: &mut impl FnMut(u64, F) -> Result<(), E>,
     ) -> Result<(), E> {
         let Some(next) = self.next else {
             self.begin(from, seq);
             self.counts.first_seq = seq;
-            return self.insert(seq, frame, write);
+            return self.insert(seq, bytes, frame, write);
         };
         let known = self
             .senders
@@ -146,7 +161,7 @@ impl<F> Sequencer<F> {
             }
             return Ok(());
         }
-        if self.window.iter().any(|&(q, _)| q == seq) {
+        if self.window.iter().any(|&(q, _, _)| q == seq) {
             self.counts.duplicates += 1;
             return Ok(());
         }
@@ -156,7 +171,7 @@ impl<F> Sequencer<F> {
             self.counts.late += 1;
             return Ok(());
         }
-        self.insert(seq, frame, write)
+        self.insert(seq, bytes, frame, write)
     }
 
     /// The stream has been idle: give up the holes and write every held-back frame.
@@ -204,12 +219,14 @@ impl<F> Sequencer<F> {
     fn insert<E>(
         &mut self,
         seq: u64,
+        bytes: usize,
         frame: F,
         write: &mut impl FnMut(u64, F) -> Result<(), E>,
     ) -> Result<(), E> {
-        let at = self.window.partition_point(|&(q, _)| q < seq);
-        self.window.insert(at, (seq, frame));
-        let full = self.window.len() >= WINDOW;
+        let at = self.window.partition_point(|&(q, _, _)| q < seq);
+        self.window.insert(at, (seq, bytes, frame));
+        self.held += bytes;
+        let full = self.window.len() >= self.max_frames || self.held >= self.max_bytes;
         self.drain(full, write)
     }
 
@@ -227,7 +244,7 @@ impl<F> Sequencer<F> {
         mut force: bool,
         write: &mut impl FnMut(u64, F) -> Result<(), E>,
     ) -> Result<(), E> {
-        while let Some(&(front, _)) = self.window.front() {
+        while let Some(&(front, _, _)) = self.window.front() {
             let next = self.next.unwrap_or(front);
             if front > next {
                 if !force && self.fillable(next, front) {
@@ -239,7 +256,8 @@ impl<F> Sequencer<F> {
                 }
                 self.counts.gaps += front - next;
             }
-            let (seq, frame) = self.window.pop_front().expect("a front frame");
+            let (seq, bytes, frame) = self.window.pop_front().expect("a front frame");
+            self.held -= bytes;
             self.set_skipped(seq, false);
             self.next = Some(seq + 1);
             self.counts.last_seq = seq;
@@ -276,6 +294,9 @@ impl<F> Sequencer<F> {
 mod tests {
     use super::*;
 
+    /// Frames held back at most in these tests.
+    const WINDOW: usize = 16;
+
     const A: Origin = Origin {
         sender: 1,
         ring: 10,
@@ -289,7 +310,7 @@ mod tests {
 
     /// Offers `(origin, seq)` in turn; returns what was written, in order, and the counts.
     fn run(arrivals: &[(Origin, u64)], idle_at_end: bool) -> (Vec<u64>, Counts) {
-        let mut s = Sequencer::new();
+        let mut s = Sequencer::new(WINDOW, usize::MAX);
         let mut out = Vec::new();
         let mut write = |q: u64, f: u64| -> Result<(), ()> {
             assert_eq!(q, f);
@@ -297,7 +318,7 @@ mod tests {
             Ok(())
         };
         for &(from, q) in arrivals {
-            s.offer(from, q, q, &mut write).unwrap();
+            s.offer(from, q, 1, q, &mut write).unwrap();
         }
         if idle_at_end {
             s.expire(&mut write).unwrap();
@@ -329,6 +350,21 @@ mod tests {
         assert!(out.windows(2).all(|w| w[0] < w[1]), "{out:?}");
         assert!(!out.contains(&11));
         assert_eq!((c.gaps, c.late, c.duplicates), (0, 1, 0));
+    }
+
+    #[test]
+    fn the_window_is_bounded_in_bytes() {
+        let mut s = Sequencer::new(WINDOW, 100);
+        let mut out = Vec::new();
+        let mut write = |q: u64, _: ()| -> Result<(), ()> {
+            out.push(q);
+            Ok(())
+        };
+        for (from, q) in [(A, 1), (B, 3), (B, 4)] {
+            s.offer(from, q, 50, (), &mut write).unwrap();
+        }
+        assert_eq!(out, [1, 3, 4]);
+        assert_eq!(s.counts.gaps, 1);
     }
 
     #[test]

@@ -382,8 +382,10 @@ fn a_restarted_bridge_resumes() {
         (0, 0),
         "{inn}"
     );
-    // The killed bridge loses at most the frame it held: its frames in flight are not lost.
-    assert!(missing <= 1, "{missing} frames lost: {inn}");
+    // The killed bridge loses only what was in its own process: the frame it was handing to
+    // Zenoh and the tail of the one before (Zenoh queues 2 batches of 64 KiB for sending); its
+    // frames already in the sockets arrive and are written in order.
+    assert!(missing <= 2, "{missing} frames lost: {inn}");
 }
 
 #[test]
