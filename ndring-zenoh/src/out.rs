@@ -167,9 +167,11 @@ fn out_typed<T: Element>(
         tag: FrameHeader::new_sender(),
         stats: OutStats::default(),
     };
-    wait_for_subscriber();
     match seg.kind() {
         RingKind::Spsc | RingKind::Mpmc => {
+            // The consumer role is taken at once (a restarted bridge takes over from a dead one
+            // within the ring's grace period, so the producer does not see `Disconnected`), but
+            // no frame is read before a subscriber is there to take it.
             let mut rx =
                 Consumer::<T, IxDyn>::from_segment(seg).map_err(BridgeError::ring(ring))?;
             while !stopped() {
@@ -184,6 +186,8 @@ fn out_typed<T: Element>(
             }
         }
         RingKind::Broadcast => {
+            // Latest-frame: subscribed once a receiver is there (frames before are not wanted).
+            wait_for_subscriber();
             let mut rx = Subscriber::<T, IxDyn>::from_segment(seg, Start::Newest)
                 .map_err(BridgeError::ring(ring))?;
             while !stopped() {
