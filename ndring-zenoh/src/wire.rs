@@ -31,8 +31,8 @@ pub struct FrameDesc {
     pub slots: usize,
     /// Bytes of user metadata per slot.
     pub meta: usize,
-    /// The source ring's creator (pid; 0: unknown): tells a frame delivered again by the same
-    /// ring from a ring created anew.
+    /// The source ring's creator (pid; 0: unknown): a frame from another creator begins a new
+    /// stream (the source ring was created anew).
     pub origin: u32,
 }
 
