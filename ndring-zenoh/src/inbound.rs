@@ -12,6 +12,7 @@ use zenoh::qos::CongestionControl;
 use zenoh::sample::{Sample, SampleKind};
 
 use crate::out::POLL;
+use crate::sequencer::{Origin, Sequencer, WINDOW_BYTES, WINDOW_FRAMES};
 use crate::wire::{FrameDesc, FrameHeader};
 use crate::{BridgeError, meta};
 
@@ -32,20 +33,24 @@ pub struct InOptions {
 pub struct InStats {
     /// Frames written into the ring.
     pub frames: u64,
-    /// Frames missing from the stream: the sum of the gaps between consecutive sequence numbers
-    /// (frames the sending side skipped, or the network dropped).
+    /// Frames that never arrived: sequence numbers skipped over (the sending side skipped them,
+    /// the network dropped them, or a killed sending bridge held them). Frames are written in
+    /// sequence order, so the holes in the ring are `gaps + late`.
     pub gaps: u64,
-    /// Times the sequence went backwards (the source ring was recreated).
+    /// Frames that arrived after their place had passed (a killed sending bridge's frames, still
+    /// in flight, arriving after the hole they would fill was given up); not written.
+    pub late: u64,
+    /// Times the source ring was created anew (another creator, or a new sending bridge that
+    /// begins well behind the stream): the sequence starts over.
     pub restarts: u64,
-    /// Frames received again (the same source ring, a sequence number already written: a
-    /// sending bridge that took over from a dead one re-read them); not written twice.
+    /// Frames already written that arrived again; not written twice.
     pub duplicates: u64,
     /// Frames that arrived in Zenoh shared memory (a sender on this host with a SHM pool): read
     /// in place, with no copy before the one into the ring.
     pub shm_frames: u64,
-    /// Sequence number (in the source ring) of the first frame received, 0 if none.
+    /// Sequence number (in the source ring) of the first frame written, 0 if none.
     pub first_seq: u64,
-    /// Sequence number of the last frame received, 0 if none.
+    /// Sequence number of the last frame written, 0 if none.
     pub last_seq: u64,
 }
 
@@ -219,35 +224,43 @@ impl Run<'_> {
 
     fn typed<T: Element>(self, first: Sample) -> Result<InStats, BridgeError> {
         let mut sink = self.open::<T>()?;
-        let mut stats = InStats::default();
-        let mut last_seq: Option<(u64, u32)> = None;
+        let mut tally = Tally::default();
+        let mut order = Sequencer::<Sample>::new(WINDOW_FRAMES, WINDOW_BYTES);
+        let mut idle = 0;
         let mut next = Some(first);
-        loop {
+        let mut write = |_: u64, sample: Sample| self.write(&mut sink, &mut tally, &sample);
+        let end = loop {
             let sample = match next.take() {
                 Some(s) => s,
                 None => match self.inbox.rx.recv_timeout(POLL) {
-                    Ok(s) => s,
-                    Err(RecvTimeoutError::Timeout) if !self.stopped() => continue,
-                    Err(_) => break,
+                    Ok(s) => {
+                        idle = 0;
+                        s
+                    }
+                    Err(RecvTimeoutError::Timeout) if !self.stopped() => {
+                        idle += 1;
+                        if idle >= IDLE_POLLS && order.waiting() {
+                            if let Err(halt) = order.expire(&mut write) {
+                                break Err(halt);
+                            }
+                        }
+                        continue;
+                    }
+                    Err(_) => break order.end(&mut write).map(|()| false),
                 },
             };
             if sample.kind() == SampleKind::Delete {
-                if self.options.keep_running {
-                    last_seq = None;
+                let flushed = order.end(&mut write);
+                if self.options.keep_running && flushed.is_ok() {
                     continue;
                 }
-                match sink {
-                    Sink::Queue(mut p) => p.close(),
-                    Sink::Broadcast(mut w) => w.close(),
-                }
-                return Ok(stats);
+                break flushed.map(|()| true);
             }
-            let (header, meta_bytes) = sample
+            let (header, _) = sample
                 .attachment()
                 .map(|a| a.to_bytes())
                 .as_deref()
                 .and_then(FrameHeader::decode)
-                .map(|(h, m)| (h, m.to_vec()))
                 .ok_or_else(|| BridgeError::BadSample {
                     key: self.key.to_string(),
                     reason: "no frame header in the attachment".into(),
@@ -258,53 +271,104 @@ impl Run<'_> {
                     self.ring, self.key, &desc, &self.desc,
                 ));
             }
-            match last_seq {
-                Some((last, _)) if header.seq > last => stats.gaps += header.seq - last - 1,
-                // Still within the source ring's depth, from the same ring: delivered again.
-                Some((last, origin))
-                    if origin == desc.origin && last - header.seq < desc.slots as u64 =>
-                {
-                    stats.duplicates += 1;
-                    continue;
-                }
-                Some(_) => stats.restarts += 1,
-                None => stats.first_seq = header.seq,
-            }
-            last_seq = Some((header.seq, desc.origin));
-            stats.last_seq = header.seq;
-            let room = self.desc.meta;
-            let written = match &mut sink {
-                Sink::Queue(p) => loop {
-                    match p.claim_timeout(POLL) {
-                        Ok(mut slot) => {
-                            break fill(&mut slot, &sample, room, &meta_bytes, self.key)
-                                .map(|()| slot.publish());
-                        }
-                        Err(ndring::Error::Timeout) if !self.stopped() => {}
-                        // No reader attached on this host yet: the frame waits (lossless).
-                        Err(ndring::Error::Disconnected { .. }) if !self.stopped() => {
-                            std::thread::sleep(POLL / 10)
-                        }
-                        Err(ndring::Error::Disconnected { .. }) => return Ok(stats),
-                        Err(ndring::Error::Timeout) => return Ok(stats),
-                        Err(e) => return Err(BridgeError::ring(self.ring)(e)),
-                    }
-                },
-                Sink::Broadcast(w) => {
-                    let mut slot = w.claim();
-                    fill(&mut slot, &sample, room, &meta_bytes, self.key).map(|()| slot.publish())
-                }
+            let from = Origin {
+                sender: header.sender,
+                ring: desc.origin,
+                slots: desc.slots,
             };
-            written?;
-            stats.frames += 1;
-            #[cfg(feature = "shm")]
-            if sample.payload().as_shm().is_some() {
-                stats.shm_frames += 1;
+            let bytes = sample.payload().len();
+            if let Err(halt) = order.offer(from, header.seq, bytes, sample, &mut write) {
+                break Err(halt);
             }
+        };
+        let c = order.counts;
+        let stats = InStats {
+            frames: tally.frames,
+            gaps: c.gaps,
+            late: c.late,
+            restarts: c.restarts,
+            duplicates: c.duplicates,
+            shm_frames: tally.shm_frames,
+            first_seq: c.first_seq,
+            last_seq: c.last_seq,
+        };
+        match end {
+            // End of stream: close the ring.
+            Ok(true) => match sink {
+                Sink::Queue(mut p) => p.close(),
+                Sink::Broadcast(mut w) => w.close(),
+            },
+            Ok(false) | Err(Halt::Stopped) => {}
+            Err(Halt::Failed(e)) => return Err(e),
         }
         Ok(stats)
     }
+
+    /// Writes one frame into the ring (waiting for room in a queue ring).
+    fn write<T: Element>(
+        &self,
+        sink: &mut Sink<T>,
+        tally: &mut Tally,
+        sample: &Sample,
+    ) -> Result<(), Halt> {
+        let meta_bytes = sample
+            .attachment()
+            .map(|a| a.to_bytes())
+            .as_deref()
+            .and_then(FrameHeader::decode)
+            .map(|(_, m)| m.to_vec())
+            .unwrap_or_default();
+        let room = self.desc.meta;
+        let written = match sink {
+            Sink::Queue(p) => loop {
+                match p.claim_timeout(POLL) {
+                    Ok(mut slot) => {
+                        break fill(&mut slot, sample, room, &meta_bytes, self.key)
+                            .map(|()| slot.publish());
+                    }
+                    Err(ndring::Error::Timeout) if !self.stopped() => {}
+                    // No reader attached on this host yet: the frame waits (lossless).
+                    Err(ndring::Error::Disconnected { .. }) if !self.stopped() => {
+                        std::thread::sleep(POLL / 10)
+                    }
+                    Err(ndring::Error::Disconnected { .. } | ndring::Error::Timeout) => {
+                        return Err(Halt::Stopped);
+                    }
+                    Err(e) => return Err(Halt::Failed(BridgeError::ring(self.ring)(e))),
+                }
+            },
+            Sink::Broadcast(w) => {
+                let mut slot = w.claim();
+                fill(&mut slot, sample, room, &meta_bytes, self.key).map(|()| slot.publish())
+            }
+        };
+        written.map_err(Halt::Failed)?;
+        tally.frames += 1;
+        #[cfg(feature = "shm")]
+        if sample.payload().as_shm().is_some() {
+            tally.shm_frames += 1;
+        }
+        Ok(())
+    }
 }
+
+/// Why writing stopped before the stream ended.
+enum Halt {
+    /// `options.stop` was set while waiting for room.
+    Stopped,
+    Failed(BridgeError),
+}
+
+/// Frames written so far.
+#[derive(Default)]
+struct Tally {
+    frames: u64,
+    shm_frames: u64,
+}
+
+/// Idle polls (of [`POLL`]) after which held-back frames are written and their holes given up:
+/// a superseded sender's frames in flight arrive interleaved with its successor's, not later.
+const IDLE_POLLS: u32 = 3;
 
 /// Copies a sample's payload and metadata into a claimed slot (one copy: from the network
 /// buffers, or from Zenoh's shared memory, into the ring).

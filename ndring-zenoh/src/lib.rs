@@ -6,8 +6,8 @@
 //! `ndring-bridge out NAME KEY` / `ndring-bridge in KEY NAME` runs either end.
 //!
 //! Each sample carries the stream's description (element type, shape, ring kind, slots,
-//! metadata room) in its encoding's schema, and the frame's sequence number, timestamp and user
-//! metadata in its attachment (see [`FrameDesc`], [`FrameHeader`]).
+//! metadata room) in its encoding's schema, and the frame's sequence number, timestamp, sending
+//! bridge's tag and user metadata in its attachment (see [`FrameDesc`], [`FrameHeader`]).
 
 #![warn(missing_docs)]
 
@@ -16,6 +16,7 @@ mod inbound;
 mod meta;
 mod out;
 mod payload;
+mod sequencer;
 mod session;
 mod wire;
 

@@ -87,6 +87,8 @@ struct Sender<'s> {
     source: PayloadSource,
     room: usize,
     attachment: Vec<u8>,
+    /// This bridge's tag on every frame ([`FrameHeader::sender`]).
+    tag: u64,
     stats: OutStats,
 }
 
@@ -100,6 +102,7 @@ impl Sender<'_> {
         let header = FrameHeader {
             seq: slot.seq(),
             timestamp_ns: slot.timestamp_ns(),
+            sender: self.tag,
         };
         self.attachment.clear();
         header.encode(&[], &mut self.attachment);
@@ -161,11 +164,14 @@ fn out_typed<T: Element>(
         source: PayloadSource::new(options.shm_pool_bytes)?,
         room: seg.user_meta_size(),
         attachment: Vec::with_capacity(64 + seg.user_meta_size()),
+        tag: FrameHeader::new_sender(),
         stats: OutStats::default(),
     };
-    wait_for_subscriber();
     match seg.kind() {
         RingKind::Spsc | RingKind::Mpmc => {
+            // The consumer role is taken at once (a restarted bridge takes over from a dead one
+            // within the ring's grace period, so the producer does not see `Disconnected`), but
+            // no frame is read before a subscriber is there to take it.
             let mut rx =
                 Consumer::<T, IxDyn>::from_segment(seg).map_err(BridgeError::ring(ring))?;
             while !stopped() {
@@ -180,6 +186,8 @@ fn out_typed<T: Element>(
             }
         }
         RingKind::Broadcast => {
+            // Latest-frame: subscribed once a receiver is there (frames before are not wanted).
+            wait_for_subscriber();
             let mut rx = Subscriber::<T, IxDyn>::from_segment(seg, Start::Newest)
                 .map_err(BridgeError::ring(ring))?;
             while !stopped() {

@@ -2,8 +2,10 @@
 //! sequence number, timestamp and user metadata in its attachment, the array's bytes as payload.
 //!
 //! Encoding: `application/octet-stream;ndring/1 dtype=u8 shape=480,640,3 kind=spsc slots=4
-//! meta=64 origin=PID` (schema after the `;`; `origin`, the source ring's creator, is optional). Attachment: `seq: u64 LE`, `timestamp_ns: u64 LE` (0: the
-//! ring records none), then the slot's user-metadata bytes.
+//! meta=64 origin=PID` (schema after the `;`; `origin`, the source ring's creator, is optional).
+//! Attachment: `seq: u64 LE`, `timestamp_ns: u64 LE` (0: the ring records none), `sender: u64
+//! LE` (a random number each sending bridge draws when it starts: tells a restarted bridge's
+//! frames from its dead predecessor's, still in flight), then the slot's user-metadata bytes.
 
 use std::fmt;
 
@@ -12,7 +14,7 @@ use ndring::{DType, RingKind, Segment};
 use crate::error::{dtype_from_name, kind_name};
 
 /// Bytes of the attachment before the user metadata.
-pub const ATTACHMENT_HEADER: usize = 16;
+pub const ATTACHMENT_HEADER: usize = 24;
 
 const SCHEMA_PREFIX: &str = "ndring/1";
 
@@ -29,8 +31,8 @@ pub struct FrameDesc {
     pub slots: usize,
     /// Bytes of user metadata per slot.
     pub meta: usize,
-    /// The source ring's creator (pid; 0: unknown): tells a frame delivered again by the same
-    /// ring from a ring created anew.
+    /// The source ring's creator (pid; 0: unknown): a frame from another creator begins a new
+    /// stream (the source ring was created anew).
     pub origin: u32,
 }
 
@@ -157,14 +159,34 @@ pub struct FrameHeader {
     pub seq: u64,
     /// `CLOCK_MONOTONIC` ns at publish on the source host, if the source ring records it.
     pub timestamp_ns: Option<u64>,
+    /// The sending bridge: drawn at random when it starts, the same on all its frames.
+    pub sender: u64,
 }
 
 impl FrameHeader {
+    /// A sender tag for a bridge starting now: random (std's per-process hash keys), mixed with
+    /// the pid and the clock, so two bridges, or one restarted, practically never share one.
+    ///
+    /// ```
+    /// assert_ne!(ndring_zenoh::FrameHeader::new_sender(), ndring_zenoh::FrameHeader::new_sender());
+    /// ```
+    pub fn new_sender() -> u64 {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        h.write_u128(now.as_nanos());
+        h.finish()
+    }
+
     /// Writes the header followed by `meta` into `out` (cleared first).
     pub fn encode(&self, meta: &[u8], out: &mut Vec<u8>) {
         out.clear();
         out.extend_from_slice(&self.seq.to_le_bytes());
         out.extend_from_slice(&self.timestamp_ns.unwrap_or(0).to_le_bytes());
+        out.extend_from_slice(&self.sender.to_le_bytes());
         out.extend_from_slice(meta);
     }
 
@@ -172,7 +194,7 @@ impl FrameHeader {
     ///
     /// ```
     /// use ndring_zenoh::FrameHeader;
-    /// let h = FrameHeader { seq: 7, timestamp_ns: Some(9) };
+    /// let h = FrameHeader { seq: 7, timestamp_ns: Some(9), sender: 3 };
     /// let mut buf = Vec::new();
     /// h.encode(&[1, 2], &mut buf);
     /// assert_eq!(FrameHeader::decode(&buf), Some((h, &[1u8, 2][..])));
@@ -180,10 +202,12 @@ impl FrameHeader {
     pub fn decode(bytes: &[u8]) -> Option<(FrameHeader, &[u8])> {
         let seq = u64::from_le_bytes(bytes.get(0..8)?.try_into().ok()?);
         let ts = u64::from_le_bytes(bytes.get(8..16)?.try_into().ok()?);
+        let sender = u64::from_le_bytes(bytes.get(16..24)?.try_into().ok()?);
         Some((
             FrameHeader {
                 seq,
                 timestamp_ns: (ts != 0).then_some(ts),
+                sender,
             },
             &bytes[ATTACHMENT_HEADER..],
         ))

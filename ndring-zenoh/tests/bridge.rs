@@ -328,7 +328,11 @@ fn latest_frame_mode_counts_every_drop() {
     assert!(field(&inn, "gaps") > 0, "{inn}");
     // Exact accounting: every frame missing here is a gap the receiving bridge counted, or one
     // this reader itself lagged behind on.
-    assert_eq!(missing, field(&inn, "gaps") + lagged, "{out} / {inn}");
+    assert_eq!(
+        missing,
+        field(&inn, "gaps") + field(&inn, "late") + lagged,
+        "{out} / {inn}"
+    );
     assert_eq!(field(&inn, "frames"), got.len() as u64 + lagged, "{inn}");
 }
 
@@ -365,12 +369,24 @@ fn a_restarted_bridge_resumes() {
         "the stream resumed to its end"
     );
     assert!(field(&out, "frames") > 0, "{out}");
+    // Exact accounting: every frame missing here is counted once, as never arrived (the one the
+    // killed bridge held) or as arrived too late; nothing was taken for a restart or a duplicate.
     assert_eq!(
         missing,
-        field(&inn, "gaps"),
-        "every lost frame is counted: {inn}"
+        field(&inn, "gaps") + field(&inn, "late"),
+        "every lost frame is counted once: {inn}"
     );
-    assert_eq!(field(&inn, "restarts"), 0, "{inn}");
+    assert_eq!(field(&inn, "frames"), got.len() as u64, "{inn}");
+    assert_eq!(
+        (field(&inn, "restarts"), field(&inn, "duplicates")),
+        (0, 0),
+        "{inn}"
+    );
+    // The killed bridge's frames that were on their way arrive after the new bridge's first
+    // ones and are still written, in order: none is given up as late. (It loses what was in its
+    // own process: the frame it was handing to Zenoh, frames Zenoh had queued but not sent;
+    // 0 to 3 of 300 in 30 runs, counted in `gaps`.)
+    assert_eq!(field(&inn, "late"), 0, "{inn}");
 }
 
 #[test]

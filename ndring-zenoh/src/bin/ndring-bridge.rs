@@ -124,8 +124,8 @@ fn main() -> ExitCode {
             };
             let s = ndring_zenoh::bridge_in(&session, &key, &name, &options)?;
             println!(
-                "in {key} -> {name}: frames={} gaps={} restarts={} duplicates={} first={} last={} shm={}",
-                s.frames, s.gaps, s.restarts, s.duplicates, s.first_seq, s.last_seq, s.shm_frames
+                "in {key} -> {name}: frames={} gaps={} late={} restarts={} duplicates={} first={} last={} shm={}",
+                s.frames, s.gaps, s.late, s.restarts, s.duplicates, s.first_seq, s.last_seq, s.shm_frames
             );
             Ok(())
         }),
