@@ -452,10 +452,10 @@ impl<T: Element, D: Dimension> ReadLease<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn view(&self) -> ArrayView<'_, T, D> {
-        // SAFETY: the slot is reserved to this lease until it is dropped (the protocol gave it to
-        // us and only `Drop` releases it), so nobody writes it while the view borrows `self`; the
-        // payload is 128-aligned inside the mapping (kept alive by `shared.seg`) and holds
-        // `dim`'s elements of `T`.
+        // The protocol gave the slot to us and only `Drop` releases it; the mapping is kept alive
+        // by `shared.seg`.
+        // SAFETY: the slot is reserved to this lease until it is dropped, so nobody writes it while
+        // the view borrows `self`; its payload is 128-aligned and holds `dim`'s elements of `T`.
         unsafe { ArrayView::from_shape_ptr(self.shared.dim.clone(), self.as_ptr()) }
     }
 

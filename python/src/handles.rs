@@ -330,11 +330,11 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for LeaseProducer<T, IxDyn
                 lease.set_user_meta_bytes(m).py(py)?;
             }
             let bytes = src.len() * std::mem::size_of::<T>();
-            // SAFETY: `src` is a C-contiguous array of the ring's shape and element type (checked
-            // by `input`): `bytes` bytes from its data pointer (copied as bytes: numpy arrays may
-            // be unaligned), kept alive by `src` and read with the GIL held, as numpy's own
-            // `copyto` does (no Rust reference covers them). The slot is ours until publish and
-            // holds exactly that many bytes; a claimed slot never overlaps a Python array.
+            // `src` is a C-contiguous array of the ring's shape and element type (checked by
+            // `input`), kept alive by `src` and read with the GIL held, as numpy's own `copyto`
+            // does (no Rust reference covers it); copied as bytes: numpy arrays may be unaligned.
+            // SAFETY: `bytes` bytes are readable from `src`'s data and writable in the claimed slot,
+            // ours alone until publish; a claimed slot never overlaps a Python array.
             unsafe {
                 std::ptr::copy_nonoverlapping(
                     src.data().cast::<u8>().cast_const(),
