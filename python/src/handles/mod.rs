@@ -185,6 +185,22 @@ fn queue_config(
     })
 }
 
+/// The shape, element type and configuration of a queue ring to create, from the arguments
+/// `Producer` and `Consumer` share (checked in this order, as each class did itself).
+fn queue_spec(
+    shape: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+    slots: usize,
+    kind: &str,
+    meta_size: Option<usize>,
+    timestamps: bool,
+    spin: Option<u32>,
+) -> PyResult<(Vec<usize>, DType, Config)> {
+    let (shape, t) = (shape_of(shape)?, parse_dtype(shape.py(), dtype)?);
+    let config = queue_config(kind, slots, meta_size, timestamps, spin)?;
+    Ok((shape, t, config))
+}
+
 /// Opens `name`, waiting up to `timeout` seconds for it to be created (`None`: fail at once),
 /// in slices (the core's inotify wait) with signal checks between them.
 fn open_segment(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Segment> {

@@ -9,9 +9,7 @@ use pyo3::prelude::*;
 use crate::errors::IntoPy;
 use crate::leases::{self, Claim};
 
-use super::{
-    Handle, PY_SPIN, copy_into, input, open_segment, parse_dtype, queue_config, shape_of, wait,
-};
+use super::{Handle, PY_SPIN, copy_into, input, open_segment, queue_spec, wait};
 
 trait AnyProducer: Send + Sync {
     fn claim(
@@ -132,8 +130,9 @@ impl Producer {
         keep: bool,
         spin: Option<u32>,
     ) -> PyResult<Self> {
-        let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
-        let config = queue_config(kind, slots, meta_size, timestamps, spin)?.keep(keep);
+        let (shape, t, config) =
+            queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
+        let config = config.keep(keep);
         let inner = with_dtype!(t, T => producer_of(
             RsProducer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Producer {
@@ -170,8 +169,8 @@ impl Producer {
         timestamps: bool,
         spin: Option<u32>,
     ) -> PyResult<Self> {
-        let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
-        let config = queue_config(kind, slots, meta_size, timestamps, spin)?;
+        let (shape, t, config) =
+            queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
         let inner = with_dtype!(t, T => producer_of(
             RsProducer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Producer {
