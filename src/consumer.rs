@@ -167,7 +167,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         if seg.kind() == RingKind::Spsc {
             let mut c = spsc::Consumer::attach(&seg, wait::notifier());
             // A dead predecessor held the items from `head` up to `holding - 1` (one, or several
-            // through leases, see `lease.rs`): they are lost with it, never redelivered.
+            // through leases, see `lease/read.rs`): they are lost with it, never redelivered.
             if let Some(end) = reg.dead_holding {
                 while c.head() < end {
                     seg.control().stats.recovered_reads.fetch_add(1, Relaxed);

@@ -283,7 +283,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         })
     }
 
-    /// [`Producer::claim`] without the borrowing [`WriteSlot`], for `lease.rs`: the position and
+    /// [`Producer::claim`] without the borrowing [`WriteSlot`], for `lease/write.rs`: the position and
     /// slot, which the caller must publish or abandon through [`Producer::commit_position`].
     pub(crate) fn claim_position(
         &mut self,
@@ -306,12 +306,12 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         self.inner.commit(slot, pos, publish);
     }
 
-    /// The array shape, for `lease.rs`.
+    /// The array shape, for `lease/write.rs`.
     pub(crate) fn dim_clone(&self) -> D {
         self.dim.clone()
     }
 
-    /// The shared segment, for `lease.rs`.
+    /// The shared segment, for `lease/write.rs`.
     pub(crate) fn shared_segment(&self) -> &Arc<Segment> {
         &self.inner.seg
     }

@@ -142,13 +142,13 @@ where
             pid: crate::pid::current(),
         },
     )?;
-    // SAFETY: `ptr` is the leased slot's payload, 128-aligned, holding `shape`'s elements of `T`
-    // in C order (`shape` is the ring's, at most 8 dimensions), reserved to the lease (nobody
-    // writes it) until the lease is dropped. The array is created without WRITEABLE, and its base
-    // (a `Lease`, which has no buffer protocol) makes numpy refuse to set it again. The descriptor
-    // reference is stolen by `PyArray_NewFromDescr`; the owner's by `PyArray_SetBaseObject`
-    // (released by numpy on failure too), after which the lease lives as long as the array and
-    // every view of it.
+    // `shape` is the ring's (at most 8 dimensions). The array is created without WRITEABLE, and
+    // its base (a `Lease`, which has no buffer protocol) makes numpy refuse to set it again. The
+    // descriptor reference is stolen by `PyArray_NewFromDescr`; the owner's by
+    // `PyArray_SetBaseObject` (released by numpy on failure too).
+    // SAFETY: `ptr` is the leased slot's payload, 128-aligned, `shape`'s elements of `T` in C
+    // order, which nobody writes until the lease is dropped, and the lease (the array's base)
+    // lives as long as the array and every view of it.
     unsafe {
         let array = PY_ARRAY_API.PyArray_NewFromDescr(
             py,
@@ -283,10 +283,10 @@ where
             pid: crate::pid::current(),
         },
     )?;
+    // The lease lives in `hold`, the array's base, so the slot stays claimed while any view
+    // exists, and `__exit__` publishes only when no view but the revoked `with` target remains.
     // SAFETY: `ptr` is the claimed slot's payload (`dim`'s elements of `T`), ours alone until
-    // publish or abandon; the lease lives in `hold`, the array's base, so the slot stays claimed
-    // while any view exists, and `__exit__` publishes only when no view but the revoked `with`
-    // target remains.
+    // publish or abandon, which cannot happen while the array (holding `hold`) lives.
     let array = unsafe {
         let view = ArrayViewMut::from_shape_ptr(dim, ptr);
         PyArray::<T, IxDyn>::borrow_from_array(&view, hold.bind(py).clone().into_any())
@@ -308,13 +308,13 @@ where
 /// base then keeps the slot claimed for as long as that lives.
 fn revoke(array: &Bound<'_, PyAny>, cut: bool) {
     let ptr = array.as_ptr().cast::<PyArrayObject>();
-    // SAFETY: `array` is an ndarray we created (`view()` of our own array), the GIL is held, and
-    // nothing else caches its shape (a buffer exported from it would hold a reference, which
-    // `__exit__` checked for). Lowering a dimension to 0 keeps every stride and flag valid
+    // Nothing else caches the array's shape (a buffer exported from it would hold a reference,
+    // which `__exit__` checked for). Lowering a dimension to 0 keeps every stride and flag valid
     // (numpy treats empty arrays as contiguous); numpy's own resize writes these fields too.
     // With no element left, the array needs no base: it does not own its data (no OWNDATA), so
-    // numpy frees nothing at its end, and the reference it held on its base is ours to drop,
-    // after the field no longer points to it.
+    // numpy frees nothing at its end, and the reference it held on its base is ours to drop.
+    // SAFETY: `array` is an ndarray we created (`view()` of our own array) and the GIL is held;
+    // its base reference is dropped only after the field no longer points to it.
     unsafe {
         let fields = &mut (*ptr).fields;
         if fields.nd > 0 {

@@ -39,7 +39,7 @@ use crate::sync::Ordering::*;
 /// Acquire load of its stamp or of `tail` has shown `pos` published. A name out of range (only a
 /// corrupt producer writes one) reads as the entry's own slot: the index stays in bounds, and
 /// such a producer could write any slot's contents anyway. Used by the consumer and by a reader
-/// that holds several positions at once (`lease.rs`).
+/// that holds several positions at once (`lease/read.rs`).
 #[inline]
 pub fn data_slot_of<M: RingMemory>(mem: &M, entry: usize) -> usize {
     let d = mem.slot(entry).data_slot.load(Relaxed) & !OUT_OF_TURN;

@@ -1,0 +1,119 @@
+//! `ndring.BroadcastWriter`: the one writer of a broadcast ring.
+
+use ndarray::IxDyn;
+use ndring::{BroadcastWriter as RsWriter, Config, Segment};
+use numpy::PyArrayMethods;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use crate::errors::IntoPy;
+
+use super::{Handle, copy_into, input, open_segment, parse_dtype, shape_of};
+
+trait AnyWriter: Send + Sync {
+    fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64>;
+    fn close(&mut self);
+    fn published(&self) -> u64;
+    fn segment(&self) -> &Segment;
+}
+
+impl<T: ndring::Element + numpy::Element> AnyWriter for RsWriter<T, IxDyn> {
+    fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64> {
+        let py = image.py();
+        let src = input::<T>(image, T::DTYPE, self.shape())?;
+        let src = src
+            .try_readonly()
+            .map_err(|e| PyTypeError::new_err(e.to_string()))?;
+        let mut slot = self.claim();
+        if let Some(m) = meta {
+            slot.set_user_meta_bytes(m).py(py)?;
+        }
+        copy_into(&mut slot, &src.as_array());
+        Ok(slot.publish())
+    }
+    fn close(&mut self) {
+        RsWriter::close(self)
+    }
+    fn published(&self) -> u64 {
+        RsWriter::published(self)
+    }
+    fn segment(&self) -> &Segment {
+        RsWriter::segment(self)
+    }
+}
+
+/// The one writer of a broadcast ring: never waits; overwrites the oldest frame nobody reads.
+#[pyclass(module = "ndring")]
+pub struct BroadcastWriter {
+    h: Handle<dyn AnyWriter>,
+}
+
+#[pymethods]
+impl BroadcastWriter {
+    /// Creates the broadcast ring `name` (`slots >= max_subscribers + 2`).
+    #[staticmethod]
+    #[pyo3(signature = (name, shape, dtype, slots=8, max_subscribers=None, meta_size=None, timestamps=false, keep=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        py: Python<'_>,
+        name: &str,
+        shape: &Bound<'_, PyAny>,
+        dtype: &Bound<'_, PyAny>,
+        slots: usize,
+        max_subscribers: Option<usize>,
+        meta_size: Option<usize>,
+        timestamps: bool,
+        keep: bool,
+    ) -> PyResult<Self> {
+        let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
+        let mut config = Config::broadcast()
+            .slots(slots)
+            .timestamps(timestamps)
+            .keep(keep);
+        config = config.max_subscribers(max_subscribers.unwrap_or(slots.saturating_sub(2).max(1)));
+        if let Some(m) = meta_size {
+            config = config.user_meta_size(m);
+        }
+        let inner: Box<dyn AnyWriter> = with_dtype!(t, T => Box::new(
+            RsWriter::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
+        Ok(BroadcastWriter {
+            h: Handle::new(inner),
+        })
+    }
+
+    /// Takes over the writer role of the existing broadcast ring `name`.
+    #[staticmethod]
+    #[pyo3(signature = (name, timeout=None))]
+    fn open(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Self> {
+        let seg = open_segment(py, name, timeout)?;
+        let inner: Box<dyn AnyWriter> = with_dtype!(seg.dtype(), T => Box::new(
+            RsWriter::<T, IxDyn>::from_segment(seg).py(py)?));
+        Ok(BroadcastWriter {
+            h: Handle::new(inner),
+        })
+    }
+
+    /// Copies `image` into the next slot and publishes it (never waits); returns its seq.
+    #[pyo3(signature = (image, meta=None))]
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<u64> {
+        self.h.get(py)?.send(image, meta.as_deref())
+    }
+
+    /// Frames published so far.
+    #[getter]
+    fn published(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.h.get_ref(py)?.published())
+    }
+
+    /// Closes the ring: subscribers receive what they can, then `ndring.Closed`.
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.h.get(py)?.close();
+        Ok(())
+    }
+}
+segment_getters!(BroadcastWriter);

@@ -1,0 +1,214 @@
+//! `ndring.Consumer`: receives the slots of a queue ring as read-only numpy arrays.
+
+use ndarray::IxDyn;
+use ndring::{Consumer as RsConsumer, Error, LeaseConsumer, OpenOptions, Segment};
+use numpy::PyArrayMethods;
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use crate::errors::IntoPy;
+use crate::leases;
+
+use super::{Handle, PY_SPIN, copy_into, input, open_segment, queue_spec, wait};
+
+trait AnyConsumer: Send + Sync {
+    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>>;
+    fn recv_into(
+        &mut self,
+        py: Python<'_>,
+        out: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64>;
+    fn recv_copy<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>>;
+    fn held(&self) -> usize;
+    fn segment(&self) -> &Segment;
+}
+
+impl<T: ndring::Element + numpy::Element> AnyConsumer for LeaseConsumer<T, IxDyn> {
+    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        let lease = self.lease(py, timeout)?;
+        leases::read_array(py, lease, self.shape())
+    }
+
+    fn recv_into(
+        &mut self,
+        py: Python<'_>,
+        out: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        let dst = input::<T>(out, T::DTYPE, self.shape())?;
+        let mut dst = dst
+            .try_readwrite()
+            .map_err(|e| PyTypeError::new_err(format!("out: {e}")))?;
+        let lease = self.lease(py, timeout)?;
+        copy_into(&mut dst.as_array_mut(), &lease.view());
+        Ok(lease.seq())
+    }
+
+    fn recv_copy<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let lease = self.lease(py, timeout)?;
+        Ok(numpy::PyArray::from_array(py, &lease.view()).into_any())
+    }
+
+    fn held(&self) -> usize {
+        LeaseConsumer::held(self)
+    }
+
+    fn segment(&self) -> &Segment {
+        LeaseConsumer::segment(self)
+    }
+}
+
+trait Leasing<T: ndring::Element> {
+    fn lease(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<ndring::ReadLease<T, IxDyn>>;
+}
+
+impl<T: ndring::Element> Leasing<T> for LeaseConsumer<T, IxDyn> {
+    /// The next item: at once if published (the GIL kept), else waiting without the GIL.
+    fn lease(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<ndring::ReadLease<T, IxDyn>> {
+        match self.try_recv_lease() {
+            Err(Error::Empty) => wait(py, timeout, |d| self.recv_lease_timeout(d)),
+            r => r.py(py),
+        }
+    }
+}
+
+/// Receives the slots of a queue ring, each exactly once, as read-only numpy arrays over the
+/// shared memory. An empty ring makes `recv` wait: `spin` polls (default 200), then a sleep on
+/// the ring's futex, without the GIL.
+#[pyclass(module = "ndring")]
+pub struct Consumer {
+    h: Handle<dyn AnyConsumer>,
+}
+
+fn consumer_of<T: ndring::Element + numpy::Element>(
+    c: RsConsumer<T, IxDyn>,
+) -> Box<dyn AnyConsumer> {
+    Box::new(LeaseConsumer::from(c))
+}
+
+#[pymethods]
+impl Consumer {
+    /// Attaches as a consumer to the ring `name` (dtype and shape from its header); `timeout`
+    /// seconds to wait for it to be created (None: fail at once with NotFound).
+    #[staticmethod]
+    #[pyo3(signature = (name, timeout=None, spin=None))]
+    fn open(py: Python<'_>, name: &str, timeout: Option<f64>, spin: Option<u32>) -> PyResult<Self> {
+        // The header tells the element type; the typed open then checks it again.
+        let dtype = open_segment(py, name, timeout)?.dtype();
+        let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
+        let inner = with_dtype!(dtype, T => consumer_of(
+            RsConsumer::<T, IxDyn>::open_with(name, &options).py(py)?));
+        Ok(Consumer {
+            h: Handle::new(inner),
+        })
+    }
+
+    /// Creates the ring `name` and attaches as its consumer (for consumers that start first).
+    #[staticmethod]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false, spin=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        py: Python<'_>,
+        name: &str,
+        shape: &Bound<'_, PyAny>,
+        dtype: &Bound<'_, PyAny>,
+        slots: usize,
+        kind: &str,
+        meta_size: Option<usize>,
+        timestamps: bool,
+        keep: bool,
+        spin: Option<u32>,
+    ) -> PyResult<Self> {
+        let (shape, t, config) =
+            queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
+        let config = config.keep(keep);
+        let inner = with_dtype!(t, T => consumer_of(
+            RsConsumer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
+        Ok(Consumer {
+            h: Handle::new(inner),
+        })
+    }
+
+    /// Opens `name` if it exists (checking dtype and shape), else creates it.
+    #[staticmethod]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, spin=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn open_or_create(
+        py: Python<'_>,
+        name: &str,
+        shape: &Bound<'_, PyAny>,
+        dtype: &Bound<'_, PyAny>,
+        slots: usize,
+        kind: &str,
+        meta_size: Option<usize>,
+        timestamps: bool,
+        spin: Option<u32>,
+    ) -> PyResult<Self> {
+        let (shape, t, config) =
+            queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
+        let inner = with_dtype!(t, T => consumer_of(
+            RsConsumer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
+        Ok(Consumer {
+            h: Handle::new(inner),
+        })
+    }
+
+    /// The next item as a read-only array over its slot (zero copy), waiting while the ring is
+    /// empty (at most `timeout` seconds). The slot returns to the ring when the array and every
+    /// view of it are gone; `ndring.info(array)` gives its seq, timestamp and metadata.
+    #[pyo3(signature = (timeout=None))]
+    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        self.h.get(py)?.recv(py, timeout)
+    }
+
+    /// Copies the next item into `out` (a writable array of the ring's dtype and shape) and
+    /// releases its slot at once; returns its sequence number.
+    #[pyo3(signature = (out, timeout=None))]
+    fn recv_into(
+        &mut self,
+        py: Python<'_>,
+        out: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        self.h.get(py)?.recv_into(py, out, timeout)
+    }
+
+    /// The next item copied into a new array; its slot is released at once.
+    #[pyo3(signature = (timeout=None))]
+    fn recv_copy<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.h.get(py)?.recv_copy(py, timeout)
+    }
+
+    /// Slots held by arrays still alive.
+    #[getter]
+    fn held(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.h.get_ref(py)?.held())
+    }
+
+    /// Detaches from the ring (as `detach()`); arrays already received stay valid.
+    fn close(&mut self) {
+        self.h.detach();
+    }
+}
+segment_getters!(Consumer);

@@ -1,0 +1,434 @@
+//! The four handle classes. Each wraps a type-erased Rust handle (one generic implementation per
+//! element type), records the process that opened it (a forked child gets a clear error instead
+//! of corrupting the parent's registration), releases the GIL in every wait and waits in slices
+//! so that Ctrl-C interrupts it.
+//!
+//! One file a class (`producer`, `consumer`, `broadcast_writer`, `subscriber`); this one holds
+//! what they share: argument parsing, the GIL-free wait, the `Handle` wrapper and the getters
+//! every class has.
+
+use std::time::{Duration, Instant};
+
+use ndarray::IxDyn;
+use ndring::{Config, DType, Error, OpenOptions, Segment};
+use numpy::{PyArrayDyn, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+
+use crate::errors::{IntoPy, raise, to_py};
+
+/// Longest uninterrupted wait: signals (Ctrl-C) are checked between slices.
+const SLICE: Duration = Duration::from_millis(50);
+
+/// Polls before sleeping, for Python handles. Shorter than the Rust default (2,000): a Python
+/// peer takes microseconds per item, so a long spin mostly burns the CPU the peer needs (on the
+/// 2-core host of `python/bench`, 200 polls gave ~1.0x the seed approach on 1080p frames where
+/// 2,000 gave ~0.8x, and no loss on 64-byte arrays).
+const PY_SPIN: u32 = 200;
+
+/// Runs `$body` with `$T` the Rust type of `$dtype`.
+macro_rules! with_dtype {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            ndring::DType::U8 => {
+                type $T = u8;
+                $body
+            }
+            ndring::DType::U16 => {
+                type $T = u16;
+                $body
+            }
+            ndring::DType::U32 => {
+                type $T = u32;
+                $body
+            }
+            ndring::DType::U64 => {
+                type $T = u64;
+                $body
+            }
+            ndring::DType::I8 => {
+                type $T = i8;
+                $body
+            }
+            ndring::DType::I16 => {
+                type $T = i16;
+                $body
+            }
+            ndring::DType::I32 => {
+                type $T = i32;
+                $body
+            }
+            ndring::DType::I64 => {
+                type $T = i64;
+                $body
+            }
+            ndring::DType::F32 => {
+                type $T = f32;
+                $body
+            }
+            ndring::DType::F64 => {
+                type $T = f64;
+                $body
+            }
+        }
+    };
+}
+
+/// A deadline `timeout` seconds from now (`None`: no deadline).
+fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
+    match timeout {
+        None => Ok(None),
+        Some(t) if t.is_finite() && t >= 0.0 => {
+            Ok(Instant::now().checked_add(Duration::from_secs_f64(t)))
+        }
+        Some(t) => Err(PyValueError::new_err(format!(
+            "timeout must be None or >= 0 seconds, got {t}"
+        ))),
+    }
+}
+
+/// Calls `attempt(slice)` without the GIL until it returns something other than `Timeout`,
+/// checking for signals between slices; `Timeout` once `timeout` seconds have passed.
+fn wait<R: Send>(
+    py: Python<'_>,
+    timeout: Option<f64>,
+    mut attempt: impl FnMut(Duration) -> ndring::Result<R> + Send,
+) -> PyResult<R> {
+    let deadline = deadline(timeout)?;
+    loop {
+        let slice = match deadline {
+            None => SLICE,
+            Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
+        };
+        match py.detach(|| attempt(slice)) {
+            Err(Error::Timeout) => {
+                py.check_signals()?;
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(to_py(py, Error::Timeout));
+                }
+            }
+            r => return r.py(py),
+        }
+    }
+}
+
+/// The element type named by a numpy dtype-like (`np.uint8`, `"float32"`, ...).
+fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
+    let d = py.import("numpy")?.getattr("dtype")?.call1((dtype,))?;
+    let name: String = d.getattr("name")?.extract()?;
+    let order: String = d.getattr("byteorder")?.extract()?;
+    let t = match name.as_str() {
+        "uint8" => DType::U8,
+        "uint16" => DType::U16,
+        "uint32" => DType::U32,
+        "uint64" => DType::U64,
+        "int8" => DType::I8,
+        "int16" => DType::I16,
+        "int32" => DType::I32,
+        "int64" => DType::I64,
+        "float32" => DType::F32,
+        "float64" => DType::F64,
+        other => {
+            return Err(PyTypeError::new_err(format!(
+                "ndring rings hold uint8/16/32/64, int8/16/32/64, float32 or float64 elements, \
+                 not {other}"
+            )));
+        }
+    };
+    if order != "=" && order != "|" {
+        return Err(PyTypeError::new_err(format!(
+            "dtype {name} must be in native byte order"
+        )));
+    }
+    Ok(t)
+}
+
+/// numpy's name of an element type.
+fn dtype_name(t: DType) -> &'static str {
+    match t {
+        DType::U8 => "uint8",
+        DType::U16 => "uint16",
+        DType::U32 => "uint32",
+        DType::U64 => "uint64",
+        DType::I8 => "int8",
+        DType::I16 => "int16",
+        DType::I32 => "int32",
+        DType::I64 => "int64",
+        DType::F32 => "float32",
+        DType::F64 => "float64",
+    }
+}
+
+fn queue_config(
+    kind: &str,
+    slots: usize,
+    meta_size: Option<usize>,
+    timestamps: bool,
+    spin: Option<u32>,
+) -> PyResult<Config> {
+    let c = match kind {
+        "spsc" => Config::spsc(),
+        "mpmc" => Config::mpmc(),
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "kind must be \"spsc\" or \"mpmc\", not {other:?}"
+            )));
+        }
+    };
+    let c = c
+        .slots(slots)
+        .timestamps(timestamps)
+        .spin(spin.unwrap_or(PY_SPIN));
+    Ok(match meta_size {
+        Some(m) => c.user_meta_size(m),
+        None => c,
+    })
+}
+
+/// The shape, element type and configuration of a queue ring to create, from the arguments
+/// `Producer` and `Consumer` share (checked in this order, as each class did itself).
+fn queue_spec(
+    shape: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+    slots: usize,
+    kind: &str,
+    meta_size: Option<usize>,
+    timestamps: bool,
+    spin: Option<u32>,
+) -> PyResult<(Vec<usize>, DType, Config)> {
+    let (shape, t) = (shape_of(shape)?, parse_dtype(shape.py(), dtype)?);
+    let config = queue_config(kind, slots, meta_size, timestamps, spin)?;
+    Ok((shape, t, config))
+}
+
+/// Opens `name`, waiting up to `timeout` seconds for it to be created (`None`: fail at once),
+/// in slices (the core's inotify wait) with signal checks between them.
+fn open_segment(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Segment> {
+    let end = deadline(timeout)?;
+    loop {
+        let wait = match (timeout, end) {
+            (None, _) => Duration::ZERO,
+            (Some(_), None) => SLICE,
+            (Some(_), Some(d)) => d.saturating_duration_since(Instant::now()).min(SLICE),
+        };
+        let options = OpenOptions::default().wait_for_creator(wait);
+        match py.detach(|| Segment::open_with(name, &options)) {
+            Err(Error::NotFound { .. })
+                if timeout.is_some() && end.is_none_or(|d| Instant::now() < d) =>
+            {
+                py.check_signals()?;
+            }
+            r => return r.py(py),
+        }
+    }
+}
+
+fn shape_of(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    if let Ok(n) = shape.extract::<usize>() {
+        return Ok(vec![n]);
+    }
+    shape.extract::<Vec<usize>>()
+}
+
+/// The error a handle gives in a process other than the one that opened it.
+fn forked(py: Python<'_>, pid: u32) -> PyErr {
+    raise(
+        py,
+        "Error",
+        format!(
+            "this ndring handle was opened in process {pid}; process {} (a forked child) cannot \
+             use it: pass the ring's name to the child and open it there",
+            crate::pid::current()
+        ),
+    )
+}
+
+fn detached(py: Python<'_>) -> PyErr {
+    raise(
+        py,
+        "Error",
+        "this ndring handle is closed (detached from its ring)".into(),
+    )
+}
+
+/// The array `image` as `T`s of the ring's shape, or a TypeError saying what was expected.
+fn input<'py, T: numpy::Element>(
+    image: &Bound<'py, PyAny>,
+    dtype: DType,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let a = image.cast::<PyArrayDyn<T>>().map_err(|_| {
+        let found = image
+            .getattr("dtype")
+            .map(|d| d.to_string())
+            .unwrap_or_else(|_| image.get_type().to_string());
+        PyTypeError::new_err(format!(
+            "expected a numpy array of dtype {} and shape {shape:?}, got {found}",
+            dtype_name(dtype)
+        ))
+    })?;
+    if a.shape() != shape {
+        return Err(to_py(
+            image.py(),
+            Error::ShapeMismatch {
+                expected: shape.to_vec(),
+                found: a.shape().to_vec(),
+            },
+        ));
+    }
+    Ok(a.clone())
+}
+
+/// Copies `src` into `dst` (same shape), as one memcpy when both are contiguous.
+fn copy_into<T: Copy>(
+    dst: &mut ndarray::ArrayViewMut<'_, T, IxDyn>,
+    src: &ndarray::ArrayView<'_, T, IxDyn>,
+) {
+    match (dst.as_slice_mut(), src.as_slice()) {
+        (Some(d), Some(s)) => d.copy_from_slice(s),
+        _ => dst.assign(src),
+    }
+}
+
+/// Shared by the four handle classes: the Rust handle, and the process that opened it.
+struct Handle<H: ?Sized> {
+    inner: Option<Box<H>>,
+    pid: u32,
+}
+
+impl<H: ?Sized> Handle<H> {
+    fn new(inner: Box<H>) -> Self {
+        Handle {
+            inner: Some(inner),
+            pid: crate::pid::current(),
+        }
+    }
+
+    fn get(&mut self, py: Python<'_>) -> PyResult<&mut H> {
+        if crate::pid::current() != self.pid {
+            return Err(forked(py, self.pid));
+        }
+        self.inner.as_deref_mut().ok_or_else(|| detached(py))
+    }
+
+    fn get_ref(&self, py: Python<'_>) -> PyResult<&H> {
+        if crate::pid::current() != self.pid {
+            return Err(forked(py, self.pid));
+        }
+        self.inner.as_deref().ok_or_else(|| detached(py))
+    }
+
+    fn detach(&mut self) {
+        let inner = self.inner.take();
+        if crate::pid::current() == self.pid {
+            drop(inner);
+        } else {
+            // A forked child's copy: dropping it would unregister (or unlink) the parent's.
+            std::mem::forget(inner);
+        }
+    }
+}
+
+impl<H: ?Sized> Drop for Handle<H> {
+    fn drop(&mut self) {
+        self.detach();
+    }
+}
+
+fn describe(seg: &Segment) -> String {
+    format!(
+        "name={:?}, kind={:?}, dtype={}, shape={:?}, slots={}",
+        seg.name(),
+        format!("{:?}", seg.kind()).to_lowercase(),
+        dtype_name(seg.dtype()),
+        seg.shape(),
+        seg.slot_count()
+    )
+}
+
+/// Segment facts every handle class exposes.
+macro_rules! segment_getters {
+    ($class:ident) => {
+        #[pymethods]
+        impl $class {
+            /// The ring's name.
+            #[getter]
+            fn name(&self, py: Python<'_>) -> PyResult<String> {
+                Ok(self.h.get_ref(py)?.segment().name().to_string())
+            }
+            /// The shape of each slot's array.
+            #[getter]
+            fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+                pyo3::types::PyTuple::new(py, self.h.get_ref(py)?.segment().shape())
+            }
+            /// The element type, as a numpy dtype.
+            #[getter]
+            fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                let t = self.h.get_ref(py)?.segment().dtype();
+                py.import("numpy")?.getattr("dtype")?.call1(($crate::handles::dtype_name(t),))
+            }
+            /// Number of slots.
+            #[getter]
+            fn slots(&self, py: Python<'_>) -> PyResult<usize> {
+                Ok(self.h.get_ref(py)?.segment().slot_count())
+            }
+            /// "spsc", "mpmc" or "broadcast".
+            #[getter]
+            fn kind(&self, py: Python<'_>) -> PyResult<String> {
+                Ok(format!("{:?}", self.h.get_ref(py)?.segment().kind()).to_lowercase())
+            }
+            /// Detaches from the ring (as leaving a `with` block does); further calls raise.
+            fn detach(&mut self) {
+                self.h.detach();
+            }
+            fn __enter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
+            #[pyo3(signature = (*_args))]
+            fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+                self.h.detach();
+                false
+            }
+            fn __reduce__(&self, py: Python<'_>) -> PyResult<()> {
+                Err($crate::errors::raise(
+                    py,
+                    "Error",
+                    concat!(
+                        "an ndring.",
+                        stringify!($class),
+                        " cannot be pickled: pass the ring's name to the other process and open it there"
+                    )
+                    .into(),
+                ))
+            }
+            fn __repr__(&self, py: Python<'_>) -> String {
+                match self.h.get_ref(py) {
+                    Ok(h) => format!(concat!("ndring.", stringify!($class), "({})"), $crate::handles::describe(h.segment())),
+                    Err(_) => concat!("ndring.", stringify!($class), "(detached)").into(),
+                }
+            }
+        }
+    };
+}
+
+mod broadcast_writer;
+mod consumer;
+mod producer;
+mod subscriber;
+
+pub use broadcast_writer::BroadcastWriter;
+pub use consumer::Consumer;
+pub use producer::Producer;
+pub use subscriber::Subscriber;
+
+/// Removes the ring `name` from the system (`/dev/shm`); attached processes keep their mapping.
+#[pyfunction]
+pub fn remove(py: Python<'_>, name: &str) -> PyResult<()> {
+    ndring::remove(name).py(py)
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of `ndring.info(a).timestamp_ns`.
+#[pyfunction]
+pub fn now_ns() -> u64 {
+    ndring::now_ns()
+}

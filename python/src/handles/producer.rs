@@ -1,0 +1,212 @@
+//! `ndring.Producer`: fills and publishes the slots of a queue ring (SPSC or MPMC).
+
+use ndarray::IxDyn;
+use ndring::{Error, LeaseProducer, OpenOptions, Producer as RsProducer, Segment};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+use pyo3::exceptions::PyTypeError;
+use pyo3::prelude::*;
+
+use crate::errors::IntoPy;
+use crate::leases::{self, Claim};
+
+use super::{Handle, PY_SPIN, copy_into, input, open_segment, queue_spec, wait};
+
+trait AnyProducer: Send + Sync {
+    fn claim(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<Claim>;
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<&[u8]>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64>;
+    fn close(&mut self);
+    fn segment(&self) -> &Segment;
+}
+
+impl<T: ndring::Element + numpy::Element> AnyProducer for LeaseProducer<T, IxDyn> {
+    fn claim(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<Claim> {
+        let lease = match self.try_claim_lease() {
+            Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
+            r => r.py(py)?,
+        };
+        leases::claim(py, lease, meta)
+    }
+
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<&[u8]>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        let src = input::<T>(image, T::DTYPE, self.shape())?;
+        if src.is_c_contiguous() {
+            // The common case, per item: one memcpy from numpy's buffer, without rust-numpy's
+            // borrow tracking (a global table) or an ndarray view on each side.
+            let mut lease = match self.try_claim_lease() {
+                Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
+                r => r.py(py)?,
+            };
+            if let Some(m) = meta {
+                lease.set_user_meta_bytes(m).py(py)?;
+            }
+            let bytes = src.len() * std::mem::size_of::<T>();
+            // `src` is a C-contiguous array of the ring's shape and element type (checked by
+            // `input`), kept alive by `src` and read with the GIL held, as numpy's own `copyto`
+            // does (no Rust reference covers it); copied as bytes: numpy arrays may be unaligned.
+            // SAFETY: `bytes` bytes are readable from `src`'s data and writable in the claimed slot,
+            // ours alone until publish; a claimed slot never overlaps a Python array.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    src.data().cast::<u8>().cast_const(),
+                    lease.as_mut_ptr().cast::<u8>(),
+                    bytes,
+                )
+            };
+            return Ok(lease.publish());
+        }
+        let src = src
+            .try_readonly()
+            .map_err(|e| PyTypeError::new_err(e.to_string()))?;
+        let mut lease = match self.try_claim_lease() {
+            Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
+            r => r.py(py)?,
+        };
+        if let Some(m) = meta {
+            lease.set_user_meta_bytes(m).py(py)?;
+        }
+        copy_into(&mut lease.view_mut(), &src.as_array());
+        Ok(lease.publish())
+    }
+
+    fn close(&mut self) {
+        LeaseProducer::close(self)
+    }
+
+    fn segment(&self) -> &Segment {
+        LeaseProducer::segment(self)
+    }
+}
+
+/// Fills and publishes the slots of a queue ring (SPSC or MPMC). A full ring makes claims wait:
+/// `spin` polls (default 200), then a sleep on the ring's futex, without the GIL.
+#[pyclass(module = "ndring")]
+pub struct Producer {
+    h: Handle<dyn AnyProducer>,
+}
+
+fn producer_of<T: ndring::Element + numpy::Element>(
+    p: RsProducer<T, IxDyn>,
+) -> Box<dyn AnyProducer> {
+    Box::new(LeaseProducer::from(p))
+}
+
+#[pymethods]
+impl Producer {
+    /// Creates the ring `name` (e.g. "/cam0") and attaches as its producer.
+    #[staticmethod]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false, spin=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        py: Python<'_>,
+        name: &str,
+        shape: &Bound<'_, PyAny>,
+        dtype: &Bound<'_, PyAny>,
+        slots: usize,
+        kind: &str,
+        meta_size: Option<usize>,
+        timestamps: bool,
+        keep: bool,
+        spin: Option<u32>,
+    ) -> PyResult<Self> {
+        let (shape, t, config) =
+            queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
+        let config = config.keep(keep);
+        let inner = with_dtype!(t, T => producer_of(
+            RsProducer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
+        Ok(Producer {
+            h: Handle::new(inner),
+        })
+    }
+
+    /// Attaches as a producer to the existing ring `name` (dtype and shape from its header);
+    /// `timeout` seconds to wait for it to be created (None: fail at once with NotFound).
+    #[staticmethod]
+    #[pyo3(signature = (name, timeout=None, spin=None))]
+    fn open(py: Python<'_>, name: &str, timeout: Option<f64>, spin: Option<u32>) -> PyResult<Self> {
+        let dtype = open_segment(py, name, timeout)?.dtype();
+        let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
+        let inner = with_dtype!(dtype, T => producer_of(
+            RsProducer::<T, IxDyn>::open_with(name, &options).py(py)?));
+        Ok(Producer {
+            h: Handle::new(inner),
+        })
+    }
+
+    /// Opens `name` if it exists (checking dtype and shape), else creates it.
+    #[staticmethod]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, spin=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn open_or_create(
+        py: Python<'_>,
+        name: &str,
+        shape: &Bound<'_, PyAny>,
+        dtype: &Bound<'_, PyAny>,
+        slots: usize,
+        kind: &str,
+        meta_size: Option<usize>,
+        timestamps: bool,
+        spin: Option<u32>,
+    ) -> PyResult<Self> {
+        let (shape, t, config) =
+            queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
+        let inner = with_dtype!(t, T => producer_of(
+            RsProducer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
+        Ok(Producer {
+            h: Handle::new(inner),
+        })
+    }
+
+    /// Claims a free slot (waiting while the ring is full, at most `timeout` seconds): use it as
+    /// `with tx.claim() as frame: frame[...] = ...`.
+    #[pyo3(signature = (timeout=None, meta=None))]
+    fn claim(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<Claim> {
+        self.h.get(py)?.claim(py, timeout, meta)
+    }
+
+    /// Copies `image` (a numpy array of the ring's dtype and shape, any strides) into a slot and
+    /// publishes it with `meta` as its user metadata; returns its sequence number.
+    #[pyo3(signature = (image, meta=None, timeout=None))]
+    fn send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<Vec<u8>>,
+        timeout: Option<f64>,
+    ) -> PyResult<u64> {
+        self.h.get(py)?.send(py, image, meta.as_deref(), timeout)
+    }
+
+    /// Closes the ring: consumers receive what was published, then `ndring.Closed`.
+    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.h.get(py)?.close();
+        Ok(())
+    }
+}
+segment_getters!(Producer);
