@@ -185,8 +185,9 @@ impl Segment {
     }
 
     /// Attaches to the ring `name` with `options`: waits up to
-    /// [`OpenOptions::wait_for_creator`] for the name to appear (for a consumer started before
-    /// its producer), then up to [`OpenOptions::ready_timeout`] for its creator to finish.
+    /// [`wait_for_creator`](crate::OpenOptions::wait_for_creator) for the name to appear (for a
+    /// consumer started before its producer), then up to
+    /// [`ready_timeout`](crate::OpenOptions::ready_timeout) for its creator to finish.
     ///
     /// ```
     /// # use ndring::*;
