@@ -21,7 +21,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{command, name, pattern, trial};
+use common::{Rng, command, name, pattern, seed, trial};
 use ndarray::Ix1;
 use ndring::{Config, Consumer, Error, LeaseConsumer, OpenOptions, Producer, ReadLease};
 
@@ -44,26 +44,6 @@ fn main() -> std::process::ExitCode {
             }),
         ],
     )
-}
-
-/// A cheap, seedable random number generator (xorshift), so failures can be replayed.
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
-fn seed() -> u64 {
-    let s = std::env::var("NDRING_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| ndring::now_ns() | 1);
-    eprintln!("NDRING_SEED={s}");
-    s
 }
 
 /// How a consumer child receives.

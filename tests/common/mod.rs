@@ -135,3 +135,24 @@ pub fn effective_uid() -> u32 {
     std::fs::remove_file(&path).unwrap();
     uid
 }
+
+/// A cheap, seedable random number generator (xorshift), so failures can be replayed.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// The seed of a randomised test: `NDRING_SEED` replays one; printed either way.
+pub fn seed() -> u64 {
+    let s = std::env::var("NDRING_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| ndring::now_ns() | 1);
+    eprintln!("NDRING_SEED={s}");
+    s
+}
