@@ -69,6 +69,12 @@ pub struct Lifecycle {
     /// 1: the name stays when the last handle detaches (`Config::keep(true)`); 0: the last
     /// handle out removes it.
     pub keep: AtomicU32,
+    /// 1 once an SPSC producer of this ring has reused slots out of turn (recent-first, or a
+    /// free list after a corrupt takeover): stored, then a Release fence, before that producer's
+    /// first such claim; never cleared. Such a producer may rewrite a released slot as soon as
+    /// its position is no longer the newest, so a non-consuming reader (`copy_newest`) that
+    /// finds it set accepts a copy of position `pos` only if `tail <= pos + 1` afterwards.
+    pub out_of_turn: AtomicU32,
 }
 
 /// The control block that follows the fixed header.

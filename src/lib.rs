@@ -96,7 +96,7 @@ pub use crate::{
     layout::RingKind,
     lease::{LeaseConsumer, LeaseProducer, ReadLease, WriteLease},
     peers::{PeerInfo, Role},
-    producer::Producer,
+    producer::{Producer, RECENT_FIRST_MIN_BYTES},
     segment::{MAX_NAME_LEN, Positions, Segment, remove, validate_name},
     slot::{ReadSlot, WriteSlot},
     subscriber::{Start, Subscriber},

@@ -66,7 +66,7 @@ fn spsc_reuse_exclusive() {
         let m2 = m.clone();
         let p = thread::spawn(move || {
             let mut p = spsc::Producer::attach(&*m2, Notifier::new(true, 0));
-            p.set_eager(true);
+            p.set_eager(&m2.control, true);
             for i in 0..4 {
                 produce(&m2, &mut p, 10 + i);
             }
@@ -90,7 +90,7 @@ fn spsc_reuse_takeover_rebuilds_from_head() {
             produce(&m2, &mut p, 2);
             drop(p);
             let mut p = spsc::Producer::attach(&*m2, Notifier::new(false, 0));
-            p.set_eager(true);
+            p.set_eager(&m2.control, true);
             produce(&m2, &mut p, 3);
         });
         let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));

@@ -8,11 +8,14 @@
 //!
 //! * Broadcast: the writer sets `WRITING` in the stamp and fences (Release) before it rewrites a
 //!   slot, so an unchanged stamp proves the copy whole (as `Subscriber::recv_into`).
-//! * Queues: a producer marks nothing when it starts to rewrite a slot; it may only do so for
-//!   position `pos + slots`, which it claims when `tail` reaches `pos + slots` (SPSC) or by moving
-//!   `tail` past it (MPMC). So the copy of position `pos` is whole if `tail` is still below
-//!   `pos + slots` after the copy, and the slot's stamp still names `pos`. The newest item is the
-//!   one furthest from being rewritten (`slots − 1` publishes away). This check relies on the
+//! * Queues: a producer marks nothing when it starts to rewrite a slot; in turn it may only do
+//!   so for position `pos + slots`, which it claims when `tail` reaches `pos + slots` (SPSC) or
+//!   by moving `tail` past it (MPMC). So the copy of position `pos` is whole if `tail` is still
+//!   below `pos + slots` after the copy, and the slot's stamp still names `pos`. The newest item
+//!   is the one furthest from being rewritten (`slots − 1` publishes away). An SPSC producer
+//!   that reuses slots out of turn (recent-first; the ring's `out_of_turn` mark says one has)
+//!   rewrites a released slot only once its item is no longer the newest: the copy is then
+//!   whole if, afterwards, `tail` is still `pos + 1` or `head` still at most `pos`. This check relies on the
 //!   producer's `tail` store becoming visible no later than its next payload stores (true on x86,
 //!   whose stores are seen in order, and for fenced publishes everywhere); in the language's
 //!   memory model it is the usual seqlock caveat for a writer whose stores are not atomics.
@@ -149,7 +152,8 @@ impl Inspector {
         let e = (pos % n) as usize;
         // SPSC: the entry of `pos` names its data slot (bounds-checked: hostile input; out of
         // range reads as the entry's own, as the consumer does). A producer that reuses slots
-        // out of turn may rewrite it as soon as `pos` is released, not only one lap later.
+        // out of turn may rewrite it once `pos` is released and no longer the newest item, not
+        // only one lap later.
         let (s, out_of_turn) = if mpmc {
             (e, false)
         } else {
@@ -164,9 +168,13 @@ impl Inspector {
         // atomic loads, so a producer rewriting it makes the copy stale, never undefined.
         unsafe { atomic_copy(self.payload(s), dst) };
         fence(Acquire);
+        let tail_now = c.tail.load(Relaxed) & !CLOSED;
+        // Out of turn (this entry's mark, or the ring's: a producer that switched policy after
+        // `pos` was published): whole if `pos` is still unreleased, or still the newest item.
+        let out_of_turn = !mpmc && (out_of_turn || c.lifecycle.out_of_turn.load(Relaxed) != 0);
         let still = holds(self.slot(e).stamp.load(Relaxed), pos)
-            && c.tail.load(Relaxed) & !CLOSED < pos + n
-            && (!out_of_turn || c.head.load(Relaxed) <= pos);
+            && tail_now < pos + n
+            && (!out_of_turn || tail_now <= pos + 1 || c.head.load(Relaxed) <= pos);
         Ok(still.then_some((pos + 1, s)))
     }
 }

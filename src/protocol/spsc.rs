@@ -10,13 +10,15 @@
 //! position `head` when `head < tail`, or when the entry's stamp says `head + 1`.
 //!
 //! **Which data slot.** Delivery is FIFO by position, but the data slot is the producer's
-//! choice. An eager producer (opt-in, `Producer::reuse_recent_slots`) keeps a stack of free
-//! data slots and takes the one released most recently (a LIFO): when the consumer keeps up, it rewrites the slot the
-//! consumer just finished with, so the ring's working set stays about two slots whatever its
-//! depth (a FIFO ring walks every slot: at 8 slots of 6 MB frames the walk spills the L3
-//! cache). By default a producer reuses slots in release order, which keeps position `pos` in slot `pos % slots` and each item's control words on the
-//! line of its entry's stamp. The stack is private and rebuilt from `head` alone: the data
-//! slots named by positions `head..tail` are in use, every other one is free.
+//! choice. An eager producer (large items by default, `Producer::reuse_recent_slots`) keeps a
+//! stack of free data slots and takes the one released most recently (a LIFO), except the slot
+//! of the newest item while another is free: when the consumer keeps up, the ring's working set
+//! stays two slots whatever its depth (a FIFO ring walks every slot: at 8 slots of 6 MB frames
+//! the walk spills the L3 cache), and a non-consuming reader copying the newest item has until
+//! the next publish. Small items reuse slots in release order, which keeps position `pos` in
+//! slot `pos % slots` and each item's control words on the line of its entry's stamp. The stack
+//! is private and rebuilt from `head` alone: the data slots named by positions `head..tail` are
+//! in use, every other one is free.
 //!
 //! Each side caches the other's position and reloads it only when the cache says full (or
 //! empty), as rtrb does, so a side that runs behind touches the other side's line once per lap
@@ -33,7 +35,7 @@ use std::collections::VecDeque;
 
 use crate::header::{CLOSED, Control};
 use crate::protocol::{Notifier, RingMemory};
-use crate::sync::Ordering::*;
+use crate::sync::{Ordering::*, fence};
 
 /// The data slot that entry `entry` (of position `pos`, `entry == pos % slots`) names, once an
 /// Acquire load of its stamp or of `tail` has shown `pos` published. A name out of range (only a
@@ -48,6 +50,16 @@ pub fn data_slot_of<M: RingMemory>(mem: &M, entry: usize) -> usize {
     } else {
         entry
     }
+}
+
+/// Marks the ring as one whose producer reuses slots out of turn (`Lifecycle::out_of_turn`),
+/// before the first such claim: the fence orders the mark before every later payload store, so
+/// a reader that copied bytes of such a rewrite and then fences (Acquire) sees the mark.
+fn mark_out_of_turn(c: &Control) {
+    if c.lifecycle.out_of_turn.load(Relaxed) == 0 {
+        c.lifecycle.out_of_turn.store(1, Relaxed);
+    }
+    fence(Release);
 }
 
 /// Outcome of a step that did not get a slot.
@@ -89,7 +101,8 @@ enum Reuse {
     /// The free list `free`, refilled from `head`, in release order (a takeover that found the
     /// entries inconsistent, so that `Cycle` cannot be trusted).
     InOrder,
-    /// The free list `free`, the most recently released slot on top (eager: large items).
+    /// The free list `free`, the most recently released slot on top (eager: large items),
+    /// except the newest item's slot, which waits for the next publish (see `pick`).
     Recent,
 }
 // Fieldless, so that each test of the policy on the hot path is one compare.
@@ -114,6 +127,8 @@ pub struct Producer {
     head_entry: usize,
     /// The data slot of each entry's latest position.
     named: Vec<u32>,
+    /// The data slot of position `tail - 1` (the newest published item), or [`UNKNOWN`].
+    newest: u32,
     reuse: Reuse,
     /// With a free list: free data slots, the next one to fill at the back.
     free: VecDeque<u32>,
@@ -187,12 +202,23 @@ impl Producer {
                 }
             }
         }
+        let newest = match tail.checked_sub(1) {
+            Some(pos) => {
+                let d = mem.slot((pos % slots) as usize).data_slot.load(Relaxed) & !OUT_OF_TURN;
+                if d < slots { d as u32 } else { UNKNOWN }
+            }
+            None => UNKNOWN,
+        };
+        if !consistent {
+            mark_out_of_turn(c);
+        }
         Producer {
             tail,
             entry: (tail % slots) as usize,
             cached_head: head,
             head_entry: (head % slots) as usize,
             named,
+            newest,
             reuse: if consistent {
                 Reuse::Cycle
             } else {
@@ -210,7 +236,12 @@ impl Producer {
     /// stays about two slots at any depth. Costs a line read per claim; for items large enough
     /// that their cache footprint matters more (`Producer::reuse_recent_slots`; off by default:
     /// where the two sides do not share a last-level cache it measured slower).
-    pub fn set_eager(&mut self, eager: bool) {
+    ///
+    /// Turning it on marks the ring (`Lifecycle::out_of_turn`) before any claim out of turn.
+    pub fn set_eager(&mut self, c: &Control, eager: bool) {
+        if eager {
+            mark_out_of_turn(c);
+        }
         if eager && self.reuse == Reuse::Cycle {
             // The free list: every slot not named by a position in `cached_head..tail`.
             self.is_free.iter_mut().for_each(|f| *f = true);
@@ -305,9 +336,24 @@ impl Producer {
         // Not taken until published: an abandoned claim gets the same slot again.
         let d = match self.reuse {
             Reuse::Cycle => self.named[self.entry],
-            Reuse::InOrder | Reuse::Recent => self.free[self.free.len() - 1],
+            Reuse::InOrder | Reuse::Recent => self.free[self.pick()],
         };
         Ok((self.tail, d as usize))
+    }
+
+    /// With a free list: the index in `free` of the slot the next position gets. The top,
+    /// unless it holds the newest item (its position released, the consumer having caught up)
+    /// and another slot is free: a slot is rewritten only once its item is no longer the
+    /// newest, so that a non-consuming reader copying the newest item (`ndring peek`) has until
+    /// the next publish, as on a two-slot ring. The working set stays two slots.
+    #[inline]
+    fn pick(&self) -> usize {
+        let top = self.free.len() - 1;
+        if top > 0 && self.free[top] == self.newest {
+            top - 1
+        } else {
+            top
+        }
     }
 
     /// Publishes the position returned by `try_claim`: its entry names the data slot, then
@@ -320,9 +366,10 @@ impl Producer {
         let d = match self.reuse {
             Reuse::Cycle => self.named[self.entry],
             Reuse::InOrder | Reuse::Recent => {
+                // Below the top, the top moves down into its place: the order of the rest holds.
                 let d = self
                     .free
-                    .pop_back()
+                    .swap_remove_back(self.pick())
                     .expect("publish follows a successful claim");
                 self.is_free[d as usize] = false;
                 self.named[self.entry] = d;
@@ -339,6 +386,7 @@ impl Producer {
         };
         e.data_slot.store(u64::from(d) | mark, Relaxed);
         e.stamp.store(next, Release);
+        self.newest = d;
         self.entry = next_slot(self.entry, self.slots);
         if self.notifier.fenced() {
             c.tail.fetch_add(1, AcqRel);
@@ -449,9 +497,20 @@ impl Consumer {
     /// `tail` has made visible). A name out of range (only a corrupt producer writes one) reads
     /// as the entry's own slot: the index stays in bounds, and such a producer could write any
     /// slot's contents anyway.
+    ///
+    /// A ring that cycles names entry `e`'s own slot `e`. Then the slot is taken from `entry`,
+    /// which is known before the stamp's line arrives, not from the loaded name: past a predicted
+    /// branch the CPU can fetch the payload's line while the stamp's is still in flight, where an
+    /// address computed from the name waits for it (a raw ping-pong whose payload offset travels
+    /// on the flag's line measured 1.27x the same ping-pong with a fixed offset, W1).
+    /// `black_box` keeps the compiler from substituting the (equal) loaded value.
     #[inline]
     fn data_slot<M: RingMemory>(&self, mem: &M) -> usize {
-        data_slot_of(mem, self.entry)
+        if mem.slot(self.entry).data_slot.load(Relaxed) == self.entry as u64 {
+            std::hint::black_box(self.entry)
+        } else {
+            data_slot_of(mem, self.entry)
+        }
     }
 
     /// Releases the position returned by `try_recv` back to the producer. Returns true if the

@@ -225,14 +225,16 @@ fn spsc_take(m: &Mem, c: &mut spsc::Consumer, v: u64) -> usize {
 
 #[test]
 fn spsc_reuses_the_slot_released_last() {
-    // A consumer that keeps up: an eager producer rewrites the one slot it just got back, so a
-    // ring of 8 uses one data slot; a lazy one (small items) walks all 8 before reloading
-    // `head`, then reuses them in release order (position `pos` in slot `pos % 8`).
+    // A consumer that keeps up: an eager producer rewrites the slot it got back last unless it
+    // holds the newest item, so a ring of 8 uses two data slots, in turn; a lazy one (small
+    // items) walks all 8 before reloading `head`, then reuses them in release order (position
+    // `pos` in slot `pos % 8`).
+    let alternate: Vec<usize> = (0..20).map(|i| i % 2).collect();
     let lazy: Vec<usize> = (0..20).map(|i| i % 8).collect();
-    for (eager, expect) in [(true, vec![0; 20]), (false, lazy)] {
+    for (eager, expect) in [(true, alternate), (false, lazy)] {
         let m = Mem::new(8, 2, false);
         let mut p = spsc::Producer::attach(&*m, Notifier::new(false, 0));
-        p.set_eager(eager);
+        p.set_eager(&m.control, eager);
         let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
         let used: Vec<usize> = (0..expect.len() as u64)
             .map(|i| {
@@ -254,7 +256,7 @@ fn spsc_slot_reuse_never_touches_queued_or_held_slots() {
         let slots = 2 + (seed % 5) as usize;
         let m = Mem::new(slots, 2, false);
         let mut p = spsc::Producer::attach(&*m, Notifier::new(false, 0));
-        p.set_eager(seed % 2 == 0);
+        p.set_eager(&m.control, seed % 2 == 0);
         let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
         let mut queued: std::collections::VecDeque<(u64, usize)> = Default::default();
         let mut held: Option<(u64, usize)> = None;
@@ -266,7 +268,7 @@ fn spsc_slot_reuse_never_touches_queued_or_held_slots() {
             if x % 53 == 0 {
                 // A successor producer (eager or not) takes over mid-stream.
                 p = spsc::Producer::attach(&*m, Notifier::new(false, 0));
-                p.set_eager(x % 2 == 0);
+                p.set_eager(&m.control, x % 2 == 0);
             }
             match x % 3 {
                 0 => {
