@@ -10,19 +10,21 @@ pub enum W1 {
     MpmcBusy,
     RawSpin,
     RawSpinPayload,
+    RawSpinNamed,
     RawFutex,
     Uds,
     Pipe,
 }
 
 impl W1 {
-    const ALL: [W1; 9] = [
+    const ALL: [W1; 10] = [
         W1::SpscBusy,
         W1::SpscDefault,
         W1::SpscBlocking,
         W1::MpmcBusy,
         W1::RawSpin,
         W1::RawSpinPayload,
+        W1::RawSpinNamed,
         W1::RawFutex,
         W1::Uds,
         W1::Pipe,
@@ -36,6 +38,7 @@ impl W1 {
             W1::MpmcBusy => "ndring mpmc busy-poll",
             W1::RawSpin => "baseline: raw shm spin",
             W1::RawSpinPayload => "baseline: raw shm spin + 64 B line",
+            W1::RawSpinNamed => "baseline: raw shm spin + 64 B line named on the flag's line",
             W1::RawFutex => "baseline: raw shm futex",
             W1::Uds => "baseline: unix socket",
             W1::Pipe => "baseline: pipe",
@@ -100,15 +103,20 @@ pub fn w1_run(v: W1, s: &Settings) -> Vec<u64> {
             tx.close();
             reap(child);
         }
-        W1::RawSpin | W1::RawSpinPayload | W1::RawFutex => {
+        W1::RawSpin | W1::RawSpinPayload | W1::RawSpinNamed | W1::RawFutex => {
             let map = RawMap::create("w1", 4096);
             let (ping, pong) = (map.u32_at(0), map.u32_at(128));
             let futex = v == W1::RawFutex;
-            let payload = v == W1::RawSpinPayload;
+            // Named: the payload's offset travels on the flag's line (as ndring's entries name
+            // their data slot), so the reader's payload address depends on a loaded value.
+            let named = v == W1::RawSpinNamed;
+            let payload = v == W1::RawSpinPayload || named;
+            let (ping_at, pong_at) = (map.u32_at(8), map.u32_at(136));
             let child = spawn(
                 match v {
                     W1::RawFutex => "w1-futex",
                     W1::RawSpinPayload => "w1-spin-payload",
+                    W1::RawSpinNamed => "w1-spin-named",
                     _ => "w1-spin",
                 },
                 &[
@@ -123,11 +131,17 @@ pub fn w1_run(v: W1, s: &Settings) -> Vec<u64> {
                 let t = Instant::now();
                 if payload {
                     map.with_mut(RAW_PING_PAYLOAD, SMALL, |d| d.fill(i as u8));
+                    ping_at.store(RAW_PING_PAYLOAD as u32, Relaxed);
                 }
                 ping.store(n, Release);
                 if payload {
                     spin_until(|| pong.load(Acquire) == n);
-                    let last = map.with_ref(RAW_PONG_PAYLOAD, SMALL, |d| d[SMALL - 1]);
+                    let at = if named {
+                        (pong_at.load(Relaxed) as usize).min(RAW_PONG_PAYLOAD)
+                    } else {
+                        RAW_PONG_PAYLOAD
+                    };
+                    let last = map.with_ref(at, SMALL, |d| d[SMALL - 1]);
                     assert_eq!(last, i as u8);
                 } else if futex {
                     futex_wake(ping, 1);
@@ -319,18 +333,26 @@ pub fn child(role: &str, a: &ChildArgs) {
                 w.publish();
             }
         }
-        "w1-spin" | "w1-futex" | "w1-spin-payload" => {
+        "w1-spin" | "w1-futex" | "w1-spin-payload" | "w1-spin-named" => {
             let map = RawMap::open(Path::new(a.str("path")), 4096);
             let (ping, pong) = (map.u32_at(0), map.u32_at(128));
+            let (ping_at, pong_at) = (map.u32_at(8), map.u32_at(136));
             let futex = role == "w1-futex";
-            let payload = role == "w1-spin-payload";
+            let named = role == "w1-spin-named";
+            let payload = role == "w1-spin-payload" || named;
             let mut buf = [0u8; SMALL];
             for i in 1..=a.num::<u32>("n") {
                 if payload {
                     // Echo the array: read the ping's payload line, write the pong's.
                     spin_until(|| ping.load(Acquire) == i);
-                    map.with_ref(RAW_PING_PAYLOAD, SMALL, |d| buf.copy_from_slice(d));
+                    let at = if named {
+                        (ping_at.load(Relaxed) as usize).min(RAW_PING_PAYLOAD)
+                    } else {
+                        RAW_PING_PAYLOAD
+                    };
+                    map.with_ref(at, SMALL, |d| buf.copy_from_slice(d));
                     map.with_mut(RAW_PONG_PAYLOAD, SMALL, |d| d.copy_from_slice(&buf));
+                    pong_at.store(RAW_PONG_PAYLOAD as u32, Relaxed);
                     pong.store(i, Release);
                 } else if futex {
                     while ping.load(Acquire) != i {

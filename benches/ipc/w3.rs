@@ -1,8 +1,8 @@
 //! W3: frames copied in at memcpy speed and read out in full (a vectorised `u64` word sum, see
 //! `frame.rs`), so that the figure is bound by the transport and the memory it touches.
 //!
-//! Variants: ndring SPSC at 2 / 4 / 8 / 16 slots, filling slots in turn (the default) and
-//! recent-first (`Producer::reuse_recent_slots`); two raw shared-memory rings that differ only
+//! Variants: ndring SPSC at 2 / 4 / 8 / 16 slots, as configured by default (frames reuse the
+//! slot released last) and filling slots in turn (`Producer::reuse_recent_slots(false)`); two raw shared-memory rings that differ only
 //! in which slot the producer fills next, the experiment behind ndring's slot reuse: *FIFO*
 //! (position `k` in slot `k % n`, so the producer walks every slot and the working set is all
 //! `n` frames) and *LIFO* (the producer rewrites the slot released most recently, so a consumer
@@ -44,10 +44,10 @@ impl Res {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum W3 {
-    /// ndring SPSC, slots.
+    /// ndring SPSC, slots, as configured by default (frames: recent-first).
     Ring(Res, usize),
-    /// ndring SPSC, slots, `Producer::reuse_recent_slots(true)`.
-    RingRecent(Res, usize),
+    /// ndring SPSC, slots, `Producer::reuse_recent_slots(false)`: slots filled in turn.
+    RingInTurn(Res, usize),
     /// Raw ring, position `k` in slot `k % n`.
     Fifo(Res, usize),
     /// Raw ring, the most recently released slot rewritten first.
@@ -61,7 +61,7 @@ impl W3 {
     pub fn label(self) -> String {
         match self {
             W3::Ring(r, n) => format!("ndring spsc {}, {n} slots", r.name()),
-            W3::RingRecent(r, n) => format!("ndring recent-first {}, {n} slots", r.name()),
+            W3::RingInTurn(r, n) => format!("ndring in turn {}, {n} slots", r.name()),
             W3::Fifo(r, n) => format!("raw ring FIFO {}, {n} slots", r.name()),
             W3::Lifo(r, n) => format!("raw ring LIFO {}, {n} slots", r.name()),
             W3::Single(r) => format!("one process copy+read {}", r.name()),
@@ -73,7 +73,7 @@ impl W3 {
     fn res(self) -> Res {
         match self {
             W3::Ring(r, _)
-            | W3::RingRecent(r, _)
+            | W3::RingInTurn(r, _)
             | W3::Fifo(r, _)
             | W3::Lifo(r, _)
             | W3::Single(r) => r,
@@ -83,7 +83,7 @@ impl W3 {
 
     fn slots(self) -> usize {
         match self {
-            W3::Ring(_, n) | W3::RingRecent(_, n) | W3::Fifo(_, n) | W3::Lifo(_, n) => n,
+            W3::Ring(_, n) | W3::RingInTurn(_, n) | W3::Fifo(_, n) | W3::Lifo(_, n) => n,
             _ => 2,
         }
     }
@@ -175,7 +175,7 @@ fn w3_run(v: W3, s: &Settings) -> f64 {
         a
     };
     match v {
-        W3::Ring(_, slots) | W3::RingRecent(_, slots) => {
+        W3::Ring(_, slots) | W3::RingInTurn(_, slots) => {
             let name = ring_name("w3");
             let config = Config::spsc().slots(slots);
             let mut rx = Consumer::<u8, Ix3>::create(&name, res.shape(), &config).expect("create");
@@ -184,8 +184,8 @@ fn w3_run(v: W3, s: &Settings) -> f64 {
                 &args(&[
                     ("name", name.clone()),
                     (
-                        "recent",
-                        u8::from(matches!(v, W3::RingRecent(..))).to_string(),
+                        "in_turn",
+                        u8::from(matches!(v, W3::RingInTurn(..))).to_string(),
                     ),
                 ]),
                 Stdio::null(),
@@ -278,7 +278,7 @@ fn variants() -> Vec<W3> {
     for slots in [2, 4, 8, 16] {
         v.extend([
             W3::Ring(Res::Hd, slots),
-            W3::RingRecent(Res::Hd, slots),
+            W3::RingInTurn(Res::Hd, slots),
             W3::Fifo(Res::Hd, slots),
             W3::Lifo(Res::Hd, slots),
         ]);
@@ -356,7 +356,7 @@ pub fn w3(s: &Settings, rep: &mut Report) {
         let r = spread(&rates[i]);
         let res = v.res();
         let same = |f: fn(Res, usize) -> W3| match v {
-            W3::Ring(_, n) | W3::RingRecent(_, n) | W3::Fifo(_, n) | W3::Lifo(_, n) => {
+            W3::Ring(_, n) | W3::RingInTurn(_, n) | W3::Fifo(_, n) | W3::Lifo(_, n) => {
                 idx(f(res, *n))
             }
             _ => None,
@@ -406,7 +406,9 @@ pub fn child(role: &str, a: &ChildArgs) {
         "w3-ring" => {
             let src = Source::new(bytes);
             let mut tx = Producer::<u8, Ix3>::open(a.str("name")).expect("open");
-            tx.reuse_recent_slots(a.num::<u8>("recent") == 1);
+            if a.num::<u8>("in_turn") == 1 {
+                tx.reuse_recent_slots(false);
+            }
             for k in 0..n {
                 let mut w = tx.claim().expect("claim");
                 src.write(w.as_slice_mut().expect("contiguous"), k);
