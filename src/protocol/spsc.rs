@@ -497,20 +497,9 @@ impl Consumer {
     /// `tail` has made visible). A name out of range (only a corrupt producer writes one) reads
     /// as the entry's own slot: the index stays in bounds, and such a producer could write any
     /// slot's contents anyway.
-    ///
-    /// A ring that cycles names entry `e`'s own slot `e`. Then the slot is taken from `entry`,
-    /// which is known before the stamp's line arrives, not from the loaded name: past a predicted
-    /// branch the CPU can fetch the payload's line while the stamp's is still in flight, where an
-    /// address computed from the name waits for it (a raw ping-pong whose payload offset travels
-    /// on the flag's line measured 1.27x the same ping-pong with a fixed offset, W1).
-    /// `black_box` keeps the compiler from substituting the (equal) loaded value.
     #[inline]
     fn data_slot<M: RingMemory>(&self, mem: &M) -> usize {
-        if mem.slot(self.entry).data_slot.load(Relaxed) == self.entry as u64 {
-            std::hint::black_box(self.entry)
-        } else {
-            data_slot_of(mem, self.entry)
-        }
+        data_slot_of(mem, self.entry)
     }
 
     /// Releases the position returned by `try_recv` back to the producer. Returns true if the
