@@ -24,7 +24,8 @@ pub(crate) struct ReadOnlyMap {
     /// Start of the mapping; `len > 0` bytes, page-aligned, `PROT_READ`.
     pub base: NonNull<u8>,
     pub len: usize,
-    _fd: OwnedFd,
+    /// The descriptor the mapping came from: its identity and advisory lock are the object's.
+    pub fd: OwnedFd,
 }
 
 /// Opens `name` read-only (never following a symlink, never blocking on a FIFO) and returns the
@@ -68,7 +69,7 @@ pub(crate) fn map(fd: OwnedFd, len: usize, name: &str) -> Result<ReadOnlyMap> {
     Ok(ReadOnlyMap {
         base: NonNull::new(p.cast()).expect("mmap returned null"),
         len,
-        _fd: fd,
+        fd,
     })
 }
 

@@ -23,12 +23,14 @@
 
 mod map;
 mod newest;
+mod remove;
 
 use std::fmt;
 use std::time::Duration;
 
 pub use map::SHM_DIR;
 pub use newest::Newest;
+pub use remove::Removal;
 
 use crate::element::DType;
 use crate::error::{Error, Result};

@@ -2,7 +2,7 @@
 //! Processes that have a ring mapped keep it; only the name goes.
 
 use ndring::Error;
-use ndring::inspect::{Inspector, Probe};
+use ndring::inspect::{Inspector, Probe, Removal};
 
 use crate::{Failure, fmt};
 
@@ -41,7 +41,12 @@ pub fn run(args: Args) -> Result<(), Failure> {
         }
         let mut failed = 0;
         for p in stale {
-            match unlink(p.name(), args.dry_run) {
+            // A ring: only if still nobody is attached (checked again under its lock).
+            let removed = match p {
+                Probe::Ring(r) if !args.dry_run => remove_ring(r),
+                _ => unlink(p.name(), args.dry_run),
+            };
+            match removed {
                 Ok(()) => println!("{verb} {} ({})", p.name(), describe(p)),
                 Err(e) => {
                     eprintln!("ndring: {e}");
@@ -79,12 +84,16 @@ fn remove_one(name: &str, force: bool, dry_run: bool) -> Result<String, Failure>
         Ok(p) => {
             let users = fmt::users(&p);
             if !users.is_empty() && !force {
-                return Err(format!(
-                    "{name}: in use by {}; not removed (--force removes it anyway)",
-                    users.join(", ")
-                ));
+                return Err(in_use(name, &users));
             }
-            describe(&p)
+            let what = describe(&p);
+            if let (Probe::Ring(r), false, false) = (&p, force, dry_run) {
+                // The check again, and the unlink, under the ring's lock: a process that
+                // attaches meanwhile keeps its name.
+                remove_ring(r)?;
+                return Ok(what);
+            }
+            what
         }
         // Ours, but unreadable by this version: only on request.
         Err(e @ (Error::Version { .. } | Error::Corrupt { .. })) if !force => {
@@ -99,6 +108,32 @@ fn remove_one(name: &str, force: bool, dry_run: bool) -> Result<String, Failure>
     };
     unlink(name, dry_run)?;
     Ok(what)
+}
+
+fn in_use(name: &str, users: &[String]) -> Failure {
+    format!(
+        "{name}: in use by {}; not removed (--force removes it anyway)",
+        users.join(", ")
+    )
+}
+
+/// Removes a ring's name unless a live process is attached, deciding under its lock.
+fn remove_ring(r: &Inspector) -> Result<(), Failure> {
+    match r.remove_unless_used() {
+        Ok(Removal::Removed) => Ok(()),
+        Ok(Removal::InUse(peers)) => {
+            let users: Vec<String> = peers
+                .iter()
+                .map(|p| format!("pid {} ({})", p.pid, p.role))
+                .collect();
+            Err(in_use(r.name(), &users))
+        }
+        Ok(Removal::Replaced) => Err(format!(
+            "{}: replaced by another ring meanwhile; not removed",
+            r.name()
+        )),
+        Err(e) => Err(format!("cannot remove {}: {e}", r.name())),
+    }
 }
 
 fn unlink(name: &str, dry_run: bool) -> Result<(), Failure> {
