@@ -231,11 +231,12 @@ impl Producer {
             notifier,
         }
     }
+
     /// Large items: reuse the slot released most recently, and reload `head` at every claim
     /// while an item is outstanding to see each release at once, so that the ring's working set
     /// stays about two slots at any depth. Costs a line read per claim; for items large enough
-    /// that their cache footprint matters more (`Producer::reuse_recent_slots`; off by default:
-    /// where the two sides do not share a last-level cache it measured slower).
+    /// that their cache footprint matters more (`Producer::reuse_recent_slots`; on by default
+    /// for items of at least 64 KiB).
     ///
     /// Turning it on marks the ring (`Lifecycle::out_of_turn`) before any claim out of turn.
     pub fn set_eager(&mut self, c: &Control, eager: bool) {
