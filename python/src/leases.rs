@@ -59,12 +59,64 @@ impl<T: Send + Sync> FrameInfo for Copied<T> {
     }
 }
 
+/// What a `Lease` owns. A received slot is held inline, one variant per element type (no
+/// allocation per item: this runs once per received array); a broadcast frame's copy, boxed.
+pub enum Frame {
+    U8(ReadLease<u8, IxDyn>),
+    U16(ReadLease<u16, IxDyn>),
+    U32(ReadLease<u32, IxDyn>),
+    U64(ReadLease<u64, IxDyn>),
+    I8(ReadLease<i8, IxDyn>),
+    I16(ReadLease<i16, IxDyn>),
+    I32(ReadLease<i32, IxDyn>),
+    I64(ReadLease<i64, IxDyn>),
+    F32(ReadLease<f32, IxDyn>),
+    F64(ReadLease<f64, IxDyn>),
+    Copied(Box<dyn FrameInfo>),
+}
+
+impl Frame {
+    fn info(&self) -> &dyn FrameInfo {
+        match self {
+            Frame::U8(l) => l,
+            Frame::U16(l) => l,
+            Frame::U32(l) => l,
+            Frame::U64(l) => l,
+            Frame::I8(l) => l,
+            Frame::I16(l) => l,
+            Frame::I32(l) => l,
+            Frame::I64(l) => l,
+            Frame::F32(l) => l,
+            Frame::F64(l) => l,
+            Frame::Copied(c) => &**c,
+        }
+    }
+}
+
+/// An element type whose leases a `Frame` holds inline.
+pub trait Leased: ndring::Element + numpy::Element {
+    /// `lease` as a `Frame`.
+    fn frame(lease: ReadLease<Self, IxDyn>) -> Frame;
+}
+
+macro_rules! leased {
+    ($($t:ty => $v:ident),*) => {$(
+        impl Leased for $t {
+            fn frame(lease: ReadLease<Self, IxDyn>) -> Frame {
+                Frame::$v(lease)
+            }
+        }
+    )*};
+}
+leased!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32,
+    i64 => I64, f32 => F32, f64 => F64);
+
 /// The base object of every array `recv` returns: it owns the received slot (or, for
 /// broadcast frames, the copy), which goes back to the ring when the array and every view of
 /// it are gone. `ndring.info(array)` finds it from any view.
 #[pyclass(module = "ndring", frozen)]
 pub struct Lease {
-    inner: ManuallyDrop<Box<dyn FrameInfo>>,
+    inner: ManuallyDrop<Frame>,
     /// The process that received it: a forked child's copy must not release the parent's slot.
     pid: u32,
 }
@@ -74,24 +126,24 @@ impl Lease {
     /// The item's sequence number (1-based position in the stream).
     #[getter]
     fn seq(&self) -> u64 {
-        self.inner.seq()
+        self.inner.info().seq()
     }
 
     /// `CLOCK_MONOTONIC` nanoseconds at publish (compare with `ndring.now_ns()`), or None on
     /// rings created without `timestamps=True`.
     #[getter]
     fn timestamp_ns(&self) -> Option<u64> {
-        self.inner.timestamp_ns()
+        self.inner.info().timestamp_ns()
     }
 
     /// The user metadata bytes published with the item (`send(..., meta=b"...")`).
     #[getter]
     fn meta<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.meta())
+        PyBytes::new(py, self.inner.info().meta())
     }
 
     fn __repr__(&self) -> String {
-        format!("ndring.Lease(seq={})", self.inner.seq())
+        format!("ndring.Lease(seq={})", self.inner.info().seq())
     }
 }
 
@@ -101,7 +153,7 @@ impl Drop for Lease {
             // SAFETY: dropped once, here, and never used after.
             unsafe { ManuallyDrop::drop(&mut self.inner) };
         }
-        // Else a forked child: the slot is the parent's to release; the box is leaked.
+        // Else a forked child: the slot is the parent's to release; the frame is leaked.
     }
 }
 
@@ -127,7 +179,7 @@ pub fn read_array<'py, T>(
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>>
 where
-    T: ndring::Element + numpy::Element,
+    T: Leased,
 {
     let mut dims: [npy_intp; MAX_DIMS] = [0; MAX_DIMS];
     let nd = shape.len().min(MAX_DIMS);
@@ -138,7 +190,7 @@ where
     let owner = Bound::new(
         py,
         Lease {
-            inner: ManuallyDrop::new(Box::new(lease)),
+            inner: ManuallyDrop::new(T::frame(lease)),
             pid: crate::pid::current(),
         },
     )?;
@@ -192,7 +244,7 @@ where
     let owner = Bound::new(
         py,
         Lease {
-            inner: ManuallyDrop::new(Box::new(frame)),
+            inner: ManuallyDrop::new(Frame::Copied(Box::new(frame))),
             pid: crate::pid::current(),
         },
     )?;

@@ -28,7 +28,7 @@ trait AnyConsumer: Send + Sync {
     fn segment(&self) -> &Segment;
 }
 
-impl<T: ndring::Element + numpy::Element> AnyConsumer for LeaseConsumer<T, IxDyn> {
+impl<T: leases::Leased> AnyConsumer for LeaseConsumer<T, IxDyn> {
     fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         let lease = self.lease(py, timeout)?;
         leases::read_array(py, lease, self.shape())
@@ -97,7 +97,7 @@ pub struct Consumer {
     h: Handle<dyn AnyConsumer>,
 }
 
-fn consumer_of<T: ndring::Element + numpy::Element>(
+fn consumer_of<T: leases::Leased>(
     c: RsConsumer<T, IxDyn>,
 ) -> Box<dyn AnyConsumer> {
     Box::new(LeaseConsumer::from(c))
