@@ -9,11 +9,14 @@ use ndarray::{ArrayView, ArrayViewMut, IxDyn};
 use ndring::{ReadLease, WriteLease};
 use std::ffi::{c_int, c_void};
 
-use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, PY_ARRAY_API, PyArrayObject, npy_intp};
-use numpy::{PyArray, PyArrayDescrMethods};
+use numpy::npyffi::{
+    self, NPY_ARRAY_OWNDATA, NPY_ARRAY_WRITEABLE, PY_ARRAY_API, PyArray_Descr, PyArrayObject,
+    npy_intp,
+};
+use numpy::{PyArray, PyArrayDescr};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyType};
 
 use crate::errors::IntoPy;
 
@@ -169,12 +172,37 @@ fn make_read_only(array: &Bound<'_, PyAny>) {
 /// A ring's rank is at most 8 (the header's limit); numpy takes up to 32 (64 in numpy 2).
 const MAX_DIMS: usize = 8;
 
+/// What `read_array` needs from numpy for every item, looked up once per consumer: the
+/// `ndarray` type and the element type's descriptor.
+pub struct ArrayKind {
+    array_type: Py<PyType>,
+    descr: Py<PyArrayDescr>,
+}
+
+impl ArrayKind {
+    /// numpy's `ndarray` type and the descriptor of `T`.
+    pub fn of<T: numpy::Element>(py: Python<'_>) -> Self {
+        // SAFETY: `get_type_object` returns numpy's (immortal, static) `ndarray` type object.
+        let array_type = unsafe {
+            let ty = npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type);
+            Bound::from_borrowed_ptr(py, ty.cast::<pyo3::ffi::PyObject>())
+                .cast_into_unchecked::<PyType>()
+        };
+        ArrayKind {
+            array_type: array_type.unbind(),
+            descr: T::get_dtype(py).unbind(),
+        }
+    }
+}
+
 /// A read-only numpy array over a received slot, with a `Lease` owning the slot as its base.
 ///
 /// Built with one `PyArray_NewFromDescr` call (read-only from birth: no WRITEABLE flag, no
-/// strides to compute: C order) rather than through an ndarray view: this runs once per item.
+/// strides to compute: C order) rather than through an ndarray view, with the type and
+/// descriptor looked up once (`kind`): this runs once per item.
 pub fn read_array<'py, T>(
     py: Python<'py>,
+    kind: &ArrayKind,
     lease: ReadLease<T, IxDyn>,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>>
@@ -196,16 +224,16 @@ where
     )?;
     // `shape` is the ring's (at most 8 dimensions). The array is created without WRITEABLE, and
     // its base (a `Lease`, which has no buffer protocol) makes numpy refuse to set it again. The
-    // descriptor reference is stolen by `PyArray_NewFromDescr`; the owner's by
-    // `PyArray_SetBaseObject` (released by numpy on failure too).
+    // descriptor reference is stolen by `PyArray_NewFromDescr` (hence the new one); the owner's
+    // by the array's `base` field, released by numpy when the array goes.
     // SAFETY: `ptr` is the leased slot's payload, 128-aligned, `shape`'s elements of `T` in C
     // order, which nobody writes until the lease is dropped, and the lease (the array's base)
     // lives as long as the array and every view of it.
     unsafe {
         let array = PY_ARRAY_API.PyArray_NewFromDescr(
             py,
-            npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type),
-            T::get_dtype(py).into_dtype_ptr(),
+            kind.array_type.as_ptr().cast::<pyo3::ffi::PyTypeObject>(),
+            kind.descr.clone_ref(py).into_ptr().cast::<PyArray_Descr>(),
             nd as c_int,
             dims.as_mut_ptr(),
             std::ptr::null_mut(),
@@ -216,16 +244,12 @@ where
         if array.is_null() {
             return Err(PyErr::fetch(py));
         }
-        let array = Bound::from_owned_ptr(py, array);
-        if PY_ARRAY_API.PyArray_SetBaseObject(
-            py,
-            array.as_ptr().cast::<PyArrayObject>(),
-            owner.into_any().into_ptr(),
-        ) != 0
-        {
-            return Err(PyErr::fetch(py));
-        }
-        Ok(array)
+        // What `PyArray_SetBaseObject` does for a base that is not an array (nothing to collapse)
+        // on an array with no base yet (just created, its data not owned): store it.
+        let fields = &mut (*array.cast::<PyArrayObject>()).fields;
+        debug_assert!(fields.base.is_null() && fields.flags & NPY_ARRAY_OWNDATA == 0);
+        fields.base = owner.into_any().into_ptr();
+        Ok(Bound::from_owned_ptr(py, array))
     }
 }
 
