@@ -255,3 +255,40 @@ def test_open_waits_for_the_creator(name):
     assert rx.shape == (1,)
     with pytest.raises(ndring.NotFound):
         ndring.Consumer.open(name + "-never", timeout=0.05)
+
+
+def test_a_handle_waiting_in_one_thread_refuses_other_threads(name):
+    import threading
+
+    tx = ndring.Producer.create(name, shape=2, dtype=np.uint8)
+    rx = ndring.Consumer.open(name)
+    got, waiting = [], threading.Event()
+
+    def wait_for_one():
+        waiting.set()
+        got.append(rx.recv(timeout=10).copy())
+
+    t = threading.Thread(target=wait_for_one)
+    t.start()
+    waiting.wait()
+    deadline = ndring.now_ns() + 5_000_000_000
+    # The waiting thread holds the handle (GIL released): other calls fail, never interleave.
+    while True:
+        try:
+            rx.recv(timeout=0)
+        except RuntimeError as e:
+            assert "in use" in str(e)
+            break
+        except ndring.Timeout:  # the thread has not entered recv yet
+            assert ndring.now_ns() < deadline
+    with pytest.raises(RuntimeError, match="in use"):
+        rx.close()
+    with pytest.raises(RuntimeError, match="in use"):
+        rx.held
+    tx.send(np.array([4, 5], dtype=np.uint8))
+    t.join()
+    assert got[0].tolist() == [4, 5]
+    assert rx.held == 0
+    rx.close()
+    with pytest.raises(ndring.Error, match="closed"):
+        rx.recv(timeout=0)

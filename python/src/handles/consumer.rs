@@ -98,7 +98,7 @@ impl<T: ndring::Element> Leasing<T> for LeaseConsumer<T, IxDyn> {
 /// Receives the slots of a queue ring, each exactly once, as read-only numpy arrays over the
 /// shared memory. An empty ring makes `recv` wait: `spin` polls (default 200), then a sleep on
 /// the ring's futex, without the GIL.
-#[pyclass(module = "ndring")]
+#[pyclass(module = "ndring", frozen)]
 pub struct Consumer {
     h: Handle<dyn AnyConsumer>,
 }
@@ -181,7 +181,7 @@ impl Consumer {
     /// empty (at most `timeout` seconds). The slot returns to the ring when the array and every
     /// view of it are gone; `ndring.info(array)` gives its seq, timestamp and metadata.
     #[pyo3(signature = (timeout=None))]
-    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv(py, timeout)
     }
 
@@ -189,7 +189,7 @@ impl Consumer {
     /// releases its slot at once; returns its sequence number.
     #[pyo3(signature = (out, timeout=None))]
     fn recv_into(
-        &mut self,
+        &self,
         py: Python<'_>,
         out: &Bound<'_, PyAny>,
         timeout: Option<f64>,
@@ -199,23 +199,19 @@ impl Consumer {
 
     /// The next item copied into a new array; its slot is released at once.
     #[pyo3(signature = (timeout=None))]
-    fn recv_copy<'py>(
-        &mut self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn recv_copy<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv_copy(py, timeout)
     }
 
     /// Slots held by arrays still alive.
     #[getter]
     fn held(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.h.get_ref(py)?.held())
+        Ok(self.h.get(py)?.held())
     }
 
     /// Detaches from the ring (as `detach()`); arrays already received stay valid.
-    fn close(&mut self) {
-        self.h.detach();
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.h.detach(py)
     }
 }
 segment_getters!(Consumer);

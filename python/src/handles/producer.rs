@@ -101,7 +101,7 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for LeaseProducer<T, IxDyn
 
 /// Fills and publishes the slots of a queue ring (SPSC or MPMC). A full ring makes claims wait:
 /// `spin` polls (default 200), then a sleep on the ring's futex, without the GIL.
-#[pyclass(module = "ndring")]
+#[pyclass(module = "ndring", frozen)]
 pub struct Producer {
     h: Handle<dyn AnyProducer>,
 }
@@ -182,7 +182,7 @@ impl Producer {
     /// `with tx.claim() as frame: frame[...] = ...`.
     #[pyo3(signature = (timeout=None, meta=None))]
     fn claim(
-        &mut self,
+        &self,
         py: Python<'_>,
         timeout: Option<f64>,
         meta: Option<Vec<u8>>,
@@ -194,7 +194,7 @@ impl Producer {
     /// publishes it with `meta` as its user metadata; returns its sequence number.
     #[pyo3(signature = (image, meta=None, timeout=None))]
     fn send(
-        &mut self,
+        &self,
         py: Python<'_>,
         image: &Bound<'_, PyAny>,
         meta: Option<Vec<u8>>,
@@ -204,7 +204,7 @@ impl Producer {
     }
 
     /// Closes the ring: consumers receive what was published, then `ndring.Closed`.
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.h.get(py)?.close();
         Ok(())
     }
