@@ -1,9 +1,11 @@
 """Per-item costs of the 64-byte stream's steps, in one process (no peer, no waiting), ns per
 item: the producer's `tx.send(src)` into a ring with room, the consumer's `rx.recv()` on a
-pre-filled ring, `del a` (the release), the consumer's checksum, and the bench's consumer loop
-with all of it. Not a test: prints a table; compare rows of one run.
+pre-filled ring, `del a` (the release), the consumer's checksum, the bench's consumer loop with
+all of it, and that loop with `src.view()` (numpy's cheapest new array) in place of `rx.recv()`:
+the floor for any transport handing out one new array per item. Not a test: prints a table;
+compare rows of one run.
 
-    python python/bench/per_item.py [--items 4096] [--rounds 5]
+    python python/bench/per_item.py [--items 4096] [--rounds 7]
 """
 
 import argparse
@@ -65,6 +67,21 @@ def one_round(items):
         n += 1
     out["consumer loop"] = pc() - t
 
+    # The same loop with numpy's own cheapest new array (a view of `src`) in place of `recv`:
+    # the floor of any transport that hands out a new array per item.
+    n, first = 0, None
+    t = pc()
+    for _ in range(items):
+        try:
+            a = src.view()
+        except ndring.Closed:
+            break
+        first = first or pc()
+        checksum(a)
+        del a
+        n += 1
+    out["loop, view()"] = pc() - t
+
     t = pc()
     for _ in range(items):
         pass
@@ -78,7 +95,7 @@ def one_round(items):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=4096)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args()
     rows = {}
     for _ in range(args.rounds):
