@@ -1,8 +1,7 @@
-//! The objects numpy arrays hang on: `Lease` (the base object of a received array, owning its
-//! slot) and `Claim` (a claimed slot, with the array over it, published when its `with` block
-//! ends).
+//! The objects numpy arrays hang on: the `Frame` a `Lease` (the base object of a received
+//! array, `lease_object`) owns, the arrays over them, and `Claim` (a claimed slot, with the array
+//! over it, published when its `with` block ends).
 
-use std::mem::ManuallyDrop;
 use std::sync::Mutex;
 
 use ndarray::{ArrayView, ArrayViewMut, IxDyn};
@@ -19,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyType};
 
 use crate::errors::IntoPy;
+use crate::lease_object::new_lease;
 
 /// The numbers and bytes a received item carries, whatever its element type.
 pub trait FrameInfo: Send + Sync {
@@ -79,7 +79,8 @@ pub enum Frame {
 }
 
 impl Frame {
-    fn info(&self) -> &dyn FrameInfo {
+    /// Its sequence number, timestamp and metadata.
+    pub fn info(&self) -> &dyn FrameInfo {
         match self {
             Frame::U8(l) => l,
             Frame::U16(l) => l,
@@ -113,52 +114,6 @@ macro_rules! leased {
 }
 leased!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32,
     i64 => I64, f32 => F32, f64 => F64);
-
-/// The base object of every array `recv` returns: it owns the received slot (or, for
-/// broadcast frames, the copy), which goes back to the ring when the array and every view of
-/// it are gone. `ndring.info(array)` finds it from any view.
-#[pyclass(module = "ndring", frozen)]
-pub struct Lease {
-    inner: ManuallyDrop<Frame>,
-    /// The process that received it: a forked child's copy must not release the parent's slot.
-    pid: u32,
-}
-
-#[pymethods]
-impl Lease {
-    /// The item's sequence number (1-based position in the stream).
-    #[getter]
-    fn seq(&self) -> u64 {
-        self.inner.info().seq()
-    }
-
-    /// `CLOCK_MONOTONIC` nanoseconds at publish (compare with `ndring.now_ns()`), or None on
-    /// rings created without `timestamps=True`.
-    #[getter]
-    fn timestamp_ns(&self) -> Option<u64> {
-        self.inner.info().timestamp_ns()
-    }
-
-    /// The user metadata bytes published with the item (`send(..., meta=b"...")`).
-    #[getter]
-    fn meta<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.info().meta())
-    }
-
-    fn __repr__(&self) -> String {
-        format!("ndring.Lease(seq={})", self.inner.info().seq())
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if crate::pid::current() == self.pid {
-            // SAFETY: dropped once, here, and never used after.
-            unsafe { ManuallyDrop::drop(&mut self.inner) };
-        }
-        // Else a forked child: the slot is the parent's to release; the frame is leaked.
-    }
-}
 
 /// Clears an array's WRITEABLE flag before anyone else sees it.
 fn make_read_only(array: &Bound<'_, PyAny>) {
@@ -215,13 +170,7 @@ where
         *d = n as npy_intp;
     }
     let ptr = lease.as_ptr();
-    let owner = Bound::new(
-        py,
-        Lease {
-            inner: ManuallyDrop::new(T::frame(lease)),
-            pid: crate::pid::current(),
-        },
-    )?;
+    let owner = new_lease(py, T::frame(lease))?;
     // `shape` is the ring's (at most 8 dimensions). The array is created without WRITEABLE, and
     // its base (a `Lease`, which has no buffer protocol) makes numpy refuse to set it again. The
     // descriptor reference is stolen by `PyArray_NewFromDescr` (hence the new one); the owner's
@@ -248,7 +197,7 @@ where
         // on an array with no base yet (just created, its data not owned): store it.
         let fields = &mut (*array.cast::<PyArrayObject>()).fields;
         debug_assert!(fields.base.is_null() && fields.flags & NPY_ARRAY_OWNDATA == 0);
-        fields.base = owner.into_any().into_ptr();
+        fields.base = owner.into_ptr();
         Ok(Bound::from_owned_ptr(py, array))
     }
 }
@@ -265,18 +214,12 @@ where
     let ptr = frame.data.as_ptr();
     let dim = IxDyn(shape);
     assert_eq!(frame.data.len(), shape.iter().product::<usize>());
-    let owner = Bound::new(
-        py,
-        Lease {
-            inner: ManuallyDrop::new(Frame::Copied(Box::new(frame))),
-            pid: crate::pid::current(),
-        },
-    )?;
+    let owner = new_lease(py, Frame::Copied(Box::new(frame)))?;
     // SAFETY: `ptr` points into the Vec now owned (never resized) by `owner`, which becomes the
     // array's base; it holds `dim.size()` elements.
     let array = unsafe {
         let view = ArrayView::from_shape_ptr(dim, ptr);
-        PyArray::<T, IxDyn>::borrow_from_array(&view, owner.into_any())
+        PyArray::<T, IxDyn>::borrow_from_array(&view, owner)
     };
     Ok(array.into_any())
 }

@@ -7,6 +7,7 @@
 
 mod errors;
 mod handles;
+mod lease_object;
 mod leases;
 mod pid;
 mod probe;
@@ -39,7 +40,7 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::Consumer>()?;
     m.add_class::<handles::BroadcastWriter>()?;
     m.add_class::<handles::Subscriber>()?;
-    m.add_class::<leases::Lease>()?;
+    m.add("Lease", lease_object::lease_type(m.py())?)?;
     m.add_class::<leases::Claim>()?;
     m.add_function(wrap_pyfunction!(handles::remove, m)?)?;
     m.add_function(wrap_pyfunction!(handles::now_ns, m)?)?;

@@ -292,3 +292,21 @@ def test_a_handle_waiting_in_one_thread_refuses_other_threads(name):
     rx.close()
     with pytest.raises(ndring.Error, match="closed"):
         rx.recv(timeout=0)
+
+
+def test_lease_objects_come_only_from_recv(name):
+    tx = ndring.Producer.create(name, shape=2, dtype=np.uint8)
+    rx = ndring.Consumer.open(name)
+    tx.send(np.array([1, 2], dtype=np.uint8))
+    lease = ndring.info(rx.recv())
+    assert type(lease) is ndring.Lease and repr(lease) == "ndring.Lease(seq=1)"
+    assert lease.timestamp_ns is None and lease.meta == b""
+    with pytest.raises(AttributeError):
+        lease.seq = 5
+    with pytest.raises(TypeError):
+        ndring.Lease()  # an empty one would own no slot
+    with pytest.raises(TypeError):
+        type("Sub", (ndring.Lease,), {})
+    assert rx.held == 1
+    del lease
+    assert rx.held == 0
