@@ -9,8 +9,8 @@ use ndring::{ReadLease, WriteLease};
 use std::ffi::{c_int, c_void};
 
 use numpy::npyffi::{
-    self, NPY_ARRAY_OWNDATA, NPY_ARRAY_WRITEABLE, PY_ARRAY_API, PyArray_Descr, PyArrayObject,
-    npy_intp,
+    self, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_OWNDATA, NPY_ARRAY_WRITEABLE, PY_ARRAY_API,
+    PyArray_Descr, PyArrayObject, npy_intp,
 };
 use numpy::{PyArray, PyArrayDescr};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
@@ -127,7 +127,7 @@ fn make_read_only(array: &Bound<'_, PyAny>) {
 /// A ring's rank is at most 8 (the header's limit); numpy takes up to 32 (64 in numpy 2).
 const MAX_DIMS: usize = 8;
 
-/// What `read_array` needs from numpy for every item, looked up once per consumer: the
+/// What `read_array` and `send` need from numpy for every item, looked up once per handle: the
 /// `ndarray` type and the element type's descriptor.
 pub struct ArrayKind {
     array_type: Py<PyType>,
@@ -146,6 +146,37 @@ impl ArrayKind {
         ArrayKind {
             array_type: array_type.unbind(),
             descr: T::get_dtype(py).unbind(),
+        }
+    }
+}
+
+impl ArrayKind {
+    /// The data of `image` if it is exactly an `ndarray` of this kind's element type (the very
+    /// descriptor: numpy's builtin one), of shape `shape`, C-contiguous: what `send` can copy
+    /// with one memcpy after reading a few fields, without the type and dtype-equivalence checks
+    /// of the general path (which takes every other array).
+    pub fn contiguous_data(&self, image: &Bound<'_, PyAny>, shape: &[usize]) -> Option<*const u8> {
+        let obj = image.as_ptr();
+        // SAFETY: `obj` is a live object (the GIL is held); it is only read as a
+        // `PyArrayObject` once its type is exactly numpy's `ndarray`, and `dimensions` holds
+        // `nd` entries.
+        unsafe {
+            if pyo3::ffi::Py_TYPE(obj) != self.array_type.as_ptr().cast::<pyo3::ffi::PyTypeObject>()
+            {
+                return None;
+            }
+            let f = &(*obj.cast::<PyArrayObject>()).fields;
+            if f.descr != self.descr.as_ptr().cast::<PyArray_Descr>()
+                || f.nd as usize != shape.len()
+                || f.flags & NPY_ARRAY_C_CONTIGUOUS == 0
+            {
+                return None;
+            }
+            let dims = std::slice::from_raw_parts(f.dimensions, shape.len());
+            if dims.iter().zip(shape).any(|(&d, &n)| d as usize != n) {
+                return None;
+            }
+            Some(f.data.cast::<u8>().cast_const())
         }
     }
 }

@@ -310,3 +310,27 @@ def test_lease_objects_come_only_from_recv(name):
     assert rx.held == 1
     del lease
     assert rx.held == 0
+
+
+def test_send_takes_any_array_of_the_ring_type_and_checks_before_waiting(name):
+    tx = ndring.Producer.create(name, shape=4, dtype=np.uint8, slots=4)
+    rx = ndring.Consumer.open(name)
+
+    class Frame(np.ndarray):
+        pass
+
+    other_descr = np.dtype(np.uint8).newbyteorder()  # equivalent, not numpy's builtin object
+    sent = [
+        np.arange(4, dtype=np.uint8),
+        np.arange(4, dtype=np.uint8).view(Frame),
+        np.arange(8, dtype=np.uint8)[::-2],  # negative strides
+        np.arange(4, dtype=np.uint8).astype(other_descr),
+    ]
+    for a in sent:
+        tx.send(a)
+    with pytest.raises(TypeError, match="dtype uint8"):  # full ring: fails at once, no wait
+        tx.send(np.zeros(4, np.float32))
+    with pytest.raises(ndring.Mismatch):
+        tx.send(np.zeros(5, np.uint8))
+    for a in sent:
+        assert rx.recv().tolist() == np.asarray(a).tolist()
