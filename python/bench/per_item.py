@@ -6,6 +6,11 @@ the floor for any transport handing out one new array per item. Not a test: prin
 compare rows of one run.
 
     python python/bench/per_item.py [--items 4096] [--rounds 7]
+    python python/bench/per_item.py --stream 0.5
+
+`--stream S` instead runs bench.py's ndring 64-byte stream between two processes for S seconds
+and prints items/s and the consumer thread's CPU time per item (ns): what a busy host's
+preemptions do not inflate, unlike the rate.
 """
 
 import argparse
@@ -92,11 +97,40 @@ def one_round(items):
     return {k: v / items * 1e9 for k, v in out.items()}
 
 
+def stream(seconds):
+    """bench.py's ndring 64-byte stream: (items/s, consumer CPU ns per item)."""
+    import bench
+
+    name = f"/ndr-per-item-s-{os.getpid()}"
+    rx = ndring.Consumer.create(name, shape=SMALL, dtype=np.uint8, slots=1024)
+    p = bench.CTX.Process(target=bench.ndring_producer, args=(name, SMALL, seconds))
+    p.start()
+    n, first = 0, None
+    while True:
+        try:
+            a = rx.recv()
+        except ndring.Closed:
+            break
+        if first is None:
+            first, cpu = time.perf_counter(), time.thread_time()
+        bench.checksum(a)
+        del a
+        n += 1
+    wall, cpu = time.perf_counter() - first, time.thread_time() - cpu
+    p.join()
+    return (n - 1) / wall, cpu / (n - 1) * 1e9
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--items", type=int, default=4096)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--stream", type=float, metavar="SECONDS")
     args = ap.parse_args()
+    if args.stream:
+        rate, cpu = stream(args.stream)
+        print(f"ndring 64-byte stream: {rate:,.0f} items/s; consumer CPU {cpu:.0f} ns per item")
+        return
     rows = {}
     for _ in range(args.rounds):
         for k, v in one_round(args.items).items():
