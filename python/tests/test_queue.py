@@ -285,6 +285,7 @@ def test_a_handle_waiting_in_one_thread_refuses_other_threads(name):
         rx.close()
     with pytest.raises(RuntimeError, match="in use"):
         rx.held
+    assert repr(rx) == "ndring.Consumer(in use by another thread)"
     tx.send(np.array([4, 5], dtype=np.uint8))
     t.join()
     assert got[0].tolist() == [4, 5]

@@ -71,6 +71,11 @@ impl<H: ?Sized> Handle<H> {
         })
     }
 
+    /// A call (on another thread, waiting without the GIL) has the handle.
+    pub(super) fn in_use(&self) -> bool {
+        self.busy.get()
+    }
+
     /// Detaches from the ring (drops the Rust handle), unless another call has it.
     pub(super) fn detach(&self, _py: Python<'_>) -> PyResult<()> {
         if self.busy.get() {

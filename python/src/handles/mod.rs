@@ -359,6 +359,7 @@ macro_rules! segment_getters {
             fn __repr__(&self, py: Python<'_>) -> String {
                 match self.h.get(py) {
                     Ok(h) => format!(concat!("ndring.", stringify!($class), "({})"), $crate::handles::describe(h.segment())),
+                    Err(_) if self.h.in_use() => concat!("ndring.", stringify!($class), "(in use by another thread)").into(),
                     Err(_) => concat!("ndring.", stringify!($class), "(detached)").into(),
                 }
             }
