@@ -1,21 +1,24 @@
-//! The objects numpy arrays hang on: `Lease` (the base object of a received array, owning its
-//! slot) and `Claim` (a claimed slot, with the array over it, published when its `with` block
-//! ends).
+//! The objects numpy arrays hang on: the `Frame` a `Lease` (the base object of a received
+//! array, `lease_object`) owns, the arrays over them, and `Claim` (a claimed slot, with the array
+//! over it, published when its `with` block ends).
 
-use std::mem::ManuallyDrop;
 use std::sync::Mutex;
 
 use ndarray::{ArrayView, ArrayViewMut, IxDyn};
 use ndring::{ReadLease, WriteLease};
 use std::ffi::{c_int, c_void};
 
-use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, PY_ARRAY_API, PyArrayObject, npy_intp};
-use numpy::{PyArray, PyArrayDescrMethods};
+use numpy::npyffi::{
+    self, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_OWNDATA, NPY_ARRAY_WRITEABLE, PY_ARRAY_API,
+    PyArray_Descr, PyArrayObject, npy_intp,
+};
+use numpy::{PyArray, PyArrayDescr};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyType};
 
 use crate::errors::IntoPy;
+use crate::lease_object::new_lease;
 
 /// The numbers and bytes a received item carries, whatever its element type.
 pub trait FrameInfo: Send + Sync {
@@ -59,51 +62,58 @@ impl<T: Send + Sync> FrameInfo for Copied<T> {
     }
 }
 
-/// The base object of every array `recv` returns: it owns the received slot (or, for
-/// broadcast frames, the copy), which goes back to the ring when the array and every view of
-/// it are gone. `ndring.info(array)` finds it from any view.
-#[pyclass(module = "ndring", frozen)]
-pub struct Lease {
-    inner: ManuallyDrop<Box<dyn FrameInfo>>,
-    /// The process that received it: a forked child's copy must not release the parent's slot.
-    pid: u32,
+/// What a `Lease` owns. A received slot is held inline, one variant per element type (no
+/// allocation per item: this runs once per received array); a broadcast frame's copy, boxed.
+pub enum Frame {
+    U8(ReadLease<u8, IxDyn>),
+    U16(ReadLease<u16, IxDyn>),
+    U32(ReadLease<u32, IxDyn>),
+    U64(ReadLease<u64, IxDyn>),
+    I8(ReadLease<i8, IxDyn>),
+    I16(ReadLease<i16, IxDyn>),
+    I32(ReadLease<i32, IxDyn>),
+    I64(ReadLease<i64, IxDyn>),
+    F32(ReadLease<f32, IxDyn>),
+    F64(ReadLease<f64, IxDyn>),
+    Copied(Box<dyn FrameInfo>),
 }
 
-#[pymethods]
-impl Lease {
-    /// The item's sequence number (1-based position in the stream).
-    #[getter]
-    fn seq(&self) -> u64 {
-        self.inner.seq()
-    }
-
-    /// `CLOCK_MONOTONIC` nanoseconds at publish (compare with `ndring.now_ns()`), or None on
-    /// rings created without `timestamps=True`.
-    #[getter]
-    fn timestamp_ns(&self) -> Option<u64> {
-        self.inner.timestamp_ns()
-    }
-
-    /// The user metadata bytes published with the item (`send(..., meta=b"...")`).
-    #[getter]
-    fn meta<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        PyBytes::new(py, self.inner.meta())
-    }
-
-    fn __repr__(&self) -> String {
-        format!("ndring.Lease(seq={})", self.inner.seq())
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if crate::pid::current() == self.pid {
-            // SAFETY: dropped once, here, and never used after.
-            unsafe { ManuallyDrop::drop(&mut self.inner) };
+impl Frame {
+    /// Its sequence number, timestamp and metadata.
+    pub fn info(&self) -> &dyn FrameInfo {
+        match self {
+            Frame::U8(l) => l,
+            Frame::U16(l) => l,
+            Frame::U32(l) => l,
+            Frame::U64(l) => l,
+            Frame::I8(l) => l,
+            Frame::I16(l) => l,
+            Frame::I32(l) => l,
+            Frame::I64(l) => l,
+            Frame::F32(l) => l,
+            Frame::F64(l) => l,
+            Frame::Copied(c) => &**c,
         }
-        // Else a forked child: the slot is the parent's to release; the box is leaked.
     }
 }
+
+/// An element type whose leases a `Frame` holds inline.
+pub trait Leased: ndring::Element + numpy::Element {
+    /// `lease` as a `Frame`.
+    fn frame(lease: ReadLease<Self, IxDyn>) -> Frame;
+}
+
+macro_rules! leased {
+    ($($t:ty => $v:ident),*) => {$(
+        impl Leased for $t {
+            fn frame(lease: ReadLease<Self, IxDyn>) -> Frame {
+                Frame::$v(lease)
+            }
+        }
+    )*};
+}
+leased!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32,
+    i64 => I64, f32 => F32, f64 => F64);
 
 /// Clears an array's WRITEABLE flag before anyone else sees it.
 fn make_read_only(array: &Bound<'_, PyAny>) {
@@ -117,17 +127,73 @@ fn make_read_only(array: &Bound<'_, PyAny>) {
 /// A ring's rank is at most 8 (the header's limit); numpy takes up to 32 (64 in numpy 2).
 const MAX_DIMS: usize = 8;
 
+/// What `read_array` and `send` need from numpy for every item, looked up once per handle: the
+/// `ndarray` type and the element type's descriptor.
+pub struct ArrayKind {
+    array_type: Py<PyType>,
+    descr: Py<PyArrayDescr>,
+}
+
+impl ArrayKind {
+    /// numpy's `ndarray` type and the descriptor of `T`.
+    pub fn of<T: numpy::Element>(py: Python<'_>) -> Self {
+        // SAFETY: `get_type_object` returns numpy's (immortal, static) `ndarray` type object.
+        let array_type = unsafe {
+            let ty = npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type);
+            Bound::from_borrowed_ptr(py, ty.cast::<pyo3::ffi::PyObject>())
+                .cast_into_unchecked::<PyType>()
+        };
+        ArrayKind {
+            array_type: array_type.unbind(),
+            descr: T::get_dtype(py).unbind(),
+        }
+    }
+}
+
+impl ArrayKind {
+    /// The data of `image` if it is exactly an `ndarray` of this kind's element type (the very
+    /// descriptor: numpy's builtin one), of shape `shape`, C-contiguous: what `send` can copy
+    /// with one memcpy after reading a few fields, without the type and dtype-equivalence checks
+    /// of the general path (which takes every other array).
+    pub fn contiguous_data(&self, image: &Bound<'_, PyAny>, shape: &[usize]) -> Option<*const u8> {
+        let obj = image.as_ptr();
+        // SAFETY: `obj` is a live object (the GIL is held); it is only read as a
+        // `PyArrayObject` once its type is exactly numpy's `ndarray`, and `dimensions` holds
+        // `nd` entries.
+        unsafe {
+            if pyo3::ffi::Py_TYPE(obj) != self.array_type.as_ptr().cast::<pyo3::ffi::PyTypeObject>()
+            {
+                return None;
+            }
+            let f = &(*obj.cast::<PyArrayObject>()).fields;
+            if f.descr != self.descr.as_ptr().cast::<PyArray_Descr>()
+                || f.nd as usize != shape.len()
+                || f.flags & NPY_ARRAY_C_CONTIGUOUS == 0
+            {
+                return None;
+            }
+            let dims = std::slice::from_raw_parts(f.dimensions, shape.len());
+            if dims.iter().zip(shape).any(|(&d, &n)| d as usize != n) {
+                return None;
+            }
+            Some(f.data.cast::<u8>().cast_const())
+        }
+    }
+}
+
 /// A read-only numpy array over a received slot, with a `Lease` owning the slot as its base.
 ///
 /// Built with one `PyArray_NewFromDescr` call (read-only from birth: no WRITEABLE flag, no
-/// strides to compute: C order) rather than through an ndarray view: this runs once per item.
+/// strides to compute: C order) rather than through an ndarray view, with the type and
+/// descriptor looked up once (`kind`): this runs once per item.
 pub fn read_array<'py, T>(
     py: Python<'py>,
+    kind: &ArrayKind,
     lease: ReadLease<T, IxDyn>,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>>
 where
-    T: ndring::Element + numpy::Element,
+    T: Leased,
 {
     let mut dims: [npy_intp; MAX_DIMS] = [0; MAX_DIMS];
     let nd = shape.len().min(MAX_DIMS);
@@ -135,25 +201,19 @@ where
         *d = n as npy_intp;
     }
     let ptr = lease.as_ptr();
-    let owner = Bound::new(
-        py,
-        Lease {
-            inner: ManuallyDrop::new(Box::new(lease)),
-            pid: crate::pid::current(),
-        },
-    )?;
+    let owner = new_lease(py, T::frame(lease))?;
     // `shape` is the ring's (at most 8 dimensions). The array is created without WRITEABLE, and
     // its base (a `Lease`, which has no buffer protocol) makes numpy refuse to set it again. The
-    // descriptor reference is stolen by `PyArray_NewFromDescr`; the owner's by
-    // `PyArray_SetBaseObject` (released by numpy on failure too).
+    // descriptor reference is stolen by `PyArray_NewFromDescr` (hence the new one); the owner's
+    // by the array's `base` field, released by numpy when the array goes.
     // SAFETY: `ptr` is the leased slot's payload, 128-aligned, `shape`'s elements of `T` in C
     // order, which nobody writes until the lease is dropped, and the lease (the array's base)
     // lives as long as the array and every view of it.
     unsafe {
         let array = PY_ARRAY_API.PyArray_NewFromDescr(
             py,
-            npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type),
-            T::get_dtype(py).into_dtype_ptr(),
+            kind.array_type.as_ptr().cast::<pyo3::ffi::PyTypeObject>(),
+            kind.descr.clone_ref(py).into_ptr().cast::<PyArray_Descr>(),
             nd as c_int,
             dims.as_mut_ptr(),
             std::ptr::null_mut(),
@@ -164,16 +224,12 @@ where
         if array.is_null() {
             return Err(PyErr::fetch(py));
         }
-        let array = Bound::from_owned_ptr(py, array);
-        if PY_ARRAY_API.PyArray_SetBaseObject(
-            py,
-            array.as_ptr().cast::<PyArrayObject>(),
-            owner.into_any().into_ptr(),
-        ) != 0
-        {
-            return Err(PyErr::fetch(py));
-        }
-        Ok(array)
+        // What `PyArray_SetBaseObject` does for a base that is not an array (nothing to collapse)
+        // on an array with no base yet (just created, its data not owned): store it.
+        let fields = &mut (*array.cast::<PyArrayObject>()).fields;
+        debug_assert!(fields.base.is_null() && fields.flags & NPY_ARRAY_OWNDATA == 0);
+        fields.base = owner.into_ptr();
+        Ok(Bound::from_owned_ptr(py, array))
     }
 }
 
@@ -189,18 +245,12 @@ where
     let ptr = frame.data.as_ptr();
     let dim = IxDyn(shape);
     assert_eq!(frame.data.len(), shape.iter().product::<usize>());
-    let owner = Bound::new(
-        py,
-        Lease {
-            inner: ManuallyDrop::new(Box::new(frame)),
-            pid: crate::pid::current(),
-        },
-    )?;
+    let owner = new_lease(py, Frame::Copied(Box::new(frame)))?;
     // SAFETY: `ptr` points into the Vec now owned (never resized) by `owner`, which becomes the
     // array's base; it holds `dim.size()` elements.
     let array = unsafe {
         let view = ArrayView::from_shape_ptr(dim, ptr);
-        PyArray::<T, IxDyn>::borrow_from_array(&view, owner.into_any())
+        PyArray::<T, IxDyn>::borrow_from_array(&view, owner)
     };
     Ok(array.into_any())
 }

@@ -7,21 +7,40 @@
 
 mod errors;
 mod handles;
+mod lease_object;
 mod leases;
 mod pid;
 mod probe;
 
+use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
 
-/// The native module, re-exported by `ndring/__init__.py`.
-#[pymodule]
+/// Refuses to load where the GIL is off (a free-threaded interpreter run with `PYTHON_GIL=0`):
+/// the handle classes rely on it to order calls.
+fn require_gil(py: Python<'_>) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    if let Ok(enabled) = sys.getattr("_is_gil_enabled") {
+        if !enabled.call0()?.is_truthy()? {
+            return Err(PyImportError::new_err(
+                "ndring needs the GIL: run this free-threaded interpreter with PYTHON_GIL=1",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The native module, re-exported by `ndring/__init__.py`. It needs the GIL (`gil_used`: a
+/// free-threaded interpreter turns it on at import), which orders every call into a handle
+/// (see `handles::handle`).
+#[pymodule(gil_used = true)]
 fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    require_gil(m.py())?;
     pid::init();
     m.add_class::<handles::Producer>()?;
     m.add_class::<handles::Consumer>()?;
     m.add_class::<handles::BroadcastWriter>()?;
     m.add_class::<handles::Subscriber>()?;
-    m.add_class::<leases::Lease>()?;
+    m.add("Lease", lease_object::lease_type(m.py())?)?;
     m.add_class::<leases::Claim>()?;
     m.add_function(wrap_pyfunction!(handles::remove, m)?)?;
     m.add_function(wrap_pyfunction!(handles::now_ns, m)?)?;

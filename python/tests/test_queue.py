@@ -255,3 +255,83 @@ def test_open_waits_for_the_creator(name):
     assert rx.shape == (1,)
     with pytest.raises(ndring.NotFound):
         ndring.Consumer.open(name + "-never", timeout=0.05)
+
+
+def test_a_handle_waiting_in_one_thread_refuses_other_threads(name):
+    import threading
+
+    tx = ndring.Producer.create(name, shape=2, dtype=np.uint8)
+    rx = ndring.Consumer.open(name)
+    got, waiting = [], threading.Event()
+
+    def wait_for_one():
+        waiting.set()
+        got.append(rx.recv(timeout=10).copy())
+
+    t = threading.Thread(target=wait_for_one)
+    t.start()
+    waiting.wait()
+    deadline = ndring.now_ns() + 5_000_000_000
+    # The waiting thread holds the handle (GIL released): other calls fail, never interleave.
+    while True:
+        try:
+            rx.recv(timeout=0)
+        except RuntimeError as e:
+            assert "in use" in str(e)
+            break
+        except ndring.Timeout:  # the thread has not entered recv yet
+            assert ndring.now_ns() < deadline
+    with pytest.raises(RuntimeError, match="in use"):
+        rx.close()
+    with pytest.raises(RuntimeError, match="in use"):
+        rx.held
+    assert repr(rx) == "ndring.Consumer(in use by another thread)"
+    tx.send(np.array([4, 5], dtype=np.uint8))
+    t.join()
+    assert got[0].tolist() == [4, 5]
+    assert rx.held == 0
+    rx.close()
+    with pytest.raises(ndring.Error, match="closed"):
+        rx.recv(timeout=0)
+
+
+def test_lease_objects_come_only_from_recv(name):
+    tx = ndring.Producer.create(name, shape=2, dtype=np.uint8)
+    rx = ndring.Consumer.open(name)
+    tx.send(np.array([1, 2], dtype=np.uint8))
+    lease = ndring.info(rx.recv())
+    assert type(lease) is ndring.Lease and repr(lease) == "ndring.Lease(seq=1)"
+    assert lease.timestamp_ns is None and lease.meta == b""
+    with pytest.raises(AttributeError):
+        lease.seq = 5
+    with pytest.raises(TypeError):
+        ndring.Lease()  # an empty one would own no slot
+    with pytest.raises(TypeError):
+        type("Sub", (ndring.Lease,), {})
+    assert rx.held == 1
+    del lease
+    assert rx.held == 0
+
+
+def test_send_takes_any_array_of_the_ring_type_and_checks_before_waiting(name):
+    tx = ndring.Producer.create(name, shape=4, dtype=np.uint8, slots=4)
+    rx = ndring.Consumer.open(name)
+
+    class Frame(np.ndarray):
+        pass
+
+    other_descr = np.dtype(np.uint8).newbyteorder()  # equivalent, not numpy's builtin object
+    sent = [
+        np.arange(4, dtype=np.uint8),
+        np.arange(4, dtype=np.uint8).view(Frame),
+        np.arange(8, dtype=np.uint8)[::-2],  # negative strides
+        np.arange(4, dtype=np.uint8).astype(other_descr),
+    ]
+    for a in sent:
+        tx.send(a)
+    with pytest.raises(TypeError, match="dtype uint8"):  # full ring: fails at once, no wait
+        tx.send(np.zeros(4, np.float32))
+    with pytest.raises(ndring.Mismatch):
+        tx.send(np.zeros(5, np.uint8))
+    for a in sent:
+        assert rx.recv().tolist() == np.asarray(a).tolist()

@@ -43,7 +43,7 @@ impl<T: ndring::Element + numpy::Element> AnyWriter for RsWriter<T, IxDyn> {
 }
 
 /// The one writer of a broadcast ring: never waits; overwrites the oldest frame nobody reads.
-#[pyclass(module = "ndring")]
+#[pyclass(module = "ndring", frozen)]
 pub struct BroadcastWriter {
     h: Handle<dyn AnyWriter>,
 }
@@ -96,7 +96,7 @@ impl BroadcastWriter {
     /// Copies `image` into the next slot and publishes it (never waits); returns its seq.
     #[pyo3(signature = (image, meta=None))]
     fn send(
-        &mut self,
+        &self,
         py: Python<'_>,
         image: &Bound<'_, PyAny>,
         meta: Option<Vec<u8>>,
@@ -107,11 +107,11 @@ impl BroadcastWriter {
     /// Frames published so far.
     #[getter]
     fn published(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.h.get_ref(py)?.published())
+        Ok(self.h.get(py)?.published())
     }
 
     /// Closes the ring: subscribers receive what they can, then `ndring.Closed`.
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.h.get(py)?.close();
         Ok(())
     }

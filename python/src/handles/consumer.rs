@@ -28,10 +28,16 @@ trait AnyConsumer: Send + Sync {
     fn segment(&self) -> &Segment;
 }
 
-impl<T: ndring::Element + numpy::Element> AnyConsumer for LeaseConsumer<T, IxDyn> {
+/// A lease consumer, with what numpy needs for each array it hands out.
+struct Receiver<T: ndring::Element> {
+    rx: LeaseConsumer<T, IxDyn>,
+    kind: leases::ArrayKind,
+}
+
+impl<T: leases::Leased> AnyConsumer for Receiver<T> {
     fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
-        let lease = self.lease(py, timeout)?;
-        leases::read_array(py, lease, self.shape())
+        let lease = self.rx.lease(py, timeout)?;
+        leases::read_array(py, &self.kind, lease, self.rx.shape())
     }
 
     fn recv_into(
@@ -40,11 +46,11 @@ impl<T: ndring::Element + numpy::Element> AnyConsumer for LeaseConsumer<T, IxDyn
         out: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<u64> {
-        let dst = input::<T>(out, T::DTYPE, self.shape())?;
+        let dst = input::<T>(out, T::DTYPE, self.rx.shape())?;
         let mut dst = dst
             .try_readwrite()
             .map_err(|e| PyTypeError::new_err(format!("out: {e}")))?;
-        let lease = self.lease(py, timeout)?;
+        let lease = self.rx.lease(py, timeout)?;
         copy_into(&mut dst.as_array_mut(), &lease.view());
         Ok(lease.seq())
     }
@@ -54,16 +60,16 @@ impl<T: ndring::Element + numpy::Element> AnyConsumer for LeaseConsumer<T, IxDyn
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let lease = self.lease(py, timeout)?;
+        let lease = self.rx.lease(py, timeout)?;
         Ok(numpy::PyArray::from_array(py, &lease.view()).into_any())
     }
 
     fn held(&self) -> usize {
-        LeaseConsumer::held(self)
+        self.rx.held()
     }
 
     fn segment(&self) -> &Segment {
-        LeaseConsumer::segment(self)
+        self.rx.segment()
     }
 }
 
@@ -92,15 +98,16 @@ impl<T: ndring::Element> Leasing<T> for LeaseConsumer<T, IxDyn> {
 /// Receives the slots of a queue ring, each exactly once, as read-only numpy arrays over the
 /// shared memory. An empty ring makes `recv` wait: `spin` polls (default 200), then a sleep on
 /// the ring's futex, without the GIL.
-#[pyclass(module = "ndring")]
+#[pyclass(module = "ndring", frozen)]
 pub struct Consumer {
     h: Handle<dyn AnyConsumer>,
 }
 
-fn consumer_of<T: ndring::Element + numpy::Element>(
-    c: RsConsumer<T, IxDyn>,
-) -> Box<dyn AnyConsumer> {
-    Box::new(LeaseConsumer::from(c))
+fn consumer_of<T: leases::Leased>(py: Python<'_>, c: RsConsumer<T, IxDyn>) -> Box<dyn AnyConsumer> {
+    Box::new(Receiver {
+        rx: LeaseConsumer::from(c),
+        kind: leases::ArrayKind::of::<T>(py),
+    })
 }
 
 #[pymethods]
@@ -113,7 +120,7 @@ impl Consumer {
         // The header tells the element type; the typed open then checks it again.
         let dtype = open_segment(py, name, timeout)?.dtype();
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
-        let inner = with_dtype!(dtype, T => consumer_of(
+        let inner = with_dtype!(dtype, T => consumer_of(py,
             RsConsumer::<T, IxDyn>::open_with(name, &options).py(py)?));
         Ok(Consumer {
             h: Handle::new(inner),
@@ -139,7 +146,7 @@ impl Consumer {
         let (shape, t, config) =
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
         let config = config.keep(keep);
-        let inner = with_dtype!(t, T => consumer_of(
+        let inner = with_dtype!(t, T => consumer_of(py,
             RsConsumer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Consumer {
             h: Handle::new(inner),
@@ -163,7 +170,7 @@ impl Consumer {
     ) -> PyResult<Self> {
         let (shape, t, config) =
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
-        let inner = with_dtype!(t, T => consumer_of(
+        let inner = with_dtype!(t, T => consumer_of(py,
             RsConsumer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Consumer {
             h: Handle::new(inner),
@@ -174,7 +181,7 @@ impl Consumer {
     /// empty (at most `timeout` seconds). The slot returns to the ring when the array and every
     /// view of it are gone; `ndring.info(array)` gives its seq, timestamp and metadata.
     #[pyo3(signature = (timeout=None))]
-    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv(py, timeout)
     }
 
@@ -182,7 +189,7 @@ impl Consumer {
     /// releases its slot at once; returns its sequence number.
     #[pyo3(signature = (out, timeout=None))]
     fn recv_into(
-        &mut self,
+        &self,
         py: Python<'_>,
         out: &Bound<'_, PyAny>,
         timeout: Option<f64>,
@@ -192,23 +199,19 @@ impl Consumer {
 
     /// The next item copied into a new array; its slot is released at once.
     #[pyo3(signature = (timeout=None))]
-    fn recv_copy<'py>(
-        &mut self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn recv_copy<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv_copy(py, timeout)
     }
 
     /// Slots held by arrays still alive.
     #[getter]
     fn held(&self, py: Python<'_>) -> PyResult<usize> {
-        Ok(self.h.get_ref(py)?.held())
+        Ok(self.h.get(py)?.held())
     }
 
     /// Detaches from the ring (as `detach()`); arrays already received stay valid.
-    fn close(&mut self) {
-        self.h.detach();
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.h.detach(py)
     }
 }
 segment_getters!(Consumer);

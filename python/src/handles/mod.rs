@@ -290,51 +290,6 @@ fn copy_into<T: Copy>(
     }
 }
 
-/// Shared by the four handle classes: the Rust handle, and the process that opened it.
-struct Handle<H: ?Sized> {
-    inner: Option<Box<H>>,
-    pid: u32,
-}
-
-impl<H: ?Sized> Handle<H> {
-    fn new(inner: Box<H>) -> Self {
-        Handle {
-            inner: Some(inner),
-            pid: crate::pid::current(),
-        }
-    }
-
-    fn get(&mut self, py: Python<'_>) -> PyResult<&mut H> {
-        if crate::pid::current() != self.pid {
-            return Err(forked(py, self.pid));
-        }
-        self.inner.as_deref_mut().ok_or_else(|| detached(py))
-    }
-
-    fn get_ref(&self, py: Python<'_>) -> PyResult<&H> {
-        if crate::pid::current() != self.pid {
-            return Err(forked(py, self.pid));
-        }
-        self.inner.as_deref().ok_or_else(|| detached(py))
-    }
-
-    fn detach(&mut self) {
-        let inner = self.inner.take();
-        if crate::pid::current() == self.pid {
-            drop(inner);
-        } else {
-            // A forked child's copy: dropping it would unregister (or unlink) the parent's.
-            std::mem::forget(inner);
-        }
-    }
-}
-
-impl<H: ?Sized> Drop for Handle<H> {
-    fn drop(&mut self) {
-        self.detach();
-    }
-}
-
 fn describe(seg: &Segment) -> String {
     format!(
         "name={:?}, kind={:?}, dtype={}, shape={:?}, slots={}",
@@ -354,40 +309,40 @@ macro_rules! segment_getters {
             /// The ring's name.
             #[getter]
             fn name(&self, py: Python<'_>) -> PyResult<String> {
-                Ok(self.h.get_ref(py)?.segment().name().to_string())
+                Ok(self.h.get(py)?.segment().name().to_string())
             }
             /// The shape of each slot's array.
             #[getter]
             fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
-                pyo3::types::PyTuple::new(py, self.h.get_ref(py)?.segment().shape())
+                pyo3::types::PyTuple::new(py, self.h.get(py)?.segment().shape())
             }
             /// The element type, as a numpy dtype.
             #[getter]
             fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-                let t = self.h.get_ref(py)?.segment().dtype();
+                let t = self.h.get(py)?.segment().dtype();
                 py.import("numpy")?.getattr("dtype")?.call1(($crate::handles::dtype_name(t),))
             }
             /// Number of slots.
             #[getter]
             fn slots(&self, py: Python<'_>) -> PyResult<usize> {
-                Ok(self.h.get_ref(py)?.segment().slot_count())
+                Ok(self.h.get(py)?.segment().slot_count())
             }
             /// "spsc", "mpmc" or "broadcast".
             #[getter]
             fn kind(&self, py: Python<'_>) -> PyResult<String> {
-                Ok(format!("{:?}", self.h.get_ref(py)?.segment().kind()).to_lowercase())
+                Ok(format!("{:?}", self.h.get(py)?.segment().kind()).to_lowercase())
             }
             /// Detaches from the ring (as leaving a `with` block does); further calls raise.
-            fn detach(&mut self) {
-                self.h.detach();
+            fn detach(&self, py: Python<'_>) -> PyResult<()> {
+                self.h.detach(py)
             }
             fn __enter__(slf: Py<Self>) -> Py<Self> {
                 slf
             }
             #[pyo3(signature = (*_args))]
-            fn __exit__(&mut self, _args: &Bound<'_, pyo3::types::PyTuple>) -> bool {
-                self.h.detach();
-                false
+            fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+                self.h.detach(py)?;
+                Ok(false)
             }
             fn __reduce__(&self, py: Python<'_>) -> PyResult<()> {
                 Err($crate::errors::raise(
@@ -402,8 +357,9 @@ macro_rules! segment_getters {
                 ))
             }
             fn __repr__(&self, py: Python<'_>) -> String {
-                match self.h.get_ref(py) {
+                match self.h.get(py) {
                     Ok(h) => format!(concat!("ndring.", stringify!($class), "({})"), $crate::handles::describe(h.segment())),
+                    Err(_) if self.h.in_use() => concat!("ndring.", stringify!($class), "(in use by another thread)").into(),
                     Err(_) => concat!("ndring.", stringify!($class), "(detached)").into(),
                 }
             }
@@ -413,8 +369,11 @@ macro_rules! segment_getters {
 
 mod broadcast_writer;
 mod consumer;
+mod handle;
 mod producer;
 mod subscriber;
+
+use handle::Handle;
 
 pub use broadcast_writer::BroadcastWriter;
 pub use consumer::Consumer;

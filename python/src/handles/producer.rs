@@ -29,17 +29,34 @@ trait AnyProducer: Send + Sync {
     fn segment(&self) -> &Segment;
 }
 
-impl<T: ndring::Element + numpy::Element> AnyProducer for LeaseProducer<T, IxDyn> {
+/// A lease producer, with what numpy needs to check each array it sends.
+struct Sender<T: ndring::Element> {
+    tx: LeaseProducer<T, IxDyn>,
+    kind: leases::ArrayKind,
+}
+
+impl<T: ndring::Element> Sender<T> {
+    /// A claimed slot, at once if free (the GIL kept), else waiting without the GIL.
+    fn lease(
+        &mut self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<ndring::WriteLease<T, IxDyn>> {
+        match self.tx.try_claim_lease() {
+            Err(Error::Full) => wait(py, timeout, |d| self.tx.claim_lease_timeout(d)),
+            r => r.py(py),
+        }
+    }
+}
+
+impl<T: ndring::Element + numpy::Element> AnyProducer for Sender<T> {
     fn claim(
         &mut self,
         py: Python<'_>,
         timeout: Option<f64>,
         meta: Option<Vec<u8>>,
     ) -> PyResult<Claim> {
-        let lease = match self.try_claim_lease() {
-            Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
-            r => r.py(py)?,
-        };
+        let lease = self.lease(py, timeout)?;
         leases::claim(py, lease, meta)
     }
 
@@ -50,66 +67,70 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for LeaseProducer<T, IxDyn
         meta: Option<&[u8]>,
         timeout: Option<f64>,
     ) -> PyResult<u64> {
-        let src = input::<T>(image, T::DTYPE, self.shape())?;
-        if src.is_c_contiguous() {
-            // The common case, per item: one memcpy from numpy's buffer, without rust-numpy's
-            // borrow tracking (a global table) or an ndarray view on each side.
-            let mut lease = match self.try_claim_lease() {
-                Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
-                r => r.py(py)?,
-            };
-            if let Some(m) = meta {
-                lease.set_user_meta_bytes(m).py(py)?;
-            }
-            let bytes = src.len() * std::mem::size_of::<T>();
-            // `src` is a C-contiguous array of the ring's shape and element type (checked by
-            // `input`), kept alive by `src` and read with the GIL held, as numpy's own `copyto`
-            // does (no Rust reference covers it); copied as bytes: numpy arrays may be unaligned.
-            // SAFETY: `bytes` bytes are readable from `src`'s data and writable in the claimed slot,
-            // ours alone until publish; a claimed slot never overlaps a Python array.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    src.data().cast::<u8>().cast_const(),
-                    lease.as_mut_ptr().cast::<u8>(),
-                    bytes,
-                )
-            };
-            return Ok(lease.publish());
+        // A wrong array fails at once, even on a full ring.
+        if self.kind.contiguous_data(image, self.tx.shape()).is_none() {
+            input::<T>(image, T::DTYPE, self.tx.shape())?;
         }
-        let src = src
-            .try_readonly()
-            .map_err(|e| PyTypeError::new_err(e.to_string()))?;
-        let mut lease = match self.try_claim_lease() {
-            Err(Error::Full) => wait(py, timeout, |d| self.claim_lease_timeout(d))?,
-            r => r.py(py)?,
-        };
+        let mut lease = self.lease(py, timeout)?;
         if let Some(m) = meta {
             lease.set_user_meta_bytes(m).py(py)?;
         }
-        copy_into(&mut lease.view_mut(), &src.as_array());
+        // The array is read from here on with the GIL held, as numpy's own `copyto` does (no
+        // Rust reference covers it), and checked again: another thread may have changed it
+        // while the claim waited without the GIL. An error now abandons the claim.
+        let shape = self.tx.shape();
+        let bytes = shape.iter().product::<usize>() * std::mem::size_of::<T>();
+        let data = match self.kind.contiguous_data(image, shape) {
+            // The common case, per item: one memcpy from numpy's buffer after reading a few
+            // fields of the array (no rust-numpy borrow tracking, a global table, nor an ndarray
+            // view on either side).
+            Some(data) => data,
+            None => {
+                let src = input::<T>(image, T::DTYPE, shape)?;
+                if !src.is_c_contiguous() {
+                    let src = src
+                        .try_readonly()
+                        .map_err(|e| PyTypeError::new_err(e.to_string()))?;
+                    copy_into(&mut lease.view_mut(), &src.as_array());
+                    return Ok(lease.publish());
+                }
+                src.data().cast::<u8>().cast_const()
+            }
+        };
+        // Copied as bytes: numpy arrays may be unaligned.
+        if bytes > 0 {
+            // SAFETY: `data` is the buffer of a live C-contiguous array of the ring's element
+            // type and shape (`bytes` bytes), unchanged since the check (the GIL is held); the
+            // claimed slot is ours alone until publish, and never overlaps a Python array.
+            unsafe { std::ptr::copy_nonoverlapping(data, lease.as_mut_ptr().cast::<u8>(), bytes) };
+        }
         Ok(lease.publish())
     }
 
     fn close(&mut self) {
-        LeaseProducer::close(self)
+        self.tx.close()
     }
 
     fn segment(&self) -> &Segment {
-        LeaseProducer::segment(self)
+        self.tx.segment()
     }
 }
 
 /// Fills and publishes the slots of a queue ring (SPSC or MPMC). A full ring makes claims wait:
 /// `spin` polls (default 200), then a sleep on the ring's futex, without the GIL.
-#[pyclass(module = "ndring")]
+#[pyclass(module = "ndring", frozen)]
 pub struct Producer {
     h: Handle<dyn AnyProducer>,
 }
 
 fn producer_of<T: ndring::Element + numpy::Element>(
+    py: Python<'_>,
     p: RsProducer<T, IxDyn>,
 ) -> Box<dyn AnyProducer> {
-    Box::new(LeaseProducer::from(p))
+    Box::new(Sender {
+        tx: LeaseProducer::from(p),
+        kind: leases::ArrayKind::of::<T>(py),
+    })
 }
 
 #[pymethods]
@@ -133,7 +154,7 @@ impl Producer {
         let (shape, t, config) =
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
         let config = config.keep(keep);
-        let inner = with_dtype!(t, T => producer_of(
+        let inner = with_dtype!(t, T => producer_of(py,
             RsProducer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Producer {
             h: Handle::new(inner),
@@ -147,7 +168,7 @@ impl Producer {
     fn open(py: Python<'_>, name: &str, timeout: Option<f64>, spin: Option<u32>) -> PyResult<Self> {
         let dtype = open_segment(py, name, timeout)?.dtype();
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
-        let inner = with_dtype!(dtype, T => producer_of(
+        let inner = with_dtype!(dtype, T => producer_of(py,
             RsProducer::<T, IxDyn>::open_with(name, &options).py(py)?));
         Ok(Producer {
             h: Handle::new(inner),
@@ -171,7 +192,7 @@ impl Producer {
     ) -> PyResult<Self> {
         let (shape, t, config) =
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
-        let inner = with_dtype!(t, T => producer_of(
+        let inner = with_dtype!(t, T => producer_of(py,
             RsProducer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
         Ok(Producer {
             h: Handle::new(inner),
@@ -182,7 +203,7 @@ impl Producer {
     /// `with tx.claim() as frame: frame[...] = ...`.
     #[pyo3(signature = (timeout=None, meta=None))]
     fn claim(
-        &mut self,
+        &self,
         py: Python<'_>,
         timeout: Option<f64>,
         meta: Option<Vec<u8>>,
@@ -194,7 +215,7 @@ impl Producer {
     /// publishes it with `meta` as its user metadata; returns its sequence number.
     #[pyo3(signature = (image, meta=None, timeout=None))]
     fn send(
-        &mut self,
+        &self,
         py: Python<'_>,
         image: &Bound<'_, PyAny>,
         meta: Option<Vec<u8>>,
@@ -204,7 +225,7 @@ impl Producer {
     }
 
     /// Closes the ring: consumers receive what was published, then `ndring.Closed`.
-    fn close(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.h.get(py)?.close();
         Ok(())
     }

@@ -59,7 +59,7 @@ impl<T: ndring::Element + numpy::Element> AnySubscriber for RsSubscriber<T, IxDy
 
 /// Follows a broadcast ring: every frame while it keeps up, `ndring.Lagged(missed=n)` when the
 /// writer overwrote frames it had not read. Frames are copied out (see the README).
-#[pyclass(module = "ndring")]
+#[pyclass(module = "ndring", frozen)]
 pub struct Subscriber {
     h: Handle<dyn AnySubscriber>,
 }
@@ -107,30 +107,26 @@ impl Subscriber {
     /// most `timeout` seconds. Raises `ndring.Lagged` when frames were overwritten unread; the
     /// next call continues with the oldest frame still held.
     #[pyo3(signature = (timeout=None))]
-    fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv(py, timeout, false)
     }
 
     /// The newest frame newer than the last one received, skipping older ones (counted as
     /// missed, not raised).
     #[pyo3(signature = (timeout=None))]
-    fn latest<'py>(
-        &mut self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn latest<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv(py, timeout, true)
     }
 
     /// Frames lost to lag so far.
     #[getter]
     fn missed_total(&self, py: Python<'_>) -> PyResult<u64> {
-        Ok(self.h.get_ref(py)?.missed_total())
+        Ok(self.h.get(py)?.missed_total())
     }
 
     /// Detaches from the ring (as `detach()`).
-    fn close(&mut self) {
-        self.h.detach();
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.h.detach(py)
     }
 }
 segment_getters!(Subscriber);
