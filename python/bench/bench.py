@@ -59,15 +59,13 @@ def run_ndring(shape, slots, seconds):
     rx = ndring.Consumer.create(name, shape=shape, dtype=np.uint8, slots=slots)
     p = CTX.Process(target=ndring_producer, args=(name, shape, seconds))
     p.start()
-    n, first = 0, None
-    while True:
-        try:
-            a = rx.recv()
-        except ndring.Closed:
-            break
-        first = first or time.perf_counter()
+    # The consumer iterates (`for a in rx`: each item as `recv()` would return it, until the
+    # ring is closed and drained); the previous array goes back when `a` is rebound.
+    items = iter(rx)
+    checksum(next(items))
+    n, first = 1, time.perf_counter()
+    for a in items:
         checksum(a)
-        del a
         n += 1
     rate = (n - 1) / (time.perf_counter() - first)
     p.join()

@@ -185,6 +185,10 @@ class Consumer(_Handle):
         """Opens ``name`` if it exists (checking dtype and shape), else creates it."""
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:
         """The next item, a read-only array over its slot (zero copy)."""
+    def __iter__(self) -> "Consumer":
+        """``for a in rx:`` receives each item (as ``recv()``) until the ring is closed and drained."""
+    def __next__(self) -> np.ndarray:
+        """The next item, as ``recv()``; ``StopIteration`` once closed and drained."""
     def recv_into(self, out: np.ndarray, timeout: Optional[float] = None) -> int:
         """Copies the next item into ``out``; returns its seq."""
     def recv_copy(self, timeout: Optional[float] = None) -> np.ndarray:
@@ -234,6 +238,10 @@ class Subscriber(_Handle):
         """Attaches to the broadcast ring ``name``."""
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:
         """The next frame (a copy); raises ndring.Lagged after overwritten frames."""
+    def __iter__(self) -> "Subscriber":
+        """``for f in sub:`` receives each frame (as ``recv()``) until the writer closes the ring."""
+    def __next__(self) -> np.ndarray:
+        """The next frame, as ``recv()``; ``StopIteration`` once closed."""
     def latest(self, timeout: Optional[float] = None) -> np.ndarray:
         """The newest frame, skipping older ones."""
     @property

@@ -49,6 +49,16 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
     raise(py, name, message)
 }
 
+/// Ends an iteration (`None`: `StopIteration`) where `r` is `ndring.Closed`: a ring closed and
+/// drained ends a `for` loop over its consumer or subscriber; any other error is raised.
+pub fn until_closed<T>(py: Python<'_>, r: PyResult<T>) -> PyResult<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if class(py, "Closed").is_ok_and(|c| e.matches(py, c).unwrap_or(false)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `Result<T, ndring::Error>` into `PyResult<T>`.
 pub trait IntoPy<T> {
     /// Converts the error, if any.

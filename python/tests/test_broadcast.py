@@ -36,6 +36,15 @@ def test_subscriber_follows_and_sees_close(name):
             s.recv(timeout=5)
 
 
+def test_iterating_a_subscriber_follows_until_close(name):
+    with ndring.BroadcastWriter.create(name, shape=2, dtype=np.uint16, slots=8) as w:
+        s = ndring.Subscriber.open(name, start="oldest")
+        for i in range(3):
+            w.send(np.full(2, i, np.uint16))
+        w.close()
+        assert [int(f[0]) for f in s] == [0, 1, 2]
+
+
 def test_bad_start(name):
     ndring.BroadcastWriter.create(name, shape=1, dtype=np.uint8)
     with pytest.raises(ValueError):

@@ -186,6 +186,30 @@ def test_close_then_closed(name):
         rx.recv()  # detached by the with block
 
 
+def test_iterating_a_consumer_yields_every_item_then_stops_at_close(name):
+    with ndring.Producer.create(name, shape=3, dtype=np.int64, slots=4) as tx, ndring.Consumer.open(name) as rx:
+        assert iter(rx) is rx
+        tx.send(np.array([1, 1, 1]))
+        tx.send(np.array([2, 2, 2]))
+        tx.close()
+        seen = [(int(a[0]), ndring.info(a).seq) for a in rx]
+        assert seen == [(1, 1), (2, 2)]
+        assert next(rx, None) is None  # still closed and drained
+
+
+def test_iteration_raises_what_is_not_the_end(name):
+    # The producer detaches without closing: the stream did not end, it lost its producer.
+    tx = ndring.Producer.create(name, shape=1, dtype=np.uint8)
+    rx = ndring.Consumer.open(name)
+    tx.send(np.array([5], np.uint8))
+    tx.detach()
+    it = iter(rx)
+    assert int(next(it)[0]) == 5
+    with pytest.raises(ndring.Disconnected):
+        next(it)
+    rx.detach()
+
+
 def test_open_or_create_either_order(name):
     rx = ndring.Consumer.open_or_create(name, shape=(2, 3), dtype="uint16")
     tx = ndring.Producer.open_or_create(name, shape=(2, 3), dtype="uint16")

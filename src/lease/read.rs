@@ -260,7 +260,10 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
     fn recv_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<ReadLease<T, D>> {
         let sh = &*self.shared;
         let seg = &*sh.seg;
-        let entry = {
+        // The common case, an item already published, under the one lock that also finds a
+        // free entry (each lock and unlock is an atomic RMW: a Python consumer of 64-byte arrays
+        // spends ~5 % of an item on one pair).
+        let (entry, first) = {
             let mut st = lock(&sh.state);
             let max = seg.slot_count();
             if st.held >= max {
@@ -270,7 +273,8 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
                     action: "receiving again (holding every slot, no item could ever arrive)",
                 });
             }
-            st.free_entry(seg)?
+            let entry = st.free_entry(seg)?;
+            (entry, st.step(seg, entry, false))
         };
         // The lock is taken per attempt, never across a sleep: leases dropped meanwhile (on other
         // threads) release their slots without waiting for us.
@@ -290,7 +294,9 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
                 other => other,
             }
         };
-        let got = if block {
+        let got = if first.is_some() {
+            first
+        } else if block {
             match wait::spin(sh.how.spin, || lock(&sh.state).step(seg, entry, false)) {
                 Some(r) => Some(r),
                 None => {

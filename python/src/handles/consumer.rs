@@ -185,6 +185,17 @@ impl Consumer {
         self.h.get(py)?.recv(py, timeout)
     }
 
+    /// A consumer is an iterator over its items: `for a in rx:` receives each one (as `recv()`)
+    /// until the ring is closed and drained; any other error (`Disconnected`, ...) is raised.
+    /// The previous item's array is released when the loop variable is rebound (or deleted).
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        crate::errors::until_closed(py, self.recv(py, None))
+    }
+
     /// Copies the next item into `out` (a writable array of the ring's dtype and shape) and
     /// releases its slot at once; returns its sequence number.
     #[pyo3(signature = (out, timeout=None))]

@@ -111,6 +111,16 @@ impl Subscriber {
         self.h.get(py)?.recv(py, timeout, false)
     }
 
+    /// A subscriber is an iterator over its frames: `for f in sub:` receives each one (as
+    /// `recv()`) until the writer closes the ring; `Lagged` and other errors are raised.
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        crate::errors::until_closed(py, self.recv(py, None))
+    }
+
     /// The newest frame newer than the last one received, skipping older ones (counted as
     /// missed, not raised).
     #[pyo3(signature = (timeout=None))]
