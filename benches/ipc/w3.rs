@@ -177,7 +177,9 @@ fn w3_run(v: W3, s: &Settings) -> f64 {
     match v {
         W3::Ring(_, slots) | W3::RingInTurn(_, slots) => {
             let name = ring_name("w3");
-            let config = Config::spsc().slots(slots);
+            // Both sides busy-poll, as the raw rings' `spin_until` does (the default, 2,000 polls
+            // then a futex sleep, would add a wake-up to slow frames).
+            let config = Config::spsc().slots(slots).spin(BUSY);
             let mut rx = Consumer::<u8, Ix3>::create(&name, res.shape(), &config).expect("create");
             let child = spawn(
                 "w3-ring",
@@ -405,7 +407,9 @@ pub fn child(role: &str, a: &ChildArgs) {
     match role {
         "w3-ring" => {
             let src = Source::new(bytes);
-            let mut tx = Producer::<u8, Ix3>::open(a.str("name")).expect("open");
+            let mut tx =
+                Producer::<u8, Ix3>::open_with(a.str("name"), &OpenOptions::default().spin(BUSY))
+                    .expect("open");
             if a.num::<u8>("in_turn") == 1 {
                 tx.reuse_recent_slots(false);
             }

@@ -9,7 +9,8 @@
 //!   source frame into the slot or loaned sample and stamps word 0 with the sequence number; the
 //!   consumer reads every byte as a u64 word sum and checks it. 1080p at 2 / 4 / 8 / 16 slots
 //!   (iceoryx2's subscriber buffer = ndring's slot count, no loss:
-//!   `BackpressureStrategy::RetryUntilDelivered`), and 4K at 4.
+//!   `BackpressureStrategy::RetryUntilDelivered`), and 4K at 4. Both sides of both programs
+//!   busy-poll (ndring `spin(u32::MAX)`, iceoryx2 polled `loan` and `receive()`).
 //!
 //! The binary re-executes itself with a role argument for the peer process. Waits poll like
 //! `benches/ipc.rs` (a spin hint, a yield every 64 polls). Nothing is pinned. Prints each round's
@@ -351,7 +352,8 @@ fn ix_w3(tag: &str, slots: usize, n: u64, bytes: usize) -> Result<f64, Err> {
 
 fn nd_w3_child(name: &str, n: u64, bytes: usize) -> Result<(), Err> {
     let src = Source::new(bytes);
-    let mut tx = Producer::<u8, Ix3>::open(name)?;
+    // Busy-poll on a full ring, as the iceoryx2 publisher's `spin_until(loan)` does.
+    let mut tx = Producer::<u8, Ix3>::open_with(name, &OpenOptions::default().spin(u32::MAX))?;
     println!("ready");
     for k in 0..n {
         let mut w = tx.claim()?;
@@ -366,7 +368,10 @@ fn nd_w3(tag: &str, shape: (usize, usize, usize), slots: usize, n: u64) -> Resul
     let bytes = frame_bytes(shape);
     let src = Source::new(bytes);
     let name = format!("/ndpc-{tag}");
-    let mut rx = Consumer::<u8, Ix3>::create(&name, shape, &Config::spsc().slots(slots))?;
+    // Busy-poll on an empty ring, as the iceoryx2 subscriber's `spin_until(receive)` does (the
+    // default, 2,000 polls then a futex sleep, would add a wake-up to every 4K frame).
+    let config = Config::spsc().slots(slots).spin(u32::MAX);
+    let mut rx = Consumer::<u8, Ix3>::create(&name, shape, &config)?;
     let child = spawn_child(&[
         "nd-w3-child".into(),
         name,
