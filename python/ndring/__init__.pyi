@@ -149,6 +149,8 @@ class Producer(_Handle):
         """Claims a free slot, waiting while the ring is full."""
     def send(self, image: np.ndarray, meta: Optional[bytes] = None, timeout: Optional[float] = None) -> int:
         """Copies ``image`` (any strides) into a slot and publishes it; returns its seq."""
+    def reuse_recent_slots(self, on: bool) -> None:
+        """SPSC: fill the slot released last (True; default for items >= 64 KiB) or slots in turn (False)."""
     def close(self) -> None:
         """Closes the ring: consumers drain, then get ndring.Closed."""
 

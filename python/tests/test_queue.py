@@ -210,6 +210,29 @@ def test_iteration_raises_what_is_not_the_end(name):
     rx.detach()
 
 
+def test_slot_reuse_policy_switches_mid_stream_without_reordering(name):
+    # 64 KiB items (recent-first by default); the consumer keeps every third item while it
+    # receives the next two, so slots come back out of order, and the policy flips every 5
+    # items. (Kept longer, item j would hold `head` at j and the 4-slot ring full: this thread's
+    # own send would then wait forever.)
+    shape = (256, 256)
+    with ndring.Producer.create(name, shape=shape, dtype=np.uint8, slots=4) as tx, ndring.Consumer.open(name) as rx:
+        kept = None
+        for i in range(40):
+            if i % 5 == 0:
+                tx.reuse_recent_slots(i % 10 == 0)
+            tx.send(np.full(shape, i, np.uint8), timeout=5)
+            a = rx.recv(timeout=5)
+            assert ndring.info(a).seq == i + 1
+            assert (a == i).all()
+            if kept is not None and i - kept[0] == 2:
+                assert (kept[1] == kept[0]).all()  # a held slot is never rewritten
+                kept = None
+            if i % 3 == 0:
+                kept = (i, a)
+            del a
+
+
 def test_open_or_create_either_order(name):
     rx = ndring.Consumer.open_or_create(name, shape=(2, 3), dtype="uint16")
     tx = ndring.Producer.open_or_create(name, shape=(2, 3), dtype="uint16")

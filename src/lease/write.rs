@@ -154,6 +154,25 @@ impl<T: Element, D: Dimension> LeaseProducer<T, D> {
         }
     }
 
+    /// SPSC rings: which slot the next items go to (see [`Producer::reuse_recent_slots`]: the
+    /// slot released last, the default for items of at least 64 KiB, or the slots in turn).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-lreuse-{}", std::process::id());
+    /// let mut tx = LeaseProducer::from(Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?);
+    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.reuse_recent_slots(true);
+    /// for i in 1..=3 {
+    ///     tx.claim_lease()?.publish();
+    ///     assert_eq!(rx.recv()?.seq(), i);
+    /// }
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn reuse_recent_slots(&mut self, on: bool) {
+        lock(&self.shared.state).producer.reuse_recent_slots(on);
+    }
+
     /// Closes the ring (see [`Producer::close`]).
     ///
     /// ```

@@ -26,6 +26,7 @@ trait AnyProducer: Send + Sync {
         timeout: Option<f64>,
     ) -> PyResult<u64>;
     fn close(&mut self);
+    fn reuse_recent_slots(&mut self, on: bool);
     fn segment(&self) -> &Segment;
 }
 
@@ -109,6 +110,10 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for Sender<T> {
 
     fn close(&mut self) {
         self.tx.close()
+    }
+
+    fn reuse_recent_slots(&mut self, on: bool) {
+        self.tx.reuse_recent_slots(on)
     }
 
     fn segment(&self) -> &Segment {
@@ -222,6 +227,15 @@ impl Producer {
         timeout: Option<f64>,
     ) -> PyResult<u64> {
         self.h.get(py)?.send(py, image, meta.as_deref(), timeout)
+    }
+
+    /// SPSC rings: fill the slot the consumer released last (`True`, the default for items of at
+    /// least 64 KiB: the ring's working set stays two slots at any depth) or the slots in turn
+    /// (`False`, the default for smaller items; faster where producer and consumer do not share
+    /// a last-level cache). Delivery is the same either way; MPMC rings ignore it.
+    fn reuse_recent_slots(&self, py: Python<'_>, on: bool) -> PyResult<()> {
+        self.h.get(py)?.reuse_recent_slots(on);
+        Ok(())
     }
 
     /// Closes the ring: consumers receive what was published, then `ndring.Closed`.
