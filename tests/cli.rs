@@ -707,20 +707,34 @@ fn newest_while_streaming() {
         let mut buf = vec![0u8; STREAM_LEN];
         let (mut retries, mut last, mut copies, mut gave_up) = (0, 0, 0, 0);
         let until = ring.counters().published + 2_000;
-        let start = std::time::Instant::now();
+        // Deadlock guards by progress, not by time: the stream must keep publishing between
+        // copies, and copies must not all be overtaken.
+        let (mut seen, mut stalled, mut overtaken_in_a_row) = (0, 0u32, 0u32);
         // While the producer publishes 2,000 more items (and at least 2,000 copies).
         while copies < 2000 || ring.counters().published < until {
-            assert!(start.elapsed() < LONG, "deadlock guard: the stream stopped");
+            let published = ring.counters().published;
+            stalled = if published == seen { stalled + 1 } else { 0 };
+            seen = published;
+            assert!(
+                stalled < 1_000_000,
+                "{kind}: the stream stopped at item {published}"
+            );
             // A copy overtaken on every attempt gives up with `Timeout` (documented): on a quiet
             // host a producer can lap a small ring faster than a copy takes. Count it, go on.
             let got = match ring.copy_newest(&mut buf) {
                 Ok(got) => got,
                 Err(ndring::Error::Timeout) => {
                     gave_up += 1;
+                    overtaken_in_a_row += 1;
+                    assert!(
+                        overtaken_in_a_row < 1_000,
+                        "{kind}: 1,000 copies in a row overtaken 10,000 times each"
+                    );
                     continue;
                 }
                 Err(e) => panic!("{kind}: {e}"),
             };
+            overtaken_in_a_row = 0;
             copies += 1;
             let want = (got.seq % 251) as u8;
             assert!(

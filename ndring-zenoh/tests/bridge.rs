@@ -287,15 +287,11 @@ fn latest_frame_mode_counts_every_drop() {
     let bridge_in = Bridge::spawn(&["in", &key, &dst], port, true);
     let bridge_out = Bridge::spawn(&["out", &src, &key], port, false);
     // The sending bridge subscribes once a receiver matches its key.
-    let start = Instant::now();
-    while !tx
-        .peers()
-        .iter()
-        .any(|p| p.role == Role::Subscriber && p.alive)
-    {
-        assert!(start.elapsed() < DEADLINE, "the bridge never subscribed");
-        thread::sleep(Duration::from_millis(5));
-    }
+    wait_until("the bridge to subscribe", || {
+        tx.peers()
+            .iter()
+            .any(|p| p.role == Role::Subscriber && p.alive)
+    });
     // As fast as memory allows: far faster than the network path, so frames are dropped.
     for i in 1..=FRAMES {
         let mut slot = tx.claim();
@@ -418,5 +414,17 @@ fn an_existing_ring_of_another_shape_is_a_typed_error() {
             assert_eq!(found, "u8 [2, 2, 3]");
         }
         other => panic!("expected Mismatch, got {other}"),
+    }
+}
+
+/// Polls `cond` until it holds. A deadlock guard, not a timing check: after `DEADLINE` (minutes)
+/// the test fails saying what never happened, rather than hanging CI.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > DEADLINE {
+            panic!("never happened within {DEADLINE:?}: {what}");
+        }
+        thread::sleep(Duration::from_millis(5));
     }
 }

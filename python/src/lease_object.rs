@@ -61,10 +61,11 @@ unsafe fn frame<'a>(obj: *mut ffi::PyObject) -> &'a Frame {
 }
 
 unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
-    // SAFETY: called once, by CPython, when the last reference to a `Lease` goes (the GIL held);
-    // the frame was written by `new_lease` and is never used after. The object was allocated by
+    // Called once, by CPython, when the last reference to a `Lease` goes (the GIL held); the
+    // frame was written by `new_lease` and is never used after. The object was allocated by
     // `PyType_GenericAlloc` (pymalloc, not GC-tracked: no `Py_TPFLAGS_HAVE_GC`), so
     // `PyObject_Free` frees it; instances of heap types hold a reference to their type.
+    // SAFETY: `obj` is a live `LeaseObject` dropped exactly once, freed by its allocator's pair.
     unsafe {
         let this = obj.cast::<LeaseObject>();
         if crate::pid::current() == (*this).pid {

@@ -26,11 +26,12 @@ pub(super) struct Handle<H: ?Sized> {
     pid: u32,
 }
 
-// SAFETY: `busy` and `inner` are only read or written by threads holding the GIL (every method
-// takes a `Python` token, and `Borrowed` is neither `Send` nor dropped without it), which orders
-// those accesses; `busy` makes the `&mut H` a `Borrowed` gives out the only one, for as long as
-// it lives, GIL released or not. The module refuses to load where there is no GIL
+// `busy` and `inner` are only read or written by threads holding the GIL (every method takes a
+// `Python` token, and `Borrowed` is neither `Send` nor dropped without it), which orders those
+// accesses; `busy` makes the `&mut H` a `Borrowed` gives out the only one, for as long as it
+// lives, GIL released or not. The module refuses to load where there is no GIL
 // (`crate::require_gil`). `H: Send` because the handle is used by whichever thread calls in.
+// SAFETY: shared access is serialised by the GIL and exclusive by `busy`, as above.
 unsafe impl<H: ?Sized + Send> Sync for Handle<H> {}
 
 /// The handle, borrowed: derefs to it; clears the busy flag when dropped.
