@@ -68,6 +68,15 @@ pub fn remove(name: &str) -> Result<()> {
     sys::unlink(name).map_err(|e| sys::error(e, "remove", name))
 }
 
+/// Whether `name` still refers to the object behind `fd` (not removed, nor replaced by another
+/// ring).
+pub(crate) fn names_object(name: &str, fd: &sys::Handle) -> bool {
+    matches!(
+        (sys::identity(fd), sys::name_identity(name)),
+        (Ok(a), Ok(b)) if a == b
+    )
+}
+
 /// A mapped ring segment, validated: every offset below lies inside the mapping.
 ///
 /// Obtained with [`Segment::open`] to inspect a ring without knowing its type (like Python's
@@ -437,10 +446,7 @@ impl Segment {
     /// Whether `name` still refers to the object mapped here (it may have been removed, or
     /// replaced by a new ring of the same name).
     pub(crate) fn still_named(&self) -> bool {
-        matches!(
-            (sys::identity(&self.fd), sys::name_identity(&self.name)),
-            (Ok(a), Ok(b)) if a == b
-        )
+        names_object(&self.name, &self.fd)
     }
 
     /// Runs `f` while holding the segment's advisory lock (`flock`): exclusive for whoever

@@ -44,11 +44,7 @@ impl Inspector {
             if !live.is_empty() {
                 return Ok(Removal::InUse(live));
             }
-            let named = matches!(
-                (sys::identity(&self.map.fd), sys::name_identity(self.name())),
-                (Ok(a), Ok(b)) if a == b
-            );
-            if !named {
+            if !crate::segment::names_object(self.name(), &self.map.fd) {
                 return Ok(Removal::Replaced);
             }
             sys::unlink(self.name()).map_err(|e| sys::error(e, "remove", self.name()))?;

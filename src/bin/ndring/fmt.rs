@@ -155,15 +155,19 @@ pub fn table(rows: &[Vec<String>]) {
 }
 
 /// The pids of live peers (and a live creator that is not attached), for "in use by ...".
+/// `pid 123 (consumer)` for each peer.
+pub fn peer_users(peers: &[PeerStatus]) -> Vec<String> {
+    peers
+        .iter()
+        .map(|p| format!("pid {} ({})", p.pid, p.role))
+        .collect()
+}
+
 pub fn users(p: &Probe) -> Vec<String> {
     match p {
         Probe::Ring(r) => {
-            let mut v: Vec<String> = r
-                .peers()
-                .iter()
-                .filter(|p| p.alive)
-                .map(|p| format!("pid {} ({})", p.pid, p.role))
-                .collect();
+            let live: Vec<PeerStatus> = r.peers().into_iter().filter(|p| p.alive).collect();
+            let mut v = peer_users(&live);
             if v.is_empty() && r.creator_alive() {
                 v.push(format!("pid {} (its creator)", r.creator_pid()));
             }

@@ -121,13 +121,7 @@ fn in_use(name: &str, users: &[String]) -> Failure {
 fn remove_ring(r: &Inspector) -> Result<(), Failure> {
     match r.remove_unless_used() {
         Ok(Removal::Removed) => Ok(()),
-        Ok(Removal::InUse(peers)) => {
-            let users: Vec<String> = peers
-                .iter()
-                .map(|p| format!("pid {} ({})", p.pid, p.role))
-                .collect();
-            Err(in_use(r.name(), &users))
-        }
+        Ok(Removal::InUse(peers)) => Err(in_use(r.name(), &fmt::peer_users(&peers))),
         Ok(Removal::Replaced) => Err(format!(
             "{}: replaced by another ring meanwhile; not removed",
             r.name()
