@@ -195,7 +195,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     }
 
     /// Releases the slot of the previous `recv` to the producers.
-    #[inline]
+    #[inline(always)]
     fn release_held(&mut self) {
         if let Some(pos) = self.held.take() {
             match &mut self.spsc {
@@ -233,7 +233,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     }
 
     /// Inlined into the caller: an SPSC item already published, and the rest out of line.
-    #[inline]
+    #[inline(always)]
     fn recv_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<ReadSlot<'_, T, D>> {
         self.release_held();
         let seg = &*self.seg;
@@ -267,15 +267,25 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     fn recv_other(&mut self, deadline: Option<Instant>, block: bool) -> Result<(u64, usize)> {
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
-        let (pos, slot) = wait_recv(
-            seg,
-            me,
-            &mut self.spsc,
-            &mut self.liveness,
-            self.how,
-            deadline,
-            block,
-        )?;
+        // SPSC: the polls run here, not in the cold `wait_recv` (optimised for size, where each
+        // poll was a call returning through memory): a busy consumer's latency is this loop's
+        // exit.
+        let spun = match (&mut self.spsc, block) {
+            (Some(c), true) => spin_spsc(c, seg, self.how.spin),
+            _ => None,
+        };
+        let (pos, slot) = match spun {
+            Some(got) => got?,
+            None => wait_recv(
+                seg,
+                me,
+                &mut self.spsc,
+                &mut self.liveness,
+                self.how,
+                deadline,
+                block,
+            )?,
+        };
         if self.spsc.is_some() {
             me.holding.store(pos + 1, Relaxed);
         } else {
@@ -303,7 +313,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// assert_eq!(slot.to_vec(), vec![5, 6]);
     /// # Ok::<(), Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn recv(&mut self) -> Result<ReadSlot<'_, T, D>> {
         self.recv_until(None, true)
     }
@@ -425,6 +435,30 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     }
 }
 
+/// Polls an SPSC ring up to `polls` times, as `wait::spin` does, but written out rather than
+/// through closures: the compiler kept the closure out of line, a call per poll returning its
+/// result through memory, which delayed each hand-off (the W1 benchmark).
+#[inline(always)]
+fn spin_spsc(c: &mut spsc::Consumer, seg: &Segment, polls: u32) -> Option<Result<(u64, usize)>> {
+    let mut i = 0u32;
+    loop {
+        match c.try_recv(seg, false) {
+            Ok(got) => return Some(Ok(got)),
+            Err(Stop::Closed) => return Some(Err(Error::Closed)),
+            Err(Stop::Wait) => {}
+        }
+        if i == polls {
+            return None;
+        }
+        i += 1;
+        if i % 64 == 0 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
 /// The rest of a receive: MPMC, or an empty SPSC ring (polls, then sleeps if `block`).
 #[cold]
 #[inline(never)]
@@ -440,23 +474,18 @@ fn wait_recv(
     let n = seg.slot_count() as u64;
     let mpmc_recv =
         |strong: bool| mpmc::try_recv(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n)));
-    if block {
-        // Spin with the weak attempt alone, inlined into the poll loop (see `wait::spin`).
-        let spun = match spsc.as_mut() {
-            Some(c) => wait::spin(how.spin, || wait::attempt(c.try_recv(seg, false))),
-            // MPMC: look at `tail` (for `Closed`) once every 64 polls only (see
-            // `mpmc::try_recv_polling`).
-            None => {
-                let mut polls = 0u32;
-                wait::spin(how.spin, || {
-                    polls = polls.wrapping_add(1);
-                    wait::attempt(
-                        mpmc::try_recv_polling(seg, me, polls % 64 == 0)
-                            .map(|pos| (pos, mpmc::slot_of(pos, n))),
-                    )
-                })
-            }
-        };
+    // SPSC: `recv_other` polled already.
+    if block && spsc.is_none() {
+        // MPMC: spin with the weak attempt alone, and look at `tail` (for `Closed`) once every
+        // 64 polls only (see `mpmc::try_recv_polling`).
+        let mut polls = 0u32;
+        let spun = wait::spin(how.spin, || {
+            polls = polls.wrapping_add(1);
+            wait::attempt(
+                mpmc::try_recv_polling(seg, me, polls % 64 == 0)
+                    .map(|pos| (pos, mpmc::slot_of(pos, n))),
+            )
+        });
         if let Some(r) = spun {
             return r;
         }

@@ -216,7 +216,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn claim(&mut self) -> Result<WriteSlot<'_, T, D>> {
         self.claim_until(None, true)
     }
@@ -259,7 +259,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn claim_until(
         &mut self,
         deadline: Option<Instant>,
@@ -533,7 +533,7 @@ impl Sink for Inner {
     }
 
     /// Inlined into `WriteSlot::publish`; an abandon goes out of line.
-    #[inline]
+    #[inline(always)]
     fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
         let Some(user_len) = publish else {
             return self.abandon(pos);

@@ -45,7 +45,7 @@ pub(crate) enum Owner<'a> {
 }
 
 impl Owner<'_> {
-    #[inline]
+    #[inline(always)]
     fn segment(&self) -> &Segment {
         match self {
             Owner::Queue(q) => q.segment(),
@@ -53,7 +53,7 @@ impl Owner<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
         match self {
             Owner::Queue(q) => q.commit(slot, pos, publish),
@@ -89,7 +89,7 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// The caller owns slot `slot` (claimed at `pos`, to be published as `seq`) exclusively until
     /// `sink.commit` is called, and the segment's payload for that slot holds `dim`'s elements of
     /// `T`.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn new(sink: Owner<'a>, slot: usize, pos: u64, seq: u64, dim: D) -> Self {
         let ptr = sink.segment().payload(slot).cast::<T>();
         // SAFETY: from the caller: exclusive ownership of the slot's payload, which is
@@ -194,7 +194,7 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn publish(mut self) -> u64 {
         if !self.view_intact() {
             self.done = true;
@@ -256,7 +256,7 @@ impl<'a, T: Element, D: Dimension> ReadSlot<'a, T, D> {
     /// Nobody writes slot `slot` for 'a (the protocol reserves it to the caller, who holds a
     /// `&'a mut` borrow of its handle and releases only on its next call), and its payload holds
     /// `dim`'s elements of `T`.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn new(seg: &'a Segment, slot: usize, seq: u64, dim: D) -> Self {
         // SAFETY: from the caller; the payload is 128-aligned and sized for `dim`.
         let view = unsafe { ArrayView::from_shape_ptr(dim, seg.payload(slot).cast::<T>()) };

@@ -318,7 +318,7 @@ impl Producer {
 
     /// The position the next claim gets (and its data slot), if one is free. `strong` re-reads
     /// `head` with an RMW (see the module docs of `protocol`), for the check before sleeping.
-    #[inline]
+    #[inline(always)]
     pub fn try_claim(&mut self, c: &Control, strong: bool) -> Result<(u64, usize), Stop> {
         if self.closed {
             return Err(Stop::Closed);
@@ -360,7 +360,7 @@ impl Producer {
     /// Publishes the position returned by `try_claim`: its entry names the data slot, then
     /// the entry's stamp, then `tail` (both Release, so the slot's contents and the name come
     /// first). Returns true if the consumer may be asleep (the caller wakes `not_empty`).
-    #[inline]
+    #[inline(always)]
     pub fn publish<M: RingMemory>(&mut self, mem: &M) -> bool {
         let c = mem.control();
         let next = self.tail + 1;
@@ -462,7 +462,7 @@ impl Consumer {
     /// Polling (`strong == false`) a consumer that has caught up reads only the next entry's
     /// stamp: `head + 1` means published; a smaller value (an older lap, or 0) means not yet;
     /// anything else (a `CLOSED` mark left by `close`, see there) sends it to `tail`.
-    #[inline]
+    #[inline(always)]
     pub fn try_recv<M: RingMemory>(&mut self, mem: &M, strong: bool) -> Result<(u64, usize), Stop> {
         if !strong {
             if self.head < self.cached_tail & !CLOSED {
@@ -505,7 +505,7 @@ impl Consumer {
 
     /// Releases the position returned by `try_recv` back to the producer. Returns true if the
     /// producer may be asleep (the caller wakes `not_full`).
-    #[inline]
+    #[inline(always)]
     pub fn release(&mut self, c: &Control) -> bool {
         let next = self.head + 1;
         if self.notifier.fenced() {
