@@ -232,17 +232,24 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         }
     }
 
-    /// Inlined into the caller: an SPSC item already published, and the rest out of line.
+    /// Inlined into the caller: an SPSC ring's polls (a busy consumer's latency is this loop's
+    /// exit, and a call returning through memory delays each hand-off: the W1 benchmark), and
+    /// the rest out of line.
     #[inline(always)]
     fn recv_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<ReadSlot<'_, T, D>> {
         self.release_held();
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
-        // The common case first, without the waiting machinery: an item already published.
         let ready = match &mut self.spsc {
-            Some(c) => c.try_recv(seg, false).ok().inspect(|got| {
-                me.holding.store(got.0 + 1, Relaxed);
-            }),
+            Some(c) => match spin_spsc(c, seg, if block { self.how.spin } else { 0 }) {
+                Some(Ok(got)) => {
+                    me.holding.store(got.0 + 1, Relaxed);
+                    Some(got)
+                }
+                Some(Err(e)) => return Err(e),
+                None => None,
+            },
+            // The common case first, without the waiting machinery: an item already published.
             // MPMC: `Closed` is for the waiting loop to see (see `mpmc::try_recv_polling`).
             None => mpmc::try_recv_polling(seg, me, false).ok().map(|pos| {
                 // Tombstones skipped on the way were released: producers may have room (a load
@@ -262,30 +269,20 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         Ok(unsafe { ReadSlot::new(&self.seg, slot, pos + 1, self.dim.clone()) })
     }
 
-    /// The rest of [`Consumer::recv_until`]: an empty ring.
+    /// The rest of [`Consumer::recv_until`]: an empty ring (SPSC: after the polls).
     #[inline(never)]
     fn recv_other(&mut self, deadline: Option<Instant>, block: bool) -> Result<(u64, usize)> {
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
-        // SPSC: the polls run here, not in the cold `wait_recv` (optimised for size, where each
-        // poll was a call returning through memory): a busy consumer's latency is this loop's
-        // exit.
-        let spun = match (&mut self.spsc, block) {
-            (Some(c), true) => spin_spsc(c, seg, self.how.spin),
-            _ => None,
-        };
-        let (pos, slot) = match spun {
-            Some(got) => got?,
-            None => wait_recv(
-                seg,
-                me,
-                &mut self.spsc,
-                &mut self.liveness,
-                self.how,
-                deadline,
-                block,
-            )?,
-        };
+        let (pos, slot) = wait_recv(
+            seg,
+            me,
+            &mut self.spsc,
+            &mut self.liveness,
+            self.how,
+            deadline,
+            block,
+        )?;
         if self.spsc.is_some() {
             me.holding.store(pos + 1, Relaxed);
         } else {
@@ -435,9 +432,10 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     }
 }
 
-/// Polls an SPSC ring up to `polls` times, as `wait::spin` does, but written out rather than
-/// through closures: the compiler kept the closure out of line, a call per poll returning its
-/// result through memory, which delayed each hand-off (the W1 benchmark).
+/// Polls an SPSC ring up to `polls` times after a first attempt, as `wait::spin` does, but
+/// written out rather than through closures: the compiler kept the closure out of line, a call
+/// per poll returning its result through memory, which delayed each hand-off (the W1
+/// benchmark).
 #[inline(always)]
 fn spin_spsc(c: &mut spsc::Consumer, seg: &Segment, polls: u32) -> Option<Result<(u64, usize)>> {
     let mut i = 0u32;
@@ -459,7 +457,8 @@ fn spin_spsc(c: &mut spsc::Consumer, seg: &Segment, polls: u32) -> Option<Result
     }
 }
 
-/// The rest of a receive: MPMC, or an empty SPSC ring (polls, then sleeps if `block`).
+/// The rest of a receive: MPMC (polls, then sleeps if `block`), or an empty SPSC ring after
+/// its polls (sleeps if `block`).
 #[cold]
 #[inline(never)]
 fn wait_recv(
@@ -474,7 +473,7 @@ fn wait_recv(
     let n = seg.slot_count() as u64;
     let mpmc_recv =
         |strong: bool| mpmc::try_recv(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n)));
-    // SPSC: `recv_other` polled already.
+    // SPSC: `Consumer::recv_until` polled already.
     if block && spsc.is_none() {
         // MPMC: spin with the weak attempt alone, and look at `tail` (for `Closed`) once every
         // 64 polls only (see `mpmc::try_recv_polling`).
