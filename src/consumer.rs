@@ -9,7 +9,7 @@ use ndarray::{ArrayBase, DataMut, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::header::SLEEPING_NOT_EMPTY;
+use crate::header::{PeerEntry, SLEEPING_NOT_EMPTY};
 use crate::layout::RingKind;
 use crate::peers::{self, PeerInfo, Registration, Role};
 use crate::protocol::spsc::Stop;
@@ -249,14 +249,16 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
                 Some(Err(e)) => return Err(e),
                 None => None,
             },
-            // The common case first, without the waiting machinery: an item already published.
-            // MPMC: `Closed` is for the waiting loop to see (see `mpmc::try_recv_polling`).
-            None => mpmc::try_recv_polling(seg, me, false).ok().map(|pos| {
-                // Tombstones skipped on the way were released: producers may have room (a load
-                // unless a producer sleeps).
-                wait::notify(&seg.control().not_full);
-                (pos, mpmc::slot_of(pos, seg.slot_count() as u64))
-            }),
+            None => match spin_mpmc(seg, me, if block { self.how.spin } else { 0 }) {
+                Some(Ok(pos)) => {
+                    // Tombstones skipped on the way were released: producers may have room (a
+                    // load unless a producer sleeps).
+                    wait::notify(&seg.control().not_full);
+                    Some((pos, mpmc::slot_of(pos, seg.slot_count() as u64)))
+                }
+                Some(Err(e)) => return Err(e),
+                None => None,
+            },
         };
         let (pos, slot) = match ready {
             Some(got) => got,
@@ -457,8 +459,30 @@ fn spin_spsc(c: &mut spsc::Consumer, seg: &Segment, polls: u32) -> Option<Result
     }
 }
 
-/// The rest of a receive: MPMC (polls, then sleeps if `block`), or an empty SPSC ring after
-/// its polls (sleeps if `block`).
+/// MPMC: [`spin_spsc`]'s counterpart. Looks at `tail` (for `Closed`) once every 64 polls only
+/// (see `mpmc::try_recv_polling`); the first attempt does not.
+#[inline(always)]
+fn spin_mpmc(seg: &Segment, me: &PeerEntry, polls: u32) -> Option<Result<u64>> {
+    let mut i = 0u32;
+    loop {
+        match mpmc::try_recv_polling(seg, me, i % 64 == 63) {
+            Ok(pos) => return Some(Ok(pos)),
+            Err(Stop::Closed) => return Some(Err(Error::Closed)),
+            Err(Stop::Wait) => {}
+        }
+        if i == polls {
+            return None;
+        }
+        i += 1;
+        if i % 64 == 0 {
+            std::thread::yield_now();
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// The rest of a receive, once the polls found nothing: sleeps if `block`.
 #[cold]
 #[inline(never)]
 fn wait_recv(
@@ -473,22 +497,6 @@ fn wait_recv(
     let n = seg.slot_count() as u64;
     let mpmc_recv =
         |strong: bool| mpmc::try_recv(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n)));
-    // SPSC: `Consumer::recv_until` polled already.
-    if block && spsc.is_none() {
-        // MPMC: spin with the weak attempt alone, and look at `tail` (for `Closed`) once every
-        // 64 polls only (see `mpmc::try_recv_polling`).
-        let mut polls = 0u32;
-        let spun = wait::spin(how.spin, || {
-            polls = polls.wrapping_add(1);
-            wait::attempt(
-                mpmc::try_recv_polling(seg, me, polls % 64 == 0)
-                    .map(|pos| (pos, mpmc::slot_of(pos, n))),
-            )
-        });
-        if let Some(r) = spun {
-            return r;
-        }
-    }
     let mut step = |strong: bool| {
         let mut attempt = |strong: bool| match spsc {
             Some(c) => c.try_recv(seg, strong),
