@@ -35,7 +35,7 @@ use std::collections::VecDeque;
 
 use crate::header::{CLOSED, Control};
 use crate::protocol::{Notifier, RingMemory};
-use crate::sync::{Ordering::*, fence};
+use crate::sync::{AtomicU64, Ordering::*, fence};
 
 /// The data slot that entry `entry` (of position `pos`, `entry == pos % slots`) names, once an
 /// Acquire load of its stamp or of `tail` has shown `pos` published. A name out of range (only a
@@ -526,6 +526,13 @@ impl Consumer {
     /// Stops releasing with plain stores (the handle is being dropped).
     pub fn retire(&mut self, c: &Control) {
         self.notifier.retire(&c.not_full);
+    }
+
+    /// The stamp that the publish of the next item sets, and the value it then has (`head + 1`;
+    /// see [`Consumer::try_recv`]), for a consumer that polls it between attempts.
+    #[inline(always)]
+    pub fn next_stamp<'m, M: RingMemory>(&self, mem: &'m M) -> (&'m AtomicU64, u64) {
+        (&mem.slot(self.entry).stamp, self.head + 1)
     }
 
     /// Position of the next item.
