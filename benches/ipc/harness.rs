@@ -14,7 +14,9 @@ pub use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 pub use std::time::{Duration, Instant};
 
 pub use ndarray::{Ix1, Ix3};
-pub use ndring::{Config, Consumer, Error, OpenOptions, Producer};
+pub use ndring::{
+    BroadcastWriter, Config, Consumer, Error, OpenOptions, Producer, Start, Subscriber,
+};
 
 pub const CHILD_ENV: &str = "NDRING_BENCH_CHILD";
 /// Bytes of the small item.

@@ -5,10 +5,12 @@
 //! One module per workload (`w1.rs` ... `w4.rs`), shared code in `harness.rs`.
 //!
 //! * **W1** round trip of a 64-byte array (ping-pong over two rings, one each way): ndring SPSC
-//!   busy-poll, default spin, blocking (`spin(0)`), MPMC busy-poll; baselines: a raw cache-line
-//!   ping-pong on a shared page (spin), the same with the 64-byte array on a line of its own
-//!   beside each flag (the floor for moving an array this way), a raw shared-futex ping-pong, a
-//!   Unix socket, a pipe.
+//!   busy-poll, default spin, blocking (`spin(0)`), MPMC busy-poll, broadcast busy-poll (a
+//!   writer and a subscriber each way); baselines: a raw cache-line ping-pong on a shared page
+//!   (spin), the same with the 64-byte array on a line of its own beside each flag (the floor
+//!   for moving an array this way), and with that line's offset stored on the flag's line (as
+//!   ndring's entries name their data slot), a raw shared-futex ping-pong, a Unix socket, a
+//!   pipe.
 //!   p50 / p99 / p99.9 ns per round trip.
 //! * **W2** one-way rate of 64-byte arrays (child produces, parent consumes): ndring SPSC, MPMC;
 //!   baselines: a raw shared-memory SPSC ring, a Unix socket, a pipe. Items/s.

@@ -8,6 +8,7 @@ pub enum W1 {
     SpscDefault,
     SpscBlocking,
     MpmcBusy,
+    BroadcastBusy,
     RawSpin,
     RawSpinPayload,
     RawSpinNamed,
@@ -17,11 +18,12 @@ pub enum W1 {
 }
 
 impl W1 {
-    const ALL: [W1; 10] = [
+    const ALL: [W1; 11] = [
         W1::SpscBusy,
         W1::SpscDefault,
         W1::SpscBlocking,
         W1::MpmcBusy,
+        W1::BroadcastBusy,
         W1::RawSpin,
         W1::RawSpinPayload,
         W1::RawSpinNamed,
@@ -36,6 +38,7 @@ impl W1 {
             W1::SpscDefault => "ndring spsc default (spin 2000)",
             W1::SpscBlocking => "ndring spsc blocking (spin 0)",
             W1::MpmcBusy => "ndring mpmc busy-poll",
+            W1::BroadcastBusy => "ndring broadcast busy-poll",
             W1::RawSpin => "baseline: raw shm spin",
             W1::RawSpinPayload => "baseline: raw shm spin + 64 B line",
             W1::RawSpinNamed => "baseline: raw shm spin + 64 B line named on the flag's line",
@@ -94,6 +97,38 @@ pub fn w1_run(v: W1, s: &Settings) -> Vec<u64> {
             for i in 0..total {
                 let t = Instant::now();
                 let mut w = tx.claim().expect("claim");
+                w.fill(i as u8);
+                w.publish();
+                let r = rx.recv().expect("recv");
+                assert_eq!(r[SMALL - 1], i as u8);
+                record(i, t);
+            }
+            tx.close();
+            reap(child);
+        }
+        W1::BroadcastBusy => {
+            // One broadcast ring each way: the child subscribes to `a`, then creates `b`, so
+            // that once `b` exists every frame on `a` reaches it.
+            let (a, b) = (ring_name("w1a"), ring_name("w1b"));
+            let config = Config::broadcast();
+            let mut tx = BroadcastWriter::<u8, Ix1>::create(&a, SMALL, &config).expect("create a");
+            let child = spawn(
+                "w1-broadcast",
+                &[("a", a.clone()), ("b", b.clone())],
+                Stdio::null(),
+                Stdio::null(),
+            );
+            let busy = OpenOptions::default().spin(BUSY);
+            let mut rx = loop {
+                match Subscriber::<u8, Ix1>::open_with(&b, Start::Oldest, &busy) {
+                    Ok(rx) => break rx,
+                    Err(Error::NotFound { .. }) => std::thread::sleep(Duration::from_millis(1)),
+                    Err(e) => panic!("open b: {e}"),
+                }
+            };
+            for i in 0..total {
+                let t = Instant::now();
+                let mut w = tx.claim();
                 w.fill(i as u8);
                 w.publish();
                 let r = rx.recv().expect("recv");
@@ -329,6 +364,24 @@ pub fn child(role: &str, a: &ChildArgs) {
                     Err(e) => panic!("recv: {e}"),
                 };
                 let mut w = tx.claim().expect("claim");
+                w.assign(&*r);
+                w.publish();
+            }
+        }
+        "w1-broadcast" => {
+            let busy = OpenOptions::default().spin(BUSY);
+            let mut rx =
+                Subscriber::<u8, Ix1>::open_with(a.str("a"), Start::Oldest, &busy).expect("open a");
+            let mut tx =
+                BroadcastWriter::<u8, Ix1>::create(a.str("b"), SMALL, &Config::broadcast())
+                    .expect("create b");
+            loop {
+                let r = match rx.recv() {
+                    Ok(r) => r,
+                    Err(Error::Closed) => break,
+                    Err(e) => panic!("recv: {e}"),
+                };
+                let mut w = tx.claim();
                 w.assign(&*r);
                 w.publish();
             }
