@@ -14,8 +14,9 @@
 //!
 //! The binary re-executes itself with a role argument for the peer process. Waits poll like
 //! `benches/ipc.rs` (a spin hint, a yield every 64 polls). Nothing is pinned. Prints each round's
-//! figures, then per workload the median over rounds and the median of the per-round ratios
-//! ndring / iceoryx2, and `RESULT key value` lines.
+//! figures, then, for each host state, per workload the median over the rounds measured wholly
+//! in that state and the median of their ratios ndring / iceoryx2, and `RESULT key value` lines
+//! (`slow_` before the keys of the slow state).
 //!
 //! Environment: `PC_RUNS` (rounds, default 5), `PC_RT` (W1 round trips per round, default
 //! 20 000 plus 2 000 warm-up), `PC_FRAMES` (W3 frames per round, default 200; the first
@@ -406,6 +407,28 @@ struct Pair {
     latency: bool,
     nd: Vec<f64>,
     ix: Vec<f64>,
+    /// The host state around each round's pair (`None`: it flipped between the two checks).
+    state: Vec<Option<HostState>>,
+}
+
+/// Which state the host was in (see the module docs); figures compare only within one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum HostState {
+    Fast,
+    Slow,
+}
+
+/// Cache-line round trips below this are the fast state (~80-130 ns), above it the slow one
+/// (~500 ns).
+const FAST_BELOW_NS: u64 = 250;
+
+/// The state both line round trips (before and after a pair) agree on, if they do.
+fn host_state(before: u64, after: u64) -> Option<HostState> {
+    match (before < FAST_BELOW_NS, after < FAST_BELOW_NS) {
+        (true, true) => Some(HostState::Fast),
+        (false, false) => Some(HostState::Slow),
+        _ => None,
+    }
 }
 
 fn main() -> Result<(), Err> {
@@ -431,6 +454,7 @@ fn main() -> Result<(), Err> {
         latency: true,
         nd: vec![],
         ix: vec![],
+        state: vec![],
     }];
     for (res, _, slots) in W3_CASES {
         pairs.push(Pair {
@@ -439,6 +463,7 @@ fn main() -> Result<(), Err> {
             latency: false,
             nd: vec![],
             ix: vec![],
+            state: vec![],
         });
     }
     let pid = std::process::id();
@@ -487,22 +512,47 @@ fn main() -> Result<(), Err> {
             );
             p.nd.push(nd);
             p.ix.push(ix);
+            p.state.push(host_state(rtt, rtt_after));
         }
     }
-    println!();
-    println!("| workload | ndring (median) | iceoryx2 (median) | ndring / iceoryx2 (median of per-round ratios) |");
-    println!("|---|---|---|---|");
-    for p in &pairs {
-        let ratios: Vec<f64> = p.nd.iter().zip(&p.ix).map(|(a, b)| a / b).collect();
-        let (nd, ix, r) = (median(p.nd.clone()), median(p.ix.clone()), median(ratios));
+    // One table per host state, from the pairs measured wholly in it; a pair during which the
+    // state flipped counts in neither.
+    for (state, name, key) in [
+        (HostState::Fast, "fast state (line round trip < 250 ns)", ""),
+        (HostState::Slow, "slow state (line round trip >= 250 ns)", "slow_"),
+    ] {
+        println!();
+        println!("## {name}");
+        println!();
         println!(
-            "| {} | {nd:.0} | {ix:.0} | {r:.2}×{} |",
-            p.label,
-            if p.latency { " (below 1: ndring faster)" } else { "" }
+            "| workload | rounds | ndring (median) | iceoryx2 (median) | ndring / iceoryx2 (median of per-round ratios) | min | max |"
         );
-        println!("RESULT ndring_{} {nd:.1}", p.key);
-        println!("RESULT iceoryx2_{} {ix:.1}", p.key);
-        println!("RESULT ratio_{} {r:.3}", p.key);
+        println!("|---|---|---|---|---|---|---|");
+        for p in &pairs {
+            let kept: Vec<usize> = (0..p.nd.len())
+                .filter(|&i| p.state[i] == Some(state))
+                .collect();
+            if kept.is_empty() {
+                println!("| {} | 0 | | | | | |", p.label);
+                continue;
+            }
+            let ratios: Vec<f64> = kept.iter().map(|&i| p.nd[i] / p.ix[i]).collect();
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+            let nd = median(kept.iter().map(|&i| p.nd[i]).collect());
+            let ix = median(kept.iter().map(|&i| p.ix[i]).collect());
+            let r = median(ratios);
+            println!(
+                "| {} | {} | {nd:.0} | {ix:.0} | {r:.2}×{} | {lo:.2} | {hi:.2} |",
+                p.label,
+                kept.len(),
+                if p.latency { " (below 1: ndring faster)" } else { "" }
+            );
+            println!("RESULT {key}ndring_{} {nd:.1}", p.key);
+            println!("RESULT {key}iceoryx2_{} {ix:.1}", p.key);
+            println!("RESULT {key}ratio_{} {r:.3}", p.key);
+        }
     }
     Ok(())
 }
