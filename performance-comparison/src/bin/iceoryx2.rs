@@ -162,7 +162,8 @@ fn load_average() -> String {
 // ------------------------------------------------------------------------------------------
 // W1
 
-type Factory<T> = iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, T, ()>;
+type Factory<T> =
+    iceoryx2::service::port_factory::publish_subscribe::PortFactory<ipc::Service, T, ()>;
 
 fn ix_w1_services(
     node: &Node<ipc::Service>,
@@ -277,11 +278,7 @@ fn warm(slots: usize) -> u64 {
     2 * slots as u64 + 4
 }
 
-fn ix_w3_service(
-    node: &Node<ipc::Service>,
-    tag: &str,
-    slots: usize,
-) -> Result<Factory<[u8]>, Err> {
+fn ix_w3_service(node: &Node<ipc::Service>, tag: &str, slots: usize) -> Result<Factory<[u8]>, Err> {
     let name: ServiceName = format!("ndpc/{tag}/frames").as_str().try_into()?;
     Ok(node
         .service_builder(&name)
@@ -340,7 +337,10 @@ fn ix_w3(tag: &str, slots: usize, n: u64, bytes: usize) -> Result<f64, Err> {
     let mut start = Instant::now();
     for k in 0..n {
         let s = spin_until(|| sub.receive().expect("receive"));
-        assert!(src.check(s.payload(), k), "iceoryx2 frame {k} corrupt or lost");
+        assert!(
+            src.check(s.payload(), k),
+            "iceoryx2 frame {k} corrupt or lost"
+        );
         drop(s);
         if k == warm(slots) {
             start = Instant::now();
@@ -373,12 +373,7 @@ fn nd_w3(tag: &str, shape: (usize, usize, usize), slots: usize, n: u64) -> Resul
     // default, 2,000 polls then a futex sleep, would add a wake-up to every 4K frame).
     let config = Config::spsc().slots(slots).spin(u32::MAX);
     let mut rx = Consumer::<u8, Ix3>::create(&name, shape, &config)?;
-    let child = spawn_child(&[
-        "nd-w3-child".into(),
-        name,
-        n.to_string(),
-        bytes.to_string(),
-    ]);
+    let child = spawn_child(&["nd-w3-child".into(), name, n.to_string(), bytes.to_string()]);
     let mut start = Instant::now();
     for k in 0..n {
         let r = rx.recv()?;
@@ -438,7 +433,12 @@ fn main() -> Result<(), Err> {
     match args.get(1).map(String::as_str) {
         Some("ix-w1-child") => return ix_w1_child(&args[2], args[3].parse()?),
         Some("ix-w3-child") => {
-            return ix_w3_child(&args[2], args[3].parse()?, args[4].parse()?, args[5].parse()?);
+            return ix_w3_child(
+                &args[2],
+                args[3].parse()?,
+                args[4].parse()?,
+                args[5].parse()?,
+            );
         }
         Some("nd-w1-child") => return nd_w1_child(&args[2], &args[3]),
         Some("nd-w3-child") => return nd_w3_child(&args[2], args[3].parse()?, args[4].parse()?),
@@ -447,7 +447,9 @@ fn main() -> Result<(), Err> {
     let rounds = env_num("PC_RUNS", 5).max(1);
     let rt = env_num("PC_RT", 20_000).max(100);
     let frames = env_num("PC_FRAMES", 200) as u64;
-    println!("# ndring vs iceoryx2 0.10 publish-subscribe, two processes, {rounds} round(s), interleaved");
+    println!(
+        "# ndring vs iceoryx2 0.10 publish-subscribe, two processes, {rounds} round(s), interleaved"
+    );
     let mut pairs = vec![Pair {
         key: "w1_p50_ns".into(),
         label: "W1 64 B round trip, busy-poll, p50 (ns)".into(),
@@ -519,7 +521,11 @@ fn main() -> Result<(), Err> {
     // state flipped counts in neither.
     for (state, name, key) in [
         (HostState::Fast, "fast state (line round trip < 250 ns)", ""),
-        (HostState::Slow, "slow state (line round trip >= 250 ns)", "slow_"),
+        (
+            HostState::Slow,
+            "slow state (line round trip >= 250 ns)",
+            "slow_",
+        ),
     ] {
         println!();
         println!("## {name}");
@@ -547,7 +553,11 @@ fn main() -> Result<(), Err> {
                 "| {} | {} | {nd:.0} | {ix:.0} | {r:.2}×{} | {lo:.2} | {hi:.2} |",
                 p.label,
                 kept.len(),
-                if p.latency { " (below 1: ndring faster)" } else { "" }
+                if p.latency {
+                    " (below 1: ndring faster)"
+                } else {
+                    ""
+                }
             );
             println!("RESULT {key}ndring_{} {nd:.1}", p.key);
             println!("RESULT {key}iceoryx2_{} {ix:.1}", p.key);
