@@ -457,11 +457,7 @@ fn spin_spsc(c: &mut spsc::Consumer, seg: &Segment, polls: u32) -> Option<Result
         let (stamp, published) = c.next_stamp(seg);
         loop {
             i += 1;
-            if i % 64 == 0 {
-                std::thread::yield_now();
-            } else {
-                std::hint::spin_loop();
-            }
+            wait::pause(i);
             // Relaxed: only a hint; the attempt re-reads the stamp with Acquire. A value at or
             // past `published` is the item, or a `CLOSED` mark (see `spsc::Producer::close`).
             if stamp.load(Relaxed) >= published || i == polls {
@@ -486,11 +482,7 @@ fn spin_mpmc(seg: &Segment, me: &PeerEntry, polls: u32) -> Option<Result<u64>> {
             return None;
         }
         i += 1;
-        if i % 64 == 0 {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
+        wait::pause(i);
     }
 }
 

@@ -64,25 +64,33 @@ pub(crate) fn wait_for<R>(
 /// Polls `poll` up to `polls` times, with a spin hint between polls and a yield every 64 (to let
 /// the peer run should it share our core, as on 2-core machines).
 ///
-/// Inlined, with `poll` inlined into it: the poll loop is what a busy consumer's latency is made
-/// of, and an out-of-line `poll` returning a large `Result` through memory cost a measured
-/// 50 ns per hand-off (the W1 benchmark, 170 against 280 ns per round trip).
+/// Inlined: the poll loop is what a busy consumer's latency is made of, and an out-of-line
+/// `poll` returning a large `Result` through memory cost a measured 10-50 ns per hand-off (the
+/// W1 benchmark). The compiler may still keep the closure out of line, so the queues' consumers
+/// write their loops out (`consumer::spin_spsc`, `spin_mpmc`) with [`pause`] between polls.
 #[inline(always)]
 pub(crate) fn spin<R>(polls: u32, mut poll: impl FnMut() -> Option<R>) -> Option<R> {
     if let Some(r) = poll() {
         return Some(r);
     }
-    for i in 0..polls {
-        if i % 64 == 63 {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
+    for i in 1..=polls {
+        pause(i);
         if let Some(r) = poll() {
             return Some(r);
         }
     }
     None
+}
+
+/// Between the polls of a spin: a spin hint, and a yield before every 64th poll (`poll`
+/// counts from 1), to let the peer run should it share our core, as on 2-core machines.
+#[inline(always)]
+pub(crate) fn pause(poll: u32) {
+    if poll % 64 == 0 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
 }
 
 /// One attempt's outcome for the waiting loops: `None` to keep waiting.
