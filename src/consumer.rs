@@ -240,8 +240,10 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         self.release_held();
         let seg = &*self.seg;
         let me = seg.peer(self.entry);
+        // Not blocking: the one attempt, then `recv_other`'s disconnect check.
+        let polls = if block { self.how.spin } else { 0 };
         let ready = match &mut self.spsc {
-            Some(c) => match spin_spsc(c, seg, if block { self.how.spin } else { 0 }) {
+            Some(c) => match spin_spsc(c, seg, polls) {
                 Some(Ok(got)) => {
                     me.holding.store(got.0 + 1, Relaxed);
                     Some(got)
@@ -249,7 +251,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
                 Some(Err(e)) => return Err(e),
                 None => None,
             },
-            None => match spin_mpmc(seg, me, if block { self.how.spin } else { 0 }) {
+            None => match spin_mpmc(seg, me, polls) {
                 Some(Ok(pos)) => {
                     // Tombstones skipped on the way were released: producers may have room (a
                     // load unless a producer sleeps).
