@@ -79,15 +79,51 @@ from ._ndring import (  # noqa: E402  (the classes above must exist first: Rust 
 )
 
 
+# numpy collapses the ``.base`` chain of views (a view's base is the first object owning the
+# memory), so a received array or view reaches its Lease in one or two steps; wrappers such as
+# ``as_strided``'s add a few. Past this many, ``info`` gives up rather than walk on (a chain that
+# loops, ``c.base = c``, would never end).
+_MAX_BASE_CHAIN = 256
+_NOT_RECEIVED = "not an array received from an ndring ring (nor a view of one)"
+
+
 def info(array) -> Lease:
     """The :class:`Lease` of an array returned by ``recv`` (or of any view of it): its ``seq``,
-    ``timestamp_ns`` and ``meta``, read without a second call that could race."""
+    ``timestamp_ns`` and ``meta``, read without a second call that could race.
+
+    Raises ``TypeError`` for anything else, including an object whose ``.base`` chain loops
+    back on itself or runs past 256 objects."""
+    # This runs once per item in stream loops: the two common cases first, with no loop. A
+    # received array's base is its Lease; a numpy view's base is the received array (numpy stops
+    # collapsing a view's base chain at a base of another type), whose base is the Lease.
+    obj = getattr(array, "base", None)
+    if isinstance(obj, Lease):
+        return obj
+    if obj is not None:
+        obj = getattr(obj, "base", None)
+        if isinstance(obj, Lease):
+            return obj
+    # Anything else: a walk of at most _MAX_BASE_CHAIN steps.
     obj = array
+    steps = 0
     while obj is not None:
         if isinstance(obj, Lease):
             return obj
+        steps += 1
+        if steps > _MAX_BASE_CHAIN:
+            break
         obj = getattr(obj, "base", None)
-    raise TypeError("not an array received from an ndring ring (nor a view of one)")
+    else:
+        raise TypeError(_NOT_RECEIVED)
+    # Only to say why: walk again, remembering each object (the references keep ids unique).
+    seen = {}
+    obj = array
+    while obj is not None and len(seen) < _MAX_BASE_CHAIN:
+        if id(obj) in seen:
+            raise TypeError(f"{_NOT_RECEIVED}: its chain of .base objects loops back on itself")
+        seen[id(obj)] = obj
+        obj = getattr(obj, "base", None)
+    raise TypeError(f"{_NOT_RECEIVED}: its chain of .base objects is longer than {_MAX_BASE_CHAIN}")
 
 
 __all__ = [

@@ -52,7 +52,13 @@ class InvalidArgument(Error, ValueError):
     """A bad name, configuration value or metadata size."""
 
 class Lease:
-    """Base object of an array returned by ``recv``: owns its slot (or copy)."""
+    """Base object of an array returned by ``recv``: owns its slot (or copy).
+
+    Not shared across ``fork``: a child's copy of a received array still reads the parent's
+    slot, which the parent releases when its own copy goes; from then on the child's array
+    silently shows later items. Copy (``a.copy()``) what a child needs before forking.
+    Immutable, and made only by ``recv``.
+    """
 
     @property
     def seq(self) -> int:
@@ -68,7 +74,8 @@ class Claim:
     """A claimed slot: ``with tx.claim() as frame:``; published at exit, abandoned on error.
 
     A view of ``frame`` kept past the block makes the exit raise ``BufferError``; ``frame``
-    itself is emptied (first dimension 0) and made read-only at publish.
+    itself is emptied (first dimension 0; a 0-d ``frame`` becomes shape ``(0,)``), whatever
+    shape or dtype the block gave it, and made read-only at publish.
     """
 
     meta: Optional[bytes]
@@ -186,7 +193,10 @@ class Consumer(_Handle):
     ) -> "Consumer":
         """Opens ``name`` if it exists (checking dtype and shape), else creates it."""
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:
-        """The next item, a read-only array over its slot (zero copy)."""
+        """The next item, a read-only array over its slot (zero copy).
+
+        Valid in this process only: a child forked while it lives sees the slot's later items
+        once this process releases it (see :class:`Lease`)."""
     def __iter__(self) -> "Consumer":
         """``for a in rx:`` receives each item (as ``recv()``) until the ring is closed and drained."""
     def __next__(self) -> np.ndarray:
@@ -253,7 +263,9 @@ class Subscriber(_Handle):
         """Detaches from the ring."""
 
 def info(array: np.ndarray) -> Lease:
-    """The Lease (seq, timestamp_ns, meta) of an array from ``recv`` or of a view of it."""
+    """The Lease (seq, timestamp_ns, meta) of an array from ``recv`` or of a view of it.
+
+    TypeError for anything else (also when its ``.base`` chain loops or passes 256 objects)."""
 
 def remove(name: str) -> None:
     """Removes the ring ``name`` from /dev/shm."""

@@ -16,13 +16,18 @@ use pyo3::types::PyType;
 
 use crate::leases::Frame;
 
-/// The object's layout: a Python object header, then what it owns.
+/// The object's layout: a Python object header, then what it owns. Only `new_lease` makes one.
+/// From Python 3.10 on, the type is immutable and cannot be instantiated (`make_type`). On 3.9
+/// those flags do not exist: a user could still set `Lease.__new__` and get a zeroed object
+/// from `object.__new__(Lease)`. Such an object has `pid` 0 (never a process id), which every
+/// accessor checks (`frame`) and `dealloc` never drops.
 #[repr(C)]
 struct LeaseObject {
     ob_base: ffi::PyObject,
     /// Dropped by `dealloc`, in the process that received it only.
     frame: ManuallyDrop<Frame>,
     /// The process that received it: a forked child's copy must not release the parent's slot.
+    /// 0 in a zeroed object that `new_lease` did not make (Python 3.9, see above).
     pid: u32,
 }
 
@@ -52,12 +57,24 @@ pub fn new_lease(py: Python<'_>, frame: Frame) -> PyResult<Bound<'_, PyAny>> {
     }
 }
 
-/// The frame of `obj`, a `Lease`.
+/// The frame of `obj`, a `Lease`; `None` (with a `TypeError` raised) if it was not made by
+/// `new_lease` (a zeroed object, see `LeaseObject`).
 ///
 /// # Safety
-/// `obj` is a live `LeaseObject` made by `new_lease` (the getters' and `repr`'s receiver).
-unsafe fn frame<'a>(obj: *mut ffi::PyObject) -> &'a Frame {
-    unsafe { &(*obj.cast::<LeaseObject>()).frame }
+/// `obj` is a live object of the `Lease` type (the getters' and `repr`'s receiver, which
+/// CPython checks), at least zeroed (`PyType_GenericAlloc`); the GIL is held.
+unsafe fn frame<'a>(obj: *mut ffi::PyObject) -> Option<&'a Frame> {
+    // SAFETY: per the contract, `obj` points to a `LeaseObject`-sized, at least zeroed block.
+    // `pid` is non-zero only once `new_lease` has written the frame.
+    unsafe {
+        let this = obj.cast::<LeaseObject>();
+        if (*this).pid != 0 {
+            return Some(&(*this).frame);
+        }
+        let py = Python::assume_attached();
+        PyTypeError::new_err("this ndring.Lease was not made by recv (uninitialised)").restore(py);
+        None
+    }
 }
 
 unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
@@ -71,7 +88,8 @@ unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
         if crate::pid::current() == (*this).pid {
             ManuallyDrop::drop(&mut (*this).frame);
         }
-        // Else a forked child: the slot is the parent's to release; the frame is leaked.
+        // Else a forked child: the slot is the parent's to release; the frame is leaked. Or a
+        // zeroed object (`pid` 0, Python 3.9): there is no frame to drop.
         let ty = ffi::Py_TYPE(obj);
         ffi::PyObject_Free(obj.cast());
         ffi::Py_DECREF(ty.cast());
@@ -80,7 +98,12 @@ unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
 
 unsafe extern "C" fn get_seq(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
     // SAFETY: `obj` is a `Lease` (CPython checks the descriptor's type); the GIL is held.
-    unsafe { ffi::PyLong_FromUnsignedLongLong(frame(obj).info().seq()) }
+    unsafe {
+        match frame(obj) {
+            Some(f) => ffi::PyLong_FromUnsignedLongLong(f.info().seq()),
+            None => std::ptr::null_mut(),
+        }
+    }
 }
 
 unsafe extern "C" fn get_timestamp_ns(
@@ -89,7 +112,10 @@ unsafe extern "C" fn get_timestamp_ns(
 ) -> *mut ffi::PyObject {
     // SAFETY: as in `get_seq`.
     unsafe {
-        match frame(obj).info().timestamp_ns() {
+        let Some(f) = frame(obj) else {
+            return std::ptr::null_mut();
+        };
+        match f.info().timestamp_ns() {
             Some(t) => ffi::PyLong_FromUnsignedLongLong(t),
             None => {
                 let none = ffi::Py_None();
@@ -103,18 +129,25 @@ unsafe extern "C" fn get_timestamp_ns(
 unsafe extern "C" fn get_meta(obj: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
     // SAFETY: as in `get_seq`; `meta` is a live byte slice of at most the ring's metadata size.
     unsafe {
-        let meta = frame(obj).info().meta();
+        let Some(f) = frame(obj) else {
+            return std::ptr::null_mut();
+        };
+        let meta = f.info().meta();
         ffi::PyBytes_FromStringAndSize(meta.as_ptr().cast::<c_char>(), meta.len() as isize)
     }
 }
 
 unsafe extern "C" fn repr(obj: *mut ffi::PyObject) -> *mut ffi::PyObject {
     // SAFETY: as in `get_seq`.
-    let s = format!("ndring.Lease(seq={})", unsafe { frame(obj) }.info().seq());
+    let Some(f) = (unsafe { frame(obj) }) else {
+        return std::ptr::null_mut();
+    };
+    let s = format!("ndring.Lease(seq={})", f.info().seq());
     // SAFETY: `s` is valid UTF-8 of that length.
     unsafe { ffi::PyUnicode_FromStringAndSize(s.as_ptr().cast::<c_char>(), s.len() as isize) }
 }
 
+/// `Lease()` from Python, on 3.9 (3.10+ drops `tp_new` for `DISALLOW_INSTANTIATION`).
 unsafe extern "C" fn new(
     _: *mut ffi::PyTypeObject,
     _: *mut ffi::PyObject,
@@ -169,6 +202,11 @@ const DOC: &std::ffi::CStr = c"The base object of every array recv returns: it o
 slot (or, for broadcast frames, the copy), which goes back to the ring when the array and every \
 view of it are gone. ndring.info(array) finds it from any view.";
 
+/// `Py_TPFLAGS_DISALLOW_INSTANTIATION` and `Py_TPFLAGS_IMMUTABLETYPE`, CPython 3.10+ (pyo3's
+/// ffi defines them only for builds whose minimum is 3.10; this one's abi3 floor is 3.9).
+pub const DISALLOW_INSTANTIATION: std::ffi::c_ulong = 1 << 7;
+pub const IMMUTABLETYPE: std::ffi::c_ulong = 1 << 8;
+
 fn make_type(py: Python<'_>) -> PyResult<Py<PyType>> {
     let mut slots = [
         ffi::PyType_Slot {
@@ -196,12 +234,20 @@ fn make_type(py: Python<'_>) -> PyResult<Py<PyType>> {
             pfunc: std::ptr::null_mut(),
         },
     ];
+    let mut flags = ffi::Py_TPFLAGS_DEFAULT;
+    if py.version_info() >= (3, 10) {
+        flags |= IMMUTABLETYPE | DISALLOW_INSTANTIATION;
+    }
     let mut spec = ffi::PyType_Spec {
         name: c"ndring.Lease".as_ptr(),
         basicsize: std::mem::size_of::<LeaseObject>() as c_int,
         itemsize: 0,
-        // Not a base type: nothing may extend the layout `dealloc` frees.
-        flags: ffi::Py_TPFLAGS_DEFAULT as _,
+        // Not a base type: nothing may extend the layout `dealloc` frees. Like a built-in type,
+        // immutable (`__new__`, the getters and the rest cannot be replaced or deleted) and not
+        // instantiable from Python (`tp_new` becomes NULL, `object.__new__(Lease)` is refused),
+        // on the versions that honour those flags. 3.9 has no such flags: there `new` refuses
+        // plain calls, and `frame` refuses objects made by going around it.
+        flags: flags as _,
         slots: slots.as_mut_ptr(),
     };
     // SAFETY: `spec` and `slots` are valid for the call (CPython copies them; the doc string

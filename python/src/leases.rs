@@ -301,7 +301,8 @@ impl Drop for ClaimedSlot {
 /// At publish, no other reference to the array may remain than the `with` target: a view, a
 /// slice or a memoryview kept past the block makes `__exit__` raise `BufferError` (as
 /// `mmap.close()` does), and the slot is then abandoned once they are all gone. The `with`
-/// target itself is emptied (its first dimension becomes 0) and made read-only, so that it can no
+/// target itself is emptied (its first dimension becomes 0; a 0-d target is first made 1-d),
+/// whatever shape, dtype or strides the block gave it, and made read-only, so that it can no
 /// longer reach the published slot.
 #[pyclass(module = "ndring")]
 pub struct Claim {
@@ -352,34 +353,65 @@ where
     })
 }
 
+/// Gives a 0-d `with` target one dimension, so that `revoke` can empty it. A 0-d array has
+/// no dimension to lower to 0. That is a ring of `shape=()`, or a target the block reshaped, e.g.
+/// `f.shape = (f.size,); f.dtype = np.dtype(("V", f.nbytes)); f.shape = ()`. Its `nd` cannot be
+/// raised by hand: numpy allocates the dimensions and strides and frees them by the count in
+/// `nd`. Its size is always 1, so numpy's own shape setter always accepts `(1,)`. That setter
+/// allocates the new fields itself and reshapes in place, keeping the data pointer. Should a
+/// numpy refuse it (deprecated and turned into an error, say), the caller treats the target as a
+/// surviving view (`BufferError`, the slot kept claimed until it goes), which is sound too.
+///
+/// It runs numpy code, and a garbage collection it triggers may run finalizers that make new
+/// views. So `__exit__` calls it before counting references, never between the count and the
+/// publish.
+fn give_dimension(array: &Bound<'_, PyAny>) -> PyResult<()> {
+    // SAFETY: `array` is an ndarray we created (`view()` of our own array; its type cannot be
+    // changed from Python) and the GIL is held: reading `nd` is a plain field read.
+    let nd = unsafe { (*array.as_ptr().cast::<PyArrayObject>()).fields.nd };
+    if nd == 0 {
+        array.setattr("shape", (1,))?;
+    }
+    Ok(())
+}
+
 /// Empties `array` (first dimension 0), makes it read-only and, if `cut`, cuts it from its base:
 /// the name a `with` block bound can no longer reach the slot, nor keep it claimed. Not cut when
 /// something else refers to the array itself (a memoryview keeps its own shape and pointer): the
 /// base then keeps the slot claimed for as long as that lives.
-fn revoke(array: &Bound<'_, PyAny>, cut: bool) {
+///
+/// This holds whatever shape, dtype and strides the block gave the array. With one dimension 0,
+/// its size and `nbytes` are 0 for any dtype or strides. numpy then refuses every way back to
+/// a non-empty array: a reshape must keep the size 0; a dtype change scales only the last axis;
+/// strides are checked against 0 bytes; `resize` needs OWNDATA, which it never had. Returns
+/// false, leaving it uncut (read-only, still over the claimed slot), if it has no dimension
+/// (`give_dimension` failed): the caller must not publish then.
+#[must_use]
+fn revoke(array: &Bound<'_, PyAny>, cut: bool) -> bool {
     let ptr = array.as_ptr().cast::<PyArrayObject>();
     // Nothing else caches the array's shape (a buffer exported from it would hold a reference,
     // which `__exit__` checked for). Lowering a dimension to 0 keeps every stride and flag valid
     // (numpy treats empty arrays as contiguous); numpy's own resize writes these fields too.
     // With no element left, the array needs no base: it does not own its data (no OWNDATA), so
     // numpy frees nothing at its end, and the reference it held on its base is ours to drop.
+    // No Python code runs here (the base is `__exit__`'s `array`, which it still holds).
     // SAFETY: `array` is an ndarray we created (`view()` of our own array) and the GIL is held;
-    // its base reference is dropped only after the field no longer points to it.
+    // `dimensions` holds `nd` > 0 entries; its base reference is dropped only after the field no
+    // longer points to it.
     unsafe {
         let fields = &mut (*ptr).fields;
-        if fields.nd > 0 {
-            *fields.dimensions = 0;
-            fields.flags &= !NPY_ARRAY_WRITEABLE;
-            if !cut {
-                return;
-            }
+        fields.flags &= !NPY_ARRAY_WRITEABLE;
+        if fields.nd == 0 {
+            return false;
+        }
+        *fields.dimensions = 0;
+        if cut {
             let base = std::mem::replace(&mut fields.base, std::ptr::null_mut());
             if !base.is_null() {
                 pyo3::ffi::Py_DECREF(base);
             }
-        } else {
-            fields.flags &= !NPY_ARRAY_WRITEABLE;
         }
+        true
     }
 }
 
@@ -425,6 +457,10 @@ impl Claim {
             return Err(PyRuntimeError::new_err("this claim is finished"));
         };
         let (array, view) = (array.into_bound(py), view.into_bound(py));
+        // First, while Python code may still run (see `give_dimension`): a 0-d target gets the
+        // dimension `revoke` lowers to 0. From the reference count on, nothing runs Python code
+        // until the slot is published or abandoned.
+        let reshaped = give_dimension(&view);
         // Expected: `array` is held here and by `view`'s base; `view` here and by the `with`
         // target. Anything more is a view, slice or exported buffer that would outlive the claim.
         // SAFETY: both pointers are live objects (we hold references); the GIL is held.
@@ -435,19 +471,27 @@ impl Claim {
             )
         };
         let views_alive = refs_array > 2 || refs_view > 2;
-        revoke(&view, refs_view <= 2);
+        // An emptied target reaches nothing; one that could not be emptied is a surviving view.
+        let emptied = revoke(&view, refs_view <= 2 && reshaped.is_ok());
         make_read_only(&array);
         let failed = exc_type.is_some_and(|t| !t.is_none());
-        if views_alive {
+        if views_alive || !emptied {
             // The slot stays claimed in `hold` until those views are gone, then is abandoned.
             if failed {
                 return Ok(false);
             }
-            return Err(PyBufferError::new_err(
+            let err = PyBufferError::new_err(if views_alive {
                 "cannot publish: a view of the claimed array (a slice, a reshaped or transposed \
                  array, a memoryview, or a second name bound to it) is still alive after the with \
-                 block; the slot is abandoned once they are all gone",
-            ));
+                 block; the slot is abandoned once they are all gone"
+            } else {
+                "cannot publish: the with target is a 0-d array that numpy would not empty \
+                 (reshape to (1,) failed); the slot is abandoned once the target is gone"
+            });
+            if let Err(cause) = reshaped {
+                err.set_cause(py, Some(cause));
+            }
+            return Err(err);
         }
         let lease = hold
             .get()

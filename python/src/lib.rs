@@ -7,6 +7,7 @@
 
 mod errors;
 mod handles;
+mod immutable;
 mod lease_object;
 mod leases;
 mod pid;
@@ -45,5 +46,17 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handles::remove, m)?)?;
     m.add_function(wrap_pyfunction!(handles::now_ns, m)?)?;
     m.add_function(wrap_pyfunction!(probe::_line_round_trip_ns, m)?)?;
+    // Complete now: immutable from here on, like `Lease` (see `immutable`).
+    let py = m.py();
+    for ty in [
+        py.get_type::<handles::Producer>(),
+        py.get_type::<handles::Consumer>(),
+        py.get_type::<handles::BroadcastWriter>(),
+        py.get_type::<handles::Subscriber>(),
+        py.get_type::<leases::Claim>(),
+        py.get_type::<leases::ClaimedSlot>(),
+    ] {
+        immutable::make_immutable(py, &ty)?;
+    }
     Ok(())
 }

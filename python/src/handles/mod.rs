@@ -230,8 +230,16 @@ fn shape_of(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
     shape.extract::<Vec<usize>>()
 }
 
-/// The error a handle gives in a process other than the one that opened it.
+/// The error a handle gives in a process other than the one that opened it (or, pid 0, a zeroed
+/// object made around its class's `tp_new`, which only Python 3.9 allows: see `immutable`).
 fn forked(py: Python<'_>, pid: u32) -> PyErr {
+    if pid == 0 {
+        return raise(
+            py,
+            "Error",
+            "this ndring handle was not made by create or open (uninitialised)".into(),
+        );
+    }
     raise(
         py,
         "Error",
