@@ -86,6 +86,8 @@ mod creator_tests;
 mod handles_tests;
 #[cfg(all(test, not(loom), not(miri)))]
 mod takeover_tests;
+#[cfg(all(test, not(loom)))]
+mod test_name;
 
 #[cfg(not(loom))]
 pub use crate::{

@@ -9,10 +9,12 @@ use crate::peers::{self, Role};
 use crate::protocol::RingMemory;
 use crate::protocol::peers::owner_word;
 use crate::sync::Ordering::*;
+use crate::test_name::TestName;
 use crate::{Config, Consumer, Producer};
 
-fn name(test: &str) -> String {
-    format!("/ndr-tk-{test}-{}", std::process::id())
+/// The ring is removed when the test ends (see `TestName`).
+fn name(test: &str) -> TestName {
+    TestName::new(format!("/ndr-tk-{test}-{}", std::process::id()))
 }
 
 /// A pid that no process holds now (a child that has exited and been reaped).

@@ -2,12 +2,14 @@
 //! names, releases from other threads.
 
 use super::*;
+use crate::test_name::TestName;
 use crate::{Config, Consumer, Error, Producer};
 use ndarray::{Ix1, arr1};
 use std::time::Duration;
 
-fn name(tag: &str) -> String {
-    format!("/ndr-lease-{tag}-{}", std::process::id())
+/// The ring is removed when the test ends (see `TestName`).
+fn name(tag: &str) -> TestName {
+    TestName::new(format!("/ndr-lease-{tag}-{}", std::process::id()))
 }
 
 #[test]

@@ -114,6 +114,7 @@ impl<T: Element, D: Dimension> LeaseProducer<T, D> {
     /// let first = tx.claim_lease()?;
     /// assert!(matches!(tx.claim_lease(), Err(Error::TooManyLeases { .. })));
     /// first.publish();
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn claim_lease(&mut self) -> Result<WriteLease<T, D>> {
@@ -129,6 +130,7 @@ impl<T: Element, D: Dimension> LeaseProducer<T, D> {
     /// tx.try_claim_lease()?.publish();
     /// tx.try_claim_lease()?.publish();
     /// assert!(matches!(tx.try_claim_lease(), Err(Error::Full)));
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_claim_lease(&mut self) -> Result<WriteLease<T, D>> {
@@ -145,6 +147,7 @@ impl<T: Element, D: Dimension> LeaseProducer<T, D> {
     /// tx.claim_lease()?.publish();
     /// let t = std::time::Duration::from_millis(5);
     /// assert!(matches!(tx.claim_lease_timeout(t), Err(Error::Timeout)));
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn claim_lease_timeout(&mut self, timeout: Duration) -> Result<WriteLease<T, D>> {
@@ -224,6 +227,7 @@ impl<T: Element, D: Dimension> WriteLease<T, D> {
     /// let mut lease = tx.claim_lease()?;
     /// lease.view_mut().assign(&ndarray::arr1(&[1, 2]));
     /// lease.publish();
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn view_mut(&mut self) -> ArrayViewMut<'_, T, D> {
@@ -319,6 +323,7 @@ impl<T: Element, D: Dimension> WriteLease<T, D> {
     /// # let name = format!("/ndr-doc-lpub-{}", std::process::id());
     /// # let mut tx = LeaseProducer::from(Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc())?);
     /// assert_eq!(tx.claim_lease()?.publish(), 1);
+    /// # ndring::remove(&name)?; // items left unread keep the name (last one out)
     /// # Ok::<(), Error>(())
     /// ```
     pub fn publish(mut self) -> u64 {
