@@ -1,9 +1,9 @@
 //! A copy of a ring's newest item, taken from outside the protocol: no role, no pin, no store,
 //! so that it works on a read-only mapping and never disturbs the ring.
 //!
-//! It is a seqlock read: find the newest published item and its slot, copy the payload with
-//! relaxed atomic loads (a concurrent rewrite makes the copy stale, never undefined behaviour),
-//! `fence(Acquire)`, then check that the slot cannot have been rewritten meanwhile; if it may
+//! It is a seqlock read: find the newest published item and its slot, copy the payload and the
+//! slot's timestamp with relaxed atomic loads (a concurrent rewrite makes the copy stale, never
+//! undefined behaviour), `fence(Acquire)`, then check that the slot cannot have been rewritten meanwhile; if it may
 //! have been, discard the copy and try again.
 //!
 //! * Broadcast: the writer sets `WRITING` in the stamp and fences (Release) before it rewrites a
@@ -84,12 +84,7 @@ impl Inspector {
                 RingKind::Broadcast => self.try_copy_frame(dst)?,
                 RingKind::Spsc | RingKind::Mpmc => self.try_copy_item(dst)?,
             };
-            if let Some((seq, slot)) = found {
-                let timestamp_ns = self
-                    .layout()
-                    .params
-                    .timestamps
-                    .then(|| self.slot(slot).timestamp_ns.load(Relaxed));
+            if let Some((seq, slot, timestamp_ns)) = found {
                 return Ok(Newest {
                     seq,
                     slot,
@@ -104,8 +99,20 @@ impl Inspector {
         Err(Error::Timeout)
     }
 
-    /// One attempt on a broadcast ring: `Some((seq, slot))` if `dst` now holds frame `seq` whole.
-    fn try_copy_frame(&self, dst: &mut [u8]) -> Result<Option<(u64, usize)>> {
+    /// The item's control words that [`Newest`] reports (its timestamp), loaded as the payload
+    /// is: relaxed, between the copy and the `fence(Acquire)` before the check that the slot was
+    /// not rewritten meanwhile, so that they belong to the item whose bytes were copied. (Read
+    /// after the check, they could belong to the next item written into the slot.)
+    fn copy_ctrl(&self, s: usize) -> Option<u64> {
+        self.layout()
+            .params
+            .timestamps
+            .then(|| self.slot(s).timestamp_ns.load(Relaxed))
+    }
+
+    /// One attempt on a broadcast ring: `Some((seq, slot, timestamp))` if `dst` now holds frame
+    /// `seq` whole.
+    fn try_copy_frame(&self, dst: &mut [u8]) -> Result<Option<(u64, usize, Option<u64>)>> {
         let seq = self.control().published.load(Acquire) & !CLOSED;
         if seq == 0 {
             return Err(Error::Empty);
@@ -124,12 +131,14 @@ impl Inspector {
         // SAFETY: s < slots: the payload lies inside the mapping, 128-aligned; it is read only
         // with atomic loads, as the writer's fence protocol requires.
         unsafe { atomic_copy(self.payload(s), dst) };
+        let timestamp_ns = self.copy_ctrl(s);
         fence(Acquire);
-        Ok((self.slot(s).stamp.load(Relaxed) == stamp_of(seq)).then_some((seq, s)))
+        Ok((self.slot(s).stamp.load(Relaxed) == stamp_of(seq)).then_some((seq, s, timestamp_ns)))
     }
 
-    /// One attempt on a queue ring: `Some((pos + 1, slot))` if `dst` now holds position `pos`.
-    fn try_copy_item(&self, dst: &mut [u8]) -> Result<Option<(u64, usize)>> {
+    /// One attempt on a queue ring: `Some((pos + 1, slot, timestamp))` if `dst` now holds
+    /// position `pos`.
+    fn try_copy_item(&self, dst: &mut [u8]) -> Result<Option<(u64, usize, Option<u64>)>> {
         let c = self.control();
         let n = self.slot_count() as u64;
         let tail = c.tail.load(Acquire) & !CLOSED;
@@ -167,6 +176,7 @@ impl Inspector {
         // SAFETY: s < slots: the payload lies inside the mapping, 128-aligned; read only with
         // atomic loads, so a producer rewriting it makes the copy stale, never undefined.
         unsafe { atomic_copy(self.payload(s), dst) };
+        let timestamp_ns = self.copy_ctrl(s);
         fence(Acquire);
         let tail_now = c.tail.load(Relaxed) & !CLOSED;
         // Out of turn (this entry's mark, or the ring's: a producer that switched policy after
@@ -175,7 +185,7 @@ impl Inspector {
         let still = holds(self.slot(e).stamp.load(Relaxed), pos)
             && tail_now < pos + n
             && (!out_of_turn || tail_now <= pos + 1 || c.head.load(Relaxed) <= pos);
-        Ok(still.then_some((pos + 1, s)))
+        Ok(still.then_some((pos + 1, s, timestamp_ns)))
     }
 }
 
@@ -195,5 +205,101 @@ unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
     for (i, b) in dst[words * 8..].iter_mut().enumerate() {
         // SAFETY: in range, as above; any address is aligned for a byte.
         *b = unsafe { (*src.add(words * 8 + i).cast::<AtomicU8>()).load(Relaxed) };
+    }
+}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use crate::inspect::Inspector;
+    use crate::test_name::TestName;
+    use crate::{BroadcastWriter, Config, Consumer, Error, Producer};
+    use ndarray::{Array1, Ix1};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::*};
+
+    /// Items each ring streams.
+    const N: u64 = 100_000;
+    /// Elements (u64) per item, each the item's sequence number.
+    const LEN: usize = 8;
+
+    /// A producer thread rewrites a 2-slot ring as fast as it can, and notes the clock before
+    /// and after each send: the item's timestamp (taken in between, at publish) lies in that
+    /// window, and every later item's lies at or after its end. Every copy `copy_newest`
+    /// accepts must carry its own item's timestamp, not that of a later item written into the
+    /// slot meanwhile. (In one process: the copy races with non-atomic stores of this process,
+    /// which Miri would rightly report; `tests/cli.rs` streams from another process.)
+    #[test]
+    fn a_copy_carries_its_own_items_timestamp_while_the_slot_is_rewritten() {
+        for kind in ["spsc", "mpmc", "broadcast"] {
+            let name = TestName::new(format!("/ndr-newest-ts-{kind}-{}", std::process::id()));
+            // As few slots as each kind allows: the newest item's slot is rewritten soonest.
+            let config = match kind {
+                "spsc" => Config::spsc().slots(2),
+                "mpmc" => Config::mpmc().slots(2),
+                _ => Config::broadcast().max_subscribers(1).slots(3),
+            }
+            .timestamps(true);
+            // window[seq]: the clock before and after the send of item `seq` (0: not yet sent).
+            let window: Arc<Vec<[AtomicU64; 2]>> = Arc::new(
+                (0..=N)
+                    .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                    .collect(),
+            );
+            let mut consumer = None;
+            let mut send: Box<dyn FnMut(u64) + Send> = if kind == "broadcast" {
+                let mut w = BroadcastWriter::<u64, Ix1>::create(&name, LEN, &config).unwrap();
+                Box::new(move |seq| assert_eq!(w.send(&Array1::from_elem(LEN, seq)).unwrap(), seq))
+            } else {
+                let mut tx = Producer::<u64, Ix1>::create(&name, LEN, &config).unwrap();
+                let mut rx = Consumer::<u64, Ix1>::open(&name).unwrap();
+                consumer = Some(std::thread::spawn(move || {
+                    for _ in 0..N {
+                        rx.recv().unwrap();
+                    }
+                }));
+                Box::new(move |seq| assert_eq!(tx.send(&Array1::from_elem(LEN, seq)).unwrap(), seq))
+            };
+            let ring = Inspector::open(&name).unwrap();
+            let w = window.clone();
+            let producer = std::thread::spawn(move || {
+                for seq in 1..=N {
+                    let before = crate::now_ns();
+                    send(seq);
+                    w[seq as usize][0].store(before, Relaxed);
+                    w[seq as usize][1].store(crate::now_ns(), Release);
+                }
+            });
+            let mut buf = vec![0u8; LEN * 8];
+            let mut copies = 0u64;
+            while !producer.is_finished() {
+                let got = match ring.copy_newest(&mut buf) {
+                    Ok(got) => got,
+                    Err(Error::Empty | Error::Timeout) => continue,
+                    Err(e) => panic!("{kind}: {e}"),
+                };
+                copies += 1;
+                let word = u64::from_ne_bytes(buf[..8].try_into().unwrap());
+                assert_eq!(word, got.seq, "{kind}: the copy is another item's");
+                let w = &window[got.seq as usize];
+                let after = loop {
+                    match w[1].load(Acquire) {
+                        0 => std::thread::yield_now(),
+                        t => break t,
+                    }
+                };
+                let (before, ts) = (w[0].load(Relaxed), got.timestamp_ns.unwrap());
+                assert!(
+                    before <= ts && ts <= after,
+                    "{kind}: item {} was sent between {before} and {after} ns, but its copy \
+                     carries timestamp {ts} (a later item's)",
+                    got.seq
+                );
+            }
+            producer.join().unwrap();
+            if let Some(c) = consumer {
+                c.join().unwrap();
+            }
+            assert!(copies > 0, "{kind}: no copy taken");
+        }
     }
 }
