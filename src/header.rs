@@ -72,8 +72,9 @@ pub struct Lifecycle {
     /// 1 once an SPSC producer of this ring has reused slots out of turn (recent-first, or a
     /// free list after a corrupt takeover): stored, then a Release fence, before that producer's
     /// first such claim; never cleared. Such a producer may rewrite a released slot as soon as
-    /// its position is no longer the newest, so a non-consuming reader (`copy_newest`) that
-    /// finds it set accepts a copy of position `pos` only if `tail <= pos + 1` afterwards.
+    /// its position is released and no longer the newest, so a non-consuming reader
+    /// (`copy_newest`) that finds it set accepts a copy of position `pos` only if, afterwards,
+    /// `tail <= pos + 1` (still the newest) or `head <= pos` (not yet released).
     pub out_of_turn: AtomicU32,
 }
 
