@@ -62,6 +62,11 @@ struct Names {
     tag: String,
 }
 
+/// Every ring either process creates (A: `fs`, `ps`, `gs`, `bd`, `ls`; B: `fd`, `gd`, `pd`, `bs`,
+/// `lb`): A removes them all at the end, since B is killed and the bridges' threads never drop
+/// their handles, so the last-one-out rule cannot be relied on to remove them.
+const RINGS: [&str; 10] = ["fs", "ps", "gs", "bd", "ls", "fd", "gd", "pd", "bs", "lb"];
+
 impl Names {
     fn ring(&self, what: &str) -> String {
         format!("/ndzb-{}-{what}", self.tag)
@@ -238,11 +243,16 @@ fn peer_b(names: &Names) {
     while echo.read_exact(&mut buf).is_ok() && echo.write_all(&buf).is_ok() {}
 }
 
-struct PeerB(Child);
+/// Process B, and the rings' names: killed, then the rings removed, when A ends (also when A
+/// panics).
+struct PeerB(Child, Vec<String>);
 impl Drop for PeerB {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        for ring in &self.1 {
+            let _ = ndring::remove(ring);
+        }
     }
 }
 
@@ -309,6 +319,7 @@ fn peer_a(names: &Names) {
             .env("NDZ_BENCH_TPORT", tport.to_string())
             .spawn()
             .unwrap(),
+        RINGS.iter().map(|r| names.ring(r)).collect(),
     );
     let tcp_connect = || {
         let start = Instant::now();
