@@ -17,7 +17,7 @@ use crate::protocol::{RingMemory, mpmc, spsc};
 use crate::segment::Segment;
 use crate::slot::ReadSlot;
 use crate::sync::Ordering::*;
-use crate::wait::{self, SweepClock, Waiting};
+use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 /// Receives the slots of a queue ring (SPSC or MPMC) in place, each exactly once.
 ///
@@ -44,6 +44,9 @@ pub struct Consumer<T: Element, D: Dimension> {
     clock: SweepClock,
     /// When an empty ring may next make us check whether its producers are alive.
     liveness: SweepClock,
+    /// How long our calls have found the ring stuck at one position (a dead producer's claim
+    /// holds `head` back): when to sweep for dead peers, whether we wait in one call or many.
+    stuck: Stuck,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -190,6 +193,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
             },
             clock: SweepClock::new(),
             liveness: SweepClock::new(),
+            stuck: Stuck::new(),
             _t: PhantomData,
         })
     }
@@ -283,6 +287,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
             me,
             &mut self.spsc,
             &mut self.liveness,
+            &mut self.stuck,
             self.how,
             deadline,
             block,
@@ -488,14 +493,19 @@ fn spin_mpmc(seg: &Segment, me: &PeerEntry, polls: u32) -> Option<Result<u64>> {
     }
 }
 
-/// The rest of a receive, once the polls found nothing: sleeps if `block`.
+/// The rest of a receive, once the polls found nothing: sleeps if `block`. Each attempt that
+/// finds nothing (before each sleep, or the one attempt of a non-blocking call) looks for dead
+/// peers once the ring has been stuck for a grace period (see [`Stuck`]), and tries again if a
+/// sweep recovered something (a dead producer's claim turned into a tombstone).
 #[cold]
 #[inline(never)]
+#[allow(clippy::too_many_arguments)]
 fn wait_recv(
     seg: &Segment,
     me: &crate::header::PeerEntry,
     spsc: &mut Option<spsc::Consumer>,
     liveness: &mut SweepClock,
+    stuck: &mut Stuck,
     how: Waiting,
     deadline: Option<Instant>,
     block: bool,
@@ -504,17 +514,27 @@ fn wait_recv(
     let mpmc_recv =
         |strong: bool| mpmc::try_recv(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n)));
     let mut step = |strong: bool| {
-        let mut attempt = |strong: bool| match spsc {
+        let attempt = |spsc: &mut Option<spsc::Consumer>, strong: bool| match spsc {
             Some(c) => c.try_recv(seg, strong),
             None => mpmc_recv(strong),
         };
-        match attempt(strong) {
+        let mut r = attempt(spsc, strong);
+        if r == Err(Stop::Wait) && (strong || !block) {
+            let at = match spsc {
+                Some(c) => c.head(),
+                None => mpmc::positions(seg).0,
+            };
+            if peers::recover_if_stuck(seg, stuck, at, how.grace) {
+                r = attempt(spsc, strong);
+            }
+        }
+        match r {
             // Nothing published, and no producer left to publish: drained for good, unless one
             // published and left just before we looked (the re-check sees it).
             Err(Stop::Wait)
                 if peers::disconnected(seg, Role::Producer, strong, || liveness.due(how.grace)) =>
             {
-                match attempt(true) {
+                match attempt(spsc, true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
                         missing: Role::Producer,
                     })),
@@ -526,10 +546,8 @@ fn wait_recv(
     };
     if block {
         let me = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
-        wait::sleep_until(&seg.control().not_empty, me, how, deadline, step, || {
-            peers::sweep(seg);
-        })
-        .unwrap_or(Err(Error::Timeout))
+        wait::sleep_until(&seg.control().not_empty, me, how, deadline, step)
+            .unwrap_or(Err(Error::Timeout))
     } else {
         step(false).unwrap_or(Err(Error::Empty))
     }

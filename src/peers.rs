@@ -9,6 +9,7 @@ use crate::protocol::{RingMemory, mpmc, peers};
 use crate::segment::Segment;
 use crate::sync::Ordering::*;
 use crate::sys;
+use crate::wait::Stuck;
 
 /// What a process attached to a ring does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -347,9 +348,23 @@ fn recover_entry(seg: &Segment, i: usize) {
     }
 }
 
+/// For a call that found the ring stuck at position `pos` (nothing to receive, no room to
+/// claim): sweeps the peer table once the ring has been stuck there for a grace period, however
+/// the caller slices its waits (see [`Stuck`]). Whether the sweep recovered anything: then the
+/// call tries again at once.
+pub(crate) fn recover_if_stuck(
+    seg: &Segment,
+    stuck: &mut Stuck,
+    pos: u64,
+    grace: std::time::Duration,
+) -> bool {
+    stuck.due(pos, grace) && sweep(seg) > 0
+}
+
 /// Finds dead peers, recovers what they held and frees their entries (single-holder roles stay
 /// taken until a successor takes them over). Returns how many entries were recovered.
-/// Called by blocked waiters after the grace period, and by `recover_dead()`.
+/// Called by calls that found their ring stuck for a grace period ([`recover_if_stuck`]), by
+/// notifiers that found sleepers, and by `recover_dead()`.
 pub(crate) fn sweep(seg: &Segment) -> usize {
     let mut n = 0;
     for i in 0..seg.max_peers() {

@@ -17,7 +17,7 @@ use crate::protocol::{RingMemory, mpmc, spsc};
 use crate::segment::Segment;
 use crate::slot::{Owner, Sink, WriteSlot};
 use crate::sync::Ordering::*;
-use crate::wait::{self, SweepClock, Waiting};
+use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 /// Item size (bytes) from which an SPSC producer reuses the slot released most recently by
 /// default ([`Producer::reuse_recent_slots`]).
@@ -54,6 +54,9 @@ pub(crate) struct Inner {
     clock: SweepClock,
     /// When a full ring may next make us check whether its consumers are alive.
     liveness: SweepClock,
+    /// How long our claims have found the ring full at one position (a dead consumer's slot
+    /// holds it back): when to sweep for dead peers, whether we wait in one call or many.
+    stuck: Stuck,
 }
 
 impl<T: Element, D: Dimension> Producer<T, D> {
@@ -194,6 +197,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
                 },
                 clock: SweepClock::new(),
                 liveness: SweepClock::new(),
+                stuck: Stuck::new(),
             },
             dim,
             _t: PhantomData,
@@ -448,8 +452,9 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         peers::list(&self.inner.seg)
     }
 
-    /// Recovers what dead peers held (normally done by blocked calls after the grace period);
-    /// returns how many dead peers were cleaned up.
+    /// Recovers what dead peers held now; returns how many dead peers were cleaned up. Not
+    /// needed to keep a ring going: calls that find the ring stuck for a grace period do it
+    /// (blocking, with a timeout, or not waiting at all).
     ///
     /// ```
     /// # use ndring::*;
@@ -486,19 +491,33 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
         }
     }
     let liveness = &mut inner.liveness;
+    let stuck = &mut inner.stuck;
     let grace = inner.how.grace;
+    // Each attempt that finds no room (before each sleep, or the one attempt of a non-blocking
+    // call) looks for dead peers once the ring has been stuck for a grace period (see `Stuck`),
+    // and tries again if a sweep recovered something (a dead consumer's slot).
     let mut step = |strong: bool| {
-        let mut attempt = |strong: bool| match spsc {
+        let attempt = |spsc: &mut Option<spsc::Producer>, strong: bool| match spsc {
             Some(p) => p.try_claim(seg.control(), strong),
             None => mpmc_claim(strong),
         };
-        match attempt(strong) {
+        let mut r = attempt(spsc, strong);
+        if r == Err(Stop::Wait) {
+            let at = match spsc {
+                Some(p) => p.tail(),
+                None => mpmc::positions(seg).1,
+            };
+            if peers::recover_if_stuck(seg, stuck, at, grace) {
+                r = attempt(spsc, strong);
+            }
+        }
+        match r {
             // Full, and no consumer left to make room (re-checked after looking, as a consumer
             // may release and leave in between).
             Err(Stop::Wait)
                 if peers::disconnected(seg, Role::Consumer, strong, || liveness.due(grace)) =>
             {
-                match attempt(true) {
+                match attempt(spsc, true) {
                     Err(Stop::Wait) => Some(Err(Error::Disconnected {
                         missing: Role::Consumer,
                     })),
@@ -510,17 +529,8 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
     };
     if block {
         let me = wait::Sleeper::new(me, SLEEPING_NOT_FULL);
-        wait::sleep_until(
-            &seg.control().not_full,
-            me,
-            inner.how,
-            deadline,
-            step,
-            || {
-                peers::sweep(seg);
-            },
-        )
-        .unwrap_or(Err(Error::Timeout))
+        wait::sleep_until(&seg.control().not_full, me, inner.how, deadline, step)
+            .unwrap_or(Err(Error::Timeout))
     } else {
         step(false).unwrap_or(Err(Error::Full))
     }

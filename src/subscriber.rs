@@ -17,7 +17,7 @@ use crate::protocol::broadcast::{self, Miss};
 use crate::segment::Segment;
 use crate::slot::ReadSlot;
 use crate::sync::Ordering::*;
-use crate::wait::{self, SweepClock, Waiting};
+use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 /// Where a new subscriber starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub struct Subscriber<T: Element, D: Dimension> {
     skipped: u64,
     /// When a wait for frames may next make us check whether the writer is alive.
     liveness: SweepClock,
+    /// How long our calls have waited for one frame: when to sweep for dead subscribers (their
+    /// pins and sleeper counts), whether we wait in one call or many.
+    stuck: Stuck,
     _t: PhantomData<fn() -> T>,
 }
 
@@ -125,6 +128,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             missed: 0,
             skipped: 0,
             liveness: SweepClock::new(),
+            stuck: Stuck::new(),
             _t: PhantomData,
         })
     }
@@ -148,9 +152,10 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             None
         };
         let liveness = &mut self.liveness;
+        let stuck = &mut self.stuck;
         let grace = how.grace;
         let mut step = |strong: bool| {
-            let mut attempt = |strong: bool| {
+            let mut attempt = |sub: &mut broadcast::Subscriber, strong: bool| {
                 if latest {
                     sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
                         skipped = k;
@@ -160,14 +165,20 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                     sub.try_recv(seg, me, strong)
                 }
             };
-            let mut r = attempt(strong);
+            let mut r = attempt(sub, strong);
             // Not while spinning (the same step polls there): before each sleep, or when not
-            // blocking at all.
+            // blocking at all. A sweep recovers dead subscribers' pins and sleeper counts.
+            if r == Err(Miss::Wait)
+                && (strong || !block)
+                && peers::recover_if_stuck(seg, stuck, sub.next(), grace)
+            {
+                r = attempt(sub, strong);
+            }
             if r == Err(Miss::Wait)
                 && (strong || !block)
                 && writer_gone(seg, strong, || liveness.due(grace))
             {
-                r = attempt(true);
+                r = attempt(sub, true);
                 if r == Err(Miss::Wait) {
                     return Some(Err(Error::Disconnected {
                         missing: Role::Writer,
@@ -178,18 +189,13 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         };
         let w = &seg.control().not_empty;
         let sleeper = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
-        let idle = || {
-            peers::sweep(seg);
-        };
         let got = if let Some(got) = spun {
             got
         } else if block && !latest {
             // Spun already.
-            wait::sleep_until(w, sleeper, how, deadline, &mut step, idle)
-                .unwrap_or(Err(Error::Timeout))
+            wait::sleep_until(w, sleeper, how, deadline, &mut step).unwrap_or(Err(Error::Timeout))
         } else if block {
-            wait::wait_for(w, sleeper, how, deadline, &mut step, idle)
-                .unwrap_or(Err(Error::Timeout))
+            wait::wait_for(w, sleeper, how, deadline, &mut step).unwrap_or(Err(Error::Timeout))
         } else {
             step(false).unwrap_or(Err(Error::Empty))
         };
@@ -355,9 +361,10 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             let out_bytes: &mut [u8] = bytemuck::cast_slice_mut(out);
             let sub = &mut self.sub;
             let liveness = &mut self.liveness;
+            let stuck = &mut self.stuck;
             let grace = self.how.grace;
             let step = |strong: bool| {
-                let mut attempt = |strong: bool| {
+                let mut attempt = |sub: &mut broadcast::Subscriber, strong: bool| {
                     sub.try_copy(seg, strong, |s| {
                         // Atomic loads only: the writer may be rewriting the slot; `try_copy`
                         // re-checks the stamp and discards a torn copy.
@@ -367,13 +374,19 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                         unsafe { atomic_copy(seg.payload(s), out_bytes) }
                     })
                 };
-                let mut r = attempt(strong);
+                let mut r = attempt(sub, strong);
                 // Only before a sleep, not while spinning.
+                if r == Err(Miss::Wait)
+                    && strong
+                    && peers::recover_if_stuck(seg, stuck, sub.next(), grace)
+                {
+                    r = attempt(sub, strong);
+                }
                 if r == Err(Miss::Wait)
                     && strong
                     && writer_gone(seg, strong, || liveness.due(grace))
                 {
-                    r = attempt(true);
+                    r = attempt(sub, true);
                     if r == Err(Miss::Wait) {
                         return Some(Err(Error::Disconnected {
                             missing: Role::Writer,
@@ -389,9 +402,6 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
                 self.how,
                 deadline,
                 step,
-                || {
-                    peers::sweep(seg);
-                },
             )
             .unwrap_or(Err(Error::Timeout))
         };

@@ -16,7 +16,8 @@ const UNBARRIERED_SLEEP: Duration = Duration::from_millis(1);
 pub(crate) struct Waiting {
     /// Polls before sleeping.
     pub spin: u32,
-    /// Longest single sleep; after each, `idle` runs (dead-peer recovery).
+    /// Longest single sleep, and how long a ring must be stuck before a call looks for dead
+    /// peers (see [`Stuck`]).
     pub grace: Duration,
 }
 
@@ -45,7 +46,8 @@ impl<'a> Sleeper<'a> {
 /// Runs `step` until it returns `Some`, or until `deadline` (then `None`).
 ///
 /// `step(strong)` makes one non-blocking attempt; `strong` asks for the RMW re-check that must
-/// precede a sleep (see `protocol`). `idle` runs after every sleep of a full `grace` period.
+/// precede a sleep (see `protocol`). A sleep lasts at most `grace`, and `step(true)` runs before
+/// each, so a step that looks for dead peers once its ring is [`Stuck`] does so in time.
 #[inline]
 pub(crate) fn wait_for<R>(
     w: &WaitWord,
@@ -53,12 +55,11 @@ pub(crate) fn wait_for<R>(
     how: Waiting,
     deadline: Option<Instant>,
     mut step: impl FnMut(bool) -> Option<R>,
-    idle: impl FnMut(),
 ) -> Option<R> {
     if let Some(r) = spin(how.spin, || step(false)) {
         return Some(r);
     }
-    sleep_until(w, me, how, deadline, step, idle)
+    sleep_until(w, me, how, deadline, step)
 }
 
 /// Polls `poll` up to `polls` times, with a spin hint between polls and a yield every 64 (to let
@@ -114,9 +115,8 @@ pub(crate) fn sleep_until<R>(
     how: Waiting,
     deadline: Option<Instant>,
     mut step: impl FnMut(bool) -> Option<R>,
-    mut idle: impl FnMut(),
 ) -> Option<R> {
-    wait_slow(w, me, how, deadline, &mut step, &mut idle)
+    wait_slow(w, me, how, deadline, &mut step)
 }
 
 /// Counts this thread out of `w`'s waiters: the record in its peer entry goes first (see
@@ -134,10 +134,7 @@ fn wait_slow<R>(
     how: Waiting,
     deadline: Option<Instant>,
     step: &mut impl FnMut(bool) -> Option<R>,
-    idle: &mut impl FnMut(),
 ) -> Option<R> {
-    // `None`: a grace period too long for the clock (`grace(Duration::MAX)`): never idle.
-    let mut next_idle = Instant::now().checked_add(how.grace);
     loop {
         let Sleep { epoch, heavy } = begin_wait(w);
         // Counted in `waiters` first, recorded second: should we die asleep, a survivor takes
@@ -164,11 +161,6 @@ fn wait_slow<R>(
         }
         sys::futex_wait(&w.futex, epoch, Some(sleep));
         wake_up(w, me);
-        let now = Instant::now();
-        if next_idle.is_some_and(|t| now >= t) {
-            idle();
-            next_idle = now.checked_add(how.grace);
-        }
         if let Some(r) = step(false) {
             return Some(r);
         }
@@ -245,6 +237,58 @@ impl SweepClock {
     }
 }
 
+/// How long a handle's calls have found its ring stuck at one position, across calls: dead-peer
+/// recovery must not depend on how a caller slices its waits (one long `recv`, `recv_timeout`
+/// in 50 ms slices as the Python binding waits, or a `try_recv` poll loop).
+///
+/// A call that finds nothing to do (nothing to receive, no room to claim) asks [`Stuck::due`]
+/// with the ring position it is waiting at; once calls have found the ring stuck at that same
+/// position for a grace period, a sweep of the peer table is due, then again at most once per
+/// grace period while it stays stuck. A position that moved starts a new count, so a ring that
+/// makes progress never pays for a sweep (each reads `/proc` once per attached peer).
+#[derive(Debug)]
+pub(crate) struct Stuck {
+    /// The position the last call found the ring stuck at.
+    at: u64,
+    /// Coarse-clock nanoseconds at which calls first found the ring stuck at `at`; 0: never.
+    since: u64,
+    /// Coarse-clock nanoseconds before which no further sweep is due (one per grace period).
+    next: u64,
+}
+
+impl Stuck {
+    pub(crate) fn new() -> Self {
+        Stuck {
+            at: 0,
+            since: 0,
+            next: 0,
+        }
+    }
+
+    /// Called by a call that found the ring stuck at position `pos`: whether to sweep now.
+    #[inline]
+    pub(crate) fn due(&mut self, pos: u64, grace: Duration) -> bool {
+        self.due_at(pos, grace, sys::coarse_now_ns())
+    }
+
+    /// [`Stuck::due`] at coarse-clock time `now`.
+    fn due_at(&mut self, pos: u64, grace: Duration, now: u64) -> bool {
+        let now = now.max(1);
+        if self.since == 0 || pos != self.at {
+            self.at = pos;
+            self.since = now;
+            return grace.is_zero();
+        }
+        // `Duration::MAX` ("never look for dead peers") saturates: never due.
+        let grace = u64::try_from(grace.as_nanos()).unwrap_or(u64::MAX);
+        if now.saturating_sub(self.since) < grace || now < self.next {
+            return false;
+        }
+        self.next = now.saturating_add(grace);
+        true
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -264,5 +308,42 @@ mod tests {
         let mut c = SweepClock::new();
         assert!(c.due(Duration::MAX));
         assert!(!c.due(Duration::MAX));
+    }
+
+    #[test]
+    fn stuck_is_due_after_a_grace_period_at_one_position_then_once_per_grace() {
+        const MS: u64 = 1_000_000;
+        let grace = Duration::from_millis(500);
+        let mut s = Stuck::new();
+        assert!(!s.due_at(7, grace, 1_000 * MS), "not at the first look");
+        assert!(
+            !s.due_at(8, grace, 2_000 * MS),
+            "the position moved: a new count"
+        );
+        assert!(
+            !s.due_at(8, grace, 2_499 * MS),
+            "stuck for less than a grace period"
+        );
+        assert!(
+            s.due_at(8, grace, 2_500 * MS),
+            "stuck at 8 for a grace period"
+        );
+        assert!(
+            !s.due_at(8, grace, 2_999 * MS),
+            "at most once per grace period"
+        );
+        assert!(s.due_at(8, grace, 3_000 * MS), "still stuck: due again");
+        assert!(!s.due_at(9, grace, 9_000 * MS), "moved again: a new count");
+        let mut s = Stuck::new();
+        assert!(
+            s.due_at(1, Duration::ZERO, 5),
+            "a zero grace period is always due"
+        );
+        let mut s = Stuck::new();
+        assert!(!s.due_at(1, Duration::MAX, 5));
+        assert!(
+            !s.due_at(1, Duration::MAX, u64::MAX),
+            "Duration::MAX: never"
+        );
     }
 }

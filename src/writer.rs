@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
 
@@ -12,7 +13,7 @@ use crate::peers::{self, PeerInfo, Registration, Role};
 use crate::protocol::{RingMemory, broadcast};
 use crate::segment::Segment;
 use crate::slot::{Owner, Sink, WriteSlot};
-use crate::wait;
+use crate::wait::{self, SweepClock};
 
 /// Publishes frames to a broadcast ring. It never waits for subscribers: it overwrites the
 /// oldest frame that no subscriber has pinned. One writer per ring at a time (a second gets
@@ -41,6 +42,11 @@ pub(crate) struct Inner {
     writer: broadcast::Writer,
     /// `close` was called: the next claim reopens the stream.
     closed: bool,
+    /// The grace period (see [`Config::grace`]): how often we may sweep for dead subscribers.
+    grace: Duration,
+    /// When a claim that passed a stale pin, or a publish that found sleepers, may next sweep
+    /// for dead subscribers (their pins and sleeper counts; see [`Inner::after_dead`]).
+    clock: SweepClock,
 }
 
 impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
@@ -60,7 +66,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// ```
     pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
         let (seg, reg, _) = crate::typed::create::<T, D>(name, shape, config, Role::Writer)?;
-        Self::attach(seg, Some(reg))
+        Self::attach(seg, Some(reg), config.grace)
     }
 
     /// Attaches as the writer of the existing broadcast ring `name` (after a writer that
@@ -79,7 +85,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     pub fn open(name: &str) -> Result<Self> {
         crate::typed::open_attach(
             || Segment::open(name, OpenOptions::default().ready_timeout),
-            |seg| Self::attach(seg, None),
+            |seg| Self::attach(seg, None, OpenOptions::default().grace),
         )
     }
 
@@ -96,12 +102,12 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg, None)
+        Self::attach(seg, None, OpenOptions::default().grace)
     }
 
     /// Attaches to `seg`: registers as its writer, unless `created` (our entry in a ring we
     /// created, taken before READY by `Segment::create`).
-    fn attach(seg: Segment, created: Option<Registration>) -> Result<Self> {
+    fn attach(seg: Segment, created: Option<Registration>, grace: Duration) -> Result<Self> {
         // Neither check can fail for a ring we created: we wrote its header for `T` and `D`,
         // with enough slots.
         let dim = crate::typed::check::<T, D>(&seg, false)?;
@@ -117,6 +123,8 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
                 entry: reg.index,
                 writer,
                 closed: false,
+                grace,
+                clock: SweepClock::new(),
             },
             dim,
             _t: PhantomData,
@@ -144,6 +152,9 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         let (s, gave_back) = self.inner.writer.claim(&*self.inner.seg);
         if gave_back {
             wait::notify(&self.inner.seg.control().not_empty);
+        }
+        if self.inner.writer.take_stale_pin() {
+            self.inner.after_dead();
         }
         let seq = self.inner.writer.next_seq();
         // SAFETY: `claim` marked slot `s` WRITING after checking that no subscriber pins it; no
@@ -280,9 +291,24 @@ impl Sink for Inner {
         if let Some(user_len) = publish {
             crate::slot::write_ctrl(seg, slot, user_len);
             self.writer.publish(seg, slot);
-            wait::notify(&seg.control().not_empty);
+            if wait::notify(&seg.control().not_empty) {
+                self.after_dead();
+            }
         } else {
             self.writer.abandon(seg, slot);
+        }
+    }
+}
+
+impl Inner {
+    /// After a claim that passed a pin a lap old, or a publish that found sleepers: either may be
+    /// a dead subscriber's (a pin never dropped, a sleeper count never taken back), which no
+    /// other subscriber may be stuck long enough to sweep for. At most once per grace period.
+    #[cold]
+    #[inline(never)]
+    fn after_dead(&mut self) {
+        if self.clock.due(self.grace) {
+            peers::sweep(&self.seg);
         }
     }
 }

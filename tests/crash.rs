@@ -16,18 +16,80 @@ use ndring::{Config, Consumer, Error, OpenOptions, Producer};
 const LEN: usize = 8;
 const GRACE: Duration = Duration::from_millis(20);
 const ROUNDS: u64 = 100;
+/// A survivor that waits in slices waits this long per call: well under the grace period, so
+/// that no single call ever waits a whole one (recovery must not depend on it).
+const SLICE: Duration = Duration::from_millis(5);
+/// Deadlock guard for one item (not a timing check): recovery takes about a grace period.
+const STALL: Duration = Duration::from_secs(60);
+
+/// How the surviving side waits.
+#[derive(Clone, Copy, Debug)]
+enum Waits {
+    /// One blocking call.
+    Blocking,
+    /// Calls with a timeout of `SLICE`, as a stoppable worker (or the Python binding) waits.
+    Sliced,
+    /// Non-blocking calls in a loop.
+    Polling,
+}
+
+/// Calls `attempt(Some(SLICE))` (sliced), `attempt(Some(ZERO))` (polling) or `attempt(None)`
+/// (blocking) until it returns something other than `Timeout`, `Full` or `Empty`; fails if that
+/// takes longer than `STALL`.
+fn retry<R>(
+    waits: Waits,
+    mut attempt: impl FnMut(Option<Duration>) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let start = std::time::Instant::now();
+    loop {
+        let r = match waits {
+            Waits::Blocking => attempt(None),
+            Waits::Sliced => attempt(Some(SLICE)),
+            Waits::Polling => attempt(Some(Duration::ZERO)),
+        };
+        match r {
+            Err(Error::Timeout | Error::Full | Error::Empty) => {
+                assert!(
+                    start.elapsed() < STALL,
+                    "no progress for {STALL:?} waiting {waits:?}: dead peer never recovered"
+                );
+                if let Waits::Polling = waits {
+                    std::thread::yield_now();
+                }
+            }
+            other => return other,
+        }
+    }
+}
 
 fn main() -> std::process::ExitCode {
     common::main(
         &[("stream", stream), ("take-one", take_one)],
         vec![
             trial("spsc_producers_killed_at_random_points", || {
-                producers_killed(false)
+                producers_killed(false, Waits::Blocking)
             }),
             trial("mpmc_producers_killed_at_random_points", || {
-                producers_killed(true)
+                producers_killed(true, Waits::Blocking)
             }),
-            trial("mpmc_consumers_killed_holding_a_slot", consumers_killed),
+            trial("mpmc_producers_killed_consumer_waits_in_slices", || {
+                producers_killed(true, Waits::Sliced)
+            }),
+            trial("mpmc_producers_killed_consumer_polls", || {
+                producers_killed(true, Waits::Polling)
+            }),
+            trial("spsc_producers_killed_consumer_waits_in_slices", || {
+                producers_killed(false, Waits::Sliced)
+            }),
+            trial("mpmc_consumers_killed_holding_a_slot", || {
+                consumers_killed(Waits::Blocking)
+            }),
+            trial("mpmc_consumers_killed_producer_waits_in_slices", || {
+                consumers_killed(Waits::Sliced)
+            }),
+            trial("mpmc_consumers_killed_producer_polls", || {
+                consumers_killed(Waits::Polling)
+            }),
         ],
     )
 }
@@ -57,10 +119,15 @@ fn kill(mut c: Child) {
 }
 
 /// Receives until closed; returns, per generation, the item numbers in arrival order.
-fn collect(mut rx: Consumer<u64, Ix1>) -> BTreeMap<u64, Vec<u64>> {
+fn collect(mut rx: Consumer<u64, Ix1>, waits: Waits) -> BTreeMap<u64, Vec<u64>> {
     let mut seen: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
     loop {
-        match rx.recv() {
+        let got = retry(waits, |t| match t {
+            None => rx.recv().map(|s| s.to_owned()),
+            Some(Duration::ZERO) => rx.try_recv().map(|s| s.to_owned()),
+            Some(t) => rx.recv_timeout(t).map(|s| s.to_owned()),
+        });
+        match got {
             Ok(s) => {
                 let (generation, i) = (s[0], s[1]);
                 for j in 2..LEN {
@@ -80,13 +147,14 @@ fn collect(mut rx: Consumer<u64, Ix1>) -> BTreeMap<u64, Vec<u64>> {
     }
 }
 
-fn producers_killed(mpmc: bool) {
-    let n = name(if mpmc { "kill-m" } else { "kill-s" });
+fn producers_killed(mpmc: bool, waits: Waits) {
+    let n = name(&format!("kill-{}-{waits:?}", if mpmc { "m" } else { "s" }));
+    let _rm = common::RemoveOnDrop(n.clone());
     let config = if mpmc { Config::mpmc() } else { Config::spsc() }
         .slots(4)
         .grace(GRACE);
     let rx = Consumer::<u64, Ix1>::create(&n, LEN, &config).unwrap();
-    let receiver = thread::spawn(move || collect(rx));
+    let receiver = thread::spawn(move || collect(rx, waits));
     let mut rng = Rng(seed());
     for generation in 0..ROUNDS {
         let child = command("stream", &[&n, &generation.to_string()])
@@ -127,22 +195,32 @@ fn take_one(a: &[String]) {
     thread::sleep(Duration::from_secs(60));
 }
 
-fn consumers_killed() {
+fn consumers_killed(waits: Waits) {
     const KILLS: u64 = 50;
-    let n = name("kill-c");
+    let n = name(&format!("kill-c-{waits:?}"));
+    let _rm = common::RemoveOnDrop(n.clone());
     let config = Config::mpmc().slots(2).grace(GRACE);
     let mut tx = Producer::<u64, Ix1>::create(&n, LEN, &config).unwrap();
     let mut rx = Consumer::<u64, Ix1>::open_with(&n, &OpenOptions::default().grace(GRACE)).unwrap();
     let (mut held, mut received) = (vec![], vec![]);
     let mut next = 0u64;
     let mut send = |tx: &mut Producer<u64, Ix1>| {
-        let mut s = tx.claim().unwrap(); // waits for the dead consumer's slot to be recovered
-        s[0] = 0;
-        s[1] = next;
-        for j in 2..LEN {
-            s[j] = pattern(0, next, j);
-        }
-        s.publish();
+        // Waits for the dead consumer's slot to be recovered.
+        retry(waits, |t| {
+            let mut s = match t {
+                None => tx.claim(),
+                Some(Duration::ZERO) => tx.try_claim(),
+                Some(t) => tx.claim_timeout(t),
+            }?;
+            s[0] = 0;
+            s[1] = next;
+            for j in 2..LEN {
+                s[j] = pattern(0, next, j);
+            }
+            s.publish();
+            Ok(())
+        })
+        .unwrap();
         next += 1;
     };
     for _ in 0..KILLS {

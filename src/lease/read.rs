@@ -14,7 +14,7 @@ use crate::peers::{self, Role};
 use crate::protocol::{RingMemory, mpmc, spsc, spsc::Stop};
 use crate::segment::Segment;
 use crate::sync::Ordering::*;
-use crate::wait::{self, SweepClock, Waiting};
+use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 use super::lock;
 
@@ -67,6 +67,9 @@ struct ReadState<T: Element, D: Dimension> {
     held: usize,
     /// Rate-limits the `/proc` liveness checks of a receive that finds no producer.
     liveness: SweepClock,
+    /// How long our receives have found the ring stuck at one position: when to sweep for dead
+    /// peers, whether we wait in one call or many (see [`Stuck`]).
+    stuck: Stuck,
 }
 
 /// A received slot that owns its reservation: read it through [`ReadLease::view`]; dropping it
@@ -110,6 +113,7 @@ impl<T: Element, D: Dimension> From<Consumer<T, D>> for LeaseConsumer<T, D> {
                     entries,
                     held: 0,
                     liveness: SweepClock::new(),
+                    stuck: Stuck::new(),
                     consumer,
                 }),
                 seg,
@@ -280,7 +284,20 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
         // threads) release their slots without waiting for us.
         let step = |strong: bool| {
             let mut st = lock(&sh.state);
-            match st.step(seg, entry, strong) {
+            let mut r = st.step(seg, entry, strong);
+            // Before each sleep, or the one attempt of a non-blocking call: a dead producer's
+            // claim holds `head` back until a sweep turns it into a tombstone.
+            if r.is_none() && (strong || !block) {
+                let at = match st.consumer.spsc {
+                    Some(_) => st.read,
+                    None => crate::protocol::mpmc::positions(seg).0,
+                };
+                let st = &mut *st;
+                if peers::recover_if_stuck(seg, &mut st.stuck, at, sh.how.grace) {
+                    r = st.step(seg, entry, strong);
+                }
+            }
+            match r {
                 // Nothing published, and no producer left to publish: drained for good, unless
                 // one published and left just before we looked (the re-check sees it).
                 None if peers::disconnected(seg, Role::Producer, strong, || {
@@ -302,9 +319,7 @@ impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
                 None => {
                     let index = lock(&sh.state).entries[entry].0;
                     let me = wait::Sleeper::new(seg.peer(index), SLEEPING_NOT_EMPTY);
-                    wait::sleep_until(&seg.control().not_empty, me, sh.how, deadline, step, || {
-                        peers::sweep(seg);
-                    })
+                    wait::sleep_until(&seg.control().not_empty, me, sh.how, deadline, step)
                 }
             }
         } else {

@@ -43,6 +43,10 @@ pub struct Writer {
     cursor: usize,
     /// First peer entry that belongs to a subscriber.
     first_sub: usize,
+    /// A claim passed a slot pinned while its frame is a lap old or more (`slots` frames behind
+    /// the newest): a subscriber that fell a lap behind, or one that died holding it. Taken by
+    /// [`Writer::take_stale_pin`].
+    stale_pin: bool,
 }
 
 impl Writer {
@@ -72,6 +76,7 @@ impl Writer {
             newest_slot,
             cursor: oldest.1,
             first_sub,
+            stale_pin: false,
         }
     }
 
@@ -90,7 +95,15 @@ impl Writer {
             for _ in 0..n {
                 let s = self.cursor;
                 self.cursor = (self.cursor + 1) % n;
-                if (self.seq != 0 && s == self.newest_slot) || self.pinned(mem, s) {
+                if self.seq != 0 && s == self.newest_slot {
+                    continue;
+                }
+                if self.pinned(mem, s) {
+                    // Relaxed: only a hint for when to look for dead subscribers.
+                    let frame = mem.slot(s).stamp.load(Relaxed) >> 1;
+                    if self.seq.saturating_sub(frame) >= n as u64 {
+                        self.stale_pin = true;
+                    }
                     continue;
                 }
                 let old = mem.slot(s).stamp.fetch_or(WRITING, AcqRel);
@@ -106,6 +119,11 @@ impl Writer {
             }
             crate::sync::spin_loop();
         }
+    }
+
+    /// Whether a claim passed a stale pin since the last call (see the field).
+    pub fn take_stale_pin(&mut self) -> bool {
+        std::mem::take(&mut self.stale_pin)
     }
 
     /// Publishes slot `s` (from `claim`) as the next frame; returns its sequence number.

@@ -323,6 +323,11 @@ impl Producer {
             || (self.reuse != Reuse::Cycle && self.free.is_empty())
     }
 
+    /// Position of the next claim: where a producer that finds no room is stuck.
+    pub fn tail(&self) -> u64 {
+        self.tail
+    }
+
     /// The position the next claim gets (and its data slot), if one is free. `strong` re-reads
     /// `head` with an RMW (see the module docs of `protocol`), for the check before sleeping.
     #[inline(always)]

@@ -20,6 +20,16 @@ pub fn name(tag: &str) -> String {
     n
 }
 
+/// Removes ring `name` when dropped: declared before a test's handles, it runs after them, and
+/// also when the test fails, so that a failing test leaves nothing in `/dev/shm`.
+pub struct RemoveOnDrop(pub String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = ndring::remove(&self.0);
+    }
+}
+
 /// Starts this test binary again as the child `role` with `args`.
 pub fn spawn(role: &str, args: &[&str]) -> Running {
     let child = command(role, args)
