@@ -54,9 +54,8 @@ class InvalidArgument(Error, ValueError):
 class Lease:
     """Base object of an array returned by ``recv``: owns its slot (or copy).
 
-    Not shared across ``fork``: a child's copy of a received array still reads the parent's
-    slot, which the parent releases when its own copy goes; from then on the child's array
-    silently shows later items. Copy (``a.copy()``) what a child needs before forking.
+    Across ``fork``, a child's copy of a received array is a private snapshot of the item: it
+    never shows a later item after the parent releases the slot.
     Immutable, and made only by ``recv``.
     """
 
@@ -195,8 +194,7 @@ class Consumer(_Handle):
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:
         """The next item, a read-only array over its slot (zero copy).
 
-        Valid in this process only: a child forked while it lives sees the slot's later items
-        once this process releases it (see :class:`Lease`)."""
+        A child forked while it lives gets a private snapshot of it (see :class:`Lease`)."""
     def __iter__(self) -> "Consumer":
         """``for a in rx:`` receives each item (as ``recv()``) until the ring is closed and drained."""
     def __next__(self) -> np.ndarray:

@@ -53,6 +53,7 @@ pub fn new_lease(py: Python<'_>, frame: Frame) -> PyResult<Bound<'_, PyAny>> {
         let this = obj.cast::<LeaseObject>();
         std::ptr::addr_of_mut!((*this).frame).write(ManuallyDrop::new(frame));
         std::ptr::addr_of_mut!((*this).pid).write(crate::pid::current());
+        crate::fork::view_made();
         Ok(Bound::from_owned_ptr(py, obj))
     }
 }
@@ -87,6 +88,9 @@ unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
         let this = obj.cast::<LeaseObject>();
         if crate::pid::current() == (*this).pid {
             ManuallyDrop::drop(&mut (*this).frame);
+        }
+        if (*this).pid != 0 {
+            crate::fork::view_gone();
         }
         // Else a forked child: the slot is the parent's to release; the frame is leaked. Or a
         // zeroed object (`pid` 0, Python 3.9): there is no frame to drop.

@@ -292,6 +292,7 @@ impl Drop for ClaimedSlot {
         } else {
             std::mem::forget(lease); // a forked child's copy: the parent's claim
         }
+        crate::fork::view_gone();
     }
 }
 
@@ -327,6 +328,9 @@ where
 {
     let ptr = lease.as_mut_ptr();
     let dim = IxDyn(lease.view_mut().shape());
+    // Counted from here: the `ClaimedSlot` below counts itself out when dropped (also should
+    // `Py::new` fail).
+    crate::fork::view_made();
     let hold = Py::new(
         py,
         ClaimedSlot {

@@ -6,6 +6,7 @@
 //! See `python/ndring/__init__.pyi` for the documented Python API.
 
 mod errors;
+mod fork;
 mod handles;
 mod immutable;
 mod lease_object;

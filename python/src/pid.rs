@@ -13,16 +13,25 @@ static PID: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn refresh_in_child() {
     PID.store(std::process::id(), Relaxed);
+    crate::fork::child();
 }
 
-/// Records the id and registers the fork handler (a second registration, should the module be
-/// initialised twice, only stores the same id twice).
+/// Records the id and registers the fork handlers: this id's, and the snapshot of the ring
+/// mappings that arrays cover (`fork.rs`). A second registration, should the module be
+/// initialised twice, stores the same id twice and finds no copies the second time.
 pub fn init() {
     PID.store(std::process::id(), Relaxed);
-    // SAFETY: registers a handler that only calls `getpid` and stores an atomic, both
-    // async-signal-safe as a fork child handler must be; the function lives as long as the
-    // module, which CPython never unloads.
-    unsafe { libc::pthread_atfork(None, None, Some(refresh_in_child)) };
+    // SAFETY: registers handlers that live as long as the module, which CPython never unloads.
+    // The child's calls `getpid`, stores an atomic, and moves mappings with `mremap` (system
+    // calls, async-signal-safe as a fork child handler's must be; its lock was released before
+    // the fork and it allocates nothing); `prepare` and `parent` run in the parent.
+    unsafe {
+        libc::pthread_atfork(
+            Some(crate::fork::prepare),
+            Some(crate::fork::parent),
+            Some(refresh_in_child),
+        )
+    };
 }
 
 /// This process's id.

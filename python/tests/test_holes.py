@@ -351,12 +351,10 @@ def test_info_refuses_a_base_chain_that_loops_or_never_ends(name):
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
-def test_array_received_before_fork_reads_the_shared_slot_in_the_child(name):
-    # Pins what README (multiprocessing) and the stubs (Lease, Consumer.recv) document: a child's
-    # copy of an array received before fork is the same shared slot, not a private copy, and the
-    # child's copy does not hold the slot. Once the parent drops its copy and the producer
-    # refills the slot, the child reads the later item. If this ever changes (the child's
-    # arrays emptied or snapshotted at fork), update those docs with this test.
+def test_array_received_before_fork_keeps_its_item_in_the_child(name):
+    # A child forked while the parent holds a received array gets a private snapshot of the
+    # ring (python/src/fork.rs): once the parent drops its copy and the producer refills the
+    # slot, the child still reads the item it was handed, never the later one.
     out = run_child(
         """
         tx = ndring.Producer.create(name, shape=(4,), dtype=np.int64, slots=2)
@@ -385,7 +383,63 @@ def test_array_received_before_fork_reads_the_shared_slot_in_the_child(name):
         name,
     )
     assert out == [
-        "child read [3, 3, 3, 3]",
+        "child read [1, 1, 1, 1]",
         "child status 0",
         "parent recv [2, 2, 2, 2] [3, 3, 3, 3]",
     ]
+
+
+def test_claim_forked_inside_its_block_cannot_write_into_the_ring(name):
+    # A child forked inside a `with claim()` block writes into its copy of the target: private
+    # memory, so neither the item the parent publishes nor any later one changes.
+    out = run_child(
+        """
+        tx = ndring.Producer.create(name, shape=(4,), dtype=np.int64, slots=2)
+        rx = ndring.Consumer.open(name)
+        try:
+            go_r, go_w = os.pipe()
+            done_r, done_w = os.pipe()
+            with tx.claim() as f:
+                f[:] = 1
+                pid = os.fork()
+                if pid == 0:
+                    os.read(go_r, 1)                  # the parent published and sent again
+                    f[:] = 99
+                    os.write(done_w, b"x")
+                    os._exit(0)
+            tx.send(np.full(4, 2, np.int64), timeout=10)
+            os.write(go_w, b"x")
+            os.read(done_r, 1)
+            _, status = os.waitpid(pid, 0)
+            print("child status", status)
+            print("parent recv", rx.recv(timeout=10).tolist(), rx.recv(timeout=10).tolist())
+        finally:
+            ndring.remove(name)
+        """,
+        name,
+    )
+    assert out == ["child status 0", "parent recv [1, 1, 1, 1] [2, 2, 2, 2]"]
+
+
+def test_fork_with_no_array_alive_copies_nothing(name):
+    # Forking while holding handles but no array over a slot leaves the child's mapping shared
+    # (no snapshot): what the parent sends after the fork is visible to a child that reads the
+    # ring's header through the inspector.
+    out = run_child(
+        """
+        tx = ndring.Producer.create(name, shape=(4,), dtype=np.int64, slots=2)
+        try:
+            tx.send(np.full(4, 1, np.int64))
+            maps_before = open("/proc/self/maps").read().count("/dev/shm/")
+            pid = os.fork()
+            if pid == 0:
+                shared = [l for l in open("/proc/self/maps") if "/dev/shm/" in l]
+                os._exit(0 if len(shared) == maps_before else 3)
+            _, status = os.waitpid(pid, 0)
+            print("child status", status)
+        finally:
+            ndring.remove(name)
+        """,
+        name,
+    )
+    assert out == ["child status 0"]
