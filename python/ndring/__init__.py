@@ -11,8 +11,17 @@ they missed. See ``help(ndring.Producer)`` and the README.
 from __future__ import annotations
 
 
+import builtins
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Optional, Tuple
+
+import numpy
+
+
 class Error(Exception):
-    """Base class of every ndring error; the message is the Rust library's."""
+    """Base class of every ndring error. Errors of bad input also derive from the builtin a
+    caller catches (``TypeError``, ``ValueError``, ``FileExistsError``, ...)."""
 
 
 class NotFound(Error, FileNotFoundError):
@@ -24,7 +33,12 @@ class PermissionDenied(Error, PermissionError):
 
 
 class AlreadyExists(Error, FileExistsError):
-    """A ring of that name already exists (with a live creator)."""
+    """A ring of that name already exists (with a live creator, or closed but still attached)."""
+
+
+class Stale(Error, FileExistsError):
+    """``create`` found a stale ring of that name: its creator is dead (SIGKILL, Ctrl-C with items
+    unread). Create with ``replace_stale=True`` to replace it, or ``ndring.remove(name)`` it."""
 
 
 class Timeout(Error, TimeoutError):
@@ -64,7 +78,12 @@ class Mismatch(Error, ValueError):
 
 
 class InvalidArgument(Error, ValueError):
-    """A bad name, configuration value or metadata size."""
+    """An argument out of range: a bad name, shape, slot count, timeout, metadata size, kind."""
+
+
+class InvalidType(Error, TypeError):
+    """An argument of the wrong type: a dtype ndring does not hold, something other than a numpy
+    array of the ring's dtype where one is expected, a str where a number is."""
 
 
 from ._ndring import (  # noqa: E402  (the classes above must exist first: Rust raises them)
@@ -74,6 +93,7 @@ from ._ndring import (  # noqa: E402  (the classes above must exist first: Rust 
     Lease,
     Producer,
     Subscriber,
+    _scan,
     now_ns,
     remove,
 )
@@ -91,7 +111,7 @@ def info(array) -> Lease:
     """The :class:`Lease` of an array returned by ``recv`` (or of any view of it): its ``seq``,
     ``timestamp_ns`` and ``meta``, read without a second call that could race.
 
-    Raises ``TypeError`` for anything else, including an object whose ``.base`` chain loops
+    Raises ``ndring.InvalidType`` (a ``TypeError``) for anything else, including an object whose ``.base`` chain loops
     back on itself or runs past 256 objects."""
     # This runs once per item in stream loops: the two common cases first, with no loop. A
     # received array's base is its Lease; a numpy view's base is the received array (numpy stops
@@ -114,21 +134,72 @@ def info(array) -> Lease:
             break
         obj = getattr(obj, "base", None)
     else:
-        raise TypeError(_NOT_RECEIVED)
+        raise InvalidType(_NOT_RECEIVED)
     # Only to say why: walk again, remembering each object (the references keep ids unique).
     seen = {}
     obj = array
     while obj is not None and len(seen) < _MAX_BASE_CHAIN:
         if id(obj) in seen:
-            raise TypeError(f"{_NOT_RECEIVED}: its chain of .base objects loops back on itself")
+            raise InvalidType(f"{_NOT_RECEIVED}: its chain of .base objects loops back on itself")
         seen[id(obj)] = obj
         obj = getattr(obj, "base", None)
-    raise TypeError(f"{_NOT_RECEIVED}: its chain of .base objects is longer than {_MAX_BASE_CHAIN}")
+    raise InvalidType(f"{_NOT_RECEIVED}: its chain of .base objects is longer than {_MAX_BASE_CHAIN}")
 
+
+@dataclass(frozen=True)
+class RingInfo:
+    """One ring of the machine, as ``ndring ls --json`` shows it (see :func:`list`).
+
+    A segment whose creator never finished it (``state == "unfinished"``) has only ``name``,
+    ``size``, ``state``, ``creator_pid`` (None if unknown) and ``creator_alive``; the other
+    fields are None."""
+
+    name: str
+    kind: Optional[str]
+    """``"spsc"``, ``"mpmc"`` or ``"broadcast"``."""
+    dtype: Optional[numpy.dtype]
+    """The element type, a ``numpy.dtype``."""
+    shape: Optional[Tuple[int, ...]]
+    slots: Optional[int]
+    size: int
+    """Bytes of shared memory."""
+    state: str
+    """``"live"``, ``"closed"`` (closed, someone still attached), ``"stale"`` (creator and every
+    peer dead: safe to remove) or ``"unfinished"``."""
+    creator_pid: Optional[int]
+    creator_alive: bool
+    peers: Optional[int]
+    """Processes registered (producers, consumers, writer, subscribers), alive or not."""
+    peers_alive: Optional[int]
+    published: Optional[int]
+    """Items (frames) published so far."""
+    closed: Optional[bool]
+
+
+def _ring_pattern(pattern: str) -> str:
+    """``cam*``, ``/cam*`` and ``/dev/shm/cam*`` all mean ``/cam*`` (as ``ndring ls`` takes them)."""
+    if pattern.startswith("/dev/shm/"):
+        pattern = pattern[len("/dev/shm"):]
+    return "/" + pattern.lstrip("/")
+
+
+# `list` is ndring.list from here on in this module (the builtin is `builtins.list`).
+def list(pattern: Optional[str] = None) -> builtins.list[RingInfo]:  # noqa: A001
+    """The rings in ``/dev/shm``, sorted by name, as :class:`RingInfo` objects: what ``ndring ls``
+    shows. ``pattern`` keeps the names it matches (shell-style ``*``, ``?``, ``[...]``; ``"cam*"``
+    and ``"/cam*"`` alike). Other programs' objects are left out, as are ndring segments this
+    version cannot read (another format version, a corrupt header)."""
+    rings = [RingInfo(**row) for row in _scan()]
+    if pattern is not None:
+        if not isinstance(pattern, str):
+            raise InvalidType(f"pattern must be None or a str such as 'cam*', got {pattern!r}")
+        glob = _ring_pattern(pattern)
+        rings = [r for r in rings if fnmatchcase(r.name, glob)]
+    return rings
 
 __all__ = [
     "AlreadyExists", "BroadcastWriter", "Claim", "Closed", "Consumer", "Disconnected", "Empty",
-    "Error", "Full", "InvalidArgument", "Lagged", "Lease", "Mismatch", "NotFound",
-    "PermissionDenied", "Producer", "Subscriber", "Timeout", "TooManyLeases", "info", "now_ns",
-    "remove",
+    "Error", "Full", "InvalidArgument", "InvalidType", "Lagged", "Lease", "Mismatch", "NotFound",
+    "PermissionDenied", "Producer", "RingInfo", "Stale", "Subscriber", "Timeout", "TooManyLeases",
+    "info", "list", "now_ns", "remove",
 ]

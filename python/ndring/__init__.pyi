@@ -1,7 +1,7 @@
 """Type stubs of the ndring package (numpy arrays through shared-memory rings, zero copy)."""
 
 from types import TracebackType
-from typing import Literal, Optional, Sequence, Tuple, Type, TypeVar, Union
+from typing import List, Literal, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -10,7 +10,8 @@ Shape = Union[int, Sequence[int]]
 DTypeLike = npt.DTypeLike
 
 class Error(Exception):
-    """Base class of every ndring error; the message is the Rust library's."""
+    """Base class of every ndring error. Errors of bad input also derive from the builtin a
+    caller catches (``TypeError``, ``ValueError``, ``FileExistsError``, ...)."""
 
 class NotFound(Error, FileNotFoundError):
     """No ring of that name exists."""
@@ -19,7 +20,11 @@ class PermissionDenied(Error, PermissionError):
     """The ring exists but this process may not open it."""
 
 class AlreadyExists(Error, FileExistsError):
-    """A ring of that name already exists (with a live creator)."""
+    """A ring of that name already exists (with a live creator, or closed but still attached)."""
+
+class Stale(Error, FileExistsError):
+    """``create`` found a stale ring of that name (its creator is dead): create with
+    ``replace_stale=True`` to replace it, or ``ndring.remove(name)`` it."""
 
 class Timeout(Error, TimeoutError):
     """A wait ran past its ``timeout``."""
@@ -49,7 +54,16 @@ class Mismatch(Error, ValueError):
     """dtype, rank, shape or ring kind differ from the ring's header."""
 
 class InvalidArgument(Error, ValueError):
-    """A bad name, configuration value or metadata size."""
+    """An argument out of range; the message says the range allowed. Names: ``/`` and 1 to 30
+    bytes, no other ``/`` nor NUL. ``shape``: an int or 0 to 8 ints, each >= 1. ``slots``: 2 to
+    65536 (broadcast: at least ``max_subscribers + 2``). ``max_subscribers``: 1 to 1023.
+    ``meta_size``: 0 to 4096 (``meta`` at most that many bytes). ``timeout``: None or >= 0 s.
+    ``kind``: "spsc" or "mpmc". ``start``: "newest" or "oldest"."""
+
+class InvalidType(Error, TypeError):
+    """An argument of the wrong type: a dtype ndring does not hold (the message lists those it
+    does), something other than a numpy array of the ring's dtype where one is expected, a str
+    where a number is."""
 
 class Lease:
     """Base object of an array returned by ``recv``: owns its slot (or copy).
@@ -134,8 +148,13 @@ class Producer(_Handle):
         timestamps: bool = False,
         keep: bool = False,
         spin: Optional[int] = None,
+        replace_stale: bool = False,
     ) -> "Producer":
-        """Creates the ring ``name`` and attaches as its producer."""
+        """Creates the ring ``name`` and attaches as its producer (``slots``: 2 to 65536).
+
+        ``ndring.Stale`` if a ring of that name was left by a dead creator, unless
+        ``replace_stale=True`` (then it is replaced); ``ndring.AlreadyExists`` if its creator
+        lives."""
     @staticmethod
     def open(name: str, timeout: Optional[float] = None, spin: Optional[int] = None) -> "Producer":
         """Attaches to an existing ring, waiting up to ``timeout`` s for it to be created."""
@@ -149,12 +168,17 @@ class Producer(_Handle):
         meta_size: Optional[int] = None,
         timestamps: bool = False,
         spin: Optional[int] = None,
+        replace_stale: bool = False,
     ) -> "Producer":
-        """Opens ``name`` if it exists (checking dtype and shape), else creates it."""
+        """Opens ``name`` if it exists (checking dtype and shape; a stale ring is adopted), else
+        creates it (``replace_stale=True``: replacing one its creator died creating)."""
     def claim(self, timeout: Optional[float] = None, meta: Optional[bytes] = None) -> Claim:
         """Claims a free slot, waiting while the ring is full."""
     def send(self, image: np.ndarray, meta: Optional[bytes] = None, timeout: Optional[float] = None) -> int:
-        """Copies ``image`` (any strides) into a slot and publishes it; returns its seq."""
+        """Copies ``image`` (any strides) into a slot and publishes it; returns its seq.
+
+        ``ndring.InvalidType`` for anything but a numpy array of the ring's dtype,
+        ``ndring.Mismatch`` for one of another shape."""
     def reuse_recent_slots(self, on: bool) -> None:
         """SPSC: fill the slot released last (True; default for items >= 64 KiB) or slots in turn (False)."""
     def close(self) -> None:
@@ -177,8 +201,9 @@ class Consumer(_Handle):
         timestamps: bool = False,
         keep: bool = False,
         spin: Optional[int] = None,
+        replace_stale: bool = False,
     ) -> "Consumer":
-        """Creates the ring ``name`` and attaches as its consumer."""
+        """Creates the ring ``name`` and attaches as its consumer (as ``Producer.create``)."""
     @staticmethod
     def open_or_create(
         name: str,
@@ -189,8 +214,10 @@ class Consumer(_Handle):
         meta_size: Optional[int] = None,
         timestamps: bool = False,
         spin: Optional[int] = None,
+        replace_stale: bool = False,
     ) -> "Consumer":
-        """Opens ``name`` if it exists (checking dtype and shape), else creates it."""
+        """Opens ``name`` if it exists (checking dtype and shape; a stale ring is adopted), else
+        creates it (``replace_stale=True``: replacing one its creator died creating)."""
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:
         """The next item, a read-only array over its slot (zero copy).
 
@@ -222,8 +249,11 @@ class BroadcastWriter(_Handle):
         meta_size: Optional[int] = None,
         timestamps: bool = False,
         keep: bool = False,
+        replace_stale: bool = False,
     ) -> "BroadcastWriter":
-        """Creates the broadcast ring ``name`` (slots >= max_subscribers + 2)."""
+        """Creates the broadcast ring ``name``: ``slots`` 2 to 65536 and >= max_subscribers + 2;
+        ``max_subscribers`` 1 to 1023 (default ``slots - 2``). ``ndring.Stale`` and
+        ``replace_stale`` as for ``Producer.create``."""
     @staticmethod
     def open(name: str, timeout: Optional[float] = None) -> "BroadcastWriter":
         """Takes over the writer role of an existing broadcast ring."""
@@ -263,10 +293,52 @@ class Subscriber(_Handle):
 def info(array: np.ndarray) -> Lease:
     """The Lease (seq, timestamp_ns, meta) of an array from ``recv`` or of a view of it.
 
-    TypeError for anything else (also when its ``.base`` chain loops or passes 256 objects)."""
+    ``ndring.InvalidType`` (a TypeError) for anything else (also when its ``.base`` chain loops
+    or passes 256 objects)."""
 
 def remove(name: str) -> None:
-    """Removes the ring ``name`` from /dev/shm."""
+    """Removes the ring ``name`` from /dev/shm, in use or not (attached processes keep their
+    mapping); ``ndring.NotFound`` (a FileNotFoundError) if there is none."""
+
+class RingInfo:
+    """One ring of the machine, as ``ndring ls --json`` shows it. A segment whose creator never
+    finished it (``state == "unfinished"``) has only ``name``, ``size``, ``state``,
+    ``creator_pid`` and ``creator_alive``; the other fields are None."""
+
+    name: str
+    kind: Optional[Literal["spsc", "mpmc", "broadcast"]]
+    dtype: Optional[np.dtype]
+    shape: Optional[Tuple[int, ...]]
+    slots: Optional[int]
+    size: int
+    """Bytes of shared memory."""
+    state: Literal["live", "closed", "stale", "unfinished"]
+    """``stale``: creator and every peer dead (safe to remove)."""
+    creator_pid: Optional[int]
+    creator_alive: bool
+    peers: Optional[int]
+    peers_alive: Optional[int]
+    published: Optional[int]
+    closed: Optional[bool]
+    def __init__(
+        self,
+        name: str,
+        kind: Optional[str],
+        dtype: Optional[np.dtype],
+        shape: Optional[Tuple[int, ...]],
+        slots: Optional[int],
+        size: int,
+        state: str,
+        creator_pid: Optional[int],
+        creator_alive: bool,
+        peers: Optional[int],
+        peers_alive: Optional[int],
+        published: Optional[int],
+        closed: Optional[bool],
+    ) -> None: ...
+
+def list(pattern: Optional[str] = None) -> List[RingInfo]:
+    """The rings in /dev/shm, sorted by name (``pattern``: shell-style, ``"cam*"`` or ``"/cam*"``)."""
 
 def now_ns() -> int:
     """CLOCK_MONOTONIC in nanoseconds."""

@@ -1,6 +1,8 @@
 //! Rust errors as the Python exceptions declared in `ndring/__init__.py` (where they can inherit
-//! from two bases: `ndring.Timeout` is also a `TimeoutError`, and so on). Messages are the Rust
-//! `Display` text.
+//! from two bases: `ndring.Timeout` is also a `TimeoutError`, `ndring.Stale` a `FileExistsError`,
+//! and so on). Messages are the Rust `Display` text, except where that names a Rust option or
+//! type: those are said in Python's terms (`replace_stale=True`, `ndring.remove(name)`, numpy
+//! dtype names, shapes as tuples).
 
 use ndring::Error;
 use pyo3::prelude::*;
@@ -18,33 +20,97 @@ pub fn raise(py: Python<'_>, name: &str, message: String) -> PyErr {
     }
 }
 
+/// `ndring.InvalidArgument` (a `ValueError`): an argument of the right type but out of range.
+pub fn invalid_argument(py: Python<'_>, message: String) -> PyErr {
+    raise(py, "InvalidArgument", message)
+}
+
+/// `ndring.InvalidType` (a `TypeError`): an argument of a type (or numpy dtype) ndring does not
+/// take there.
+pub fn invalid_type(py: Python<'_>, message: String) -> PyErr {
+    raise(py, "InvalidType", message)
+}
+
+/// A shape as Python writes it: `(2, 3)`, `(4,)`, `()`.
+pub fn tuple(shape: &[usize]) -> String {
+    match shape {
+        [d] => format!("({d},)"),
+        _ => {
+            let v: Vec<String> = shape.iter().map(usize::to_string).collect();
+            format!("({})", v.join(", "))
+        }
+    }
+}
+
+/// What a ring name must look like, for messages about a bad one.
+pub const NAME_RULE: &str = "a ring name is '/' followed by 1 to 30 bytes, none of them '/' or \
+                             NUL, e.g. \"/cam0\"";
+
 /// The Python exception for `e`.
 pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
-    let message = e.to_string();
-    let name = match &e {
+    let (name, message) = match &e {
         Error::Lagged { missed } => {
-            return match class(py, "Lagged").and_then(|c| c.call1((message, *missed))) {
+            return match class(py, "Lagged").and_then(|c| c.call1((e.to_string(), *missed))) {
                 Ok(e) => PyErr::from_value(e),
                 Err(e) => e,
             };
         }
-        Error::NotFound { .. } => "NotFound",
-        Error::PermissionDenied { .. } => "PermissionDenied",
-        Error::AlreadyExists { .. } => "AlreadyExists",
-        Error::Timeout => "Timeout",
-        Error::Closed => "Closed",
-        Error::Disconnected { .. } => "Disconnected",
-        Error::Full => "Full",
-        Error::Empty => "Empty",
-        Error::TooManyLeases { .. } => "TooManyLeases",
-        Error::TypeMismatch { .. }
-        | Error::RankMismatch { .. }
-        | Error::ShapeMismatch { .. }
-        | Error::KindMismatch { .. } => "Mismatch",
-        Error::InvalidName { .. } | Error::InvalidConfig(_) | Error::MetaTooLarge { .. } => {
-            "InvalidArgument"
-        }
-        _ => "Error",
+        // The Rust text names `Config::replace_stale(true)`.
+        Error::Stale { name, creator_pid } => (
+            "Stale",
+            format!(
+                "a stale ring named {name:?} exists: its creator (pid {creator_pid}) is dead; \
+                 create with replace_stale=True to replace it, or remove it with \
+                 ndring.remove({name:?})"
+            ),
+        ),
+        Error::NotReady { name, waited } => (
+            "Error",
+            format!(
+                "{name:?} was not initialised within {waited:?}: its creator may have died; \
+                 remove it with ndring.remove({name:?}) or create with replace_stale=True"
+            ),
+        ),
+        Error::NotFound { .. } => ("NotFound", e.to_string()),
+        Error::PermissionDenied { .. } => ("PermissionDenied", e.to_string()),
+        // Both are a create that found the name taken by a ring in use.
+        Error::AlreadyExists { .. } | Error::InUse { .. } => ("AlreadyExists", e.to_string()),
+        Error::Timeout => ("Timeout", e.to_string()),
+        Error::Closed => ("Closed", e.to_string()),
+        Error::Disconnected { .. } => ("Disconnected", e.to_string()),
+        Error::Full => ("Full", e.to_string()),
+        Error::Empty => ("Empty", e.to_string()),
+        Error::TooManyLeases { .. } => ("TooManyLeases", e.to_string()),
+        Error::TypeMismatch { expected, found } => (
+            "Mismatch",
+            format!(
+                "dtype mismatch: expected {}, the ring holds {}",
+                crate::handles::dtype_label(*expected),
+                crate::handles::dtype_label(*found)
+            ),
+        ),
+        Error::ShapeMismatch { expected, found } => (
+            "Mismatch",
+            format!(
+                "shape mismatch: expected {}, the ring's arrays are {}",
+                tuple(expected),
+                tuple(found)
+            ),
+        ),
+        Error::RankMismatch { .. } | Error::KindMismatch { .. } => ("Mismatch", e.to_string()),
+        Error::InvalidName { name, reason } => (
+            "InvalidArgument",
+            format!("invalid ring name {name:?}: {reason} ({NAME_RULE})"),
+        ),
+        Error::MetaTooLarge { size, capacity } => (
+            "InvalidArgument",
+            format!(
+                "meta of {size} bytes does not fit the {capacity} bytes each slot of this ring \
+                 reserves for it (meta_size, set at create)"
+            ),
+        ),
+        Error::InvalidConfig(_) => ("InvalidArgument", e.to_string()),
+        _ => ("Error", e.to_string()),
     };
     raise(py, name, message)
 }

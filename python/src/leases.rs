@@ -527,8 +527,12 @@ impl Claim {
     }
 
     #[setter]
-    fn set_meta(&mut self, meta: Option<Vec<u8>>) {
-        self.meta = meta;
+    fn set_meta(&mut self, meta: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        self.meta = match meta {
+            Some(m) => crate::args::meta(m)?,
+            None => None, // `del claim.meta`
+        };
+        Ok(())
     }
 
     /// The sequence number, once published (None before, or if abandoned).

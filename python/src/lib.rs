@@ -5,6 +5,7 @@
 //! objects, and broadcast rings through `BroadcastWriter` / `Subscriber` (frames copied out).
 //! See `python/ndring/__init__.pyi` for the documented Python API.
 
+mod args;
 mod errors;
 mod fork;
 mod handles;
@@ -13,6 +14,7 @@ mod lease_object;
 mod leases;
 mod pid;
 mod probe;
+mod scan;
 
 use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
@@ -46,6 +48,8 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<leases::Claim>()?;
     m.add_function(wrap_pyfunction!(handles::remove, m)?)?;
     m.add_function(wrap_pyfunction!(handles::now_ns, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::_scan, m)?)?;
+    m.add_function(wrap_pyfunction!(scan::_remove_unused, m)?)?;
     m.add_function(wrap_pyfunction!(probe::_line_round_trip_ns, m)?)?;
     // Complete now: immutable from here on, like `Lease` (see `immutable`).
     let py = m.py();

@@ -3,12 +3,12 @@
 use ndarray::IxDyn;
 use ndring::{BroadcastWriter as RsWriter, Config, Segment};
 use numpy::PyArrayMethods;
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use crate::errors::IntoPy;
+use crate::args;
+use crate::errors::{IntoPy, invalid_argument};
 
-use super::{Handle, copy_into, input, open_segment, parse_dtype, shape_of};
+use super::{Handle, copy_into, input, open_segment, parse_dtype};
 
 trait AnyWriter: Send + Sync {
     fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64>;
@@ -20,10 +20,10 @@ trait AnyWriter: Send + Sync {
 impl<T: ndring::Element + numpy::Element> AnyWriter for RsWriter<T, IxDyn> {
     fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64> {
         let py = image.py();
-        let src = input::<T>(image, T::DTYPE, self.shape())?;
+        let src = input::<T>(image, T::DTYPE, self.shape(), "image")?;
         let src = src
             .try_readonly()
-            .map_err(|e| PyTypeError::new_err(e.to_string()))?;
+            .map_err(|e| invalid_argument(py, format!("image: {e}")))?;
         let mut slot = self.claim();
         if let Some(m) = meta {
             slot.set_user_meta_bytes(m).py(py)?;
@@ -50,32 +50,38 @@ pub struct BroadcastWriter {
 
 #[pymethods]
 impl BroadcastWriter {
-    /// Creates the broadcast ring `name` (`slots >= max_subscribers + 2`).
+    /// Creates the broadcast ring `name` (`slots >= max_subscribers + 2`; `max_subscribers`
+    /// defaults to `slots - 2`, at most 1,023). A stale ring of that name raises
+    /// `ndring.Stale`, unless `replace_stale=True`.
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=8, max_subscribers=None, meta_size=None, timestamps=false, keep=false))]
+    #[pyo3(signature = (name, shape, dtype, slots=8, max_subscribers=None, meta_size=None, timestamps=false, keep=false, replace_stale=false))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
-        name: &str,
+        #[pyo3(from_py_with = args::name)] name: String,
         shape: &Bound<'_, PyAny>,
         dtype: &Bound<'_, PyAny>,
-        slots: usize,
-        max_subscribers: Option<usize>,
-        meta_size: Option<usize>,
-        timestamps: bool,
-        keep: bool,
+        #[pyo3(from_py_with = args::slots)] slots: usize,
+        #[pyo3(from_py_with = args::max_subscribers)] max_subscribers: Option<usize>,
+        #[pyo3(from_py_with = args::meta_size)] meta_size: Option<usize>,
+        #[pyo3(from_py_with = args::timestamps)] timestamps: bool,
+        #[pyo3(from_py_with = args::keep)] keep: bool,
+        #[pyo3(from_py_with = args::replace_stale)] replace_stale: bool,
     ) -> PyResult<Self> {
-        let (shape, t) = (shape_of(shape)?, parse_dtype(py, dtype)?);
+        let (shape, t) = (args::shape(shape)?, parse_dtype(py, dtype)?);
         let mut config = Config::broadcast()
             .slots(slots)
             .timestamps(timestamps)
-            .keep(keep);
-        config = config.max_subscribers(max_subscribers.unwrap_or(slots.saturating_sub(2).max(1)));
+            .keep(keep)
+            .replace_stale(replace_stale);
+        // The peer table holds the writer and at most MAX_PEERS - 1 subscribers.
+        let most = ndring::layout::MAX_PEERS - 1;
+        config = config.max_subscribers(max_subscribers.unwrap_or((slots - 2).clamp(1, most)));
         if let Some(m) = meta_size {
             config = config.user_meta_size(m);
         }
         let inner: Box<dyn AnyWriter> = with_dtype!(t, T => Box::new(
-            RsWriter::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
+            RsWriter::<T, IxDyn>::create(&name, IxDyn(&shape), &config).py(py)?));
         Ok(BroadcastWriter {
             h: Handle::new(inner),
         })
@@ -84,8 +90,12 @@ impl BroadcastWriter {
     /// Takes over the writer role of the existing broadcast ring `name`.
     #[staticmethod]
     #[pyo3(signature = (name, timeout=None))]
-    fn open(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Self> {
-        let seg = open_segment(py, name, timeout)?;
+    fn open(
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::name)] name: String,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Self> {
+        let seg = open_segment(py, &name, timeout)?;
         let inner: Box<dyn AnyWriter> = with_dtype!(seg.dtype(), T => Box::new(
             RsWriter::<T, IxDyn>::from_segment(seg).py(py)?));
         Ok(BroadcastWriter {
@@ -99,7 +109,7 @@ impl BroadcastWriter {
         &self,
         py: Python<'_>,
         image: &Bound<'_, PyAny>,
-        meta: Option<Vec<u8>>,
+        #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
     ) -> PyResult<u64> {
         self.h.get(py)?.send(image, meta.as_deref())
     }

@@ -3,10 +3,10 @@
 use ndarray::IxDyn;
 use ndring::{Consumer as RsConsumer, Error, LeaseConsumer, OpenOptions, Segment};
 use numpy::PyArrayMethods;
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use crate::errors::IntoPy;
+use crate::args;
+use crate::errors::{IntoPy, invalid_argument};
 use crate::leases;
 
 use super::{Handle, PY_SPIN, copy_into, input, open_segment, queue_spec, wait};
@@ -46,10 +46,10 @@ impl<T: leases::Leased> AnyConsumer for Receiver<T> {
         out: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<u64> {
-        let dst = input::<T>(out, T::DTYPE, self.rx.shape())?;
-        let mut dst = dst
-            .try_readwrite()
-            .map_err(|e| PyTypeError::new_err(format!("out: {e}")))?;
+        let dst = input::<T>(out, T::DTYPE, self.rx.shape(), "out")?;
+        let mut dst = dst.try_readwrite().map_err(|e| {
+            invalid_argument(py, format!("out must be a writable array, not in use: {e}"))
+        })?;
         let lease = self.rx.lease(py, timeout)?;
         copy_into(&mut dst.as_array_mut(), &lease.view());
         Ok(lease.seq())
@@ -116,62 +116,72 @@ impl Consumer {
     /// seconds to wait for it to be created (None: fail at once with NotFound).
     #[staticmethod]
     #[pyo3(signature = (name, timeout=None, spin=None))]
-    fn open(py: Python<'_>, name: &str, timeout: Option<f64>, spin: Option<u32>) -> PyResult<Self> {
+    fn open(
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::name)] name: String,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+        #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
+    ) -> PyResult<Self> {
         // The header tells the element type; the typed open then checks it again.
-        let dtype = open_segment(py, name, timeout)?.dtype();
+        let dtype = open_segment(py, &name, timeout)?.dtype();
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
         let inner = with_dtype!(dtype, T => consumer_of(py,
-            RsConsumer::<T, IxDyn>::open_with(name, &options).py(py)?));
+            RsConsumer::<T, IxDyn>::open_with(&name, &options).py(py)?));
         Ok(Consumer {
             h: Handle::new(inner),
         })
     }
 
     /// Creates the ring `name` and attaches as its consumer (for consumers that start first).
+    /// A stale ring of that name raises `ndring.Stale`, unless `replace_stale=True`.
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false, spin=None))]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false, spin=None, replace_stale=false))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
-        name: &str,
+        #[pyo3(from_py_with = args::name)] name: String,
         shape: &Bound<'_, PyAny>,
         dtype: &Bound<'_, PyAny>,
-        slots: usize,
-        kind: &str,
-        meta_size: Option<usize>,
-        timestamps: bool,
-        keep: bool,
-        spin: Option<u32>,
+        #[pyo3(from_py_with = args::slots)] slots: usize,
+        #[pyo3(from_py_with = args::queue_kind)] kind: &str,
+        #[pyo3(from_py_with = args::meta_size)] meta_size: Option<usize>,
+        #[pyo3(from_py_with = args::timestamps)] timestamps: bool,
+        #[pyo3(from_py_with = args::keep)] keep: bool,
+        #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
+        #[pyo3(from_py_with = args::replace_stale)] replace_stale: bool,
     ) -> PyResult<Self> {
         let (shape, t, config) =
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
-        let config = config.keep(keep);
+        let config = config.keep(keep).replace_stale(replace_stale);
         let inner = with_dtype!(t, T => consumer_of(py,
-            RsConsumer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
+            RsConsumer::<T, IxDyn>::create(&name, IxDyn(&shape), &config).py(py)?));
         Ok(Consumer {
             h: Handle::new(inner),
         })
     }
 
-    /// Opens `name` if it exists (checking dtype and shape), else creates it.
+    /// Opens `name` if it exists (checking dtype and shape), else creates it. A stale ring is
+    /// opened (adopted); `replace_stale=True` replaces one its creator died creating.
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, spin=None))]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, spin=None, replace_stale=false))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_create(
         py: Python<'_>,
-        name: &str,
+        #[pyo3(from_py_with = args::name)] name: String,
         shape: &Bound<'_, PyAny>,
         dtype: &Bound<'_, PyAny>,
-        slots: usize,
-        kind: &str,
-        meta_size: Option<usize>,
-        timestamps: bool,
-        spin: Option<u32>,
+        #[pyo3(from_py_with = args::slots)] slots: usize,
+        #[pyo3(from_py_with = args::queue_kind)] kind: &str,
+        #[pyo3(from_py_with = args::meta_size)] meta_size: Option<usize>,
+        #[pyo3(from_py_with = args::timestamps)] timestamps: bool,
+        #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
+        #[pyo3(from_py_with = args::replace_stale)] replace_stale: bool,
     ) -> PyResult<Self> {
         let (shape, t, config) =
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
+        let config = config.replace_stale(replace_stale);
         let inner = with_dtype!(t, T => consumer_of(py,
-            RsConsumer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
+            RsConsumer::<T, IxDyn>::open_or_create(&name, IxDyn(&shape), &config).py(py)?));
         Ok(Consumer {
             h: Handle::new(inner),
         })
@@ -181,7 +191,11 @@ impl Consumer {
     /// empty (at most `timeout` seconds). The slot returns to the ring when the array and every
     /// view of it are gone; `ndring.info(array)` gives its seq, timestamp and metadata.
     #[pyo3(signature = (timeout=None))]
-    fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn recv<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv(py, timeout)
     }
 
@@ -203,14 +217,18 @@ impl Consumer {
         &self,
         py: Python<'_>,
         out: &Bound<'_, PyAny>,
-        timeout: Option<f64>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<u64> {
         self.h.get(py)?.recv_into(py, out, timeout)
     }
 
     /// The next item copied into a new array; its slot is released at once.
     #[pyo3(signature = (timeout=None))]
-    fn recv_copy<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn recv_copy<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv_copy(py, timeout)
     }
 

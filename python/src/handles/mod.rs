@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use ndarray::IxDyn;
 use ndring::{Config, DType, Error, OpenOptions, Segment};
 use numpy::{PyArrayDyn, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
-use crate::errors::{IntoPy, raise, to_py};
+use crate::args;
+use crate::errors::{IntoPy, invalid_type, raise, to_py, tuple};
 
 /// Longest uninterrupted wait: signals (Ctrl-C) are checked between slices.
 const SLICE: Duration = Duration::from_millis(50);
@@ -70,21 +70,31 @@ macro_rules! with_dtype {
                 type $T = f64;
                 $body
             }
+            // Element types the library gained after this binding (see `numpy_name`).
+            #[allow(unreachable_patterns)]
+            other => return Err($crate::handles::unsupported(other)),
         }
     };
 }
 
-/// A deadline `timeout` seconds from now (`None`: no deadline).
-fn deadline(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => {
-            Ok(Instant::now().checked_add(Duration::from_secs_f64(t)))
-        }
-        Some(t) => Err(PyValueError::new_err(format!(
-            "timeout must be None or >= 0 seconds, got {t}"
-        ))),
-    }
+/// The error for a ring whose element type this binding does not map to numpy.
+fn unsupported(t: DType) -> PyErr {
+    Python::attach(|py| {
+        invalid_type(
+            py,
+            format!(
+                "the ring holds {} elements, which this Python binding does not support \
+                 ({SUPPORTED})",
+                t.name()
+            ),
+        )
+    })
+}
+
+/// A deadline `timeout` seconds from now (`None`: no deadline). `timeout` was checked by
+/// `args::timeout` (>= 0, finite).
+fn deadline(timeout: Option<f64>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(Duration::from_secs_f64(t)))
 }
 
 /// Calls `attempt(slice)` without the GIL until it returns something other than `Timeout`,
@@ -94,7 +104,7 @@ fn wait<R: Send>(
     timeout: Option<f64>,
     mut attempt: impl FnMut(Duration) -> ndring::Result<R> + Send,
 ) -> PyResult<R> {
-    let deadline = deadline(timeout)?;
+    let deadline = deadline(timeout);
     loop {
         let slice = match deadline {
             None => SLICE,
@@ -112,9 +122,25 @@ fn wait<R: Send>(
     }
 }
 
+/// The element types of this binding, for messages.
+const SUPPORTED: &str = "ndring rings hold uint8, uint16, uint32, uint64, int8, int16, int32, \
+                         int64, float32 or float64 elements";
+
 /// The element type named by a numpy dtype-like (`np.uint8`, `"float32"`, ...).
 fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
-    let d = py.import("numpy")?.getattr("dtype")?.call1((dtype,))?;
+    let d = match py.import("numpy")?.getattr("dtype")?.call1((dtype,)) {
+        Ok(d) => d,
+        Err(e) => {
+            let shown = dtype
+                .repr()
+                .map(|r| r.to_string())
+                .unwrap_or_else(|_| "?".into());
+            return Err(invalid_type(
+                py,
+                format!("dtype must be a numpy dtype ({SUPPORTED}), got {shown}: {e}"),
+            ));
+        }
+    };
     let name: String = d.getattr("name")?.extract()?;
     let order: String = d.getattr("byteorder")?.extract()?;
     let t = match name.as_str() {
@@ -128,24 +154,35 @@ fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
         "int64" => DType::I64,
         "float32" => DType::F32,
         "float64" => DType::F64,
-        other => {
-            return Err(PyTypeError::new_err(format!(
-                "ndring rings hold uint8/16/32/64, int8/16/32/64, float32 or float64 elements, \
-                 not {other}"
-            )));
+        _ => {
+            // A structured or raw void dtype's name (`void64`) is one the user never wrote:
+            // its repr shows the fields given.
+            let kind: String = d.getattr("kind")?.extract()?;
+            let shown = if kind == "V" {
+                d.repr()?.to_string()
+            } else {
+                name
+            };
+            return Err(invalid_type(py, format!("{SUPPORTED}, not {shown}")));
         }
     };
     if order != "=" && order != "|" {
-        return Err(PyTypeError::new_err(format!(
-            "dtype {name} must be in native byte order"
-        )));
+        let s: String = d.getattr("str")?.extract()?;
+        return Err(invalid_type(
+            py,
+            format!(
+                "dtype {s} is not in the native byte order; ndring rings hold native-order \
+                 elements (dtype {name}, e.g. array.astype({name:?}))"
+            ),
+        ));
     }
     Ok(t)
 }
 
-/// numpy's name of an element type.
-fn dtype_name(t: DType) -> &'static str {
-    match t {
+/// numpy's name of an element type, if this binding maps it to numpy.
+fn numpy_name(t: DType) -> Option<&'static str> {
+    #[allow(unreachable_patterns)]
+    Some(match t {
         DType::U8 => "uint8",
         DType::U16 => "uint16",
         DType::U32 => "uint32",
@@ -156,6 +193,20 @@ fn dtype_name(t: DType) -> &'static str {
         DType::I64 => "int64",
         DType::F32 => "float32",
         DType::F64 => "float64",
+        _ => return None,
+    })
+}
+
+/// numpy's name of an element type, or the library's where numpy has none here.
+pub fn dtype_label(t: DType) -> &'static str {
+    numpy_name(t).unwrap_or(t.name())
+}
+
+/// The numpy dtype of an element type (`None` where this binding has none).
+pub(crate) fn numpy_dtype<'py>(py: Python<'py>, t: DType) -> PyResult<Option<Bound<'py, PyAny>>> {
+    match numpy_name(t) {
+        Some(n) => Ok(Some(py.import("numpy")?.getattr("dtype")?.call1((n,))?)),
+        None => Ok(None),
     }
 }
 
@@ -165,28 +216,24 @@ fn queue_config(
     meta_size: Option<usize>,
     timestamps: bool,
     spin: Option<u32>,
-) -> PyResult<Config> {
+) -> Config {
     let c = match kind {
-        "spsc" => Config::spsc(),
         "mpmc" => Config::mpmc(),
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "kind must be \"spsc\" or \"mpmc\", not {other:?}"
-            )));
-        }
+        _ => Config::spsc(),
     };
     let c = c
         .slots(slots)
         .timestamps(timestamps)
         .spin(spin.unwrap_or(PY_SPIN));
-    Ok(match meta_size {
+    match meta_size {
         Some(m) => c.user_meta_size(m),
         None => c,
-    })
+    }
 }
 
 /// The shape, element type and configuration of a queue ring to create, from the arguments
-/// `Producer` and `Consumer` share (checked in this order, as each class did itself).
+/// `Producer` and `Consumer` share (`kind`, `slots`, `meta_size` and `spin` already checked by
+/// `args`).
 fn queue_spec(
     shape: &Bound<'_, PyAny>,
     dtype: &Bound<'_, PyAny>,
@@ -196,15 +243,15 @@ fn queue_spec(
     timestamps: bool,
     spin: Option<u32>,
 ) -> PyResult<(Vec<usize>, DType, Config)> {
-    let (shape, t) = (shape_of(shape)?, parse_dtype(shape.py(), dtype)?);
-    let config = queue_config(kind, slots, meta_size, timestamps, spin)?;
+    let (shape, t) = (args::shape(shape)?, parse_dtype(shape.py(), dtype)?);
+    let config = queue_config(kind, slots, meta_size, timestamps, spin);
     Ok((shape, t, config))
 }
 
 /// Opens `name`, waiting up to `timeout` seconds for it to be created (`None`: fail at once),
 /// in slices (the core's inotify wait) with signal checks between them.
 fn open_segment(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Segment> {
-    let end = deadline(timeout)?;
+    let end = deadline(timeout);
     loop {
         let wait = match (timeout, end) {
             (None, _) => Duration::ZERO,
@@ -221,13 +268,6 @@ fn open_segment(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Se
             r => return r.py(py),
         }
     }
-}
-
-fn shape_of(shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
-    if let Ok(n) = shape.extract::<usize>() {
-        return Ok(vec![n]);
-    }
-    shape.extract::<Vec<usize>>()
 }
 
 /// The error a handle gives in a process other than the one that opened it (or, pid 0, a zeroed
@@ -259,29 +299,45 @@ fn detached(py: Python<'_>) -> PyErr {
     )
 }
 
-/// The array `image` as `T`s of the ring's shape, or a TypeError saying what was expected.
+/// The array `image` as `T`s of the ring's shape: `ndring.InvalidType` (a `TypeError`) for
+/// something else than a numpy array of the ring's dtype, `ndring.Mismatch` (a `ValueError`)
+/// for one of another shape. `what` names the argument ("image", "out").
 fn input<'py, T: numpy::Element>(
     image: &Bound<'py, PyAny>,
     dtype: DType,
     shape: &[usize],
+    what: &str,
 ) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let py = image.py();
     let a = image.cast::<PyArrayDyn<T>>().map_err(|_| {
-        let found = image
-            .getattr("dtype")
-            .map(|d| d.to_string())
-            .unwrap_or_else(|_| image.get_type().to_string());
-        PyTypeError::new_err(format!(
-            "expected a numpy array of dtype {} and shape {shape:?}, got {found}",
-            dtype_name(dtype)
-        ))
+        let found = match image.getattr("dtype") {
+            Ok(d) if image.hasattr("shape").unwrap_or(false) => {
+                format!("an array of dtype {d}")
+            }
+            _ => image
+                .get_type()
+                .name()
+                .map(|n| format!("a {n}"))
+                .unwrap_or_else(|_| "another object".into()),
+        };
+        invalid_type(
+            py,
+            format!(
+                "{what} must be a numpy array of the ring's dtype {} and shape {}, got {found}",
+                dtype_label(dtype),
+                tuple(shape)
+            ),
+        )
     })?;
     if a.shape() != shape {
-        return Err(to_py(
-            image.py(),
-            Error::ShapeMismatch {
-                expected: shape.to_vec(),
-                found: a.shape().to_vec(),
-            },
+        return Err(raise(
+            py,
+            "Mismatch",
+            format!(
+                "{what} must have the ring's shape {}, got an array of shape {}",
+                tuple(shape),
+                tuple(a.shape())
+            ),
         ));
     }
     Ok(a.clone())
@@ -300,11 +356,11 @@ fn copy_into<T: Copy>(
 
 fn describe(seg: &Segment) -> String {
     format!(
-        "name={:?}, kind={:?}, dtype={}, shape={:?}, slots={}",
+        "name={:?}, kind={:?}, dtype={}, shape={}, slots={}",
         seg.name(),
         format!("{:?}", seg.kind()).to_lowercase(),
-        dtype_name(seg.dtype()),
-        seg.shape(),
+        dtype_label(seg.dtype()),
+        tuple(seg.shape()),
         seg.slot_count()
     )
 }
@@ -328,7 +384,8 @@ macro_rules! segment_getters {
             #[getter]
             fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let t = self.h.get(py)?.segment().dtype();
-                py.import("numpy")?.getattr("dtype")?.call1(($crate::handles::dtype_name(t),))
+                // A handle exists only for the element types `with_dtype!` maps.
+                py.import("numpy")?.getattr("dtype")?.call1(($crate::handles::dtype_label(t),))
             }
             /// Number of slots.
             #[getter]
@@ -390,8 +447,8 @@ pub use subscriber::Subscriber;
 
 /// Removes the ring `name` from the system (`/dev/shm`); attached processes keep their mapping.
 #[pyfunction]
-pub fn remove(py: Python<'_>, name: &str) -> PyResult<()> {
-    ndring::remove(name).py(py)
+pub fn remove(py: Python<'_>, #[pyo3(from_py_with = args::name)] name: String) -> PyResult<()> {
+    ndring::remove(&name).py(py)
 }
 
 /// `CLOCK_MONOTONIC` in nanoseconds: the clock of `ndring.info(a).timestamp_ns`.

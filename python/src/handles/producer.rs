@@ -3,10 +3,10 @@
 use ndarray::IxDyn;
 use ndring::{Error, LeaseProducer, OpenOptions, Producer as RsProducer, Segment};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
-use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 
-use crate::errors::IntoPy;
+use crate::args;
+use crate::errors::{IntoPy, invalid_argument};
 use crate::leases::{self, Claim};
 
 use super::{Handle, PY_SPIN, copy_into, input, open_segment, queue_spec, wait};
@@ -70,7 +70,7 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for Sender<T> {
     ) -> PyResult<u64> {
         // A wrong array fails at once, even on a full ring.
         if self.kind.contiguous_data(image, self.tx.shape()).is_none() {
-            input::<T>(image, T::DTYPE, self.tx.shape())?;
+            input::<T>(image, T::DTYPE, self.tx.shape(), "image")?;
         }
         let mut lease = self.lease(py, timeout)?;
         if let Some(m) = meta {
@@ -87,11 +87,11 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for Sender<T> {
             // view on either side).
             Some(data) => data,
             None => {
-                let src = input::<T>(image, T::DTYPE, shape)?;
+                let src = input::<T>(image, T::DTYPE, shape, "image")?;
                 if !src.is_c_contiguous() {
                     let src = src
                         .try_readonly()
-                        .map_err(|e| PyTypeError::new_err(e.to_string()))?;
+                        .map_err(|e| invalid_argument(py, format!("image: {e}")))?;
                     copy_into(&mut lease.view_mut(), &src.as_array());
                     return Ok(lease.publish());
                 }
@@ -141,26 +141,29 @@ fn producer_of<T: ndring::Element + numpy::Element>(
 #[pymethods]
 impl Producer {
     /// Creates the ring `name` (e.g. "/cam0") and attaches as its producer.
+    /// A stale ring of that name (its creator died: SIGKILL, Ctrl-C with items unread) raises
+    /// `ndring.Stale`, unless `replace_stale=True` (then it is removed and created afresh).
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false, spin=None))]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, keep=false, spin=None, replace_stale=false))]
     #[allow(clippy::too_many_arguments)]
     fn create(
         py: Python<'_>,
-        name: &str,
+        #[pyo3(from_py_with = args::name)] name: String,
         shape: &Bound<'_, PyAny>,
         dtype: &Bound<'_, PyAny>,
-        slots: usize,
-        kind: &str,
-        meta_size: Option<usize>,
-        timestamps: bool,
-        keep: bool,
-        spin: Option<u32>,
+        #[pyo3(from_py_with = args::slots)] slots: usize,
+        #[pyo3(from_py_with = args::queue_kind)] kind: &str,
+        #[pyo3(from_py_with = args::meta_size)] meta_size: Option<usize>,
+        #[pyo3(from_py_with = args::timestamps)] timestamps: bool,
+        #[pyo3(from_py_with = args::keep)] keep: bool,
+        #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
+        #[pyo3(from_py_with = args::replace_stale)] replace_stale: bool,
     ) -> PyResult<Self> {
         let (shape, t, config) =
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
-        let config = config.keep(keep);
+        let config = config.keep(keep).replace_stale(replace_stale);
         let inner = with_dtype!(t, T => producer_of(py,
-            RsProducer::<T, IxDyn>::create(name, IxDyn(&shape), &config).py(py)?));
+            RsProducer::<T, IxDyn>::create(&name, IxDyn(&shape), &config).py(py)?));
         Ok(Producer {
             h: Handle::new(inner),
         })
@@ -170,35 +173,43 @@ impl Producer {
     /// `timeout` seconds to wait for it to be created (None: fail at once with NotFound).
     #[staticmethod]
     #[pyo3(signature = (name, timeout=None, spin=None))]
-    fn open(py: Python<'_>, name: &str, timeout: Option<f64>, spin: Option<u32>) -> PyResult<Self> {
-        let dtype = open_segment(py, name, timeout)?.dtype();
+    fn open(
+        py: Python<'_>,
+        #[pyo3(from_py_with = args::name)] name: String,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+        #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
+    ) -> PyResult<Self> {
+        let dtype = open_segment(py, &name, timeout)?.dtype();
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
         let inner = with_dtype!(dtype, T => producer_of(py,
-            RsProducer::<T, IxDyn>::open_with(name, &options).py(py)?));
+            RsProducer::<T, IxDyn>::open_with(&name, &options).py(py)?));
         Ok(Producer {
             h: Handle::new(inner),
         })
     }
 
-    /// Opens `name` if it exists (checking dtype and shape), else creates it.
+    /// Opens `name` if it exists (checking dtype and shape), else creates it. A stale ring is
+    /// opened (adopted); `replace_stale=True` replaces one its creator died creating.
     #[staticmethod]
-    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, spin=None))]
+    #[pyo3(signature = (name, shape, dtype, slots=4, kind="spsc", meta_size=None, timestamps=false, spin=None, replace_stale=false))]
     #[allow(clippy::too_many_arguments)]
     fn open_or_create(
         py: Python<'_>,
-        name: &str,
+        #[pyo3(from_py_with = args::name)] name: String,
         shape: &Bound<'_, PyAny>,
         dtype: &Bound<'_, PyAny>,
-        slots: usize,
-        kind: &str,
-        meta_size: Option<usize>,
-        timestamps: bool,
-        spin: Option<u32>,
+        #[pyo3(from_py_with = args::slots)] slots: usize,
+        #[pyo3(from_py_with = args::queue_kind)] kind: &str,
+        #[pyo3(from_py_with = args::meta_size)] meta_size: Option<usize>,
+        #[pyo3(from_py_with = args::timestamps)] timestamps: bool,
+        #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
+        #[pyo3(from_py_with = args::replace_stale)] replace_stale: bool,
     ) -> PyResult<Self> {
         let (shape, t, config) =
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
+        let config = config.replace_stale(replace_stale);
         let inner = with_dtype!(t, T => producer_of(py,
-            RsProducer::<T, IxDyn>::open_or_create(name, IxDyn(&shape), &config).py(py)?));
+            RsProducer::<T, IxDyn>::open_or_create(&name, IxDyn(&shape), &config).py(py)?));
         Ok(Producer {
             h: Handle::new(inner),
         })
@@ -210,8 +221,8 @@ impl Producer {
     fn claim(
         &self,
         py: Python<'_>,
-        timeout: Option<f64>,
-        meta: Option<Vec<u8>>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+        #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
     ) -> PyResult<Claim> {
         self.h.get(py)?.claim(py, timeout, meta)
     }
@@ -223,8 +234,8 @@ impl Producer {
         &self,
         py: Python<'_>,
         image: &Bound<'_, PyAny>,
-        meta: Option<Vec<u8>>,
-        timeout: Option<f64>,
+        #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<u64> {
         self.h.get(py)?.send(py, image, meta.as_deref(), timeout)
     }

@@ -2,9 +2,9 @@
 
 use ndarray::IxDyn;
 use ndring::{Error, OpenOptions, RingKind, Segment, Start, Subscriber as RsSubscriber};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::args;
 use crate::errors::{IntoPy, to_py};
 use crate::leases::{self, Copied};
 
@@ -71,21 +71,16 @@ impl Subscriber {
     #[pyo3(signature = (name, start="newest", timeout=None, spin=None))]
     fn open(
         py: Python<'_>,
-        name: &str,
-        start: &str,
-        timeout: Option<f64>,
-        spin: Option<u32>,
+        #[pyo3(from_py_with = args::name)] name: String,
+        #[pyo3(from_py_with = args::start)] start: &str,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+        #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
     ) -> PyResult<Self> {
         let start = match start {
-            "newest" => Start::Newest,
             "oldest" => Start::Oldest,
-            other => {
-                return Err(PyValueError::new_err(format!(
-                    "start must be \"newest\" or \"oldest\", not {other:?}"
-                )));
-            }
+            _ => Start::Newest,
         };
-        let seg = open_segment(py, name, timeout)?;
+        let seg = open_segment(py, &name, timeout)?;
         if seg.kind() != RingKind::Broadcast {
             return Err(to_py(
                 py,
@@ -97,7 +92,7 @@ impl Subscriber {
         }
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
         let inner: Box<dyn AnySubscriber> = with_dtype!(seg.dtype(), T => Box::new(
-            RsSubscriber::<T, IxDyn>::open_with(name, start, &options).py(py)?));
+            RsSubscriber::<T, IxDyn>::open_with(&name, start, &options).py(py)?));
         Ok(Subscriber {
             h: Handle::new(inner),
         })
@@ -107,7 +102,11 @@ impl Subscriber {
     /// most `timeout` seconds. Raises `ndring.Lagged` when frames were overwritten unread; the
     /// next call continues with the oldest frame still held.
     #[pyo3(signature = (timeout=None))]
-    fn recv<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn recv<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv(py, timeout, false)
     }
 
@@ -124,7 +123,11 @@ impl Subscriber {
     /// The newest frame newer than the last one received, skipping older ones (counted as
     /// missed, not raised).
     #[pyo3(signature = (timeout=None))]
-    fn latest<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+    fn latest<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         self.h.get(py)?.recv(py, timeout, true)
     }
 
