@@ -424,6 +424,38 @@ mod tests {
         }
     }
 
+    /// Every element type's code, size and alignment are written and read back; an unknown code
+    /// and a size or alignment not the type's are rejected.
+    #[test]
+    fn every_dtype_decodes() {
+        for dtype in DType::ALL {
+            let l = Layout::compute(Params { dtype, ..params() }).unwrap();
+            assert_eq!(l.payload_bytes, 3 * 5 * 7 * dtype.size());
+            assert_eq!(l.payload_offset % dtype.align(), 0);
+            assert_eq!(l.slot_stride % dtype.align(), 0);
+            let f = l.encode(1, 2);
+            assert_eq!(
+                (f.dtype, f.elem_size, f.elem_align),
+                (dtype.code(), dtype.size() as u32, dtype.align() as u32)
+            );
+            let (back, _) = decode(bytemuck::bytes_of(&f), l.total_size as u64).unwrap();
+            assert_eq!(back.params.dtype, dtype);
+            let mutations: &[fn(&mut Fixed)] = &[
+                |g| g.dtype = DType::ALL.len() as u32 + 1,
+                |g| g.elem_size *= 2,
+                |g| g.elem_align *= 2,
+            ];
+            for m in mutations {
+                let mut g = f;
+                m(&mut g);
+                assert!(matches!(
+                    decode(bytemuck::bytes_of(&g), u64::MAX),
+                    Err(Rejection::Corrupt(_))
+                ));
+            }
+        }
+    }
+
     #[test]
     fn decode_round_trips_and_checks_each_field() {
         let l = Layout::compute(params()).unwrap();

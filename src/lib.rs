@@ -93,7 +93,7 @@ mod test_name;
 pub use crate::{
     config::{Config, OpenOptions},
     consumer::Consumer,
-    element::{DType, Element},
+    element::{Bool8, DType, Element},
     error::{Error, Result},
     layout::RingKind,
     lease::{LeaseConsumer, LeaseProducer, ReadLease, WriteLease},
@@ -104,6 +104,15 @@ pub use crate::{
     subscriber::{Start, Subscriber},
     writer::BroadcastWriter,
 };
+
+/// The crate of the `f16` and `bf16` element types ([`DType::F16`], [`DType::BF16`]), re-exported
+/// so that a user needs no dependency of its own (and gets the same version).
+#[cfg(not(loom))]
+pub use half;
+/// The crate of the complex element types ([`DType::C64`], [`DType::C128`]), re-exported as
+/// [`half`] is.
+#[cfg(not(loom))]
+pub use num_complex;
 
 /// The code blocks of `README.md`, compiled and run by `cargo test` as doc tests, so that the
 /// README's examples stay true.

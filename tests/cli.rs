@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{name, trial};
 use ndarray::{Array, Ix1, Ix2, Ix3};
-use ndring::{BroadcastWriter, Config, Consumer, Producer, Start, Subscriber};
+use ndring::{BroadcastWriter, Config, Consumer, Element, Producer, Start, Subscriber};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(60);
@@ -29,6 +29,7 @@ fn main() -> std::process::ExitCode {
             trial("rm_stale_never_removes_a_ring_in_use", rm_stale),
             trial("rm_by_name_refuses_live_rings_unless_forced", rm_names),
             trial("peek_writes_npy_that_numpy_loads_byte_exact", peek_npy),
+            trial("peek_writes_every_element_type_numpy_loads", peek_dtypes),
             trial("peek_png_and_peek_errors", peek_png),
             trial("inspect_json_shows_peers_counters_and_lag", inspect_json),
             trial("hz_and_top_stop_after_count", hz_top),
@@ -416,6 +417,104 @@ fn peek_npy() {
     for f in ["spsc.npy", "bc.npy", "mpmc.npy"] {
         std::fs::remove_file(tmp(f)).unwrap();
     }
+}
+
+/// Publishes `values` (shape `shape`) in a new ring, peeks it and checks the .npy holds
+/// `bytes` as `descr`, and that `ls` and `inspect` name the type. Returns peek's output.
+fn peek_one<T: Element>(
+    tag: &str,
+    shape: &[usize],
+    values: Vec<T>,
+    descr: &str,
+    bytes: &[u8],
+) -> String {
+    let n = name(tag);
+    let _c = Cleanup(vec![n.clone()]);
+    let dtype = T::DTYPE.name();
+    let mut tx =
+        Producer::<T, ndarray::IxDyn>::create(&n, shape.to_vec(), &Config::spsc()).unwrap();
+    let item = ndarray::ArrayD::from_shape_vec(shape, values).unwrap();
+    tx.send(&item).unwrap();
+    let npy = tmp(&format!("{tag}.npy"));
+    let out = ok(&["peek", &n, "-o", npy.to_str().unwrap()]);
+    assert!(
+        out.starts_with(&format!("wrote item 1 of {n} ({dtype} ")),
+        "{out}"
+    );
+    check_npy(&npy, descr, shape, bytes);
+    std::fs::remove_file(npy).unwrap();
+    assert_eq!(row(&ls_rows(), &n).unwrap()["dtype"], dtype);
+    assert!(ok(&["ls", &n]).contains(&format!(" {dtype} ")));
+    assert_eq!(json(&["inspect", "--json", &n])["header"]["dtype"], dtype);
+    assert!(ok(&["inspect", &n]).contains(dtype));
+    out
+}
+
+fn peek_dtypes() {
+    use ndring::Bool8;
+    use ndring::half::{bf16, f16};
+    use ndring::num_complex::Complex;
+    let le = |v: &[u16]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+
+    // f16: every bit pattern (NaN payloads, subnormals, infinities, -0).
+    let bits: Vec<u16> = (0..=u16::MAX).collect();
+    peek_one(
+        "pk-f16",
+        &[256, 256],
+        bits.iter().map(|&b| f16::from_bits(b)).collect(),
+        "<f2",
+        &le(&bits),
+    );
+
+    // bf16: numpy has none; the raw bits, as uint16, and peek says so.
+    let out = peek_one(
+        "pk-bf16",
+        &[4, 16384],
+        bits.iter().map(|&b| bf16::from_bits(b)).collect(),
+        "<u2",
+        &le(&bits),
+    );
+    assert!(
+        out.contains("numpy has no bfloat16") && out.contains("ml_dtypes.bfloat16"),
+        "{out}"
+    );
+
+    // complex64 and complex128: (re, im) pairs, including a NaN payload and a subnormal.
+    let c64 = vec![
+        Complex::new(1.5f32, -2.0),
+        Complex::new(f32::from_bits(0x7fc0_0001), f32::from_bits(1)),
+        Complex::new(f32::NEG_INFINITY, -0.0),
+    ];
+    let bytes: Vec<u8> = c64
+        .iter()
+        .flat_map(|c| [c.re.to_le_bytes(), c.im.to_le_bytes()])
+        .flatten()
+        .collect();
+    peek_one("pk-c64", &[3], c64, "<c8", &bytes);
+    let c128 = vec![
+        Complex::new(
+            f64::from_bits(0x7ff8_0000_0000_0001),
+            f64::MIN_POSITIVE / 4.0,
+        ),
+        Complex::new(3.25f64, f64::MAX),
+    ];
+    let bytes: Vec<u8> = c128
+        .iter()
+        .flat_map(|c| [c.re.to_le_bytes(), c.im.to_le_bytes()])
+        .flatten()
+        .collect();
+    peek_one("pk-c128", &[1, 2], c128, "<c16", &bytes);
+
+    // bool: every byte in the ring; numpy gets 0 for 0 and 1 for any other byte.
+    let bytes: Vec<u8> = (0..=u8::MAX).collect();
+    let normalised: Vec<u8> = bytes.iter().map(|&b| (b != 0) as u8).collect();
+    peek_one(
+        "pk-bool",
+        &[16, 16],
+        bytes.iter().map(|&b| Bool8::from_byte(b)).collect(),
+        "|b1",
+        &normalised,
+    );
 }
 
 fn peek_png() {

@@ -29,7 +29,7 @@ fn params() -> impl Strategy<Value = Params> {
             Just(RingKind::Mpmc),
             Just(RingKind::Broadcast)
         ],
-        1u32..=10,
+        1u32..=DType::ALL.len() as u32,
         prop::collection::vec(1usize..64, 0..4),
         2usize..32,
         0usize..256,

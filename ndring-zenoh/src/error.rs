@@ -1,6 +1,6 @@
 //! The bridge's error type.
 
-use ndring::{DType, RingKind};
+use ndring::RingKind;
 
 /// What can stop a bridge, each case saying what was expected and what was found.
 #[derive(Debug, thiserror::Error)]
@@ -78,10 +78,4 @@ pub(crate) fn kind_name(kind: RingKind) -> &'static str {
         RingKind::Mpmc => "mpmc",
         RingKind::Broadcast => "broadcast",
     }
-}
-
-pub(crate) fn dtype_from_name(name: &str) -> Option<DType> {
-    (1..=10)
-        .filter_map(DType::from_code)
-        .find(|d| d.name() == name)
 }

@@ -122,18 +122,7 @@ pub fn bridge_in(
         inbox,
         desc: desc.clone(),
     };
-    match desc.dtype {
-        ndring::DType::U8 => run.typed::<u8>(first),
-        ndring::DType::U16 => run.typed::<u16>(first),
-        ndring::DType::U32 => run.typed::<u32>(first),
-        ndring::DType::U64 => run.typed::<u64>(first),
-        ndring::DType::I8 => run.typed::<i8>(first),
-        ndring::DType::I16 => run.typed::<i16>(first),
-        ndring::DType::I32 => run.typed::<i32>(first),
-        ndring::DType::I64 => run.typed::<i64>(first),
-        ndring::DType::F32 => run.typed::<f32>(first),
-        ndring::DType::F64 => run.typed::<f64>(first),
-    }
+    ndring::with_dtype!(desc.dtype, T => run.typed::<T>(first))
 }
 
 fn describe(sample: &Sample, key: &str) -> Result<FrameDesc, BridgeError> {

@@ -66,18 +66,7 @@ pub fn bridge_out(
     options: &OutOptions,
 ) -> Result<OutStats, BridgeError> {
     let seg = Segment::open(ring, Duration::from_secs(2)).map_err(BridgeError::ring(ring))?;
-    match seg.dtype() {
-        ndring::DType::U8 => out_typed::<u8>(session, seg, ring, key, options),
-        ndring::DType::U16 => out_typed::<u16>(session, seg, ring, key, options),
-        ndring::DType::U32 => out_typed::<u32>(session, seg, ring, key, options),
-        ndring::DType::U64 => out_typed::<u64>(session, seg, ring, key, options),
-        ndring::DType::I8 => out_typed::<i8>(session, seg, ring, key, options),
-        ndring::DType::I16 => out_typed::<i16>(session, seg, ring, key, options),
-        ndring::DType::I32 => out_typed::<i32>(session, seg, ring, key, options),
-        ndring::DType::I64 => out_typed::<i64>(session, seg, ring, key, options),
-        ndring::DType::F32 => out_typed::<f32>(session, seg, ring, key, options),
-        ndring::DType::F64 => out_typed::<f64>(session, seg, ring, key, options),
-    }
+    ndring::with_dtype!(seg.dtype(), T => out_typed::<T>(session, seg, ring, key, options))
 }
 
 /// Publishes frames: one copy into a payload buffer, the description in the encoding, the

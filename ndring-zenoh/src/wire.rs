@@ -11,7 +11,7 @@ use std::fmt;
 
 use ndring::{DType, RingKind, Segment};
 
-use crate::error::{dtype_from_name, kind_name};
+use crate::error::kind_name;
 
 /// Bytes of the attachment before the user metadata.
 pub const ATTACHMENT_HEADER: usize = 24;
@@ -71,7 +71,13 @@ impl FrameDesc {
     ///
     /// ```
     /// let d = ndring_zenoh::FrameDesc::parse("ndring/1 dtype=u8 shape=2 kind=broadcast slots=8 meta=0").unwrap();
-    /// assert_eq!(ndring_zenoh::FrameDesc::parse(&d.schema()), Some(d));
+    /// assert_eq!(ndring_zenoh::FrameDesc::parse(&d.schema()), Some(d.clone()));
+    /// // Every element type crosses, under its ndring name.
+    /// for dtype in ndring::DType::ALL {
+    ///     let e = ndring_zenoh::FrameDesc { dtype, ..d.clone() };
+    ///     assert!(e.schema().contains(&format!(" dtype={} ", dtype.name())));
+    ///     assert_eq!(ndring_zenoh::FrameDesc::parse(&e.schema()), Some(e));
+    /// }
     /// ```
     pub fn schema(&self) -> String {
         let shape: Vec<String> = self.shape.iter().map(|n| n.to_string()).collect();
@@ -101,7 +107,7 @@ impl FrameDesc {
         for word in words {
             let (k, v) = word.split_once('=')?;
             match k {
-                "dtype" => dtype = dtype_from_name(v),
+                "dtype" => dtype = DType::from_name(v),
                 "shape" => {
                     shape = v
                         .split(',')

@@ -428,3 +428,114 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
         thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// Removes rings when dropped, also when the test fails.
+struct RemoveOnDrop(Vec<String>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = ndring::remove(n);
+        }
+    }
+}
+
+/// Sends `values` (twice, the second time reversed) from a ring of `T` through `bridge_out` and
+/// `bridge_in` (both through the library in this process) and checks the receiving ring, which
+/// `bridge_in` creates from the stream's description, holds `T` and the same bytes.
+fn dtype_crosses<T: ndring::Element>(
+    tag: &str,
+    values: Vec<T>,
+    sending: &zenoh::Session,
+    receiving: &zenoh::Session,
+) {
+    use ndarray::{ArrayD, IxDyn};
+    let (src, dst, key) = names(tag);
+    let _rm = RemoveOnDrop(vec![src.clone(), dst.clone()]);
+    let n = values.len();
+    let mut reversed = values.clone();
+    reversed.reverse();
+    let items: Vec<ArrayD<T>> = [values, reversed]
+        .into_iter()
+        .map(|v| ArrayD::from_shape_vec(IxDyn(&[n]), v).unwrap())
+        .collect();
+    let mut tx = Producer::<T, IxDyn>::create(&src, vec![n], &Config::spsc()).unwrap();
+    for item in &items {
+        tx.send(item).unwrap();
+    }
+    tx.close();
+    let options = OutOptions {
+        linger: Some(Duration::from_millis(100)),
+        ..OutOptions::default()
+    };
+    thread::scope(|s| {
+        let out = s.spawn(|| ndring_zenoh::bridge_out(sending, &src, &key, &options));
+        let inn = s.spawn(|| ndring_zenoh::bridge_in(receiving, &key, &dst, &InOptions::default()));
+        let open = ndring::OpenOptions::default().wait_for_creator(DEADLINE);
+        let mut rx = Consumer::<T, IxDyn>::open_with(&dst, &open).unwrap();
+        assert_eq!(rx.segment().dtype(), T::DTYPE);
+        for (k, sent) in items.iter().enumerate() {
+            let got = rx.recv_timeout(DEADLINE).unwrap();
+            let got: &[u8] = bytemuck::cast_slice(got.as_slice().unwrap());
+            let want: &[u8] = bytemuck::cast_slice(sent.as_slice().unwrap());
+            assert!(got == want, "{tag}: item {k} differs");
+        }
+        assert_eq!(out.join().unwrap().unwrap().frames, 2);
+        assert_eq!(inn.join().unwrap().unwrap().frames, 2);
+    });
+}
+
+#[test]
+fn every_new_element_type_crosses_byte_exact() {
+    use ndring::half::{bf16, f16};
+    use ndring::num_complex::Complex;
+    let port = free_port();
+    let endpoint = format!("tcp/127.0.0.1:{port}");
+    let receiving = SessionOptions::default().listen(&endpoint).open().unwrap();
+    let sending = SessionOptions::default().connect(&endpoint).open().unwrap();
+    // NaN payloads (quiet and signalling), subnormals, infinities, -0.
+    let f32s = [
+        0x7fc0_0001,
+        0x7f80_0001,
+        0xffc1_2345,
+        0x0000_0001,
+        0x807f_ffff,
+        0xff80_0000,
+        0x8000_0000,
+        0x3f80_0000,
+    ]
+    .map(f32::from_bits);
+    let f64s = [
+        0x7ff8_0000_0000_0001,
+        0x7ff0_0000_0000_0001,
+        0x0000_0000_0000_0001,
+        0x8000_0000_0000_0000,
+        0xfff0_0000_0000_0000,
+    ]
+    .map(f64::from_bits);
+    let all16 = || 0..=u16::MAX;
+    dtype_crosses(
+        "f16",
+        all16().map(f16::from_bits).collect(),
+        &sending,
+        &receiving,
+    );
+    dtype_crosses(
+        "bf16",
+        all16().map(bf16::from_bits).collect(),
+        &sending,
+        &receiving,
+    );
+    let c64 = f32s
+        .iter()
+        .flat_map(|&re| f32s.map(|im| Complex::new(re, im)))
+        .collect();
+    dtype_crosses("c64", c64, &sending, &receiving);
+    let c128 = f64s
+        .iter()
+        .flat_map(|&re| f64s.map(|im| Complex::new(re, im)))
+        .collect();
+    dtype_crosses("c128", c128, &sending, &receiving);
+    let bools = (0..=u8::MAX).map(ndring::Bool8::from_byte).collect();
+    dtype_crosses("bool", bools, &sending, &receiving);
+}
