@@ -227,7 +227,7 @@ mod tests {
     /// window, and every later item's lies at or after its end. Every copy `copy_newest`
     /// accepts must carry its own item's timestamp, not that of a later item written into the
     /// slot meanwhile. (In one process: the copy races with non-atomic stores of this process,
-    /// which Miri would rightly report; `tests/cli.rs` streams from another process.)
+    /// which Miri would rightly report; `ndring-cli/tests/cli.rs` streams from another process.)
     #[test]
     fn a_copy_carries_its_own_items_timestamp_while_the_slot_is_rewritten() {
         for kind in ["spsc", "mpmc", "broadcast"] {

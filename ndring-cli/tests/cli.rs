@@ -3,6 +3,9 @@
 //! ring in use; `peek` writes a .npy that numpy loads byte-exact without taking the item;
 //! `--json` is valid JSON; errors are one line with exit status 1, usage errors status 2.
 
+// The library's cross-process test harness, shared rather than copied: a child is this test
+// binary run again with a role.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::os::unix::process::CommandExt;

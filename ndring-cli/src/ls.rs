@@ -27,12 +27,17 @@ pub fn run(args: Args) -> Result<(), Failure> {
         .iter()
         .filter(|(n, e)| mine(n) && matches!(e, Error::Version { .. }))
         .collect();
-    if let Some((name, Error::Version { found, .. })) = other_versions.first() {
+    if let Some((
+        name,
+        Error::Version {
+            found, expected, ..
+        },
+    )) = other_versions.first()
+    {
         eprintln!(
             "ndring: {} segment(s) of another format version not shown (e.g. {name}: version {found}; \
-             this ndring reads version {})",
-            other_versions.len(),
-            ndring::layout::VERSION
+             this ndring reads version {expected})",
+            other_versions.len()
         );
     }
     for (name, e) in skipped.iter().filter(|(n, _)| mine(n)) {
