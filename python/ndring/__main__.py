@@ -18,6 +18,7 @@ from fnmatch import fnmatchcase
 from typing import Iterable, List, Optional, Sequence
 
 import ndring
+from ndring._ndring import _dtype_names
 from ndring import RingInfo
 from ndring._ndring import _remove_unused
 
@@ -37,10 +38,12 @@ def matches_any(name: str, patterns: Sequence[str]) -> bool:
 
 
 def element(dtype) -> Optional[str]:
-    """The ring format's name of a numpy dtype, as ``ndring ls`` prints it: ``u8``, ``f32``."""
+    """The ring format's name of a ring's dtype, as ``ndring ls`` prints it: ``u8``, ``f32``,
+    ``bf16``, ``c64``, ``bool``. ``dtype`` is a numpy dtype, or for bfloat16 where ``ml_dtypes``
+    is not installed its name (see ``RingInfo.dtype``)."""
     if dtype is None:
         return None
-    return f"{dtype.kind}{dtype.itemsize * 8}"
+    return _dtype_names()[dtype if isinstance(dtype, str) else dtype.name]
 
 
 def shape(s) -> str:

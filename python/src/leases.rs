@@ -17,6 +17,7 @@ use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyType};
 
+use crate::element::PyElement;
 use crate::errors::IntoPy;
 use crate::lease_object::new_lease;
 
@@ -42,15 +43,27 @@ impl<T: ndring::Element> FrameInfo for ReadLease<T, IxDyn> {
     }
 }
 
-/// A broadcast frame copied out of the ring, with what it carried.
-pub struct Copied<T> {
-    pub data: Vec<T>,
+/// A frame copied out of the ring (numpy's element type `N`, canonical), with what it carried.
+pub struct Copied<N> {
+    pub data: Vec<N>,
     pub seq: u64,
     pub timestamp_ns: Option<u64>,
     pub meta: Vec<u8>,
 }
 
-impl<T: Send + Sync> FrameInfo for Copied<T> {
+impl<N> Copied<N> {
+    /// A copy of the item `lease` holds, made canonical (see `element`).
+    pub fn of<T: PyElement<Np = N>>(lease: &ReadLease<T, IxDyn>) -> Self {
+        Copied {
+            data: crate::element::to_np_vec(lease.view().iter().copied()),
+            seq: lease.seq(),
+            timestamp_ns: lease.timestamp_ns(),
+            meta: lease.user_meta_bytes().to_vec(),
+        }
+    }
+}
+
+impl<N: Send + Sync> FrameInfo for Copied<N> {
     fn seq(&self) -> u64 {
         self.seq
     }
@@ -62,58 +75,44 @@ impl<T: Send + Sync> FrameInfo for Copied<T> {
     }
 }
 
-/// What a `Lease` owns. A received slot is held inline, one variant per element type (no
-/// allocation per item: this runs once per received array); a broadcast frame's copy, boxed.
-pub enum Frame {
-    U8(ReadLease<u8, IxDyn>),
-    U16(ReadLease<u16, IxDyn>),
-    U32(ReadLease<u32, IxDyn>),
-    U64(ReadLease<u64, IxDyn>),
-    I8(ReadLease<i8, IxDyn>),
-    I16(ReadLease<i16, IxDyn>),
-    I32(ReadLease<i32, IxDyn>),
-    I64(ReadLease<i64, IxDyn>),
-    F32(ReadLease<f32, IxDyn>),
-    F64(ReadLease<f64, IxDyn>),
-    Copied(Box<dyn FrameInfo>),
-}
-
-impl Frame {
-    /// Its sequence number, timestamp and metadata.
-    pub fn info(&self) -> &dyn FrameInfo {
-        match self {
-            Frame::U8(l) => l,
-            Frame::U16(l) => l,
-            Frame::U32(l) => l,
-            Frame::U64(l) => l,
-            Frame::I8(l) => l,
-            Frame::I16(l) => l,
-            Frame::I32(l) => l,
-            Frame::I64(l) => l,
-            Frame::F32(l) => l,
-            Frame::F64(l) => l,
-            Frame::Copied(c) => &**c,
+/// Declares `Frame` (one variant per element type) and `Leased` for each type.
+macro_rules! frames {
+    ($($v:ident: $t:ty),*) => {
+        /// What a `Lease` owns. A received slot is held inline, one variant per element type (no
+        /// allocation per item: this runs once per received array); a frame's copy, boxed.
+        pub enum Frame {
+            $($v(ReadLease<$t, IxDyn>),)*
+            Copied(Box<dyn FrameInfo>),
         }
-    }
+
+        impl Frame {
+            /// Its sequence number, timestamp and metadata.
+            pub fn info(&self) -> &dyn FrameInfo {
+                match self {
+                    $(Frame::$v(l) => l,)*
+                    Frame::Copied(c) => &**c,
+                }
+            }
+        }
+
+        $(impl Leased for $t {
+            fn frame(lease: ReadLease<Self, IxDyn>) -> Frame {
+                Frame::$v(lease)
+            }
+        })*
+    };
 }
 
 /// An element type whose leases a `Frame` holds inline.
-pub trait Leased: ndring::Element + numpy::Element {
+pub trait Leased: PyElement {
     /// `lease` as a `Frame`.
     fn frame(lease: ReadLease<Self, IxDyn>) -> Frame;
 }
 
-macro_rules! leased {
-    ($($t:ty => $v:ident),*) => {$(
-        impl Leased for $t {
-            fn frame(lease: ReadLease<Self, IxDyn>) -> Frame {
-                Frame::$v(lease)
-            }
-        }
-    )*};
-}
-leased!(u8 => U8, u16 => U16, u32 => U32, u64 => U64, i8 => I8, i16 => I16, i32 => I32,
-    i64 => I64, f32 => F32, f64 => F64);
+frames!(U8: u8, U16: u16, U32: u32, U64: u64, I8: i8, I16: i16, I32: i32, I64: i64, F32: f32,
+    F64: f64, F16: ndring::half::f16, BF16: ndring::half::bf16,
+    C64: ndring::num_complex::Complex<f32>, C128: ndring::num_complex::Complex<f64>,
+    Bool: ndring::Bool8);
 
 /// Clears an array's WRITEABLE flag before anyone else sees it.
 fn make_read_only(array: &Bound<'_, PyAny>) {
@@ -135,18 +134,20 @@ pub struct ArrayKind {
 }
 
 impl ArrayKind {
-    /// numpy's `ndarray` type and the descriptor of `T`.
-    pub fn of<T: numpy::Element>(py: Python<'_>) -> Self {
+    /// numpy's `ndarray` type and the descriptor of `T` (`ndring.InvalidType` for `bfloat16`
+    /// without `ml_dtypes`).
+    pub fn of<T: PyElement>(py: Python<'_>) -> PyResult<Self> {
+        let descr = T::descr(py)?.unbind();
         // SAFETY: `get_type_object` returns numpy's (immortal, static) `ndarray` type object.
         let array_type = unsafe {
             let ty = npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type);
             Bound::from_borrowed_ptr(py, ty.cast::<pyo3::ffi::PyObject>())
                 .cast_into_unchecked::<PyType>()
         };
-        ArrayKind {
+        Ok(ArrayKind {
             array_type: array_type.unbind(),
-            descr: T::get_dtype(py).unbind(),
-        }
+            descr,
+        })
     }
 }
 
@@ -181,7 +182,9 @@ impl ArrayKind {
     }
 }
 
-/// A read-only numpy array over a received slot, with a `Lease` owning the slot as its base.
+/// A read-only numpy array over a received slot, with a `Lease` owning the slot as its base; or,
+/// for an item numpy would not store as it is (a `bool` byte other than 0 or 1, see `element`),
+/// a read-only copy made canonical, the slot released at once.
 ///
 /// Built with one `PyArray_NewFromDescr` call (read-only from birth: no WRITEABLE flag, no
 /// strides to compute: C order) rather than through an ndarray view, with the type and
@@ -195,6 +198,17 @@ pub fn read_array<'py, T>(
 where
     T: Leased,
 {
+    if !T::ANY_BYTES {
+        let items = lease
+            .view()
+            .to_slice()
+            .expect("a slot's items are in C order");
+        if !T::canonical_bytes(items) {
+            let array = copied_array(py, Copied::of(&lease), shape)?;
+            make_read_only(&array);
+            return Ok(array);
+        }
+    }
     let mut dims: [npy_intp; MAX_DIMS] = [0; MAX_DIMS];
     let nd = shape.len().min(MAX_DIMS);
     for (d, &n) in dims.iter_mut().zip(shape) {
@@ -233,14 +247,14 @@ where
     }
 }
 
-/// A broadcast frame copied out: a writable array over the copy, with its info as base.
-pub fn copied_array<'py, T>(
+/// A frame copied out: a writable array over the copy, with its info as base.
+pub fn copied_array<'py, N>(
     py: Python<'py>,
-    frame: Copied<T>,
+    frame: Copied<N>,
     shape: &[usize],
 ) -> PyResult<Bound<'py, PyAny>>
 where
-    T: ndring::Element + numpy::Element,
+    N: numpy::Element + Copy + 'static,
 {
     let ptr = frame.data.as_ptr();
     let dim = IxDyn(shape);
@@ -250,7 +264,7 @@ where
     // array's base; it holds `dim.size()` elements.
     let array = unsafe {
         let view = ArrayView::from_shape_ptr(dim, ptr);
-        PyArray::<T, IxDyn>::borrow_from_array(&view, owner)
+        PyArray::<N, IxDyn>::borrow_from_array(&view, owner)
     };
     Ok(array.into_any())
 }
@@ -324,9 +338,11 @@ pub fn claim<T>(
     meta: Option<Vec<u8>>,
 ) -> PyResult<Claim>
 where
-    T: ndring::Element + numpy::Element,
+    T: PyElement,
 {
-    let ptr = lease.as_mut_ptr();
+    // numpy's element type has `T`'s size and alignment, and every bit pattern of either is
+    // valid for both (`PyElement::Np`).
+    let ptr = lease.as_mut_ptr().cast::<T::Np>();
     let dim = IxDyn(lease.view_mut().shape());
     // Counted from here: the `ClaimedSlot` below counts itself out when dropped (also should
     // `Py::new` fail).
@@ -340,11 +356,12 @@ where
     )?;
     // The lease lives in `hold`, the array's base, so the slot stays claimed while any view
     // exists, and `__exit__` publishes only when no view but the revoked `with` target remains.
-    // SAFETY: `ptr` is the claimed slot's payload (`dim`'s elements of `T`), ours alone until
-    // publish or abandon, which cannot happen while the array (holding `hold`) lives.
+    // SAFETY: `ptr` is the claimed slot's payload (`dim`'s elements of `T`, as many of
+    // `T::Np`), ours alone until publish or abandon, which cannot happen while the array
+    // (holding `hold`) lives.
     let array = unsafe {
         let view = ArrayViewMut::from_shape_ptr(dim, ptr);
-        PyArray::<T, IxDyn>::borrow_from_array(&view, hold.bind(py).clone().into_any())
+        PyArray::<T::Np, IxDyn>::borrow_from_array(&view, hold.bind(py).clone().into_any())
     };
     let view = array.call_method0("view")?;
     Ok(Claim {

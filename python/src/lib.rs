@@ -6,6 +6,7 @@
 //! See `python/ndring/__init__.pyi` for the documented Python API.
 
 mod args;
+mod element;
 mod errors;
 mod fork;
 mod handles;
@@ -49,6 +50,7 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handles::remove, m)?)?;
     m.add_function(wrap_pyfunction!(handles::now_ns, m)?)?;
     m.add_function(wrap_pyfunction!(scan::_scan, m)?)?;
+    m.add_function(wrap_pyfunction!(element::_dtype_names, m)?)?;
     m.add_function(wrap_pyfunction!(scan::_remove_unused, m)?)?;
     m.add_function(wrap_pyfunction!(probe::_line_round_trip_ns, m)?)?;
     // Complete now: immutable from here on, like `Lease` (see `immutable`).

@@ -35,7 +35,7 @@ fn row<'py>(py: Python<'py>, p: &Probe) -> PyResult<Bound<'py, PyDict>> {
             let c = r.counters();
             let peers = r.peers();
             d.set_item("kind", kind(r.kind()))?;
-            d.set_item("dtype", crate::handles::numpy_dtype(py, r.dtype())?)?;
+            d.set_item("dtype", crate::handles::listed_dtype(py, r.dtype())?)?;
             d.set_item("shape", PyTuple::new(py, r.shape())?)?;
             d.set_item("slots", r.slot_count())?;
             d.set_item("size", r.size())?;

@@ -272,7 +272,7 @@ def test_error_classes(name):
     with pytest.raises(ndring.Mismatch):
         tx.send(np.zeros((2, 3), np.uint8))
     with pytest.raises(TypeError):
-        ndring.Producer.create(name + "x", shape=1, dtype=np.complex64)
+        ndring.Producer.create(name + "x", shape=1, dtype=np.longdouble)
     rx = ndring.Consumer.open(name)
     with pytest.raises(ndring.Timeout):
         rx.recv(timeout=0.01)

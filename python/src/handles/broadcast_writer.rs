@@ -1,14 +1,15 @@
 //! `ndring.BroadcastWriter`: the one writer of a broadcast ring.
 
 use ndarray::IxDyn;
-use ndring::{BroadcastWriter as RsWriter, Config, Segment};
+use ndring::{BroadcastWriter as RsWriter, Config, Segment, with_dtype};
 use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 
 use crate::args;
+use crate::element::{self, PyElement, np_view_mut};
 use crate::errors::{IntoPy, invalid_argument};
 
-use super::{Handle, copy_into, input, open_segment, parse_dtype};
+use super::{Handle, input, open_segment, parse_dtype};
 
 trait AnyWriter: Send + Sync {
     fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64>;
@@ -17,10 +18,10 @@ trait AnyWriter: Send + Sync {
     fn segment(&self) -> &Segment;
 }
 
-impl<T: ndring::Element + numpy::Element> AnyWriter for RsWriter<T, IxDyn> {
+impl<T: PyElement> AnyWriter for RsWriter<T, IxDyn> {
     fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64> {
         let py = image.py();
-        let src = input::<T>(image, T::DTYPE, self.shape(), "image")?;
+        let src = input::<T::Np>(image, T::DTYPE, self.shape(), "image")?;
         let src = src
             .try_readonly()
             .map_err(|e| invalid_argument(py, format!("image: {e}")))?;
@@ -28,7 +29,7 @@ impl<T: ndring::Element + numpy::Element> AnyWriter for RsWriter<T, IxDyn> {
         if let Some(m) = meta {
             slot.set_user_meta_bytes(m).py(py)?;
         }
-        copy_into(&mut slot, &src.as_array());
+        element::copy_into(&mut np_view_mut(slot.view_mut()), &src.as_array());
         Ok(slot.publish())
     }
     fn close(&mut self) {
@@ -96,6 +97,7 @@ impl BroadcastWriter {
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<Self> {
         let seg = open_segment(py, &name, timeout)?;
+        element::descr(py, seg.dtype())?;
         let inner: Box<dyn AnyWriter> = with_dtype!(seg.dtype(), T => Box::new(
             RsWriter::<T, IxDyn>::from_segment(seg).py(py)?));
         Ok(BroadcastWriter {

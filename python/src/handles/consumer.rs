@@ -1,15 +1,16 @@
 //! `ndring.Consumer`: receives the slots of a queue ring as read-only numpy arrays.
 
 use ndarray::IxDyn;
-use ndring::{Consumer as RsConsumer, Error, LeaseConsumer, OpenOptions, Segment};
+use ndring::{Consumer as RsConsumer, Error, LeaseConsumer, OpenOptions, Segment, with_dtype};
 use numpy::PyArrayMethods;
 use pyo3::prelude::*;
 
 use crate::args;
+use crate::element::{self, np_view};
 use crate::errors::{IntoPy, invalid_argument};
 use crate::leases;
 
-use super::{Handle, PY_SPIN, copy_into, input, open_segment, queue_spec, wait};
+use super::{Handle, PY_SPIN, input, open_segment, queue_spec, wait};
 
 trait AnyConsumer: Send + Sync {
     fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>>;
@@ -46,12 +47,12 @@ impl<T: leases::Leased> AnyConsumer for Receiver<T> {
         out: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<u64> {
-        let dst = input::<T>(out, T::DTYPE, self.rx.shape(), "out")?;
+        let dst = input::<T::Np>(out, T::DTYPE, self.rx.shape(), "out")?;
         let mut dst = dst.try_readwrite().map_err(|e| {
             invalid_argument(py, format!("out must be a writable array, not in use: {e}"))
         })?;
         let lease = self.rx.lease(py, timeout)?;
-        copy_into(&mut dst.as_array_mut(), &lease.view());
+        element::copy_out::<T>(&mut dst.as_array_mut(), &np_view(lease.view()));
         Ok(lease.seq())
     }
 
@@ -61,7 +62,12 @@ impl<T: leases::Leased> AnyConsumer for Receiver<T> {
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let lease = self.rx.lease(py, timeout)?;
-        Ok(numpy::PyArray::from_array(py, &lease.view()).into_any())
+        let items = np_view(lease.view());
+        Ok(if T::ANY_BYTES {
+            numpy::PyArray::from_array(py, &items).into_any()
+        } else {
+            numpy::PyArray::from_owned_array(py, items.mapv(T::canonical)).into_any()
+        })
     }
 
     fn held(&self) -> usize {
@@ -103,11 +109,17 @@ pub struct Consumer {
     h: Handle<dyn AnyConsumer>,
 }
 
-fn consumer_of<T: leases::Leased>(py: Python<'_>, c: RsConsumer<T, IxDyn>) -> Box<dyn AnyConsumer> {
-    Box::new(Receiver {
+/// A consumer handle over `c` (`ndring.InvalidType` where numpy has no dtype for `T` here:
+/// `bfloat16` without `ml_dtypes`).
+fn consumer_of<T: leases::Leased>(
+    py: Python<'_>,
+    c: RsConsumer<T, IxDyn>,
+) -> PyResult<Box<dyn AnyConsumer>> {
+    let kind = leases::ArrayKind::of::<T>(py)?;
+    Ok(Box::new(Receiver {
         rx: LeaseConsumer::from(c),
-        kind: leases::ArrayKind::of::<T>(py),
-    })
+        kind,
+    }))
 }
 
 #[pymethods]
@@ -124,9 +136,11 @@ impl Consumer {
     ) -> PyResult<Self> {
         // The header tells the element type; the typed open then checks it again.
         let dtype = open_segment(py, &name, timeout)?.dtype();
+        // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
+        crate::element::descr(py, dtype)?;
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
         let inner = with_dtype!(dtype, T => consumer_of(py,
-            RsConsumer::<T, IxDyn>::open_with(&name, &options).py(py)?));
+            RsConsumer::<T, IxDyn>::open_with(&name, &options).py(py)?)?);
         Ok(Consumer {
             h: Handle::new(inner),
         })
@@ -154,7 +168,7 @@ impl Consumer {
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
         let config = config.keep(keep).replace_stale(replace_stale);
         let inner = with_dtype!(t, T => consumer_of(py,
-            RsConsumer::<T, IxDyn>::create(&name, IxDyn(&shape), &config).py(py)?));
+            RsConsumer::<T, IxDyn>::create(&name, IxDyn(&shape), &config).py(py)?)?);
         Ok(Consumer {
             h: Handle::new(inner),
         })
@@ -181,7 +195,7 @@ impl Consumer {
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
         let config = config.replace_stale(replace_stale);
         let inner = with_dtype!(t, T => consumer_of(py,
-            RsConsumer::<T, IxDyn>::open_or_create(&name, IxDyn(&shape), &config).py(py)?));
+            RsConsumer::<T, IxDyn>::open_or_create(&name, IxDyn(&shape), &config).py(py)?)?);
         Ok(Consumer {
             h: Handle::new(inner),
         })

@@ -9,12 +9,13 @@
 
 use std::time::{Duration, Instant};
 
-use ndarray::IxDyn;
 use ndring::{Config, DType, Error, OpenOptions, Segment};
 use numpy::{PyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
+use pyo3::types::PyString;
 
 use crate::args;
+use crate::element;
 use crate::errors::{IntoPy, invalid_type, raise, to_py, tuple};
 
 /// Longest uninterrupted wait: signals (Ctrl-C) are checked between slices.
@@ -25,71 +26,6 @@ const SLICE: Duration = Duration::from_millis(50);
 /// 2-core host of `python/bench`, 200 polls gave ~1.0x the seed approach on 1080p frames where
 /// 2,000 gave ~0.8x, and no loss on 64-byte arrays).
 const PY_SPIN: u32 = 200;
-
-/// Runs `$body` with `$T` the Rust type of `$dtype`.
-macro_rules! with_dtype {
-    ($dtype:expr, $T:ident => $body:expr) => {
-        match $dtype {
-            ndring::DType::U8 => {
-                type $T = u8;
-                $body
-            }
-            ndring::DType::U16 => {
-                type $T = u16;
-                $body
-            }
-            ndring::DType::U32 => {
-                type $T = u32;
-                $body
-            }
-            ndring::DType::U64 => {
-                type $T = u64;
-                $body
-            }
-            ndring::DType::I8 => {
-                type $T = i8;
-                $body
-            }
-            ndring::DType::I16 => {
-                type $T = i16;
-                $body
-            }
-            ndring::DType::I32 => {
-                type $T = i32;
-                $body
-            }
-            ndring::DType::I64 => {
-                type $T = i64;
-                $body
-            }
-            ndring::DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            ndring::DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            // Element types the library gained after this binding (see `numpy_name`).
-            #[allow(unreachable_patterns)]
-            other => return Err($crate::handles::unsupported(other)),
-        }
-    };
-}
-
-/// The error for a ring whose element type this binding does not map to numpy.
-fn unsupported(t: DType) -> PyErr {
-    Python::attach(|py| {
-        invalid_type(
-            py,
-            format!(
-                "the ring holds {} elements, which this Python binding does not support \
-                 ({SUPPORTED})",
-                t.name()
-            ),
-        )
-    })
-}
 
 /// A deadline `timeout` seconds from now (`None`: no deadline). `timeout` was checked by
 /// `args::timeout` (>= 0, finite).
@@ -122,12 +58,12 @@ fn wait<R: Send>(
     }
 }
 
-/// The element types of this binding, for messages.
-const SUPPORTED: &str = "ndring rings hold uint8, uint16, uint32, uint64, int8, int16, int32, \
-                         int64, float32 or float64 elements";
-
-/// The element type named by a numpy dtype-like (`np.uint8`, `"float32"`, ...).
+/// The element type named by a numpy dtype-like (`np.uint8`, `"float32"`, `np.float16`,
+/// `ml_dtypes.bfloat16`, `"bfloat16"` where `ml_dtypes` is installed, ...).
 fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
+    if let Some(r) = element::bfloat16_by_name(py, dtype) {
+        r?;
+    }
     let d = match py.import("numpy")?.getattr("dtype")?.call1((dtype,)) {
         Ok(d) => d,
         Err(e) => {
@@ -137,34 +73,28 @@ fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
                 .unwrap_or_else(|_| "?".into());
             return Err(invalid_type(
                 py,
-                format!("dtype must be a numpy dtype ({SUPPORTED}), got {shown}: {e}"),
+                format!(
+                    "dtype must be a numpy dtype ({}), got {shown}: {e}",
+                    element::supported()
+                ),
             ));
         }
     };
     let name: String = d.getattr("name")?.extract()?;
     let order: String = d.getattr("byteorder")?.extract()?;
-    let t = match name.as_str() {
-        "uint8" => DType::U8,
-        "uint16" => DType::U16,
-        "uint32" => DType::U32,
-        "uint64" => DType::U64,
-        "int8" => DType::I8,
-        "int16" => DType::I16,
-        "int32" => DType::I32,
-        "int64" => DType::I64,
-        "float32" => DType::F32,
-        "float64" => DType::F64,
-        _ => {
-            // A structured or raw void dtype's name (`void64`) is one the user never wrote:
-            // its repr shows the fields given.
-            let kind: String = d.getattr("kind")?.extract()?;
-            let shown = if kind == "V" {
-                d.repr()?.to_string()
-            } else {
-                name
-            };
-            return Err(invalid_type(py, format!("{SUPPORTED}, not {shown}")));
-        }
+    let Some(t) = element::from_numpy_name(&name) else {
+        // A structured or raw void dtype's name (`void64`) is one the user never wrote: its repr
+        // shows the fields given.
+        let kind: String = d.getattr("kind")?.extract()?;
+        let shown = if kind == "V" {
+            d.repr()?.to_string()
+        } else {
+            name
+        };
+        return Err(invalid_type(
+            py,
+            format!("{}, not {shown}", element::supported()),
+        ));
     };
     if order != "=" && order != "|" {
         let s: String = d.getattr("str")?.extract()?;
@@ -179,34 +109,17 @@ fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
     Ok(t)
 }
 
-/// numpy's name of an element type, if this binding maps it to numpy.
-fn numpy_name(t: DType) -> Option<&'static str> {
-    #[allow(unreachable_patterns)]
-    Some(match t {
-        DType::U8 => "uint8",
-        DType::U16 => "uint16",
-        DType::U32 => "uint32",
-        DType::U64 => "uint64",
-        DType::I8 => "int8",
-        DType::I16 => "int16",
-        DType::I32 => "int32",
-        DType::I64 => "int64",
-        DType::F32 => "float32",
-        DType::F64 => "float64",
-        _ => return None,
-    })
-}
-
-/// numpy's name of an element type, or the library's where numpy has none here.
+/// numpy's name of an element type, for messages.
 pub fn dtype_label(t: DType) -> &'static str {
-    numpy_name(t).unwrap_or(t.name())
+    element::numpy_name(t)
 }
 
-/// The numpy dtype of an element type (`None` where this binding has none).
-pub(crate) fn numpy_dtype<'py>(py: Python<'py>, t: DType) -> PyResult<Option<Bound<'py, PyAny>>> {
-    match numpy_name(t) {
-        Some(n) => Ok(Some(py.import("numpy")?.getattr("dtype")?.call1((n,))?)),
-        None => Ok(None),
+/// The numpy dtype of an element type, as `ndring.list()` shows it: for `bfloat16` without
+/// `ml_dtypes`, its name (a str) instead.
+pub(crate) fn listed_dtype<'py>(py: Python<'py>, t: DType) -> PyResult<Bound<'py, PyAny>> {
+    match element::descr(py, t) {
+        Ok(d) => Ok(d.into_any()),
+        Err(_) => Ok(PyString::new(py, element::numpy_name(t)).into_any()),
     }
 }
 
@@ -343,17 +256,6 @@ fn input<'py, T: numpy::Element>(
     Ok(a.clone())
 }
 
-/// Copies `src` into `dst` (same shape), as one memcpy when both are contiguous.
-fn copy_into<T: Copy>(
-    dst: &mut ndarray::ArrayViewMut<'_, T, IxDyn>,
-    src: &ndarray::ArrayView<'_, T, IxDyn>,
-) {
-    match (dst.as_slice_mut(), src.as_slice()) {
-        (Some(d), Some(s)) => d.copy_from_slice(s),
-        _ => dst.assign(src),
-    }
-}
-
 fn describe(seg: &Segment) -> String {
     format!(
         "name={:?}, kind={:?}, dtype={}, shape={}, slots={}",
@@ -384,8 +286,8 @@ macro_rules! segment_getters {
             #[getter]
             fn dtype<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
                 let t = self.h.get(py)?.segment().dtype();
-                // A handle exists only for the element types `with_dtype!` maps.
-                py.import("numpy")?.getattr("dtype")?.call1(($crate::handles::dtype_label(t),))
+                // A handle exists only where its dtype does (bfloat16: with ml_dtypes).
+                Ok($crate::element::descr(py, t)?.into_any())
             }
             /// Number of slots.
             #[getter]

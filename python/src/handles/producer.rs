@@ -1,15 +1,16 @@
 //! `ndring.Producer`: fills and publishes the slots of a queue ring (SPSC or MPMC).
 
 use ndarray::IxDyn;
-use ndring::{Error, LeaseProducer, OpenOptions, Producer as RsProducer, Segment};
+use ndring::{Error, LeaseProducer, OpenOptions, Producer as RsProducer, Segment, with_dtype};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::args;
+use crate::element::{self, PyElement, np_view_mut};
 use crate::errors::{IntoPy, invalid_argument};
 use crate::leases::{self, Claim};
 
-use super::{Handle, PY_SPIN, copy_into, input, open_segment, queue_spec, wait};
+use super::{Handle, PY_SPIN, input, open_segment, queue_spec, wait};
 
 trait AnyProducer: Send + Sync {
     fn claim(
@@ -50,7 +51,7 @@ impl<T: ndring::Element> Sender<T> {
     }
 }
 
-impl<T: ndring::Element + numpy::Element> AnyProducer for Sender<T> {
+impl<T: PyElement> AnyProducer for Sender<T> {
     fn claim(
         &mut self,
         py: Python<'_>,
@@ -70,7 +71,7 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for Sender<T> {
     ) -> PyResult<u64> {
         // A wrong array fails at once, even on a full ring.
         if self.kind.contiguous_data(image, self.tx.shape()).is_none() {
-            input::<T>(image, T::DTYPE, self.tx.shape(), "image")?;
+            input::<T::Np>(image, T::DTYPE, self.tx.shape(), "image")?;
         }
         let mut lease = self.lease(py, timeout)?;
         if let Some(m) = meta {
@@ -87,12 +88,12 @@ impl<T: ndring::Element + numpy::Element> AnyProducer for Sender<T> {
             // view on either side).
             Some(data) => data,
             None => {
-                let src = input::<T>(image, T::DTYPE, shape, "image")?;
+                let src = input::<T::Np>(image, T::DTYPE, shape, "image")?;
                 if !src.is_c_contiguous() {
                     let src = src
                         .try_readonly()
                         .map_err(|e| invalid_argument(py, format!("image: {e}")))?;
-                    copy_into(&mut lease.view_mut(), &src.as_array());
+                    element::copy_into(&mut np_view_mut(lease.view_mut()), &src.as_array());
                     return Ok(lease.publish());
                 }
                 src.data().cast::<u8>().cast_const()
@@ -128,14 +129,17 @@ pub struct Producer {
     h: Handle<dyn AnyProducer>,
 }
 
-fn producer_of<T: ndring::Element + numpy::Element>(
+/// A producer handle over `p` (`ndring.InvalidType` where numpy has no dtype for `T` here:
+/// `bfloat16` without `ml_dtypes`).
+fn producer_of<T: PyElement>(
     py: Python<'_>,
     p: RsProducer<T, IxDyn>,
-) -> Box<dyn AnyProducer> {
-    Box::new(Sender {
+) -> PyResult<Box<dyn AnyProducer>> {
+    let kind = leases::ArrayKind::of::<T>(py)?;
+    Ok(Box::new(Sender {
         tx: LeaseProducer::from(p),
-        kind: leases::ArrayKind::of::<T>(py),
-    })
+        kind,
+    }))
 }
 
 #[pymethods]
@@ -163,7 +167,7 @@ impl Producer {
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
         let config = config.keep(keep).replace_stale(replace_stale);
         let inner = with_dtype!(t, T => producer_of(py,
-            RsProducer::<T, IxDyn>::create(&name, IxDyn(&shape), &config).py(py)?));
+            RsProducer::<T, IxDyn>::create(&name, IxDyn(&shape), &config).py(py)?)?);
         Ok(Producer {
             h: Handle::new(inner),
         })
@@ -180,9 +184,11 @@ impl Producer {
         #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
     ) -> PyResult<Self> {
         let dtype = open_segment(py, &name, timeout)?.dtype();
+        // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
+        crate::element::descr(py, dtype)?;
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
         let inner = with_dtype!(dtype, T => producer_of(py,
-            RsProducer::<T, IxDyn>::open_with(&name, &options).py(py)?));
+            RsProducer::<T, IxDyn>::open_with(&name, &options).py(py)?)?);
         Ok(Producer {
             h: Handle::new(inner),
         })
@@ -209,7 +215,7 @@ impl Producer {
             queue_spec(shape, dtype, slots, kind, meta_size, timestamps, spin)?;
         let config = config.replace_stale(replace_stale);
         let inner = with_dtype!(t, T => producer_of(py,
-            RsProducer::<T, IxDyn>::open_or_create(&name, IxDyn(&shape), &config).py(py)?));
+            RsProducer::<T, IxDyn>::open_or_create(&name, IxDyn(&shape), &config).py(py)?)?);
         Ok(Producer {
             h: Handle::new(inner),
         })

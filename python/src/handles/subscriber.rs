@@ -1,10 +1,13 @@
 //! `ndring.Subscriber`: follows a broadcast ring, frames copied out.
 
 use ndarray::IxDyn;
-use ndring::{Error, OpenOptions, RingKind, Segment, Start, Subscriber as RsSubscriber};
+use ndring::{
+    Error, OpenOptions, RingKind, Segment, Start, Subscriber as RsSubscriber, with_dtype,
+};
 use pyo3::prelude::*;
 
 use crate::args;
+use crate::element::{self, PyElement};
 use crate::errors::{IntoPy, to_py};
 use crate::leases::{self, Copied};
 
@@ -21,7 +24,7 @@ trait AnySubscriber: Send + Sync {
     fn segment(&self) -> &Segment;
 }
 
-impl<T: ndring::Element + numpy::Element> AnySubscriber for RsSubscriber<T, IxDyn> {
+impl<T: PyElement> AnySubscriber for RsSubscriber<T, IxDyn> {
     fn recv<'py>(
         &mut self,
         py: Python<'py>,
@@ -38,8 +41,9 @@ impl<T: ndring::Element + numpy::Element> AnySubscriber for RsSubscriber<T, IxDy
             };
             Ok(Copied {
                 data: match slot.as_slice() {
-                    Some(s) => s.to_vec(),
-                    None => slot.iter().copied().collect(),
+                    Some(s) if T::ANY_BYTES => bytemuck::cast_slice::<T, T::Np>(s).to_vec(),
+                    // Made canonical (a `bool` byte other than 0 or 1 as 1, see `element`).
+                    _ => element::to_np_vec(slot.iter().copied()),
                 },
                 seq: slot.seq(),
                 timestamp_ns: slot.timestamp_ns(),
@@ -90,6 +94,7 @@ impl Subscriber {
                 },
             ));
         }
+        element::descr(py, seg.dtype())?;
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
         let inner: Box<dyn AnySubscriber> = with_dtype!(seg.dtype(), T => Box::new(
             RsSubscriber::<T, IxDyn>::open_with(&name, start, &options).py(py)?));
