@@ -14,7 +14,7 @@ from __future__ import annotations
 import builtins
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Optional, Tuple
+from typing import Optional, Tuple, Union
 
 import numpy
 
@@ -37,8 +37,9 @@ class AlreadyExists(Error, FileExistsError):
 
 
 class Stale(Error, FileExistsError):
-    """``create`` found a stale ring of that name: its creator is dead (SIGKILL, Ctrl-C with items
-    unread). Create with ``replace_stale=True`` to replace it, or ``ndring.remove(name)`` it."""
+    """``create`` found a stale ring of that name: its creator is dead and items are left unread
+    (SIGKILL, Ctrl-C while blocked, a producer gone without ``close()``), or it died creating
+    it. Create with ``replace_stale=True`` to replace it, or ``ndring.remove(name)`` it."""
 
 
 class Timeout(Error, TimeoutError):
@@ -157,8 +158,9 @@ class RingInfo:
     name: str
     kind: Optional[str]
     """``"spsc"``, ``"mpmc"`` or ``"broadcast"``."""
-    dtype: Optional[numpy.dtype]
-    """The element type, a ``numpy.dtype``."""
+    dtype: Union[numpy.dtype, str, None]
+    """The element type, a ``numpy.dtype``; for a bfloat16 ring where ``ml_dtypes`` is not
+    installed, the str ``"bfloat16"``."""
     shape: Optional[Tuple[int, ...]]
     slots: Optional[int]
     size: int

@@ -1,4 +1,12 @@
-"""Type stubs of the ndring package (numpy arrays through shared-memory rings, zero copy)."""
+"""Type stubs of the ndring package (numpy arrays through shared-memory rings, zero copy).
+
+Element types (``dtype``): ``uint8``, ``uint16``, ``uint32``, ``uint64``, ``int8``, ``int16``,
+``int32``, ``int64``, ``float16``, ``float32``, ``float64``, ``bfloat16`` (``ml_dtypes.bfloat16``,
+or ``"bfloat16"``, where the ``ml_dtypes`` package is installed), ``complex64``, ``complex128``
+and ``bool``, in native byte order. A ``bool`` ring holds a byte, any nonzero byte true: a
+reader's array holds numpy's 0/1 bytes (an item a writer stored other bytes in, say Rust's
+``Bool8::from_byte(2)``, is received as a read-only copy made 0/1; all others zero copy).
+"""
 
 from types import TracebackType
 from typing import List, Literal, Optional, Sequence, Tuple, Type, TypeVar, Union
@@ -23,8 +31,9 @@ class AlreadyExists(Error, FileExistsError):
     """A ring of that name already exists (with a live creator, or closed but still attached)."""
 
 class Stale(Error, FileExistsError):
-    """``create`` found a stale ring of that name (its creator is dead): create with
-    ``replace_stale=True`` to replace it, or ``ndring.remove(name)`` it."""
+    """``create`` found a stale ring of that name: its creator is dead and items are left unread
+    (SIGKILL, Ctrl-C while blocked, a producer gone without ``close()``), or it died creating
+    it. Create with ``replace_stale=True`` to replace it, or ``ndring.remove(name)`` it."""
 
 class Timeout(Error, TimeoutError):
     """A wait ran past its ``timeout``."""
@@ -62,8 +71,9 @@ class InvalidArgument(Error, ValueError):
 
 class InvalidType(Error, TypeError):
     """An argument of the wrong type: a dtype ndring does not hold (the message lists those it
-    does), something other than a numpy array of the ring's dtype where one is expected, a str
-    where a number is."""
+    does; ``bfloat16`` where ``ml_dtypes`` is not installed names the package, also on open),
+    something other than a numpy array of the ring's dtype where one is expected, a str where a
+    number is."""
 
 class Lease:
     """Base object of an array returned by ``recv``: owns its slot (or copy).
@@ -117,7 +127,7 @@ class _Handle:
         """The shape of each slot's array."""
     @property
     def dtype(self) -> np.dtype:
-        """The element type."""
+        """The element type (``ml_dtypes.bfloat16``'s dtype for a bfloat16 ring)."""
     @property
     def slots(self) -> int:
         """Number of slots."""
@@ -150,7 +160,8 @@ class Producer(_Handle):
         spin: Optional[int] = None,
         replace_stale: bool = False,
     ) -> "Producer":
-        """Creates the ring ``name`` and attaches as its producer (``slots``: 2 to 65536).
+        """Creates the ring ``name`` and attaches as its producer (``slots``: 2 to 65536;
+        ``dtype``: one of the element types above).
 
         ``ndring.Stale`` if a ring of that name was left by a dead creator, unless
         ``replace_stale=True`` (then it is replaced); ``ndring.AlreadyExists`` if its creator
@@ -175,7 +186,8 @@ class Producer(_Handle):
     def claim(self, timeout: Optional[float] = None, meta: Optional[bytes] = None) -> Claim:
         """Claims a free slot, waiting while the ring is full."""
     def send(self, image: np.ndarray, meta: Optional[bytes] = None, timeout: Optional[float] = None) -> int:
-        """Copies ``image`` (any strides) into a slot and publishes it; returns its seq.
+        """Copies ``image`` (any strides) into a slot, its bytes as they are, and publishes it;
+        returns its seq.
 
         ``ndring.InvalidType`` for anything but a numpy array of the ring's dtype,
         ``ndring.Mismatch`` for one of another shape."""
@@ -219,7 +231,8 @@ class Consumer(_Handle):
         """Opens ``name`` if it exists (checking dtype and shape; a stale ring is adopted), else
         creates it (``replace_stale=True``: replacing one its creator died creating)."""
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:
-        """The next item, a read-only array over its slot (zero copy).
+        """The next item, a read-only array over its slot (zero copy; a ``bool`` item holding a
+        byte other than 0 or 1: a read-only copy made 0/1, its slot released at once).
 
         A child forked while it lives gets a private snapshot of it (see :class:`Lease`)."""
     def __iter__(self) -> "Consumer":
@@ -227,9 +240,9 @@ class Consumer(_Handle):
     def __next__(self) -> np.ndarray:
         """The next item, as ``recv()``; ``StopIteration`` once closed and drained."""
     def recv_into(self, out: np.ndarray, timeout: Optional[float] = None) -> int:
-        """Copies the next item into ``out``; returns its seq."""
+        """Copies the next item into ``out`` (``bool``: made 0/1); returns its seq."""
     def recv_copy(self, timeout: Optional[float] = None) -> np.ndarray:
-        """The next item, copied into a new array."""
+        """The next item, copied into a new array (``bool``: made 0/1)."""
     @property
     def held(self) -> int:
         """Slots held by arrays still alive."""
@@ -277,7 +290,8 @@ class Subscriber(_Handle):
     ) -> "Subscriber":
         """Attaches to the broadcast ring ``name``."""
     def recv(self, timeout: Optional[float] = None) -> np.ndarray:
-        """The next frame (a copy); raises ndring.Lagged after overwritten frames."""
+        """The next frame (a copy; ``bool``: made 0/1); raises ndring.Lagged after overwritten
+        frames."""
     def __iter__(self) -> "Subscriber":
         """``for f in sub:`` receives each frame (as ``recv()``) until the writer closes the ring."""
     def __next__(self) -> np.ndarray:
@@ -307,7 +321,9 @@ class RingInfo:
 
     name: str
     kind: Optional[Literal["spsc", "mpmc", "broadcast"]]
-    dtype: Optional[np.dtype]
+    dtype: Union[np.dtype, str, None]
+    """The element type; for a bfloat16 ring where ``ml_dtypes`` is not installed, the str
+    ``"bfloat16"``."""
     shape: Optional[Tuple[int, ...]]
     slots: Optional[int]
     size: int
@@ -324,7 +340,7 @@ class RingInfo:
         self,
         name: str,
         kind: Optional[str],
-        dtype: Optional[np.dtype],
+        dtype: Union[np.dtype, str, None],
         shape: Optional[Tuple[int, ...]],
         slots: Optional[int],
         size: int,
