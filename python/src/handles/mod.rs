@@ -96,6 +96,20 @@ fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
             format!("{}, not {shown}", element::supported()),
         ));
     };
+    // A dtype of another size under one of these names (another package's "bfloat16", say) is
+    // not this element type.
+    let itemsize: usize = d.getattr("itemsize")?.extract()?;
+    if itemsize != t.size() {
+        return Err(invalid_type(
+            py,
+            format!(
+                "{}, not {} ({itemsize} bytes, where {name} is {})",
+                element::supported(),
+                d.repr()?,
+                t.size()
+            ),
+        ));
+    }
     if order != "=" && order != "|" {
         let s: String = d.getattr("str")?.extract()?;
         return Err(invalid_type(
