@@ -299,13 +299,17 @@ def check(call, *needles):
     else:
         raise AssertionError("no error")
 
-name = sys.argv[1]
+name, broadcast = sys.argv[1], sys.argv[2]
 check(lambda: ndring.Producer.create(name + "x", shape=4, dtype="bfloat16"),
       "bfloat16 rings need the ml_dtypes package", "pip install ml_dtypes")
 check(lambda: ndring.Consumer.open(name), "bfloat16 rings need the ml_dtypes package")
 check(lambda: ndring.Producer.open(name), "ml_dtypes")
+check(lambda: ndring.Subscriber.open(broadcast), "ml_dtypes")
+check(lambda: ndring.BroadcastWriter.open(broadcast), "ml_dtypes")
 [r] = ndring.list(name)
 assert r.dtype == "bfloat16", r.dtype
+from ndring.__main__ import element
+assert element(r.dtype) == "bf16"
 print("ok")
 """
 
@@ -315,14 +319,22 @@ def test_bfloat16_without_ml_dtypes_says_what_to_install(name):
     be created or attached: `ndring.InvalidType` naming the package; `ndring.list` names the
     dtype; the ring is left as it was (no registration made and undone)."""
     bf16 = need_ml_dtypes()
+    broadcast = name + "c"
     rx = ndring.Consumer.create(name, shape=4, dtype=bf16)
-    r = subprocess.run([sys.executable, "-c", BF16_WITHOUT_ML_DTYPES, name],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
-    [info] = ndring.list(name)
-    assert info.dtype == np.dtype(bf16) and info.peers == 1
-    assert not ndring.list(name + "x")
-    rx.detach()
+    w = ndring.BroadcastWriter.create(broadcast, shape=4, dtype="bfloat16", keep=True)
+    w.detach()  # its writer role free: BroadcastWriter.open would take it
+    try:
+        r = subprocess.run([sys.executable, "-c", BF16_WITHOUT_ML_DTYPES, name, broadcast],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+        [info] = ndring.list(name)
+        assert info.dtype == np.dtype(bf16) and info.peers == 1
+        [info] = ndring.list(broadcast)
+        assert info.peers_alive == 0  # nothing registered by the refused attaches
+        assert not ndring.list(name + "x")
+    finally:
+        rx.detach()
+        ndring.remove(broadcast)
 
 
 def test_dtypes_as_listed_and_in_messages(names):
