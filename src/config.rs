@@ -52,6 +52,20 @@ impl Config {
         Config::new(RingKind::Spsc, 2)
     }
 
+    /// A shared array ([`crate::SharedArray`]): one array that every attached process reads
+    /// and writes in place, under a reader-writer lock. At most 64 handles at once by default
+    /// ([`Config::max_peers`]).
+    ///
+    /// ```
+    /// assert_eq!(ndring::Config::array().kind(), ndring::RingKind::Array);
+    /// ```
+    pub fn array() -> Config {
+        let mut c = Config::new(RingKind::Array, 64);
+        c.slots = 1;
+        c.user_meta = 0;
+        c
+    }
+
     /// A multi-producer multi-consumer queue: each item to exactly one consumer. At most 64
     /// producers and consumers together by default ([`Config::max_peers`]).
     ///
@@ -135,13 +149,14 @@ impl Config {
         self
     }
 
-    /// MPMC: most producers and consumers attached at once (default 64).
+    /// MPMC: most producers and consumers attached at once (default 64); shared arrays: most
+    /// handles attached at once (default 64).
     ///
     /// ```
     /// let c = ndring::Config::mpmc().max_peers(8);
     /// ```
     pub fn max_peers(mut self, n: usize) -> Config {
-        if self.kind == RingKind::Mpmc {
+        if matches!(self.kind, RingKind::Mpmc | RingKind::Array) {
             self.max_peers = n;
         }
         self

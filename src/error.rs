@@ -233,6 +233,27 @@ pub enum Error {
         /// "receiving" or "claiming".
         action: &'static str,
     },
+    /// Shared arrays: a writer died holding the lock, so the array may be half-written. Every
+    /// lock fails so until someone who knows how to repair it calls
+    /// [`crate::SharedArray::clear_poison`] (as `std::sync::RwLock` poisoning).
+    #[error(
+        "shared array {name:?} is poisoned: a writer died holding its lock, so it may be \
+         half-written; repair or check it, then call clear_poison()"
+    )]
+    Poisoned {
+        /// The array's name.
+        name: String,
+    },
+    /// Shared arrays: rows asked for outside the array's first axis.
+    #[error("rows {start}..{end} are not within the array's {rows} rows (or are empty)")]
+    RowsOutOfRange {
+        /// First row asked for.
+        start: usize,
+        /// One past the last row asked for.
+        end: usize,
+        /// Rows of the array.
+        rows: usize,
+    },
     /// Another operating-system error.
     #[error("{op} of shared-memory segment {name:?} failed: {source}")]
     Io {

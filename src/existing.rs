@@ -39,6 +39,13 @@ impl Segment {
             }),
             (true, true) => Condition::Finished,
             (true, false) if crate::peers::unread(self) => Condition::Abandoned,
+            // A kept shared array outlives its users: its contents are what it is kept for.
+            (true, false)
+                if self.kind() == crate::layout::RingKind::Array
+                    && self.control().lifecycle.keep.load(Acquire) != 0 =>
+            {
+                Condition::Abandoned
+            }
             // Nobody ever attached, and its creator lives: a creator that registers only after
             // READY (ndring's own creators register before it, §2.7) is still setting it up.
             (true, false)

@@ -157,6 +157,63 @@ pub struct PeerEntry {
 pub const SLEEPING_NOT_EMPTY: u64 = 1;
 /// [`PeerEntry::sleeping`]: asleep on `not_full`.
 pub const SLEEPING_NOT_FULL: u64 = 2;
+/// [`PeerEntry::sleeping`] (shared arrays): asleep on [`ArrayControl::released`].
+pub const SLEEPING_RELEASED: u64 = 3;
+/// [`PeerEntry::sleeping`] (shared arrays): asleep on [`ArrayControl::drained`].
+pub const SLEEPING_DRAINED: u64 = 4;
+/// [`PeerEntry::sleeping`] (shared arrays): asleep on [`ArrayControl::changed`].
+pub const SLEEPING_CHANGED: u64 = 5;
+
+/// The words of a shared array (kind 4), at the layout's `index_offset`, followed by its stripe
+/// words (one `AtomicU64` each: 0 when free, else the owner tag of the range writer holding it).
+///
+/// The array's lock is a reader-writer lock over the whole array plus a mutex per stripe of the
+/// first axis, for writers of disjoint rows (`protocol::array`). Readers and range writers count
+/// themselves in their own peer entry (`PeerEntry::holding`: read guards, `PeerEntry::pin`:
+/// range-write guards), so that a survivor can take back exactly what a dead process held.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct ArrayControl {
+    /// The lock word: `EXCLUSIVE` (bit 63) with the owner tag (pid | entry << 32) in the low 48
+    /// bits while a whole-array writer holds or drains; `RANGES` (bit 62) while range writers may
+    /// be inside (readers stay out); `READ_WANTED` (bit 61) while a reader waits for the range
+    /// writers to finish (new range writers stay out). See `protocol::array`.
+    pub lock: Line<AtomicU64>,
+    /// Sleepers waiting for the lock word or a stripe to change (bumped by every release).
+    pub released: Line<WaitWord>,
+    /// Sleepers waiting for the readers' or range writers' counts to fall (bumped by releases).
+    pub drained: Line<WaitWord>,
+    /// Write counters: `begun`, then `done` (the array's version).
+    pub versions: Line<Versions>,
+    /// `wait_changed` sleepers (bumped when `done` moves).
+    pub changed: Line<WaitWord>,
+    /// Poison flag and the peer table's high-water mark.
+    pub state: Line<ArrayState>,
+}
+
+/// [`ArrayControl::versions`].
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Versions {
+    /// Writes that have begun (incremented, then a Release fence, before a writer's first
+    /// store): a lock-free copy-out that sees it move retries.
+    pub begun: AtomicU64,
+    /// Writes that have ended: the version that `wait_changed` waits on. Also moved by the
+    /// recovery of a dead writer.
+    pub done: AtomicU64,
+}
+
+/// [`ArrayControl::state`].
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct ArrayState {
+    /// 1 once a writer died holding the lock (the array may be half-written) until someone calls
+    /// `clear_poison`; 0 otherwise.
+    pub poisoned: AtomicU32,
+    /// One more than the highest peer entry ever taken: writers scan the entries below it for
+    /// readers. Raised (`fetch_max`, SeqCst) by each handle before its first lock.
+    pub high_water: AtomicU32,
+}
 
 /// The [`PeerEntry::owner`] bit that marks an entry as taken.
 pub const OCCUPIED: u64 = 1 << 40;
@@ -185,4 +242,6 @@ const _: () = {
     assert!(crate::layout::CONTROL_OFFSET + std::mem::offset_of!(Control, lifecycle) == 1408);
     assert!(std::mem::offset_of!(Lifecycle, keep) == 4);
     assert!(std::mem::offset_of!(PeerEntry, sleeping) == 32);
+    // The shared array's words, as ARCHITECTURE.md documents them.
+    assert!(std::mem::size_of::<ArrayControl>() == crate::layout::ARRAY_CONTROL_SIZE);
 };

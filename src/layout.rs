@@ -34,6 +34,17 @@ pub const MAX_SLOTS: usize = 1 << 16;
 pub const MAX_USER_META: usize = 4096;
 /// Most entries of the peer table.
 pub const MAX_PEERS: usize = 1024;
+/// Bytes of `header::ArrayControl`, at `index_offset` in a shared array.
+pub const ARRAY_CONTROL_SIZE: usize = 6 * LINE;
+/// Most stripes (lockable row ranges) of a shared array.
+pub const MAX_STRIPES: usize = 64;
+
+/// The number of stripes of a shared array of `shape`: the first axis is cut into
+/// `min(shape[0], MAX_STRIPES)` ranges of rows (one for a 0-d array). Row `r` lies in stripe
+/// `r * stripes / shape[0]`.
+pub fn stripes(shape: &[usize]) -> usize {
+    shape.first().map_or(1, |&n| n.clamp(1, MAX_STRIPES))
+}
 
 /// Which protocol a ring follows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,6 +56,9 @@ pub enum RingKind {
     Mpmc = 2,
     /// One writer that never waits; any number of subscribers each see every frame still held.
     Broadcast = 3,
+    /// One shared array that every attached process reads and writes in place, under a
+    /// reader-writer lock ([`crate::SharedArray`]).
+    Array = 4,
 }
 
 impl RingKind {
@@ -53,6 +67,7 @@ impl RingKind {
             1 => Some(RingKind::Spsc),
             2 => Some(RingKind::Mpmc),
             3 => Some(RingKind::Broadcast),
+            4 => Some(RingKind::Array),
             _ => None,
         }
     }
@@ -69,6 +84,7 @@ impl fmt::Display for RingKind {
             RingKind::Spsc => "an SPSC queue",
             RingKind::Mpmc => "an MPMC queue",
             RingKind::Broadcast => "a broadcast ring",
+            RingKind::Array => "a shared array",
         })
     }
 }
@@ -168,7 +184,11 @@ impl Layout {
         if let Some(i) = params.shape.iter().position(|&d| d == 0) {
             return Err(format!("dimension {i} of shape {:?} is zero", params.shape));
         }
-        if params.slots < 2 || params.slots > MAX_SLOTS {
+        if params.kind == RingKind::Array {
+            if params.slots != 1 {
+                return Err(format!("a shared array has 1 slot, not {}", params.slots));
+            }
+        } else if params.slots < 2 || params.slots > MAX_SLOTS {
             return Err(format!(
                 "slot count {} is outside 2..={MAX_SLOTS}",
                 params.slots
@@ -204,7 +224,13 @@ impl Layout {
             .and_then(|p| p.checked_add(payload_offset))
             .ok_or_else(too_big)?;
         let index_offset = CONTROL_OFFSET + CONTROL_SIZE;
-        let peers_offset = round_up(params.slots * 8, LINE)
+        // Broadcast: the index table; shared arrays: their control words and stripes.
+        let index_bytes = if params.kind == RingKind::Array {
+            ARRAY_CONTROL_SIZE + stripes(&params.shape) * 8
+        } else {
+            params.slots * 8
+        };
+        let peers_offset = round_up(index_bytes, LINE)
             .and_then(|n| n.checked_add(index_offset))
             .ok_or_else(too_big)?;
         let slots_offset = peers_offset + params.max_peers * LINE;

@@ -10,6 +10,8 @@
 //! * Broadcast rings ([`Config::broadcast`]) let one writer overwrite the oldest frame while any
 //!   number of subscribers follow, each told how many frames it missed: [`BroadcastWriter`],
 //!   [`Subscriber`].
+//! * Shared arrays ([`Config::array`]) are one array that every attached process reads and
+//!   writes in place, under a reader-writer lock that crosses processes: [`SharedArray`].
 //!
 //! ```
 //! use ndring::{Config, Consumer, Producer};
@@ -45,6 +47,8 @@ pub mod protocol;
 #[cfg(not(loom))]
 mod protocol;
 
+#[cfg(not(loom))]
+mod array;
 #[cfg(not(loom))]
 mod config;
 #[cfg(not(loom))]
@@ -91,6 +95,7 @@ mod test_name;
 
 #[cfg(not(loom))]
 pub use crate::{
+    array::{ReadGuard, RowsGuard, SharedArray, WriteGuard},
     config::{Config, OpenOptions},
     consumer::Consumer,
     element::{Bool8, DType, Element},

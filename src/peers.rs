@@ -3,7 +3,10 @@
 use std::fmt;
 
 use crate::error::{Error, Result};
-use crate::header::{PeerEntry, SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL, WaitWord};
+use crate::header::{
+    PeerEntry, SLEEPING_CHANGED, SLEEPING_DRAINED, SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL,
+    SLEEPING_RELEASED, WaitWord,
+};
 use crate::layout::RingKind;
 use crate::protocol::{RingMemory, mpmc, peers};
 use crate::segment::Segment;
@@ -23,6 +26,8 @@ pub enum Role {
     Writer = 3,
     /// Follows a broadcast ring.
     Subscriber = 4,
+    /// Reads and writes a shared array.
+    Sharer = 5,
 }
 
 impl Role {
@@ -32,6 +37,7 @@ impl Role {
             2 => Role::Consumer,
             3 => Role::Writer,
             4 => Role::Subscriber,
+            5 => Role::Sharer,
             _ => return None,
         })
     }
@@ -44,6 +50,7 @@ impl fmt::Display for Role {
             Role::Consumer => "consumer",
             Role::Writer => "writer",
             Role::Subscriber => "subscriber",
+            Role::Sharer => "sharer",
         })
     }
 }
@@ -222,6 +229,9 @@ fn wait_word(seg: &Segment, tag: u64) -> Option<&WaitWord> {
     match tag {
         SLEEPING_NOT_EMPTY => Some(&seg.control().not_empty),
         SLEEPING_NOT_FULL => Some(&seg.control().not_full),
+        SLEEPING_RELEASED if seg.kind() == RingKind::Array => Some(&array_words(seg).released),
+        SLEEPING_DRAINED if seg.kind() == RingKind::Array => Some(&array_words(seg).drained),
+        SLEEPING_CHANGED if seg.kind() == RingKind::Array => Some(&array_words(seg).changed),
         _ => None,
     }
 }
@@ -238,8 +248,12 @@ pub(crate) fn unregister(seg: &Segment, index: usize, role: Role) {
         Role::Consumer => {
             crate::wait::notify(&c.not_full);
         }
-        Role::Subscriber => {}
+        Role::Subscriber | Role::Sharer => {}
     }
+}
+
+fn array_words(seg: &Segment) -> &crate::header::ArrayControl {
+    crate::protocol::array::ArrayMemory::array(seg)
 }
 
 /// Whether a peer of `role` is attached to `seg`: an entry taken for `role`, and (when
@@ -315,7 +329,7 @@ pub(crate) fn unread(seg: &Segment) -> bool {
             (head..tail.min(head.saturating_add(n)))
                 .any(|pos| seg.slot((pos % n) as usize).stamp.load(Acquire) == pos + 1)
         }
-        RingKind::Broadcast => false,
+        RingKind::Broadcast | RingKind::Array => false,
     }
 }
 
@@ -343,6 +357,23 @@ fn recover_entry(seg: &Segment, i: usize) {
             if e.pin.swap(0, AcqRel) != 0 {
                 seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
             }
+        }
+        RingKind::Array => {
+            let Some((pid, _)) = peers::split_owner(e.owner.load(Acquire)) else {
+                return;
+            };
+            let got =
+                crate::protocol::array::recover(seg, i, crate::protocol::array::owner_tag(pid, i));
+            let stats = &seg.control().stats;
+            if got.reads > 0 {
+                stats.recovered_reads.fetch_add(1, Relaxed);
+            }
+            if got.writes > 0 {
+                stats.recovered_claims.fetch_add(1, Relaxed);
+                crate::wait::notify(&array_words(seg).changed);
+            }
+            crate::wait::notify(&array_words(seg).released);
+            crate::wait::notify(&array_words(seg).drained);
         }
         RingKind::Spsc => {}
     }

@@ -532,6 +532,51 @@ impl Segment {
     }
 }
 
+impl crate::protocol::array::ArrayMemory for Segment {
+    #[inline]
+    fn array(&self) -> &crate::header::ArrayControl {
+        assert_eq!(self.kind(), RingKind::Array);
+        // SAFETY: a shared array's layout reserves ARRAY_CONTROL_SIZE bytes (the struct's size)
+        // at index_offset (a multiple of 128) inside the mapping; `ArrayControl` is all atomics.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(self.layout.index_offset)
+                .cast::<crate::header::ArrayControl>()
+        }
+    }
+
+    #[inline]
+    fn stripe(&self, i: usize) -> &AtomicU64 {
+        assert!(self.kind() == RingKind::Array && i < self.stripes());
+        // SAFETY: a shared array's layout reserves `stripes` u64s after its control words,
+        // 8-aligned, inside the mapping (`Layout::compute`).
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(self.layout.index_offset + crate::layout::ARRAY_CONTROL_SIZE + i * 8)
+                .cast::<AtomicU64>()
+        }
+    }
+
+    #[inline]
+    fn stripes(&self) -> usize {
+        crate::layout::stripes(&self.layout.params.shape)
+    }
+
+    #[inline]
+    fn peer(&self, i: usize) -> &PeerEntry {
+        RingMemory::peer(self, i)
+    }
+
+    #[inline]
+    fn max_peers(&self) -> usize {
+        self.layout.params.max_peers
+    }
+}
+
 impl RingMemory for Segment {
     #[inline]
     fn control(&self) -> &Control {

@@ -10,25 +10,72 @@ use crate::layout::{Params, RingKind};
 use crate::peers::{Registration, Role};
 use crate::segment::Segment;
 
-/// Checks the segment's kind, element type and rank; returns its shape as a `D`.
+/// The kinds of segment a typed handle attaches to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Family {
+    /// SPSC or MPMC.
+    Queue,
+    Broadcast,
+    Array,
+}
+
+impl Family {
+    fn of_role(role: Role) -> Family {
+        match role {
+            Role::Writer | Role::Subscriber => Family::Broadcast,
+            Role::Sharer => Family::Array,
+            Role::Producer | Role::Consumer => Family::Queue,
+        }
+    }
+
+    fn holds(self, kind: RingKind) -> bool {
+        match self {
+            Family::Queue => kind.is_queue(),
+            Family::Broadcast => kind == RingKind::Broadcast,
+            Family::Array => kind == RingKind::Array,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Family::Queue => "a queue ring (SPSC or MPMC)",
+            Family::Broadcast => "a broadcast ring",
+            Family::Array => "a shared array",
+        }
+    }
+
+    fn config(self) -> &'static str {
+        match self {
+            Family::Queue => "Config::spsc() or Config::mpmc()",
+            Family::Broadcast => "Config::broadcast()",
+            Family::Array => "Config::array()",
+        }
+    }
+}
+
+/// Checks the segment's kind (a queue ring, else a broadcast ring), element type and rank;
+/// returns its shape as a `D`.
 pub(crate) fn check<T: Element, D: Dimension>(seg: &Segment, queue: bool) -> Result<D> {
+    check_as::<T, D>(
+        seg,
+        if queue {
+            Family::Queue
+        } else {
+            Family::Broadcast
+        },
+    )
+}
+
+/// Checks the segment's kind (of `family`), element type and rank; returns its shape as a `D`.
+pub(crate) fn check_as<T: Element, D: Dimension>(seg: &Segment, family: Family) -> Result<D> {
     if seg.is_read_only() {
         return Err(Error::ReadOnly {
             name: seg.name().into(),
         });
     }
-    let ok = if queue {
-        seg.kind().is_queue()
-    } else {
-        seg.kind() == RingKind::Broadcast
-    };
-    if !ok {
+    if !family.holds(seg.kind()) {
         return Err(Error::KindMismatch {
-            expected: if queue {
-                "a queue ring (SPSC or MPMC)"
-            } else {
-                "a broadcast ring"
-            },
+            expected: family.name(),
             found: seg.kind(),
         });
     }
@@ -71,20 +118,12 @@ pub(crate) fn create<T: Element, D: Dimension>(
     config: &Config,
     role: Role,
 ) -> Result<(Segment, Registration, D)> {
-    let queue = role != Role::Writer;
-    if config.kind.is_queue() != queue {
+    let family = Family::of_role(role);
+    if !family.holds(config.kind) {
         return Err(Error::InvalidConfig(format!(
-            "{} needs {}, the config is for {}",
-            if queue {
-                "a queue handle"
-            } else {
-                "a broadcast handle"
-            },
-            if queue {
-                "Config::spsc() or Config::mpmc()"
-            } else {
-                "Config::broadcast()"
-            },
+            "a handle of {} needs {}, the config is for {}",
+            family.name(),
+            family.config(),
             config.kind
         )));
     }
@@ -102,8 +141,16 @@ pub(crate) fn create<T: Element, D: Dimension>(
         kind: config.kind,
         dtype: T::DTYPE,
         shape: dim.slice().to_vec(),
-        slots: config.slots,
-        user_meta: config.user_meta,
+        slots: if family == Family::Array {
+            1
+        } else {
+            config.slots
+        },
+        user_meta: if family == Family::Array {
+            0
+        } else {
+            config.user_meta
+        },
         max_peers: config.max_peers,
         timestamps: config.timestamps,
     };

@@ -506,6 +506,21 @@ impl Inspector {
         }
     }
 
+    /// A shared array's control words.
+    fn array_words(&self) -> &crate::header::ArrayControl {
+        assert_eq!(self.layout.params.kind, RingKind::Array);
+        // SAFETY: a shared array's layout reserves ARRAY_CONTROL_SIZE bytes at index_offset
+        // (128-aligned) inside the mapping; all atomics; only loaded (read-only mapping).
+        unsafe {
+            &*self
+                .map
+                .base
+                .as_ptr()
+                .add(self.layout.index_offset)
+                .cast::<crate::header::ArrayControl>()
+        }
+    }
+
     fn index(&self, i: usize) -> &AtomicU64 {
         assert!(i < self.layout.params.slots);
         // SAFETY: the index table holds `slots` u64s from index_offset (128-aligned) inside the

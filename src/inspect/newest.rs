@@ -83,6 +83,7 @@ impl Inspector {
             let found = match self.kind() {
                 RingKind::Broadcast => self.try_copy_frame(dst)?,
                 RingKind::Spsc | RingKind::Mpmc => self.try_copy_item(dst)?,
+                RingKind::Array => self.try_copy_array(dst),
             };
             if let Some((seq, slot, timestamp_ns)) = found {
                 return Ok(Newest {
@@ -108,6 +109,27 @@ impl Inspector {
             .params
             .timestamps
             .then(|| self.slot(s).timestamp_ns.load(Relaxed))
+    }
+
+    /// One attempt on a shared array: `Some((version, 0, None))` if `dst` holds the array as no
+    /// writer was changing it. Loads only (a read-only mapping): a `RANGES` flag left by range
+    /// writers that are gone is cleared by readers, not here.
+    fn try_copy_array(&self, dst: &mut [u8]) -> Option<(u64, usize, Option<u64>)> {
+        use crate::protocol::array::{EXCLUSIVE, RANGES};
+        let w = self.array_words();
+        let busy = |s: u64| s & (EXCLUSIVE | RANGES) != 0;
+        if busy(w.lock.load(Acquire)) {
+            return None;
+        }
+        let begun = w.versions.begun.load(Acquire);
+        let version = w.versions.done.load(Acquire);
+        if busy(w.lock.load(Acquire)) {
+            return None;
+        }
+        // SAFETY: slot 0's payload lies inside the mapping, 128-aligned; atomic loads only.
+        unsafe { atomic_copy(self.payload(0), dst) };
+        fence(Acquire);
+        (w.versions.begun.load(Relaxed) == begun).then_some((version, 0, None))
     }
 
     /// One attempt on a broadcast ring: `Some((seq, slot, timestamp))` if `dst` now holds frame

@@ -27,6 +27,7 @@
 //! itself a Dekker handshake over `plain` and `waiters` with `SeqCst` fences (see [`Notifier`]).
 //! Under loom, both barriers are `fence(SeqCst)`, which is what `membarrier` guarantees.
 
+pub mod array;
 pub mod broadcast;
 pub mod mpmc;
 pub mod peers;
