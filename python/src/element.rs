@@ -128,14 +128,20 @@ impl PyElement for ndring::Bool8 {
 
     fn canonical_bytes(items: &[Self]) -> bool {
         let bytes: &[u8] = bytemuck::cast_slice(items);
-        // Any bit but the lowest set in any byte: a fold the compiler vectorises.
-        let (words, rest) = bytes.split_at(bytes.len() / 8 * 8);
-        let high_words = words
-            .chunks_exact(8)
-            .map(|w| u64::from_ne_bytes(w.try_into().unwrap()))
-            .fold(0, |acc, w| acc | w);
-        let high_rest = rest.iter().fold(0, |acc, &b| acc | b);
-        high_words & 0xfefe_fefe_fefe_fefe == 0 && high_rest & 0xfe == 0
+        // Any bit but the lowest set in any byte, ORed over aligned words in eight independent
+        // lanes (a slot's payload is 128-aligned): vector ORs at the speed of a word sum.
+        let (head, words, tail) = bytemuck::pod_align_to::<u8, u64>(bytes);
+        let mut lanes = [0u64; 8];
+        let chunks = words.chunks_exact(8);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for (lane, &w) in lanes.iter_mut().zip(chunk) {
+                *lane |= w;
+            }
+        }
+        let high_words = lanes.iter().chain(rest).fold(0, |acc, &w| acc | w);
+        let high_bytes = head.iter().chain(tail).fold(0, |acc, &b| acc | b);
+        high_words & 0xfefe_fefe_fefe_fefe == 0 && high_bytes & 0xfe == 0
     }
 
     fn canonical(x: NumpyBool) -> NumpyBool {
