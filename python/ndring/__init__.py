@@ -157,7 +157,7 @@ class RingInfo:
 
     name: str
     kind: Optional[str]
-    """``"spsc"``, ``"mpmc"`` or ``"broadcast"``."""
+    """``"spsc"``, ``"mpmc"``, ``"broadcast"`` or ``"array"`` (a shared array, issue 24)."""
     dtype: Union[numpy.dtype, str, None]
     """The element type, a ``numpy.dtype``; for a bfloat16 ring where ``ml_dtypes`` is not
     installed, the str ``"bfloat16"``."""

@@ -320,7 +320,7 @@ class RingInfo:
     ``creator_pid`` and ``creator_alive``; the other fields are None."""
 
     name: str
-    kind: Optional[Literal["spsc", "mpmc", "broadcast"]]
+    kind: Optional[Literal["spsc", "mpmc", "broadcast", "array"]]
     dtype: Union[np.dtype, str, None]
     """The element type; for a bfloat16 ring where ``ml_dtypes`` is not installed, the str
     ``"bfloat16"``."""

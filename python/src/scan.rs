@@ -14,6 +14,7 @@ fn kind(k: RingKind) -> &'static str {
         RingKind::Spsc => "spsc",
         RingKind::Mpmc => "mpmc",
         RingKind::Broadcast => "broadcast",
+        RingKind::Array => "array",
     }
 }
 
