@@ -4,10 +4,15 @@
 //! Decoding is a pure function over the header bytes and the mapping's real size, so that it can
 //! be fuzzed: a header read from shared memory is hostile input.
 //!
-//! This is the format module, and it is stable: what it defines (the [`Fixed`] header, the
-//! offset arithmetic of [`Layout::compute`], [`decode`]) changes only together with [`VERSION`],
-//! and a reader of one version rejects every other ([`Rejection::Version`]). `ARCHITECTURE.md`
-//! §2 describes the same format byte by byte, for readers in other languages.
+//! This is the format module, and it is stable: what it defines (the `Fixed` header, the
+//! offset arithmetic of `Layout::compute`, `decode`) changes only together with [`VERSION`],
+//! and a reader of one version rejects every other. `ARCHITECTURE.md` §2 describes the same
+//! format byte by byte, for readers in other languages.
+//!
+//! Public API: the format version, the limits a caller checks its parameters against, and
+//! [`RingKind`]. The rest (`Fixed`, `Params`, `Layout`, `decode`, the offsets) is the crate's own
+//! and `#[doc(hidden)]`: public only so that `fuzz/` and `tests/header_props.rs` can drive the
+//! decoder as hostile input arrives; no semver promise covers it.
 
 use std::fmt;
 
@@ -21,10 +26,13 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"NDRING\0\x01");
 /// The format version this library writes and reads.
 pub const VERSION: u32 = 4;
 /// Bytes reserved for the fixed header at offset 0.
+#[doc(hidden)]
 pub const FIXED_SIZE: usize = 512;
 /// Bytes reserved for `header::Control`, right after the fixed header.
+#[doc(hidden)]
 pub const CONTROL_SIZE: usize = 1024;
 /// Offset of `header::Control`.
+#[doc(hidden)]
 pub const CONTROL_OFFSET: usize = FIXED_SIZE;
 /// Most dimensions an array may have.
 pub const MAX_RANK: usize = 8;
@@ -90,6 +98,7 @@ impl fmt::Display for RingKind {
 }
 
 /// The primary parameters from which every offset follows.
+#[doc(hidden)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Params {
     /// Protocol.
@@ -108,12 +117,15 @@ pub struct Params {
     pub timestamps: bool,
 }
 
-/// [`Fixed::flags`] bit: items carry publish timestamps.
+/// `Fixed::flags` bit: items carry publish timestamps.
+#[doc(hidden)]
 pub const FLAG_TIMESTAMPS: u32 = 1;
 /// Every flag bit this version knows.
+#[doc(hidden)]
 pub const KNOWN_FLAGS: u32 = FLAG_TIMESTAMPS;
 
 /// Where everything is, in bytes from the start of the segment.
+#[doc(hidden)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// The parameters.
@@ -136,6 +148,7 @@ pub struct Layout {
 
 /// The fixed header at offset 0, written once by the creator before it sets `READY`, and read
 /// by openers with a volatile copy. Each field is described in `ARCHITECTURE.md`.
+#[doc(hidden)]
 #[allow(missing_docs)]
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
@@ -168,49 +181,73 @@ pub struct Fixed {
 
 const _: () = assert!(std::mem::size_of::<Fixed>() <= FIXED_SIZE);
 
+/// Why [`Layout::compute`] refused its parameters: the value out of range, and the range.
+#[doc(hidden)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OutOfRange {
+    /// More dimensions than [`MAX_RANK`].
+    #[error("rank {0} exceeds the maximum {MAX_RANK}")]
+    Rank(usize),
+    /// A dimension of length 0.
+    #[error("dimension {index} of shape {shape:?} is zero")]
+    ZeroDimension {
+        /// Which dimension.
+        index: usize,
+        /// The whole shape.
+        shape: Vec<usize>,
+    },
+    /// A slot count outside `2..=MAX_SLOTS`.
+    #[error("slot count {0} is outside 2..={MAX_SLOTS}")]
+    Slots(usize),
+    /// A shared array with a slot count other than 1.
+    #[error("a shared array has 1 slot, not {0}")]
+    ArraySlots(usize),
+    /// More user metadata per slot than [`MAX_USER_META`].
+    #[error("user metadata size {0} exceeds the maximum {MAX_USER_META}")]
+    UserMeta(usize),
+    /// A peer table size outside `2..=MAX_PEERS`.
+    #[error("peer table size {0} is outside 2..={MAX_PEERS}")]
+    Peers(usize),
+    /// A segment larger than the address space (`isize::MAX` bytes) or than `usize` counts.
+    #[error("shape {shape:?} with {slots} slots overflows")]
+    Overflow {
+        /// The shape asked for.
+        shape: Vec<usize>,
+        /// The slot count asked for.
+        slots: usize,
+    },
+}
+
 fn round_up(n: usize, to: usize) -> Option<usize> {
     n.checked_add(to - 1).map(|v| v / to * to)
 }
 
 impl Layout {
     /// Computes the layout, rejecting parameters out of range. Every sum and product is checked.
-    pub fn compute(params: Params) -> Result<Layout, String> {
+    pub fn compute(params: Params) -> Result<Layout, OutOfRange> {
         if params.shape.len() > MAX_RANK {
-            return Err(format!(
-                "rank {} exceeds the maximum {MAX_RANK}",
-                params.shape.len()
-            ));
+            return Err(OutOfRange::Rank(params.shape.len()));
         }
-        if let Some(i) = params.shape.iter().position(|&d| d == 0) {
-            return Err(format!("dimension {i} of shape {:?} is zero", params.shape));
+        if let Some(index) = params.shape.iter().position(|&d| d == 0) {
+            let shape = params.shape;
+            return Err(OutOfRange::ZeroDimension { index, shape });
         }
         if params.kind == RingKind::Array {
             if params.slots != 1 {
-                return Err(format!("a shared array has 1 slot, not {}", params.slots));
+                return Err(OutOfRange::ArraySlots(params.slots));
             }
         } else if params.slots < 2 || params.slots > MAX_SLOTS {
-            return Err(format!(
-                "slot count {} is outside 2..={MAX_SLOTS}",
-                params.slots
-            ));
+            return Err(OutOfRange::Slots(params.slots));
         }
         if params.user_meta > MAX_USER_META {
-            return Err(format!(
-                "user metadata size {} exceeds the maximum {MAX_USER_META}",
-                params.user_meta
-            ));
+            return Err(OutOfRange::UserMeta(params.user_meta));
         }
         if params.max_peers < 2 || params.max_peers > MAX_PEERS {
-            return Err(format!(
-                "peer table size {} is outside 2..={MAX_PEERS}",
-                params.max_peers
-            ));
+            return Err(OutOfRange::Peers(params.max_peers));
         }
-        let too_big = || {
-            format!(
-                "shape {:?} with {} slots overflows",
-                params.shape, params.slots
-            )
+        let too_big = || OutOfRange::Overflow {
+            shape: params.shape.clone(),
+            slots: params.slots,
         };
         let elems = params
             .shape
@@ -288,6 +325,7 @@ impl Layout {
 }
 
 /// Why a header was rejected.
+#[doc(hidden)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rejection {
     /// Fewer bytes than the fixed header.
@@ -316,6 +354,7 @@ pub enum Rejection {
 /// assert_eq!(decode(&bytes, layout.total_size as u64).unwrap().0, layout);
 /// assert!(decode(&bytes, layout.total_size as u64 - 1).is_err());
 /// ```
+#[doc(hidden)]
 pub fn decode(bytes: &[u8], mapping_len: u64) -> Result<(Layout, Fixed), Rejection> {
     let size = std::mem::size_of::<Fixed>();
     if bytes.len() < size {
@@ -376,7 +415,7 @@ pub fn decode(bytes: &[u8], mapping_len: u64) -> Result<(Layout, Fixed), Rejecti
         max_peers: f.max_peers as usize,
         timestamps: f.flags & FLAG_TIMESTAMPS != 0,
     };
-    let layout = Layout::compute(params).map_err(Rejection::Corrupt)?;
+    let layout = Layout::compute(params).map_err(|e| Rejection::Corrupt(e.to_string()))?;
     let fields = [
         ("payload_bytes", f.payload_bytes, layout.payload_bytes),
         ("payload_offset", f.payload_offset, layout.payload_offset),
@@ -431,22 +470,62 @@ mod tests {
         assert_eq!(l.total_size, l.slots_offset + 4 * l.slot_stride);
     }
 
+    /// Each parameter out of range is refused with what it was and the range it missed.
     #[test]
     fn compute_rejects_out_of_range() {
-        let cases: &[fn(&mut Params)] = &[
-            |p| p.slots = 1,
-            |p| p.slots = MAX_SLOTS + 1,
-            |p| p.shape = vec![1; MAX_RANK + 1],
-            |p| p.shape = vec![4, 0],
-            |p| p.shape = vec![usize::MAX, 2],
-            |p| p.shape = vec![1 << 40, 1 << 20],
-            |p| p.user_meta = MAX_USER_META + 1,
-            |p| p.max_peers = 1,
+        let ovf = |shape: Vec<usize>| OutOfRange::Overflow { shape, slots: 4 };
+        type Case = (fn(&mut Params), OutOfRange, &'static str);
+        let cases: &[Case] = &[
+            (
+                |p| p.slots = 1,
+                OutOfRange::Slots(1),
+                "slot count 1 is outside 2..=65536",
+            ),
+            (
+                |p| p.slots = MAX_SLOTS + 1,
+                OutOfRange::Slots(MAX_SLOTS + 1),
+                "65537",
+            ),
+            (
+                |p| p.shape = vec![1; MAX_RANK + 1],
+                OutOfRange::Rank(9),
+                "rank 9 exceeds the maximum 8",
+            ),
+            (
+                |p| p.shape = vec![4, 0],
+                OutOfRange::ZeroDimension {
+                    index: 1,
+                    shape: vec![4, 0],
+                },
+                "dimension 1 of shape [4, 0] is zero",
+            ),
+            (
+                |p| p.shape = vec![usize::MAX, 2],
+                ovf(vec![usize::MAX, 2]),
+                "slots overflows",
+            ),
+            (
+                |p| p.shape = vec![1 << 40, 1 << 20],
+                ovf(vec![1 << 40, 1 << 20]),
+                "overflows",
+            ),
+            (
+                |p| p.user_meta = MAX_USER_META + 1,
+                OutOfRange::UserMeta(4097),
+                "maximum 4096",
+            ),
+            (
+                |p| p.max_peers = 1,
+                OutOfRange::Peers(1),
+                "peer table size 1 is outside 2..=1024",
+            ),
         ];
-        for (i, mutate) in cases.iter().enumerate() {
+        for (mutate, expected, says) in cases {
             let mut p = params();
             mutate(&mut p);
-            assert!(Layout::compute(p).is_err(), "case {i} accepted");
+            let refused = Layout::compute(p).unwrap_err();
+            assert_eq!(&refused, expected);
+            assert!(refused.to_string().contains(says), "{refused}");
         }
     }
 

@@ -118,7 +118,7 @@ impl Segment {
         role: Role,
     ) -> Result<(Segment, Registration)> {
         validate_name(name)?;
-        let layout = Layout::compute(params).map_err(Error::InvalidConfig)?;
+        let layout = Layout::compute(params).map_err(|e| Error::InvalidConfig(e.to_string()))?;
         let size = layout.total_size as u64;
         let fd = loop {
             match sys::create(name, size, config.mode) {
@@ -383,7 +383,8 @@ impl Segment {
         self.creator_pid
     }
 
-    /// The validated layout.
+    /// The validated layout (not API: see the `layout` module).
+    #[doc(hidden)]
     pub fn layout(&self) -> &Layout {
         &self.layout
     }

@@ -346,7 +346,9 @@ impl Inspector {
         &self.name
     }
 
-    /// The validated layout (kind, dtype, shape, slots, offsets).
+    /// The validated layout (kind, dtype, shape, slots, offsets); not API (see the `layout`
+    /// module): `ndring inspect` prints its offsets.
+    #[doc(hidden)]
     pub fn layout(&self) -> &Layout {
         &self.layout
     }
