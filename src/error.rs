@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::element::DType;
 use crate::layout::RingKind;
-use crate::peers::Role;
+use crate::role::{PeerInfo, Role};
 
 /// Everything that can go wrong, each case saying what was expected and what was found.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ pub enum Error {
         /// The name.
         name: String,
         /// The live processes attached to it.
-        peers: Vec<crate::peers::PeerInfo>,
+        peers: Vec<PeerInfo>,
     },
     /// The segment was opened read-only ([`crate::Segment::open_read_only`]), for inspection:
     /// it cannot become a producer, consumer, writer or subscriber.
@@ -267,7 +267,7 @@ pub enum Error {
     },
 }
 
-fn list_peers(peers: &[crate::peers::PeerInfo]) -> String {
+fn list_peers(peers: &[PeerInfo]) -> String {
     let v: Vec<String> = peers
         .iter()
         .map(|p| format!("{} pid {}", p.role, p.pid))

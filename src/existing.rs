@@ -1,16 +1,60 @@
-//! What already holds a ring's name, for `create` and `open_or_create`: the classification of
-//! an existing segment, and its guarded removal when its stream is over.
+//! A ring's name taken: `Segment::create`, which takes it exclusively, and what already holds
+//! it, for `create` and `open_or_create`: the classification of an existing segment, and its
+//! guarded removal when its stream is over.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::header::{Control, STATE_READY};
-use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed};
+use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params};
+use crate::peers::Registration;
 use crate::protocol::RingMemory;
-use crate::segment::Segment;
+use crate::role::{PeerInfo, Role};
+use crate::segment::{Segment, locked, validate_name};
 use crate::sync::Ordering::*;
 use crate::sys;
+
+impl Segment {
+    /// Creates a segment for `params` under `name` (exclusively), initialises it, registers the
+    /// calling process as its `role` and marks it ready. A name taken already is made room for
+    /// ([`make_room`]) when what holds it is over, or refused with why.
+    ///
+    /// The creator's peer entry is written before READY: an opener that sees the ring also sees
+    /// its creator attached, so a peer that attaches and leaves before the creator's handle
+    /// exists never takes itself for the last one out and removes the name (§2.7).
+    pub(crate) fn create(
+        name: &str,
+        params: Params,
+        config: &Config,
+        role: Role,
+    ) -> Result<(Segment, Registration)> {
+        validate_name(name)?;
+        let layout = Layout::compute(params).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+        let size = layout.total_size as u64;
+        let fd = loop {
+            match sys::create(name, size, config.mode) {
+                Ok(fd) => break fd,
+                // Replaced if its stream is over; a racing creator that wins is seen next time.
+                Err(rustix::io::Errno::EXIST) => make_room(name, config)?,
+                Err(e) => {
+                    return Err(match sys::error(e, "create", name) {
+                        Error::NoSpace { name, .. } => Error::NoSpace { name, needed: size },
+                        other => other,
+                    });
+                }
+            }
+        };
+        // Held (shared) until READY: a `create` that judges this segment unfinished removes it
+        // only under the exclusive lock, so never while we are still setting it up. Best
+        // effort: a process that locks our new file on purpose first only costs that guard.
+        let locked = sys::try_lock(&fd, false);
+        let seg = Segment::lay_out(name, fd, layout, config)?;
+        let reg = crate::peers::register_creator(&seg, role, seg.creator_start_time());
+        seg.mark_ready(locked);
+        Ok((seg, reg))
+    }
+}
 
 /// What a ring's state means for a `create` or `open_or_create` of its name.
 pub(crate) enum Condition {
@@ -18,7 +62,7 @@ pub(crate) enum Condition {
     /// a live peer).
     Live(u32),
     /// Closed, but live peers are still attached.
-    ClosedInUse(Vec<crate::PeerInfo>),
+    ClosedInUse(Vec<PeerInfo>),
     /// No live peer, and closed or with nothing unread: its stream is over; replaceable.
     Finished,
     /// No live peer, not closed, items unread: a producer left them for a consumer to come.
@@ -61,7 +105,7 @@ impl Segment {
 /// What holds a name already.
 enum Existing {
     Live(u32),
-    ClosedInUse(Vec<crate::PeerInfo>),
+    ClosedInUse(Vec<PeerInfo>),
     Finished(Segment),
     Abandoned(Segment),
     /// Never made ready by its creator, who is dead (or unknown: it never wrote its header).
@@ -168,21 +212,6 @@ fn remove_unfinished(name: &str, u: &Unfinished) -> Result<(), rustix::io::Errno
         }
     })
     .unwrap_or(Err(rustix::io::Errno::BUSY))
-}
-
-/// Runs `f` while holding `fd`'s advisory lock; `None` if it is still held by another after 1 s
-/// (see `Segment::locked`).
-pub(crate) fn locked<R>(fd: &sys::Handle, exclusive: bool, f: impl FnOnce() -> R) -> Option<R> {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while !sys::try_lock(fd, exclusive) {
-        if Instant::now() >= deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let r = f();
-    sys::unlock(fd);
-    Some(r)
 }
 
 /// Judges what holds `name`.

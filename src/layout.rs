@@ -181,6 +181,20 @@ pub struct Fixed {
 
 const _: () = assert!(std::mem::size_of::<Fixed>() <= FIXED_SIZE);
 
+// Where the shared words of `header` land in the segment: the offsets ARCHITECTURE.md §2.2 and
+// §2.4 document (tests/queue.rs reads 904 from outside the crate). Here, not in `header`, so
+// that the shared words do not depend on the layout that places them.
+const _: () = {
+    use crate::header::{Control, WaitWord};
+    use std::mem::{offset_of, size_of};
+    assert!(size_of::<Control>() <= CONTROL_SIZE);
+    const PLAIN: usize = offset_of!(WaitWord, plain);
+    assert!(CONTROL_OFFSET + offset_of!(Control, not_empty) + PLAIN == 904);
+    assert!(CONTROL_OFFSET + offset_of!(Control, not_full) + PLAIN == 1032);
+    // Version 3's additions.
+    assert!(CONTROL_OFFSET + offset_of!(Control, lifecycle) == 1408);
+};
+
 /// Why [`Layout::compute`] refused its parameters: the value out of range, and the range.
 #[doc(hidden)]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

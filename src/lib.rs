@@ -70,6 +70,10 @@ mod peers;
 #[cfg(not(loom))]
 mod producer;
 #[cfg(not(loom))]
+mod publisher;
+#[cfg(not(loom))]
+mod role;
+#[cfg(not(loom))]
 mod segment;
 #[cfg(not(loom))]
 mod slot;
@@ -102,8 +106,8 @@ pub use crate::{
     error::{Error, Result},
     layout::RingKind,
     lease::{LeaseConsumer, LeaseProducer, ReadLease, WriteLease},
-    peers::{PeerInfo, Role},
     producer::{Producer, RECENT_FIRST_MIN_BYTES},
+    role::{PeerInfo, Role},
     segment::{MAX_NAME_LEN, Positions, Segment, remove, validate_name},
     slot::{ReadSlot, WriteSlot},
     subscriber::{Start, Subscriber},

@@ -1,7 +1,5 @@
 //! Roles, registration in the segment's peer table, and recovery of what dead peers held.
 
-use std::fmt;
-
 use crate::error::{Error, Result};
 use crate::header::{
     PeerEntry, SLEEPING_CHANGED, SLEEPING_DRAINED, SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL,
@@ -9,61 +7,27 @@ use crate::header::{
 };
 use crate::layout::RingKind;
 use crate::protocol::{RingMemory, mpmc, peers};
+use crate::role::{PeerInfo, Role};
 use crate::segment::Segment;
 use crate::sync::Ordering::*;
 use crate::sys;
 use crate::wait::Stuck;
 
-/// What a process attached to a ring does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum Role {
-    /// Claims and publishes slots of a queue ring.
-    Producer = 1,
-    /// Receives and releases slots of a queue ring.
-    Consumer = 2,
-    /// Publishes frames to a broadcast ring.
-    Writer = 3,
-    /// Follows a broadcast ring.
-    Subscriber = 4,
-    /// Reads and writes a shared array.
-    Sharer = 5,
-}
-
-impl Role {
-    pub(crate) fn from_u8(r: u8) -> Option<Role> {
-        Some(match r {
-            1 => Role::Producer,
-            2 => Role::Consumer,
-            3 => Role::Writer,
-            4 => Role::Subscriber,
-            5 => Role::Sharer,
-            _ => return None,
-        })
+impl Segment {
+    /// The processes attached to this ring (role, pid, alive).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-segpeers-{}", std::process::id());
+    /// let _rx = Consumer::<u8, ndarray::Ix1>::create(&name, 4, &Config::mpmc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// assert_eq!(seg.peers().len(), 1);
+    /// assert_eq!(seg.peers()[0].role, Role::Consumer);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        list(self)
     }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Producer => "producer",
-            Role::Consumer => "consumer",
-            Role::Writer => "writer",
-            Role::Subscriber => "subscriber",
-            Role::Sharer => "sharer",
-        })
-    }
-}
-
-/// One attached process, as listed by `peers()`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerInfo {
-    /// Its role.
-    pub role: Role,
-    /// Its process id.
-    pub pid: u32,
-    /// Whether it is alive (pid exists, is no zombie, and has the recorded start time).
-    pub alive: bool,
 }
 
 /// Lists the peers registered in `seg`.

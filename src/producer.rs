@@ -11,12 +11,13 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::header::SLEEPING_NOT_FULL;
 use crate::layout::RingKind;
-use crate::peers::{self, PeerInfo, Registration, Role};
+use crate::peers::{self, Registration};
 use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
+use crate::publisher::{Publisher, QueuePublisher};
+use crate::role::{PeerInfo, Role};
 use crate::segment::Segment;
-use crate::slot::{Owner, Sink, WriteSlot};
-use crate::sync::Ordering::*;
+use crate::slot::WriteSlot;
 use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 /// Item size (bytes) from which an SPSC producer reuses the slot released most recently by
@@ -37,26 +38,9 @@ pub const RECENT_FIRST_MIN_BYTES: usize = 64 * 1024;
 /// # Ok::<(), ndring::Error>(())
 /// ```
 pub struct Producer<T: Element, D: Dimension> {
-    inner: Inner,
+    inner: QueuePublisher,
     dim: D,
     _t: PhantomData<fn() -> T>,
-}
-
-/// The untyped part, which `WriteSlot` reports to.
-pub(crate) struct Inner {
-    seg: Arc<Segment>,
-    /// Our peer entry.
-    entry: usize,
-    /// SPSC state; `None` for MPMC.
-    spsc: Option<spsc::Producer>,
-    how: Waiting,
-    /// When a publish that woke a sleeping consumer may next sweep for dead sleepers.
-    clock: SweepClock,
-    /// When a full ring may next make us check whether its consumers are alive.
-    liveness: SweepClock,
-    /// How long our claims have found the ring full at one position (a dead consumer's slot
-    /// holds it back): when to sweep for dead peers, whether we wait in one call or many.
-    stuck: Stuck,
 }
 
 impl<T: Element, D: Dimension> Producer<T, D> {
@@ -187,7 +171,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
             p
         });
         Ok(Producer {
-            inner: Inner {
+            inner: QueuePublisher {
                 seg: Arc::new(seg),
                 entry: reg.index,
                 spsc,
@@ -288,7 +272,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         // publish or abandon it through `commit`; the payload holds `self.dim`'s elements.
         Ok(unsafe {
             WriteSlot::new(
-                Owner::Queue(&mut self.inner),
+                Publisher::Queue(&mut self.inner),
                 slot,
                 pos,
                 pos + 1,
@@ -471,7 +455,11 @@ impl<T: Element, D: Dimension> Producer<T, D> {
 /// The rest of a claim: MPMC, or a full SPSC ring (polls, then sleeps if `block`).
 #[cold]
 #[inline(never)]
-fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Result<(u64, usize)> {
+fn wait_claim(
+    inner: &mut QueuePublisher,
+    deadline: Option<Instant>,
+    block: bool,
+) -> Result<(u64, usize)> {
     let seg = &*inner.seg;
     let me = seg.peer(inner.entry);
     let n = seg.slot_count() as u64;
@@ -533,81 +521,6 @@ fn wait_claim(inner: &mut Inner, deadline: Option<Instant>, block: bool) -> Resu
             .unwrap_or(Err(Error::Timeout))
     } else {
         step(false).unwrap_or(Err(Error::Full))
-    }
-}
-
-impl Sink for Inner {
-    #[inline]
-    fn segment(&self) -> &Segment {
-        &self.seg
-    }
-
-    /// Inlined into `WriteSlot::publish`; an abandon goes out of line.
-    #[inline(always)]
-    fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
-        let Some(user_len) = publish else {
-            return self.abandon(pos);
-        };
-        let seg = &*self.seg;
-        crate::slot::write_ctrl(seg, slot, user_len);
-        match &mut self.spsc {
-            Some(p) => {
-                if p.publish(seg) {
-                    self.woke(true);
-                }
-            }
-            None => {
-                mpmc::publish(seg, seg.peer(self.entry), pos, false);
-                if wait::notify(&seg.control().not_empty) {
-                    self.woke(false);
-                }
-            }
-        }
-    }
-}
-
-impl Inner {
-    /// [`Sink::commit`] of a slot dropped unpublished.
-    #[inline(never)]
-    fn abandon(&mut self, pos: u64) {
-        let seg = &*self.seg;
-        let woke = match &mut self.spsc {
-            // SPSC: an abandoned position is simply claimed again.
-            Some(_) => false,
-            None => {
-                mpmc::publish(seg, seg.peer(self.entry), pos, true);
-                wait::notify(&seg.control().not_empty)
-            }
-        };
-        seg.control().stats.abandoned.fetch_add(1, Relaxed);
-        if woke {
-            self.woke(false);
-        }
-    }
-
-    /// After a publish that found the consumer side asleep: wakes it (`wake`, SPSC: the
-    /// notifier only said someone may sleep), and, should that sleeper have died asleep, takes
-    /// its count back within a grace period, so that publishes return to their fast path.
-    #[cold]
-    #[inline(never)]
-    fn woke(&mut self, wake: bool) {
-        let seg = &*self.seg;
-        if wake {
-            wait::wake(&seg.control().not_empty);
-        }
-        if self.clock.due(self.how.grace) {
-            peers::sweep(seg);
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(p) = &mut self.spsc {
-            p.retire(self.seg.control());
-        }
-        peers::unregister(&self.seg, self.entry, Role::Producer);
-        peers::leave(&self.seg);
     }
 }
 

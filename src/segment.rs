@@ -7,10 +7,7 @@ use crate::config::Config;
 use crate::element::DType;
 use crate::error::{Error, Result};
 use crate::header::{Control, PeerEntry, STATE_READY, SlotCtrl};
-use crate::layout::{
-    self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params, RingKind,
-};
-use crate::peers::{Registration, Role};
+use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, RingKind};
 use crate::protocol::{self, RingMemory};
 use crate::sync::{AtomicU64, Ordering::*};
 use crate::sys;
@@ -77,6 +74,21 @@ pub(crate) fn names_object(name: &str, fd: &sys::Handle) -> bool {
     )
 }
 
+/// Runs `f` while holding `fd`'s advisory lock; `None` if it is still held by another after 1 s
+/// (see [`Segment::locked`]).
+pub(crate) fn locked<R>(fd: &sys::Handle, exclusive: bool, f: impl FnOnce() -> R) -> Option<R> {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while !sys::try_lock(fd, exclusive) {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let r = f();
+    sys::unlock(fd);
+    Some(r)
+}
+
 /// A mapped ring segment, validated: every offset below lies inside the mapping.
 ///
 /// Obtained with [`Segment::open`] to inspect a ring without knowing its type (like Python's
@@ -105,38 +117,16 @@ unsafe impl Send for Segment {}
 unsafe impl Sync for Segment {}
 
 impl Segment {
-    /// Creates a segment for `params` under `name` (exclusively), initialises it, registers the
-    /// calling process as its `role` and marks it ready.
-    ///
-    /// The creator's peer entry is written before READY: an opener that sees the ring also sees
-    /// its creator attached, so a peer that attaches and leaves before the creator's handle
-    /// exists never takes itself for the last one out and removes the name (§2.7).
-    pub(crate) fn create(
+    /// Lays a new ring out in `fd`, the object its creator has just made under `name`
+    /// (exclusively, `layout.total_size` bytes): maps it, writes the fixed header and
+    /// initialises the shared words. Not ready until [`Segment::mark_ready`]; on failure the
+    /// name is removed again.
+    pub(crate) fn lay_out(
         name: &str,
-        params: Params,
+        fd: sys::Handle,
+        layout: Layout,
         config: &Config,
-        role: Role,
-    ) -> Result<(Segment, Registration)> {
-        validate_name(name)?;
-        let layout = Layout::compute(params).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        let size = layout.total_size as u64;
-        let fd = loop {
-            match sys::create(name, size, config.mode) {
-                Ok(fd) => break fd,
-                // Replaced if its stream is over; a racing creator that wins is seen next time.
-                Err(rustix::io::Errno::EXIST) => crate::existing::make_room(name, config)?,
-                Err(e) => {
-                    return Err(match sys::error(e, "create", name) {
-                        Error::NoSpace { name, .. } => Error::NoSpace { name, needed: size },
-                        other => other,
-                    });
-                }
-            }
-        };
-        // Held (shared) until READY: a `create` that judges this segment unfinished removes it
-        // only under the exclusive lock, so never while we are still setting it up. Best
-        // effort: a process that locks our new file on purpose first only costs that guard.
-        let locked = sys::try_lock(&fd, false);
+    ) -> Result<Segment> {
         let base = match sys::map(&fd, layout.total_size, false) {
             Ok(b) => b,
             Err(e) => {
@@ -165,14 +155,22 @@ impl Segment {
             .lifecycle
             .keep
             .store(config.keep as u32, Relaxed);
-        let reg = crate::peers::register_creator(&seg, role, start);
-        // Last, Release: everything above, the creator's entry included, is visible to whoever
-        // acquires READY.
-        seg.control().state.store(STATE_READY, Release);
+        Ok(seg)
+    }
+
+    /// Marks a ring laid out by [`Segment::lay_out`] ready, last and with Release: everything
+    /// written before (the creator's peer entry included) is visible to whoever acquires
+    /// READY. Then drops the shared lock its creator held since the create, if `locked`.
+    pub(crate) fn mark_ready(&self, locked: bool) {
+        self.control().state.store(STATE_READY, Release);
         if locked {
-            sys::unlock(&seg.fd);
+            sys::unlock(&self.fd);
         }
-        Ok((seg, reg))
+    }
+
+    /// The start time of the creating process (`/proc/PID/stat` field 22).
+    pub(crate) fn creator_start_time(&self) -> u64 {
+        self.creator_start_time
     }
 
     /// Attaches to the ring `name`, whatever its type, shape and kind: waits up to
@@ -403,21 +401,6 @@ impl Segment {
         self.read_only
     }
 
-    /// The processes attached to this ring (role, pid, alive).
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-segpeers-{}", std::process::id());
-    /// let _rx = Consumer::<u8, ndarray::Ix1>::create(&name, 4, &Config::mpmc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// assert_eq!(seg.peers().len(), 1);
-    /// assert_eq!(seg.peers()[0].role, Role::Consumer);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn peers(&self) -> Vec<crate::PeerInfo> {
-        crate::peers::list(self)
-    }
-
     /// The ring's positions: `(tail, head, published)` without the closed bit, and whether it
     /// is closed. Queue rings: `tail` counts positions published (SPSC) or claimed (MPMC),
     /// `head` positions released (SPSC) or taken (MPMC). Broadcast: `published` is the newest
@@ -456,7 +439,7 @@ impl Segment {
     /// `peers::register`). Each hold lasts a few system calls; a lock still held after 1 s
     /// (only by a process holding it on purpose) gives `None`.
     pub(crate) fn locked<R>(&self, exclusive: bool, f: impl FnOnce() -> R) -> Option<R> {
-        crate::existing::locked(&self.fd, exclusive, f)
+        locked(&self.fd, exclusive, f)
     }
 
     /// Whether the name stays when the last handle detaches (see [`crate::Config::keep`]).

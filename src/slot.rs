@@ -9,58 +9,9 @@ use ndarray::{ArrayView, ArrayViewMut, Dimension};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::protocol::RingMemory;
+use crate::publisher::Publisher;
 use crate::segment::Segment;
 use crate::sync::Ordering::*;
-use crate::sys;
-
-/// What a `WriteSlot` reports back to the handle it came from.
-pub(crate) trait Sink {
-    fn segment(&self) -> &Segment;
-    /// Publishes slot `slot`, claimed at position `pos`, with `Some(user_len)` bytes of user
-    /// metadata (the sink writes the slot's control block first, see [`write_ctrl`]), or
-    /// abandons it with `None`.
-    fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>);
-}
-
-/// Writes the control-block fields a publish carries: the timestamp (on rings that keep them)
-/// and the metadata length. Called by the slot's owner before it publishes.
-#[inline]
-pub(crate) fn write_ctrl(seg: &Segment, slot: usize, user_len: u32) {
-    let ctrl = seg.slot(slot);
-    if seg.timestamps() {
-        ctrl.timestamp_ns.store(sys::now_ns(), Relaxed);
-    }
-    // Stored unconditionally: every publish writes the stamp on this line anyway, and loading
-    // the old value first would fetch the line for reading before the stamp's store takes it
-    // for writing (two transfers instead of one while a consumer polls the stamp).
-    ctrl.user_len.store(user_len, Relaxed);
-}
-
-/// The handle a `WriteSlot` came from. An enum rather than `&mut dyn Sink`, so that a queue
-/// producer's publish is inlined into the caller's loop (a call through a vtable, and the
-/// registers it saves, is a measurable share of a 64-byte hand-off: `examples/handoff.rs`).
-pub(crate) enum Owner<'a> {
-    Queue(&'a mut crate::producer::Inner),
-    Broadcast(&'a mut crate::writer::Inner),
-}
-
-impl Owner<'_> {
-    #[inline(always)]
-    fn segment(&self) -> &Segment {
-        match self {
-            Owner::Queue(q) => q.segment(),
-            Owner::Broadcast(b) => b.segment(),
-        }
-    }
-
-    #[inline(always)]
-    fn commit(&mut self, slot: usize, pos: u64, publish: Option<u32>) {
-        match self {
-            Owner::Queue(q) => q.commit(slot, pos, publish),
-            Owner::Broadcast(b) => b.commit(slot, pos, publish),
-        }
-    }
-}
 
 /// A claimed slot: fill it through the `ArrayViewMut` it derefs to, set its metadata, then
 /// [`publish`](WriteSlot::publish) it. Dropped unpublished, it is abandoned: no consumer ever sees
@@ -70,13 +21,13 @@ impl Owner<'_> {
 /// panics, and the slot is never released.
 #[must_use = "a WriteSlot dropped without publish() is abandoned"]
 pub struct WriteSlot<'a, T: Element, D: Dimension> {
-    sink: Owner<'a>,
+    publisher: Publisher<'a>,
     view: ArrayViewMut<'a, T, D>,
     /// Where the view must still point, and its shape, at publish (see `view_intact`).
     ptr: *const T,
     dim: D,
     slot: usize,
-    /// The ring position it was claimed at (what the sink needs to publish it).
+    /// The ring position it was claimed at (what the publisher needs to publish it).
     pos: u64,
     /// The sequence number publishing assigns (what `publish` returns).
     seq: u64,
@@ -87,17 +38,23 @@ pub struct WriteSlot<'a, T: Element, D: Dimension> {
 impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// # Safety
     /// The caller owns slot `slot` (claimed at `pos`, to be published as `seq`) exclusively until
-    /// `sink.commit` is called, and the segment's payload for that slot holds `dim`'s elements of
+    /// `publisher.commit` is called, and the segment's payload for that slot holds `dim`'s elements of
     /// `T`.
     #[inline(always)]
-    pub(crate) unsafe fn new(sink: Owner<'a>, slot: usize, pos: u64, seq: u64, dim: D) -> Self {
-        let ptr = sink.segment().payload(slot).cast::<T>();
+    pub(crate) unsafe fn new(
+        publisher: Publisher<'a>,
+        slot: usize,
+        pos: u64,
+        seq: u64,
+        dim: D,
+    ) -> Self {
+        let ptr = publisher.segment().payload(slot).cast::<T>();
         // SAFETY: from the caller: exclusive ownership of the slot's payload, which is
         // 128-aligned (>= align_of::<T>()) and holds exactly `dim.size()` elements of `T`, inside
-        // a mapping that `sink` keeps alive for 'a.
+        // a mapping that `publisher` keeps alive for 'a.
         let view = unsafe { ArrayViewMut::from_shape_ptr(dim.clone(), ptr) };
         WriteSlot {
-            sink,
+            publisher,
             view,
             ptr,
             dim,
@@ -125,14 +82,14 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// ```
     pub fn set_user_meta<M: bytemuck::Pod>(&mut self, meta: &M) -> Result<()> {
         let bytes = bytemuck::bytes_of(meta);
-        let capacity = self.sink.segment().user_meta_size();
+        let capacity = self.publisher.segment().user_meta_size();
         if bytes.len() > capacity {
             return Err(Error::MetaTooLarge {
                 size: bytes.len(),
                 capacity,
             });
         }
-        let dst = self.sink.segment().user_meta(self.slot);
+        let dst = self.publisher.segment().user_meta(self.slot);
         // SAFETY: the slot (its metadata included) is ours until commit; `capacity` bytes lie
         // between the slot control block and the payload.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
@@ -155,14 +112,14 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn set_user_meta_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let capacity = self.sink.segment().user_meta_size();
+        let capacity = self.publisher.segment().user_meta_size();
         if bytes.len() > capacity {
             return Err(Error::MetaTooLarge {
                 size: bytes.len(),
                 capacity,
             });
         }
-        let dst = self.sink.segment().user_meta(self.slot);
+        let dst = self.publisher.segment().user_meta(self.slot);
         // SAFETY: as in `set_user_meta`: the slot's metadata is ours until commit.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
         self.user_len = bytes.len() as u32;
@@ -200,7 +157,8 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
             self.done = true;
             panic!("ndring: the WriteSlot's view was replaced; the slot is leaked, not published");
         }
-        self.sink.commit(self.slot, self.pos, Some(self.user_len));
+        self.publisher
+            .commit(self.slot, self.pos, Some(self.user_len));
         self.done = true;
         self.seq
     }
@@ -233,7 +191,7 @@ impl<T: Element, D: Dimension> Drop for WriteSlot<'_, T, D> {
     #[inline]
     fn drop(&mut self) {
         if !self.done && self.view_intact() {
-            self.sink.commit(self.slot, self.pos, None);
+            self.publisher.commit(self.slot, self.pos, None);
         }
     }
 }

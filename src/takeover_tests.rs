@@ -5,9 +5,10 @@
 
 use ndarray::{Ix1, arr1};
 
-use crate::peers::{self, Role};
+use crate::peers;
 use crate::protocol::RingMemory;
 use crate::protocol::peers::owner_word;
+use crate::role::Role;
 use crate::sync::Ordering::*;
 use crate::test_name::TestName;
 use crate::{Config, Consumer, Producer};

@@ -7,7 +7,8 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::existing::Condition;
 use crate::layout::{Params, RingKind};
-use crate::peers::{Registration, Role};
+use crate::peers::Registration;
+use crate::role::Role;
 use crate::segment::Segment;
 
 /// The kinds of segment a typed handle attaches to.

@@ -9,10 +9,12 @@ use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::peers::{self, PeerInfo, Registration, Role};
+use crate::peers::{self, Registration};
 use crate::protocol::{RingMemory, broadcast};
+use crate::publisher::{BroadcastPublisher, Publisher};
+use crate::role::{PeerInfo, Role};
 use crate::segment::Segment;
-use crate::slot::{Owner, Sink, WriteSlot};
+use crate::slot::WriteSlot;
 use crate::wait::{self, SweepClock};
 
 /// Publishes frames to a broadcast ring. It never waits for subscribers: it overwrites the
@@ -31,22 +33,9 @@ use crate::wait::{self, SweepClock};
 /// # Ok::<(), ndring::Error>(())
 /// ```
 pub struct BroadcastWriter<T: Element, D: Dimension> {
-    inner: Inner,
+    inner: BroadcastPublisher,
     dim: D,
     _t: PhantomData<fn() -> T>,
-}
-
-pub(crate) struct Inner {
-    seg: Arc<Segment>,
-    entry: usize,
-    writer: broadcast::Writer,
-    /// `close` was called: the next claim reopens the stream.
-    closed: bool,
-    /// The grace period (see [`Config::grace`]): how often we may sweep for dead subscribers.
-    grace: Duration,
-    /// When a claim that passed a stale pin, or a publish that found sleepers, may next sweep
-    /// for dead subscribers (their pins and sleeper counts; see [`Inner::after_dead`]).
-    clock: SweepClock,
 }
 
 impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
@@ -118,7 +107,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         };
         let writer = broadcast::Writer::attach(&seg, 1);
         Ok(BroadcastWriter {
-            inner: Inner {
+            inner: BroadcastPublisher {
                 seg: Arc::new(seg),
                 entry: reg.index,
                 writer,
@@ -161,7 +150,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         // subscriber borrows a WRITING slot, so it is ours until `commit`.
         unsafe {
             WriteSlot::new(
-                Owner::Broadcast(&mut self.inner),
+                Publisher::Broadcast(&mut self.inner),
                 s,
                 seq,
                 seq,
@@ -278,45 +267,6 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// ```
     pub fn recover_dead(&self) -> usize {
         peers::sweep(&self.inner.seg)
-    }
-}
-
-impl Sink for Inner {
-    fn segment(&self) -> &Segment {
-        &self.seg
-    }
-
-    fn commit(&mut self, slot: usize, _pos: u64, publish: Option<u32>) {
-        let seg = &*self.seg;
-        if let Some(user_len) = publish {
-            crate::slot::write_ctrl(seg, slot, user_len);
-            self.writer.publish(seg, slot);
-            if wait::notify(&seg.control().not_empty) {
-                self.after_dead();
-            }
-        } else {
-            self.writer.abandon(seg, slot);
-        }
-    }
-}
-
-impl Inner {
-    /// After a claim that passed a pin a lap old, or a publish that found sleepers: either may be
-    /// a dead subscriber's (a pin never dropped, a sleeper count never taken back), which no
-    /// other subscriber may be stuck long enough to sweep for. At most once per grace period.
-    #[cold]
-    #[inline(never)]
-    fn after_dead(&mut self) {
-        if self.clock.due(self.grace) {
-            peers::sweep(&self.seg);
-        }
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        peers::unregister(&self.seg, self.entry, Role::Writer);
-        peers::leave(&self.seg);
     }
 }
 

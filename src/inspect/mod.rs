@@ -39,7 +39,7 @@ use crate::element::DType;
 use crate::error::{Error, Result};
 use crate::header::{CLOSED, Control, LINE, PeerEntry, STATE_READY, SlotCtrl};
 use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, RingKind};
-use crate::peers::Role;
+use crate::role::Role;
 use crate::sync::{AtomicU32, AtomicU64, Ordering::*};
 use crate::{Stats, sys};
 use map::ReadOnlyMap;

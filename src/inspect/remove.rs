@@ -39,7 +39,7 @@ impl Inspector {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn remove_unless_used(&self) -> Result<Removal> {
-        crate::existing::locked(&self.map.fd, true, || {
+        crate::segment::locked(&self.map.fd, true, || {
             let live: Vec<PeerStatus> = self.peers().into_iter().filter(|p| p.alive).collect();
             if !live.is_empty() {
                 return Ok(Removal::InUse(live));
