@@ -2,7 +2,6 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64};
 use std::time::{Duration, Instant};
 
 use ndarray::{ArrayBase, DataMut, Dimension};
@@ -14,10 +13,10 @@ use crate::header::SLEEPING_NOT_EMPTY;
 use crate::peers;
 use crate::protocol::RingMemory;
 use crate::protocol::broadcast::{self, Miss};
+use crate::protocol::copy::atomic_copy;
 use crate::role::Role;
 use crate::segment::Segment;
 use crate::slot::ReadSlot;
-use crate::sync::Ordering::*;
 use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 /// Where a new subscriber starts.
@@ -511,25 +510,6 @@ fn miss<R>(r: std::result::Result<R, Miss>) -> Option<Result<R>> {
         Err(Miss::Wait) => None,
         Err(Miss::Closed) => Some(Err(Error::Closed)),
         Err(Miss::Lagged(missed)) => Some(Err(Error::Lagged { missed })),
-    }
-}
-
-/// Copies `dst.len()` bytes from `src` with relaxed atomic loads (8 bytes at a time, then
-/// single bytes), so that a concurrent writer makes the copy stale, never undefined behaviour.
-///
-/// # Safety
-/// `src` is 8-aligned and valid for `dst.len()` bytes of reads for the call, and is only ever
-/// accessed atomically by this process while the call runs.
-unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
-    let words = dst.len() / 8;
-    for (i, chunk) in dst.chunks_exact_mut(8).enumerate() {
-        // SAFETY: i < words, so 8 bytes at src + 8i are in range and 8-aligned.
-        let v = unsafe { (*src.cast::<AtomicU64>().add(i)).load(Relaxed) };
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    for (i, b) in dst[words * 8..].iter_mut().enumerate() {
-        // SAFETY: in range, as above; any address is aligned for a byte.
-        *b = unsafe { (*src.add(words * 8 + i).cast::<AtomicU8>()).load(Relaxed) };
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use std::cell::Cell;
 
-use rustix::fs::{FallocateFlags, Mode, OFlags};
+use rustix::fs::{FallocateFlags, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use rustix::mm::{MapFlags, ProtFlags};
 use rustix::shm;
@@ -28,8 +28,8 @@ use miri::stat;
 #[cfg(miri)]
 pub use miri::{
     Handle, coarse_now_ns, create, futex_wait, futex_wake_all, heavy_barrier, identity, map,
-    name_identity, now_ns, open, open_waiting, pid, register_for_heavy_barriers, size, try_lock,
-    unlink, unlock, unmap,
+    name_identity, now_ns, open, open_to_inspect, open_waiting, pid, register_for_heavy_barriers,
+    regular_file_size, size, try_lock, unlink, unlock, unmap,
 };
 
 /// What names an open shared-memory object (and keeps a mapping of it valid).
@@ -98,6 +98,23 @@ pub fn open(name: &str, read_only: bool) -> Result<OwnedFd, Errno> {
         OFlags::RDWR
     };
     shm_path_open(name, access, Mode::empty())
+}
+
+/// Opens an existing `name` read-only to inspect it, as [`open`] does, and without blocking on
+/// a FIFO planted under the name (`O_NONBLOCK`, which changes nothing for a shared-memory
+/// object).
+#[cfg(not(miri))]
+pub fn open_to_inspect(name: &str) -> Result<OwnedFd, Errno> {
+    shm_path_open(name, OFlags::RDONLY | OFlags::NONBLOCK, Mode::empty())
+}
+
+/// The size of the object behind `fd` if it is a regular file, as every shared-memory object
+/// is; `None` for anything else planted under a name (a FIFO, a device, a directory).
+#[cfg(not(miri))]
+pub fn regular_file_size(fd: &OwnedFd) -> Result<Option<u64>, Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    let regular = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+    Ok(regular.then_some(st.st_size as u64))
 }
 
 /// [`open`], waiting up to `timeout` for `name` to be created if it does not exist yet.

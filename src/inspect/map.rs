@@ -1,22 +1,14 @@
-//! A read-only mapping of a segment: opened `O_RDONLY | O_NOFOLLOW`, mapped `PROT_READ`, so that
-//! a ring can be inspected by anyone who may read it, without write access and without any way
-//! to disturb it. The only accesses made through it are plain loads and atomic loads of at most
-//! 8 bytes (which Rust allows on read-only memory).
-//!
-//! Linux: the object behind `shm_open("/NAME")` is the file `/dev/shm/NAME`.
+//! A read-only mapping of a segment: opened `O_RDONLY | O_NOFOLLOW | O_NONBLOCK`, mapped
+//! `PROT_READ` (through `sys`, like every system call), so that a ring can be inspected by anyone
+//! who may read it, without write access and without any way to disturb it. The only accesses
+//! made through it are plain loads and atomic loads of at most 8 bytes (which Rust allows on
+//! read-only memory).
 
-use std::os::fd::OwnedFd;
 use std::ptr::NonNull;
-
-use rustix::fs::{FileType, Mode, OFlags};
-use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::error::{Error, Result};
 use crate::segment::validate_name;
 use crate::sys;
-
-/// Where the kernel keeps POSIX shared-memory objects.
-pub const SHM_DIR: &str = "/dev/shm";
 
 /// `len` bytes of a segment mapped read-only.
 #[derive(Debug)]
@@ -25,52 +17,36 @@ pub(crate) struct ReadOnlyMap {
     pub base: NonNull<u8>,
     pub len: usize,
     /// The descriptor the mapping came from: its identity and advisory lock are the object's.
-    pub fd: OwnedFd,
+    /// Held for the mapping's life (under Miri, whose `sys` has no `rm`, only for that: the
+    /// handle owns the memory).
+    #[cfg_attr(miri, allow(dead_code))]
+    pub fd: sys::Handle,
 }
 
 /// Opens `name` read-only (never following a symlink, never blocking on a FIFO) and returns the
 /// descriptor and the object's size. Anything but a regular file is `Corrupt`.
-pub(crate) fn open(name: &str) -> Result<(OwnedFd, u64)> {
+pub(crate) fn open(name: &str) -> Result<(sys::Handle, u64)> {
     validate_name(name)?;
-    let path = format!("{SHM_DIR}{name}");
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
-    let fd = rustix::fs::open(&path, flags, Mode::empty()).map_err(|e| match e {
+    let fd = sys::open_to_inspect(name).map_err(|e| match e {
         rustix::io::Errno::LOOP => Error::Corrupt {
             name: name.into(),
             reason: "it is a symbolic link, not a segment".into(),
         },
         e => sys::error(e, "open", name),
     })?;
-    let st = rustix::fs::fstat(&fd).map_err(|e| sys::error(e, "stat", name))?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-        return Err(Error::Corrupt {
+    match sys::regular_file_size(&fd).map_err(|e| sys::error(e, "stat", name))? {
+        Some(size) => Ok((fd, size)),
+        None => Err(Error::Corrupt {
             name: name.into(),
             reason: "it is not a regular file".into(),
-        });
+        }),
     }
-    Ok((fd, st.st_size as u64))
 }
 
 /// Maps the first `len` (> 0) bytes of `fd` shared and read-only.
-pub(crate) fn map(fd: OwnedFd, len: usize, name: &str) -> Result<ReadOnlyMap> {
-    // SAFETY: a fresh mapping chosen by the kernel (null hint) aliases no Rust object; it is
-    // unmapped exactly once, by `Drop`.
-    let p = unsafe {
-        rustix::mm::mmap(
-            std::ptr::null_mut(),
-            len,
-            ProtFlags::READ,
-            MapFlags::SHARED,
-            &fd,
-            0,
-        )
-    }
-    .map_err(|e| sys::error(e, "map", name))?;
-    Ok(ReadOnlyMap {
-        base: NonNull::new(p.cast()).expect("mmap returned null"),
-        len,
-        fd,
-    })
+pub(crate) fn map(fd: sys::Handle, len: usize, name: &str) -> Result<ReadOnlyMap> {
+    let base = sys::map(&fd, len, true).map_err(|e| sys::error(e, "map", name))?;
+    Ok(ReadOnlyMap { base, len, fd })
 }
 
 impl ReadOnlyMap {
@@ -90,9 +66,9 @@ impl ReadOnlyMap {
 
 impl Drop for ReadOnlyMap {
     fn drop(&mut self) {
-        // SAFETY: `base`/`len` come from one `mmap`; every reference into the mapping borrows
+        // SAFETY: `base`/`len` come from one `sys::map`; every reference into the mapping borrows
         // the `Inspector` that owns this map, so none outlives it.
-        let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast(), self.len) };
+        unsafe { sys::unmap(self.base, self.len) };
     }
 }
 
@@ -101,3 +77,53 @@ impl Drop for ReadOnlyMap {
 unsafe impl Send for ReadOnlyMap {}
 // SAFETY: as above.
 unsafe impl Sync for ReadOnlyMap {}
+
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use crate::error::Error;
+    use crate::sys::SHM_DIR;
+
+    /// Opens `name` on another thread: a planted FIFO that blocked the open would hang it, so
+    /// it gives `None` after a bound instead of hanging the run.
+    fn open_bounded(name: &str) -> Option<crate::error::Result<u64>> {
+        let (tx, rx) = mpsc::channel();
+        let n = name.to_owned();
+        std::thread::spawn(move || {
+            let _ = tx.send(super::open(&n).map(|(_, size)| size));
+        });
+        rx.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    /// Whatever is planted under a name in place of a segment (a FIFO nobody writes, a
+    /// directory) is refused as not a regular file, at once.
+    #[test]
+    fn a_fifo_or_directory_under_a_name_is_refused_without_blocking() {
+        let fifo = format!("/ndr-map-fifo-{}", std::process::id());
+        let path = format!("{SHM_DIR}{fifo}");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path.as_str(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let got = open_bounded(&fifo);
+        std::fs::remove_file(&path).unwrap();
+        let got = got.expect("opening a planted FIFO to inspect it blocked");
+        assert!(
+            matches!(&got, Err(Error::Corrupt { reason, .. }) if reason.contains("not a regular file")),
+            "{got:?}"
+        );
+
+        let dir = format!("/ndr-map-dir-{}", std::process::id());
+        let path = format!("{SHM_DIR}{dir}");
+        std::fs::create_dir(&path).unwrap();
+        let got = open_bounded(&dir);
+        std::fs::remove_dir(&path).unwrap();
+        assert!(matches!(&got, Some(Err(Error::Corrupt { .. }))), "{got:?}");
+    }
+}

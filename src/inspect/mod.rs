@@ -30,7 +30,7 @@ mod remove;
 use std::fmt;
 use std::time::Duration;
 
-pub use map::SHM_DIR;
+pub use crate::sys::SHM_DIR;
 pub use newest::Newest;
 #[cfg(not(miri))]
 pub use remove::Removal;

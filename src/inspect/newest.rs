@@ -27,9 +27,9 @@ use crate::error::{Error, Result};
 use crate::header::CLOSED;
 use crate::layout::RingKind;
 use crate::protocol::broadcast::stamp_of;
+use crate::protocol::copy::atomic_copy;
 use crate::protocol::spsc::OUT_OF_TURN;
-use crate::sync::{AtomicU64, Ordering::*, fence};
-use std::sync::atomic::AtomicU8;
+use crate::sync::{Ordering::*, fence};
 
 use super::Inspector;
 
@@ -208,25 +208,6 @@ impl Inspector {
             && tail_now < pos + n
             && (!out_of_turn || tail_now <= pos + 1 || c.head.load(Relaxed) <= pos);
         Ok(still.then_some((pos + 1, s, timestamp_ns)))
-    }
-}
-
-/// Copies `dst.len()` bytes from `src` with relaxed atomic loads (8 bytes at a time, then single
-/// bytes): loads only, so it works on a read-only mapping.
-///
-/// # Safety
-/// `src` is 8-aligned and valid for `dst.len()` bytes of reads for the call, and this process
-/// accesses those bytes only atomically while the call runs.
-unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
-    let words = dst.len() / 8;
-    for (i, chunk) in dst.chunks_exact_mut(8).enumerate() {
-        // SAFETY: i < words, so 8 bytes at src + 8i are in range and 8-aligned.
-        let v = unsafe { (*src.cast::<AtomicU64>().add(i)).load(Relaxed) };
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    for (i, b) in dst[words * 8..].iter_mut().enumerate() {
-        // SAFETY: in range, as above; any address is aligned for a byte.
-        *b = unsafe { (*src.add(words * 8 + i).cast::<AtomicU8>()).load(Relaxed) };
     }
 }
 

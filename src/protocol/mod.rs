@@ -29,6 +29,8 @@
 
 pub mod array;
 pub mod broadcast;
+#[cfg(not(loom))]
+pub(crate) mod copy;
 pub mod mpmc;
 pub mod peers;
 pub mod spsc;
