@@ -231,6 +231,4 @@ const _: () = {
     // Where these words sit in a segment is `layout`'s to say, and to assert.
     assert!(std::mem::offset_of!(Lifecycle, keep) == 4);
     assert!(std::mem::offset_of!(PeerEntry, sleeping) == 32);
-    // The shared array's words, as ARCHITECTURE.md documents them.
-    assert!(std::mem::size_of::<ArrayControl>() == crate::layout::ARRAY_CONTROL_SIZE);
 };

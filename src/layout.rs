@@ -193,6 +193,8 @@ const _: () = {
     assert!(CONTROL_OFFSET + offset_of!(Control, not_full) + PLAIN == 1032);
     // Version 3's additions.
     assert!(CONTROL_OFFSET + offset_of!(Control, lifecycle) == 1408);
+    // A shared array's words, as ARCHITECTURE.md documents them.
+    assert!(size_of::<crate::header::ArrayControl>() == ARRAY_CONTROL_SIZE);
 };
 
 /// Why [`Layout::compute`] refused its parameters: the value out of range, and the range.

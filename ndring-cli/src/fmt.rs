@@ -53,6 +53,7 @@ pub fn kind(k: RingKind) -> &'static str {
         RingKind::Spsc => "spsc",
         RingKind::Mpmc => "mpmc",
         RingKind::Broadcast => "broadcast",
+        RingKind::Array => "array",
     }
 }
 

@@ -77,5 +77,6 @@ pub(crate) fn kind_name(kind: RingKind) -> &'static str {
         RingKind::Spsc => "spsc",
         RingKind::Mpmc => "mpmc",
         RingKind::Broadcast => "broadcast",
+        RingKind::Array => "array",
     }
 }

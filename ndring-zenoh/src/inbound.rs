@@ -187,6 +187,8 @@ impl Run<'_> {
                 RingKind::Spsc => Config::spsc(),
                 RingKind::Mpmc => Config::mpmc(),
                 RingKind::Broadcast => Config::broadcast(),
+                // Refused by the producer's create below (a shared array is not a ring).
+                RingKind::Array => Config::array(),
             }
             .slots(self.desc.slots)
             .user_meta_size(self.desc.meta)

@@ -157,6 +157,13 @@ fn out_typed<T: Element>(
         stats: OutStats::default(),
     };
     match seg.kind() {
+        // A shared array is not a stream: nothing tells which of its states to send.
+        RingKind::Array => {
+            return Err(BridgeError::ring(ring)(ndring::Error::KindMismatch {
+                expected: "a ring (SPSC, MPMC or broadcast)",
+                found: RingKind::Array,
+            }));
+        }
         RingKind::Spsc | RingKind::Mpmc => {
             // The consumer role is taken at once (a restarted bridge takes over from a dead one
             // within the ring's grace period, so the producer does not see `Disconnected`), but

@@ -18,8 +18,8 @@ use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::layout::{Params, RingKind};
 use crate::peers::{self, Registration};
-use crate::role::{PeerInfo, Role};
 use crate::protocol::array::{self as proto, ArrayMemory, Wait};
+use crate::role::{PeerInfo, Role};
 use crate::segment::Segment;
 use crate::sync::Ordering::*;
 use crate::wait::{Stuck, Waiting};
@@ -590,7 +590,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
             let version = proto::version(seg);
             // SAFETY: the payload is `bytes.len()` bytes from `ptr()`, 8-aligned (128, from a
             // page-aligned mapping); read only with atomic loads, as writers may store meanwhile.
-            unsafe { crate::protocol::array::atomic_copy(self.ptr().cast::<u8>(), bytes) };
+            unsafe { crate::protocol::copy::atomic_copy(self.ptr().cast::<u8>(), bytes) };
             if proto::copy_end(seg, begun) {
                 self.check_poison()?;
                 return Ok(version);

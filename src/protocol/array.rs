@@ -320,24 +320,3 @@ pub fn recover<M: ArrayMemory>(mem: &M, index: usize, tag: u64) -> Recovered {
     }
     Recovered { reads, writes }
 }
-
-/// Copies `dst.len()` bytes from `src` with relaxed atomic loads (words, then bytes), for a copy
-/// that writers may overlap (it is then discarded by [`copy_end`]).
-///
-/// # Safety
-/// `src` must be valid for `dst.len()` bytes and 8-aligned.
-pub unsafe fn atomic_copy(src: *const u8, dst: &mut [u8]) {
-    use crate::sync::AtomicU64 as Word;
-    let words = dst.len() / 8;
-    for (i, chunk) in dst.chunks_exact_mut(8).enumerate() {
-        // SAFETY: i < words, so 8 bytes at src + 8i are in range and 8-aligned (caller).
-        let v = unsafe { (*src.cast::<Word>().add(i)).load(Relaxed) };
-        chunk.copy_from_slice(&v.to_ne_bytes());
-    }
-    for (i, b) in dst[words * 8..].iter_mut().enumerate() {
-        // SAFETY: in range, as above; any address is aligned for a byte.
-        *b = unsafe {
-            (*src.add(words * 8 + i).cast::<std::sync::atomic::AtomicU8>()).load(Relaxed)
-        };
-    }
-}
