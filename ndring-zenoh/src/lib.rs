@@ -7,15 +7,19 @@
 //!
 //! Each sample carries the stream's description (element type, shape, ring kind, slots,
 //! metadata room) in its encoding's schema, and the frame's sequence number, timestamp, sending
-//! bridge's tag and user metadata in its attachment (see [`FrameDesc`], [`FrameHeader`]).
+//! bridge's tag, checksum, acknowledgement state and user metadata in its attachment (see
+//! [`FrameDesc`], [`FrameHeader`]). A queue ring's frames are acknowledged end to end
+//! ([`Ack`]): a frame leaves the source ring only once the receiving bridge has written it.
 
 #![warn(missing_docs)]
 
+pub mod checksum;
 mod error;
 mod inbound;
 mod meta;
 mod out;
 mod payload;
+mod resume;
 mod sequencer;
 mod session;
 mod wire;
@@ -24,4 +28,4 @@ pub use error::BridgeError;
 pub use inbound::{InOptions, InStats, bridge_in};
 pub use out::{OutOptions, OutStats, bridge_out};
 pub use session::{Mode, SessionOptions};
-pub use wire::{ATTACHMENT_HEADER, FrameDesc, FrameHeader};
+pub use wire::{ATTACHMENT_HEADER, Ack, EndMark, EndReason, FrameDesc, FrameHeader, ack_key};

@@ -1,16 +1,19 @@
-//! Where an outgoing frame's bytes live while Zenoh sends them: the one copy out of the slot.
+//! Where an outgoing frame's bytes live while Zenoh sends them, when they cannot stay in the slot.
 //!
-//! A slot cannot be handed to Zenoh itself: Zenoh may keep a payload after `put` returns (a local
-//! subscriber's queue, a shared-memory reference), while the slot must go back to the ring. So
-//! the frame is copied once, into a buffer Zenoh then owns without copying again: a recycled heap
-//! buffer (`bytes::Bytes::from_owner`: no allocation and no page fault after the first frames),
-//! or a Zenoh shared-memory buffer, which reaches a subscriber on the same host as a reference.
+//! A queue ring's frame is sent from its slot, held as a lease until acknowledged (see
+//! `out.rs`). A broadcast ring's slot is not the reader's to hold: the writer overwrites it. Its
+//! frame is copied once, into a buffer Zenoh then owns without copying again: a recycled heap
+//! buffer (`bytes::Bytes::from_owner`: no allocation and no page fault after the first frames;
+//! it returns to the pool only when Zenoh drops the last reference to the payload, so a buffer
+//! is never refilled while Zenoh still sends it), or a Zenoh shared-memory buffer, which reaches
+//! a subscriber on the same host as a reference. The checksum is computed during the copy.
 
 use std::sync::{Arc, Mutex};
 
 use zenoh::bytes::ZBytes;
 
 use crate::BridgeError;
+use crate::checksum::copy_and_checksum;
 
 /// Heap buffers that return to the pool when Zenoh drops the payload.
 #[derive(Clone, Default)]
@@ -42,20 +45,21 @@ impl Drop for Pooled {
 }
 
 impl BufferPool {
-    /// A payload holding a copy of `bytes`.
-    pub(crate) fn copy(&self, bytes: &[u8]) -> ZBytes {
+    /// A payload holding a copy of `bytes`, and the checksum of frame `seq` (with `meta`).
+    pub(crate) fn copy(&self, seq: u64, bytes: &[u8], meta: &[u8]) -> (ZBytes, u64) {
         let mut buf = self
             .free
             .lock()
             .ok()
             .and_then(|mut f| f.pop())
             .unwrap_or_default();
-        buf.clear();
-        buf.extend_from_slice(bytes);
-        ZBytes::from(bytes::Bytes::from_owner(Pooled {
+        buf.resize(bytes.len(), 0);
+        let sum = copy_and_checksum(seq, [bytes], &mut buf, meta);
+        let payload = ZBytes::from(bytes::Bytes::from_owner(Pooled {
             buf,
             free: self.free.clone(),
-        }))
+        }));
+        (payload, sum)
     }
 }
 
@@ -88,10 +92,15 @@ impl PayloadSource {
         ))
     }
 
-    /// A payload holding a copy of `bytes`.
-    pub(crate) fn copy(&self, bytes: &[u8]) -> Result<ZBytes, BridgeError> {
+    /// A payload holding a copy of `bytes`, and the checksum of frame `seq` (with `meta`).
+    pub(crate) fn copy(
+        &self,
+        seq: u64,
+        bytes: &[u8],
+        meta: &[u8],
+    ) -> Result<(ZBytes, u64), BridgeError> {
         match self {
-            PayloadSource::Heap(pool) => Ok(pool.copy(bytes)),
+            PayloadSource::Heap(pool) => Ok(pool.copy(seq, bytes, meta)),
             #[cfg(feature = "shm")]
             PayloadSource::Shm(provider) => {
                 use zenoh::Wait;
@@ -102,8 +111,8 @@ impl PayloadSource {
                     .with_policy::<BlockOn<GarbageCollect>>()
                     .wait()
                     .map_err(|e| BridgeError::Zenoh(format!("shared-memory alloc: {e:?}")))?;
-                buf.as_mut().copy_from_slice(bytes);
-                Ok(ZBytes::from(buf))
+                let sum = copy_and_checksum(seq, [bytes], buf.as_mut(), meta);
+                Ok((ZBytes::from(buf), sum))
             }
         }
     }

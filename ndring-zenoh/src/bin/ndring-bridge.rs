@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ndring_zenoh::{InOptions, Mode, OutOptions, SessionOptions};
@@ -12,6 +15,9 @@ use ndring_zenoh::{InOptions, Mode, OutOptions, SessionOptions};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Print the counters every SECONDS (also with RUST_LOG quiet).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    stats: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -91,8 +97,41 @@ impl ZenohArgs {
     }
 }
 
+/// Log lines to stderr, filtered by `RUST_LOG` (default: this bridge's at info, Zenoh's
+/// warnings); `--stats` lines whatever `RUST_LOG` says.
+fn init_logging(stats: bool) {
+    use tracing_subscriber::EnvFilter;
+    let mut filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,ndring_zenoh=info,ndring_bridge=info"));
+    if stats {
+        if let Ok(d) = "ndring_bridge::stats=info".parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// A flag SIGTERM and SIGINT set: the bridge then stops as at the end of its stream and prints
+/// its counters.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, stop.clone()) {
+            tracing::warn!("signal {signal} not handled: {e}");
+        }
+    }
+    stop
+}
+
 fn main() -> ExitCode {
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.stats.is_some());
+    let stop = Some(stop_on_signals());
+    let stats_every = cli.stats.filter(|s| *s > 0.0).map(Duration::from_secs_f64);
+    let result = match cli.command {
         Command::Out {
             name,
             key,
@@ -101,12 +140,14 @@ fn main() -> ExitCode {
         } => zenoh.options().open().and_then(|session| {
             let options = OutOptions {
                 shm_pool_bytes: shm_pool_mib << 20,
+                stop,
+                stats_every,
                 ..OutOptions::default()
             };
             let s = ndring_zenoh::bridge_out(&session, &name, &key, &options)?;
             println!(
-                "out {name} -> {key}: frames={} bytes={} dropped={}",
-                s.frames, s.bytes, s.dropped
+                "out {name} -> {key}: frames={} bytes={} dropped={} acked={} resent={} unacked={} link_lost={}",
+                s.frames, s.bytes, s.dropped, s.acked, s.resent, s.unacked, s.link_lost
             );
             Ok(())
         }),
@@ -120,12 +161,13 @@ fn main() -> ExitCode {
             let options = InOptions {
                 keep_running,
                 keep_ring,
-                ..InOptions::default()
+                stop,
+                stats_every,
             };
             let s = ndring_zenoh::bridge_in(&session, &key, &name, &options)?;
             println!(
-                "in {key} -> {name}: frames={} gaps={} late={} restarts={} duplicates={} first={} last={} shm={}",
-                s.frames, s.gaps, s.late, s.restarts, s.duplicates, s.first_seq, s.last_seq, s.shm_frames
+                "in {key} -> {name}: frames={} gaps={} late={} restarts={} duplicates={} corrupt={} resumed={} producer_gone={} first={} last={} shm={}",
+                s.frames, s.gaps, s.late, s.restarts, s.duplicates, s.corrupt, s.resumed, s.producer_gone, s.first_seq, s.last_seq, s.shm_frames
             );
             Ok(())
         }),
