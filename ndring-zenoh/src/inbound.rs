@@ -389,6 +389,9 @@ impl Run<'_> {
                 let mark = sample
                     .attachment()
                     .and_then(|a| EndMark::decode(&a.to_bytes()));
+                if let Some(m) = mark {
+                    self.ack_end(m.sender);
+                }
                 let flushed = if queue {
                     stream.end();
                     Ok(())
@@ -433,10 +436,7 @@ impl Run<'_> {
                     _ => break Ok(true),
                 }
             }
-            let arrival = match self.arrival(sample) {
-                Ok(a) => a,
-                Err(e) => return Err(e),
-            };
+            let arrival = self.arrival(sample)?;
             if sink.is_none() {
                 tracing::info!(
                     key = self.key,
@@ -505,6 +505,10 @@ impl Run<'_> {
             }
         };
         let stats = stats_of(&tally, &stream, &order, queue);
+        if let Ok(true) = end {
+            // Let the acknowledgement of the end mark leave before the session closes.
+            std::thread::sleep(Duration::from_millis(200));
+        }
         match end {
             // End of stream: close the ring, unless frames were lost at its end (a broadcast
             // ring's consumers then see `Disconnected`, never a clean `Closed` after a hole).
@@ -533,6 +537,20 @@ impl Run<'_> {
             tail: dest.tail,
             ring: dest.ring,
             resend,
+            ended: false,
+        };
+        if let Err(e) = self.acks.put(&ack.encode()[..]).wait() {
+            tracing::debug!(key = self.key, "acknowledgement not sent: {e}");
+        }
+    }
+
+    /// Tells `sender` its end-of-stream mark arrived.
+    fn ack_end(&self, sender: u64) {
+        let ack = Ack {
+            receiver: self.receiver,
+            sender,
+            ended: true,
+            ..Ack::default()
         };
         if let Err(e) = self.acks.put(&ack.encode()[..]).wait() {
             tracing::debug!(key = self.key, "acknowledgement not sent: {e}");

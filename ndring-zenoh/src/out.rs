@@ -116,6 +116,8 @@ struct AckState {
     latest: Option<Ack>,
     /// `next` of the newest acknowledgement asking to send again, not yet acted on.
     resend: Option<u64>,
+    /// The receiving side has the end-of-stream mark.
+    ended: bool,
 }
 
 /// A frame held in the source ring until acknowledged.
@@ -186,7 +188,6 @@ impl Sender<'_> {
             last_seq,
             reason,
         };
-        // Sent reliably even when frames are not.
         if let Err(e) = session
             .delete(self.key.clone())
             .congestion_control(CongestionControl::Block)
@@ -265,6 +266,11 @@ fn out_typed<T: Element>(
                 return;
             }
             let mut s = inbox.state.lock().unwrap_or_else(|p| p.into_inner());
+            if ack.ended {
+                s.ended = true;
+                inbox.arrived.notify_all();
+                return;
+            }
             if s.latest
                 .is_none_or(|l| ack.next >= l.next || ack.receiver != l.receiver)
             {
@@ -371,6 +377,8 @@ impl OutRun<'_, '_> {
         let mut returns = self.link.returns.load(Relaxed);
         let mut progress = Instant::now();
         let mut slowest = Duration::ZERO;
+        // Rounds of sending again, in a row, that no acknowledgement followed.
+        let mut quiet = 0u32;
         let mut producer_gone = false;
         let mut closed = false;
         let resend_after = |slowest: Duration| MIN_RESEND_AFTER.max(slowest * 4);
@@ -398,7 +406,10 @@ impl OutRun<'_, '_> {
                 if released > 0 {
                     self.sender.stats.acked += released as u64;
                     sent = sent.saturating_sub(released);
-                    slowest = slowest.max(progress.elapsed().min(Duration::from_secs(10)));
+                    if quiet == 0 {
+                        slowest = slowest.max(progress.elapsed().min(Duration::from_secs(10)));
+                    }
+                    quiet = 0;
                     progress = Instant::now();
                 }
             }
@@ -420,9 +431,15 @@ impl OutRun<'_, '_> {
                 sent = 0;
                 progress = Instant::now();
             }
-            if sent > 0 && progress.elapsed() > resend_after(slowest) && self.matched() {
+            // Backs off (doubling, up to 16 times) while no acknowledgement comes: during a
+            // partition Zenoh notices the link is gone only after its lease.
+            if sent > 0
+                && progress.elapsed() > resend_after(slowest) * (1 << quiet.min(4))
+                && self.matched()
+            {
                 tracing::debug!(key = %self.sender.key, held = held.len(), "no acknowledgement in time: sending again");
                 sent = 0;
+                quiet += 1;
                 progress = Instant::now();
             }
             if !self.matched() {
@@ -489,8 +506,7 @@ impl OutRun<'_, '_> {
                             ring = self.ring,
                             "the source ring's producer is gone: telling the receiving side"
                         );
-                        let last = held.back().map_or(0, |h| h.seq);
-                        self.sender.end(self.session, last, EndReason::ProducerGone);
+                        self.end(0, EndReason::ProducerGone);
                         producer_gone = true;
                     } else {
                         self.wait_ack(Duration::from_millis(20));
@@ -503,10 +519,47 @@ impl OutRun<'_, '_> {
         }
         self.sender.stats.unacked = held.len() as u64;
         if closed && !self.stopped() {
-            self.sender.end(self.session, 0, EndReason::Closed);
+            self.end(0, EndReason::Closed);
             std::thread::sleep(self.options.linger.unwrap_or(Duration::from_millis(500)));
         }
         Ok(())
+    }
+
+    /// Sends the end-of-stream mark until the receiving side acknowledges it (a mark sent
+    /// while the link was down, or lost with it, is sent again once a receiver matches), or
+    /// the bridge is stopped.
+    fn end(&mut self, last_seq: u64, reason: EndReason) {
+        self.acks
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ended = false;
+        let mut returns = u64::MAX;
+        let mut sent_at: Option<Instant> = None;
+        loop {
+            if self.stopped() {
+                tracing::warn!(key = %self.sender.key, "stopped before the end of stream was acknowledged");
+                return;
+            }
+            if self
+                .acks
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .ended
+            {
+                return;
+            }
+            self.tick();
+            let now_returns = self.link.returns.load(Relaxed);
+            let due = sent_at.is_none_or(|at| at.elapsed() >= MIN_RESEND_AFTER);
+            if self.matched() && (due || now_returns != returns) {
+                returns = now_returns;
+                self.sender.end(self.session, last_seq, reason);
+                sent_at = Some(Instant::now());
+            }
+            self.wait_ack(Duration::from_millis(20));
+        }
     }
 
     /// Waits at most `timeout` for an acknowledgement to arrive.
@@ -598,7 +651,7 @@ impl OutRun<'_, '_> {
                             "the source ring's writer is gone: telling the receiving side"
                         );
                         let last = rx.segment().positions().published;
-                        self.sender.end(self.session, last, EndReason::ProducerGone);
+                        self.end(last, EndReason::ProducerGone);
                     }
                     std::thread::sleep(POLL / 10)
                 }
@@ -614,7 +667,7 @@ impl OutRun<'_, '_> {
         if closed && !self.stopped() {
             // The newest frame the writer published: the far side counts what it never got.
             let last = rx.segment().positions().published;
-            self.sender.end(self.session, last, EndReason::Closed);
+            self.end(last, EndReason::Closed);
             std::thread::sleep(self.options.linger.unwrap_or(Duration::from_millis(500)));
         }
         Ok(())

@@ -287,17 +287,22 @@ pub struct Ack {
     pub ring: u64,
     /// A frame after a hole arrived (it was not written): send again from `next`.
     pub resend: bool,
+    /// The sender's end-of-stream mark arrived (the sender may stop sending it).
+    pub ended: bool,
 }
 
 impl Ack {
     /// Bytes of an encoded acknowledgement.
     pub const LEN: usize = 41;
 
+    const RESEND: u8 = 1;
+    const ENDED: u8 = 2;
+
     /// The acknowledgement as bytes.
     ///
     /// ```
     /// use ndring_zenoh::Ack;
-    /// let a = Ack { receiver: 1, sender: 2, next: 3, tail: 4, ring: 5, resend: true };
+    /// let a = Ack { receiver: 1, sender: 2, next: 3, tail: 4, ring: 5, resend: true, ended: false };
     /// assert_eq!(Ack::decode(&a.encode()), Some(a));
     /// assert_eq!(Ack::decode(&a.encode()[..40]), None);
     /// ```
@@ -309,7 +314,8 @@ impl Ack {
         {
             out[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
-        out[40] = self.resend as u8;
+        out[40] =
+            if self.resend { Ack::RESEND } else { 0 } | if self.ended { Ack::ENDED } else { 0 };
         out
     }
 
@@ -324,7 +330,8 @@ impl Ack {
             next: words(bytes, 2)?,
             tail: words(bytes, 3)?,
             ring: words(bytes, 4)?,
-            resend: bytes[40] != 0,
+            resend: bytes[40] & Ack::RESEND != 0,
+            ended: bytes[40] & Ack::ENDED != 0,
         })
     }
 }

@@ -1,0 +1,638 @@
+//! Fault injection between two hosts: two network namespaces joined by a veth pair that each
+//! test makes (root only), `ndring-bridge out` in one, `ndring-bridge in` in the other, Zenoh's
+//! shared memory off. Each scenario streams numbered frames (300 kB, every byte derived from the
+//! frame's number and checked on arrival) through one fault: a partition (the link set down) of
+//! 1, 6 or 30 s, a bridge SIGKILLed and restarted, a rate limit (`tc tbf`), a producer killed.
+//!
+//! Queue rings: every frame arrives exactly once, in order, byte-exact (or, where the ring
+//! itself gives frames up, a killed sending bridge's, each one missing is counted). Broadcast
+//! rings: every frame missing is counted exactly, and the consumer never sees a clean `Closed`
+//! after a hole.
+//!
+//! Where namespaces cannot be made (not root), every test fails saying so: never skipped.
+//! The scenarios run concurrently (`--test-threads 8`): each has its own namespaces.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ndarray::Ix3;
+use ndring::{Config, Consumer, Error, Producer, Start, Subscriber};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ndring-bridge");
+const SHAPE: (usize, usize, usize) = (100, 1000, 3);
+/// Frames per second the producer offers.
+const RATE: u64 = 50;
+/// A guard against hangs (a scenario takes well under a minute): past it the test fails.
+const DEADLINE: Duration = Duration::from_secs(240);
+const PORT: u16 = 7447;
+
+/// Frame `i`'s bytes: a xorshift stream seeded by `i`, so every frame differs everywhere.
+fn fill_frame(i: u64, bytes: &mut [u8]) {
+    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in bytes.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+/// Whether `bytes` are frame `i`'s.
+fn frame_is(i: u64, bytes: &[u8], scratch: &mut Vec<u8>) -> bool {
+    scratch.resize(bytes.len(), 0);
+    fill_frame(i, scratch);
+    scratch[..] == *bytes
+}
+
+fn run(cmd: &[&str]) -> Result<(), String> {
+    let out = Command::new(cmd[0])
+        .args(&cmd[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", cmd.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: {}",
+            cmd.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Two network namespaces (hosts A and B) joined by a veth pair, 10.99.0.1 (A) and 10.99.0.2
+/// (B); removed when dropped.
+struct Net {
+    a: String,
+    b: String,
+    veth_a: String,
+}
+
+impl Net {
+    fn new(tag: &str) -> Net {
+        let id = std::process::id() % 100_000;
+        let net = Net {
+            a: format!("ndzf-{tag}-{id}-a"),
+            b: format!("ndzf-{tag}-{id}-b"),
+            veth_a: format!("nz{tag}{id}a"),
+        };
+        let veth_b = format!("nz{tag}{id}b");
+        let steps: [&[&str]; 8] = [
+            &["ip", "netns", "add", &net.a],
+            &["ip", "netns", "add", &net.b],
+            &[
+                "ip",
+                "link",
+                "add",
+                &net.veth_a,
+                "netns",
+                &net.a,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &veth_b,
+                "netns",
+                &net.b,
+            ],
+            &[
+                "ip",
+                "-n",
+                &net.a,
+                "addr",
+                "add",
+                "10.99.0.1/24",
+                "dev",
+                &net.veth_a,
+            ],
+            &[
+                "ip",
+                "-n",
+                &net.b,
+                "addr",
+                "add",
+                "10.99.0.2/24",
+                "dev",
+                &veth_b,
+            ],
+            &["ip", "-n", &net.a, "link", "set", &net.veth_a, "up"],
+            &["ip", "-n", &net.b, "link", "set", &veth_b, "up"],
+            &["ip", "-n", &net.a, "link", "set", "lo", "up"],
+        ];
+        for step in steps {
+            if let Err(e) = run(step) {
+                panic!(
+                    "\n\n*** THE FAULT-INJECTION SUITE CANNOT RUN: it needs root (CAP_NET_ADMIN) to \
+                     make network namespaces and veth pairs, and `ip` (iproute2).\n*** {e}\n*** It \
+                     fails rather than skip: run it as root (as .ci/run does).\n"
+                );
+            }
+        }
+        net
+    }
+
+    /// Partition: the link down for `secs`, then up again.
+    fn partition(&self, d: Duration) {
+        run(&["ip", "-n", &self.a, "link", "set", &self.veth_a, "down"]).unwrap();
+        thread::sleep(d);
+        run(&["ip", "-n", &self.a, "link", "set", &self.veth_a, "up"]).unwrap();
+    }
+
+    /// Limits A's sending rate (token bucket).
+    fn rate_limit(&self, rate: &str) {
+        run(&[
+            "tc",
+            "qdisc",
+            "add",
+            "dev",
+            &self.veth_a,
+            "root",
+            "tbf",
+            "rate",
+            rate,
+            "burst",
+            "32kb",
+            "latency",
+            "400ms",
+        ])
+        .map_err(|e| e.to_string())
+        .or_else(|_| {
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                &self.a,
+                "tc",
+                "qdisc",
+                "add",
+                "dev",
+                &self.veth_a,
+                "root",
+                "tbf",
+                "rate",
+                rate,
+                "burst",
+                "32kb",
+                "latency",
+                "400ms",
+            ])
+        })
+        .unwrap();
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        let _ = run(&["ip", "netns", "del", &self.a]);
+        let _ = run(&["ip", "netns", "del", &self.b]);
+    }
+}
+
+/// A bridge process in a namespace, killed if the test fails before it exits.
+struct Bridge {
+    child: Option<Child>,
+    what: String,
+}
+
+impl Bridge {
+    /// `in KEY RING` in B, listening; `out RING KEY` in A, connecting to B.
+    fn spawn(ns: &str, args: &[&str]) -> Bridge {
+        let receiving = args[0] == "in";
+        let endpoint = format!("tcp/10.99.0.2:{PORT}");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, BIN])
+            .args(args)
+            .args(["--shared-memory", "false", "--multicast-scouting", "false"])
+            .args([if receiving { "--listen" } else { "--connect" }, &endpoint])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ndring-bridge");
+        Bridge {
+            child: Some(child),
+            what: args.join(" "),
+        }
+    }
+
+    /// Its stdout (the counters) and stderr (the log), once it exited.
+    fn output(child: &mut Child) -> (String, String) {
+        let (mut out, mut err) = (String::new(), String::new());
+        let _ = child.stdout.take().unwrap().read_to_string(&mut out);
+        let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+        (out, err)
+    }
+
+    /// Waits for the exit (or kills it at the deadline); returns its counters line.
+    fn finish(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                let (out, err) = Bridge::output(&mut child);
+                panic!(
+                    "{} did not exit within {DEADLINE:?}: {out}\n{err}",
+                    self.what
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let (out, err) = Bridge::output(&mut child);
+        eprintln!("--- {} ({status}):\n{err}{out}", self.what);
+        assert!(
+            status.success(),
+            "{} failed ({status}): {out}\n{err}",
+            self.what
+        );
+        out
+    }
+
+    fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap(); // reaped: the rings now see it dead
+        let (out, err) = Bridge::output(&mut child);
+        eprintln!("--- {} (SIGKILLed):\n{err}{out}", self.what);
+    }
+}
+
+impl Drop for Bridge {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `name=value` from a bridge's counters line.
+fn field(report: &str, name: &str) -> u64 {
+    report
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name}= in {report:?}"))
+        .parse()
+        .unwrap()
+}
+
+/// Removes rings when dropped, also when the test fails.
+struct RemoveOnDrop(Vec<String>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for n in &self.0 {
+            let _ = ndring::remove(n);
+        }
+    }
+}
+
+fn names(tag: &str) -> (String, String, String) {
+    let pid = std::process::id();
+    (
+        format!("/ndzf-{tag}-s-{pid}"),
+        format!("/ndzf-{tag}-d-{pid}"),
+        format!("ndring/faults/{pid}/{tag}"),
+    )
+}
+
+/// Writes frames 1..=n at `RATE` per second (frame number in the metadata), waiting while the
+/// ring is full, then closes. Counts the frames published.
+fn produce(mut tx: Producer<u8, Ix3>, n: u64, published: Arc<AtomicU64>) {
+    let start = Instant::now();
+    for i in 1..=n {
+        let due = start + Duration::from_micros(i * 1_000_000 / RATE);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        let mut slot = loop {
+            match tx.claim_timeout(Duration::from_millis(100)) {
+                Ok(slot) => break slot,
+                // The sending bridge restarting: its consumer role is vacant for a while.
+                Err(Error::Timeout | Error::Disconnected { .. }) => {
+                    assert!(
+                        start.elapsed() < DEADLINE,
+                        "the producer stalled at frame {i}"
+                    )
+                }
+                Err(e) => panic!("claim: {e}"),
+            }
+        };
+        fill_frame(i, slot.as_slice_mut().unwrap());
+        slot.set_user_meta(&i).unwrap();
+        slot.publish();
+        published.store(i, Relaxed);
+    }
+    tx.close();
+}
+
+/// What a consumer saw: frame numbers in order of arrival, frames whose bytes were wrong.
+#[derive(Default, Debug)]
+struct Seen {
+    frames: Vec<u64>,
+    corrupt: Vec<u64>,
+    lagged: u64,
+    /// How the stream ended: `Closed`, or `Disconnected` (the writer left without closing).
+    closed: bool,
+}
+
+fn consume_queue(mut rx: Consumer<u8, Ix3>, seen: Arc<Mutex<Seen>>) {
+    let start = Instant::now();
+    let mut scratch = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(frame) => {
+                let i = frame.user_meta::<u64>().unwrap();
+                let ok = frame_is(i, frame.as_slice().unwrap(), &mut scratch);
+                let mut s = seen.lock().unwrap();
+                s.frames.push(i);
+                if !ok {
+                    s.corrupt.push(i);
+                }
+            }
+            Err(Error::Closed) => {
+                seen.lock().unwrap().closed = true;
+                return;
+            }
+            Err(Error::Timeout | Error::Disconnected { .. }) => {
+                assert!(start.elapsed() < DEADLINE, "the stream stalled")
+            }
+            Err(e) => panic!("receive: {e}"),
+        }
+    }
+}
+
+/// Waits until `cond` holds: a hang guard, not a timing check.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < DEADLINE, "never happened: {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A fault applied to a running stream.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Partition(Duration),
+    KillOut,
+    KillIn,
+    RateLimit,
+}
+
+/// Streams `n` frames through one fault on an SPSC ring; asserts exactly-once delivery, or,
+/// where the ring gives frames up (a killed sending bridge), that every missing one is counted.
+fn queue_through(tag: &str, fault: Fault, n: u64) {
+    let net = Net::new(tag);
+    let (src, dst, key) = names(tag);
+    let _rm = RemoveOnDrop(vec![src.clone(), dst.clone()]);
+    let config = Config::spsc().slots(8);
+    let tx = Producer::<u8, Ix3>::create(&src, SHAPE, &config).unwrap();
+    let rx = Consumer::<u8, Ix3>::create(&dst, SHAPE, &config).unwrap();
+    if let Fault::RateLimit = fault {
+        // 40 Mbit/s, a third of what the producer offers (120 Mbit/s).
+        net.rate_limit("40mbit");
+    }
+    let in_args = ["in", key.as_str(), dst.as_str()];
+    let out_args = ["out", src.as_str(), key.as_str()];
+    let mut bridge_in = Bridge::spawn(&net.b, &in_args);
+    let mut bridge_out = Bridge::spawn(&net.a, &out_args);
+    let published = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let producer = {
+        let p = published.clone();
+        thread::spawn(move || produce(tx, n, p))
+    };
+    let consumer = {
+        let s = seen.clone();
+        thread::spawn(move || consume_queue(rx, s))
+    };
+    // The fault strikes mid-stream.
+    wait_until("frames flow", || seen.lock().unwrap().frames.len() >= 60);
+    match fault {
+        Fault::Partition(d) => net.partition(d),
+        Fault::KillOut => {
+            bridge_out.kill();
+            bridge_out = Bridge::spawn(&net.a, &out_args);
+        }
+        Fault::KillIn => {
+            bridge_in.kill();
+            bridge_in = Bridge::spawn(&net.b, &in_args);
+        }
+        Fault::RateLimit => {}
+    }
+    producer.join().expect("producer");
+    consumer.join().expect("consumer");
+    let out = bridge_out.finish();
+    let inn = bridge_in.finish();
+    let seen = seen.lock().unwrap();
+    eprintln!(
+        "{tag} {fault:?}: {} frames arrived\n{out}{inn}",
+        seen.frames.len()
+    );
+    assert!(
+        seen.corrupt.is_empty(),
+        "frames with wrong bytes: {:?}",
+        seen.corrupt
+    );
+    assert!(seen.closed, "the stream ended with Closed");
+    for w in seen.frames.windows(2) {
+        assert!(w[0] < w[1], "out of order or twice: {} then {}", w[0], w[1]);
+    }
+    assert_eq!(
+        seen.frames.last(),
+        Some(&n),
+        "the stream resumed to its end"
+    );
+    let missing = n - seen.frames.len() as u64;
+    match fault {
+        Fault::KillOut => {
+            // The killed bridge's held frames are given up by the ring (a dead reader's items
+            // are not redelivered): each one missing is counted, as never arrived or late.
+            assert_eq!(
+                missing,
+                field(&inn, "gaps") + field(&inn, "late"),
+                "every frame missing is counted: {inn}"
+            );
+        }
+        _ => {
+            assert_eq!(
+                seen.frames,
+                (1..=n).collect::<Vec<_>>(),
+                "exactly once, in order"
+            );
+            assert_eq!((field(&inn, "gaps"), field(&inn, "late")), (0, 0), "{inn}");
+        }
+    }
+    if let Fault::KillIn = fault {
+        // The restarted bridge wrote only what its predecessor had not: from its first frame
+        // to the end, once each.
+        assert_eq!(field(&inn, "frames"), n - field(&inn, "first") + 1, "{inn}");
+    } else {
+        assert_eq!(field(&inn, "frames"), seen.frames.len() as u64, "{inn}");
+    }
+    assert_eq!(field(&out, "unacked"), 0, "{out}");
+}
+
+#[test]
+fn fault_queue_partition_1s() {
+    queue_through("p1", Fault::Partition(Duration::from_secs(1)), 300);
+}
+
+#[test]
+fn fault_queue_partition_6s() {
+    // Longer than Zenoh's wait_before_close (5 s): the link is closed and opened again.
+    queue_through("p6", Fault::Partition(Duration::from_secs(6)), 300);
+}
+
+#[test]
+fn fault_queue_partition_30s() {
+    // Longer than Zenoh's lease (10 s): both sessions drop the peer, then reconnect.
+    queue_through("p30", Fault::Partition(Duration::from_secs(30)), 300);
+}
+
+#[test]
+fn fault_queue_out_killed_and_restarted() {
+    queue_through("ko", Fault::KillOut, 300);
+}
+
+#[test]
+fn fault_queue_in_killed_and_restarted() {
+    queue_through("ki", Fault::KillIn, 300);
+}
+
+#[test]
+fn fault_queue_rate_limited() {
+    queue_through("rl", Fault::RateLimit, 150);
+}
+
+fn consume_broadcast(mut rx: Subscriber<u8, Ix3>, seen: Arc<Mutex<Seen>>, done: Arc<AtomicBool>) {
+    let start = Instant::now();
+    let mut scratch = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(frame) => {
+                let i = frame.user_meta::<u64>().unwrap();
+                let ok = frame_is(i, frame.as_slice().unwrap(), &mut scratch);
+                let mut s = seen.lock().unwrap();
+                s.frames.push(i);
+                if !ok {
+                    s.corrupt.push(i);
+                }
+            }
+            Err(Error::Lagged { missed }) => seen.lock().unwrap().lagged += missed,
+            Err(Error::Closed) => {
+                seen.lock().unwrap().closed = true;
+                return;
+            }
+            // Disconnected: the writer (the receiving bridge) left without closing.
+            Err(Error::Timeout | Error::Disconnected { .. }) => {
+                if done.load(Relaxed) {
+                    return;
+                }
+                assert!(start.elapsed() < DEADLINE, "the stream stalled")
+            }
+            Err(e) => panic!("receive: {e}"),
+        }
+    }
+}
+
+/// A broadcast ring through a partition: the frames lost are counted exactly, those lost at
+/// the end included, and the consumer does not see a clean `Closed` after them.
+fn broadcast_through(tag: &str, partition: Duration, n: u64) {
+    let net = Net::new(tag);
+    let (src, dst, key) = names(tag);
+    let _rm = RemoveOnDrop(vec![src.clone(), dst.clone()]);
+    let mut tx =
+        ndring::BroadcastWriter::<u8, Ix3>::create(&src, SHAPE, &Config::broadcast()).unwrap();
+    drop(
+        ndring::BroadcastWriter::<u8, Ix3>::create(&dst, SHAPE, &Config::broadcast().keep(true))
+            .unwrap(),
+    );
+    let rx = Subscriber::<u8, Ix3>::open(&dst, Start::Oldest).unwrap();
+    let bridge_in = Bridge::spawn(&net.b, &["in", &key, &dst]);
+    let bridge_out = Bridge::spawn(&net.a, &["out", &src, &key]);
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let done = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (s, d) = (seen.clone(), done.clone());
+        thread::spawn(move || consume_broadcast(rx, s, d))
+    };
+    wait_until("the sending bridge subscribes", || {
+        tx.peers()
+            .iter()
+            .any(|p| p.role == ndring::Role::Subscriber && p.alive)
+    });
+    let start = Instant::now();
+    let strike = n / 3;
+    for i in 1..=n {
+        let due = start + Duration::from_micros(i * 1_000_000 / RATE);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        if i == strike {
+            // Down at a third of the stream, and up again only after it ended: the frames
+            // lost include the stream's last ones.
+            run(&["ip", "-n", &net.a, "link", "set", &net.veth_a, "down"]).unwrap();
+        }
+        let mut slot = tx.claim();
+        fill_frame(i, slot.as_slice_mut().unwrap());
+        slot.set_user_meta(&i).unwrap();
+        slot.publish();
+    }
+    tx.close();
+    let elapsed = start.elapsed();
+    if let Some(rest) = (partition)
+        .checked_sub(elapsed.saturating_sub(Duration::from_micros(strike * 1_000_000 / RATE)))
+    {
+        thread::sleep(rest);
+    }
+    run(&["ip", "-n", &net.a, "link", "set", &net.veth_a, "up"]).unwrap();
+    let out = bridge_out.finish();
+    let inn = bridge_in.finish();
+    done.store(true, Relaxed);
+    consumer.join().expect("consumer");
+    let _ = ndring::remove(&dst);
+    let seen = seen.lock().unwrap();
+    eprintln!(
+        "{tag}: {} frames arrived, {} lagged\n{out}{inn}",
+        seen.frames.len(),
+        seen.lagged
+    );
+    assert!(
+        seen.corrupt.is_empty(),
+        "frames with wrong bytes: {:?}",
+        seen.corrupt
+    );
+    for w in seen.frames.windows(2) {
+        assert!(w[0] < w[1], "out of order or twice: {} then {}", w[0], w[1]);
+    }
+    let first = field(&inn, "first");
+    let counted = field(&inn, "gaps") + field(&inn, "late");
+    // Exact: every frame from the first the receiving bridge got to the source's last either
+    // reached this consumer, was lagged over by it, or is counted by the bridge.
+    assert_eq!(
+        seen.frames.len() as u64 + seen.lagged + counted,
+        n - first + 1,
+        "{out}{inn}"
+    );
+    assert!(counted > 0, "the partition lost frames: {inn}");
+    assert!(
+        *seen.frames.last().unwrap_or(&0) < n,
+        "the last frames were lost"
+    );
+    assert!(!seen.closed, "a clean Closed after frames lost at the end");
+}
+
+#[test]
+fn fault_broadcast_partition_through_the_end() {
+    broadcast_through("bp", Duration::from_secs(8), 200);
+}
