@@ -259,6 +259,14 @@ impl Run<'_> {
                         ));
                     }
                     return match seg.kind() {
+                        RingKind::Array => {
+                            return Err(BridgeError::mismatch(
+                                self.ring,
+                                self.key,
+                                &self.desc,
+                                "a shared array, not a ring",
+                            ));
+                        }
                         RingKind::Broadcast => {
                             BroadcastWriter::from_segment(seg).map(Sink::Broadcast)
                         }
@@ -273,8 +281,10 @@ impl Run<'_> {
                 RingKind::Spsc => Config::spsc(),
                 RingKind::Mpmc => Config::mpmc(),
                 RingKind::Broadcast => Config::broadcast(),
-                // Refused by the producer's create below (a shared array is not a ring).
-                RingKind::Array => Config::array(),
+                // `FrameDesc::parse` accepts ring kinds only.
+                RingKind::Array => {
+                    return Err(BridgeError::Unsupported("a shared array".into()));
+                }
             }
             .slots(self.desc.slots)
             .user_meta_size(self.desc.meta)

@@ -92,6 +92,11 @@ pub fn bridge_out(
     options: &OutOptions,
 ) -> Result<OutStats, BridgeError> {
     let seg = Segment::open(ring, Duration::from_secs(2)).map_err(BridgeError::ring(ring))?;
+    if seg.kind() == RingKind::Array {
+        return Err(BridgeError::Unsupported(format!(
+            "{ring} is a shared array, not a ring: the bridge carries a stream of frames"
+        )));
+    }
     ndring::with_dtype!(seg.dtype(), T => out_typed::<T>(session, seg, ring, key, options))
 }
 
@@ -303,6 +308,7 @@ fn out_typed<T: Element>(
     match seg.kind() {
         RingKind::Spsc | RingKind::Mpmc => run.queue::<T>(seg)?,
         RingKind::Broadcast => run.broadcast::<T>(seg)?,
+        RingKind::Array => unreachable!("refused in bridge_out"),
     }
     run.report();
     Ok(run.sender.stats)

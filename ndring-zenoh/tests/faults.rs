@@ -22,9 +22,13 @@ use std::time::{Duration, Instant};
 use ndarray::Ix3;
 use ndring::{Config, Consumer, Error, Producer, Start, Subscriber};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ndring-bridge");
+/// The bridge under test (`NDZ_BRIDGE_BIN` overrides it: to run a scenario against another
+/// build, as when looking for the corruption of issue 22 in the bridge before it).
+fn bin() -> String {
+    std::env::var("NDZ_BRIDGE_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ndring-bridge").into())
+}
 const SHAPE: (usize, usize, usize) = (100, 1000, 3);
-/// Frames per second the producer offers.
+/// Frames per second the producer offers (the issue's blip scenario: twice that).
 const RATE: u64 = 50;
 /// A guard against hangs (a scenario takes well under a minute): past it the test fails.
 const DEADLINE: Duration = Duration::from_secs(240);
@@ -204,7 +208,7 @@ impl Bridge {
         let receiving = args[0] == "in";
         let endpoint = format!("tcp/10.99.0.2:{PORT}");
         let child = Command::new("ip")
-            .args(["netns", "exec", ns, BIN])
+            .args(["netns", "exec", ns, &bin()])
             .args(args)
             .args(["--shared-memory", "false", "--multicast-scouting", "false"])
             .args([if receiving { "--listen" } else { "--connect" }, &endpoint])
@@ -306,10 +310,10 @@ fn names(tag: &str) -> (String, String, String) {
 
 /// Writes frames 1..=n at `RATE` per second (frame number in the metadata), waiting while the
 /// ring is full, then closes. Counts the frames published.
-fn produce(mut tx: Producer<u8, Ix3>, n: u64, published: Arc<AtomicU64>) {
+fn produce(mut tx: Producer<u8, Ix3>, n: u64, rate: u64, published: Arc<AtomicU64>) {
     let start = Instant::now();
     for i in 1..=n {
-        let due = start + Duration::from_micros(i * 1_000_000 / RATE);
+        let due = start + Duration::from_micros(i * 1_000_000 / rate);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             thread::sleep(wait);
         }
@@ -391,6 +395,10 @@ enum Fault {
 /// Streams `n` frames through one fault on an SPSC ring; asserts exactly-once delivery, or,
 /// where the ring gives frames up (a killed sending bridge), that every missing one is counted.
 fn queue_through(tag: &str, fault: Fault, n: u64) {
+    queue_at(tag, fault, n, RATE)
+}
+
+fn queue_at(tag: &str, fault: Fault, n: u64, rate: u64) {
     let net = Net::new(tag);
     let (src, dst, key) = names(tag);
     let _rm = RemoveOnDrop(vec![src.clone(), dst.clone()]);
@@ -409,7 +417,7 @@ fn queue_through(tag: &str, fault: Fault, n: u64) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let producer = {
         let p = published.clone();
-        thread::spawn(move || produce(tx, n, p))
+        thread::spawn(move || produce(tx, n, rate, p))
     };
     let consumer = {
         let s = seen.clone();
@@ -485,6 +493,12 @@ fn queue_through(tag: &str, fault: Fault, n: u64) {
 #[test]
 fn fault_queue_partition_1s() {
     queue_through("p1", Fault::Partition(Duration::from_secs(1)), 300);
+}
+
+#[test]
+fn fault_queue_link_blip_100ms() {
+    // The issue's: 100 frames/s, the link down for 100 ms (there: frames lost, one corrupted).
+    queue_at("pb", Fault::Partition(Duration::from_millis(100)), 500, 100);
 }
 
 #[test]
