@@ -1,0 +1,8 @@
+//! What the typed handles of every kind share: attaching, the slot borrows, the publishers.
+
+pub(crate) mod attach;
+pub(crate) mod publisher;
+pub(crate) mod slot;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,12 @@
+//! The segment in the operating system: the system calls, the mapping, the name's life.
+
+pub(crate) mod existing;
+pub(crate) mod peers;
+pub(crate) mod segment;
+pub(crate) mod sys;
+pub(crate) mod wait;
+
+#[cfg(all(test, not(miri)))]
+mod creator_tests;
+#[cfg(all(test, not(miri)))]
+mod takeover_tests;
