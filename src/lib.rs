@@ -70,33 +70,28 @@ mod role;
 #[cfg(not(loom))]
 mod shm;
 
-// The modules' former paths, so that this commit (files moved, nothing else) builds.
-#[cfg(not(loom))]
-use crate::{
-    broadcast::{subscriber, writer},
-    handle::{attach as typed, publisher, slot},
-    queue::{consumer, lease, producer},
-    shm::{existing, peers, segment, sys, wait},
-};
-
 #[cfg(all(test, not(loom)))]
 mod test_name;
 
 #[cfg(not(loom))]
 pub use crate::{
     array::{ReadGuard, RowsGuard, SharedArray, WriteGuard},
+    broadcast::{
+        subscriber::{Start, Subscriber},
+        writer::BroadcastWriter,
+    },
     config::{Config, OpenOptions},
-    consumer::Consumer,
     element::{Bool8, DType, Element},
     error::{Error, Result},
+    handle::slot::{ReadSlot, WriteSlot},
     layout::RingKind,
-    lease::{LeaseConsumer, LeaseProducer, ReadLease, WriteLease},
-    producer::{Producer, RECENT_FIRST_MIN_BYTES},
+    queue::{
+        consumer::Consumer,
+        lease::{LeaseConsumer, LeaseProducer, ReadLease, WriteLease},
+        producer::{Producer, RECENT_FIRST_MIN_BYTES},
+    },
     role::{PeerInfo, Role},
-    segment::{MAX_NAME_LEN, Positions, Segment, remove, validate_name},
-    slot::{ReadSlot, WriteSlot},
-    subscriber::{Start, Subscriber},
-    writer::BroadcastWriter,
+    shm::segment::{MAX_NAME_LEN, Positions, Segment, Stats, remove, validate_name},
 };
 
 /// The crate of the `f16` and `bf16` element types ([`DType::F16`], [`DType::BF16`]), re-exported
@@ -114,19 +109,6 @@ pub use num_complex;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
-/// Counters of unusual events, shared by every process attached to a ring.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
-    /// Write slots dropped without `publish` (queue rings).
-    pub abandoned: u64,
-    /// Claims of dead producers turned into tombstones by a survivor.
-    pub recovered_claims: u64,
-    /// Slots of dead consumers returned to producers, or pins of dead subscribers dropped.
-    pub recovered_reads: u64,
-    /// Single-holder roles taken over from a dead holder.
-    pub role_takeovers: u64,
-}
-
 /// `CLOCK_MONOTONIC` in nanoseconds, the clock of [`ReadSlot::timestamp_ns`]; the same clock in
 /// every process of the machine.
 ///
@@ -136,7 +118,7 @@ pub struct Stats {
 /// ```
 #[cfg(not(loom))]
 pub fn now_ns() -> u64 {
-    sys::now_ns()
+    shm::sys::now_ns()
 }
 
 /// How many futex system calls (sleeps and wakes) the calling thread has made through ndring:
@@ -157,5 +139,5 @@ pub fn now_ns() -> u64 {
 /// ```
 #[cfg(not(loom))]
 pub fn futex_calls() -> u64 {
-    sys::futex_calls()
+    shm::sys::futex_calls()
 }

@@ -81,7 +81,7 @@ impl<T: Element, D: Dimension> Drop for WriteGuard<'_, T, D> {
     fn drop(&mut self) {
         let seg = &*self.array.seg;
         array::end_write(seg);
-        crate::wait::notify(&seg.array().changed);
+        crate::shm::wait::notify(&seg.array().changed);
         array::exclusive_unlock(seg);
         wake(
             seg.array(),
@@ -149,7 +149,7 @@ impl<T: Element, D: Dimension> Drop for RowsGuard<'_, T, D> {
     fn drop(&mut self) {
         let seg = &*self.array.seg;
         array::end_write(seg);
-        crate::wait::notify(&seg.array().changed);
+        crate::shm::wait::notify(&seg.array().changed);
         for i in self.stripes.clone().rev() {
             array::stripe_unlock(seg, i);
         }

@@ -16,13 +16,14 @@ pub use guard::{ReadGuard, RowsGuard, WriteGuard};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::attach;
 use crate::layout::{Params, RingKind};
-use crate::peers::{self, Registration};
 use crate::protocol::array::{self as proto, ArrayMemory, Wait};
 use crate::role::{PeerInfo, Role};
-use crate::segment::Segment;
+use crate::shm::peers::{self, Registration};
+use crate::shm::segment::Segment;
+use crate::shm::wait::{Stuck, Waiting};
 use crate::sync::Ordering::*;
-use crate::wait::{Stuck, Waiting};
 
 /// One array in named shared memory that every attached process reads and writes in place.
 ///
@@ -109,7 +110,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        crate::typed::open_attach(
+        attach::open_attach(
             || Segment::open_with(name, options),
             |seg| Self::attach(seg, None, options.clone()),
         )
@@ -129,8 +130,8 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
     /// ```
     pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
         let shape = shape.into_dimension();
-        crate::typed::open_attach(
-            || crate::typed::open_shape(name, shape.slice()),
+        attach::open_attach(
+            || attach::open_shape(name, shape.slice()),
             |seg| Self::attach(seg, None, OpenOptions::default()),
         )
     }
@@ -153,8 +154,8 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
         config: &Config,
     ) -> Result<Self> {
         let dim = shape.into_dimension();
-        crate::typed::open_attach(
-            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, Role::Sharer),
+        attach::open_attach(
+            || attach::open_or_create::<T, D>(name, dim.clone(), config, Role::Sharer),
             |(seg, reg)| Self::attach(seg, reg, config.into()),
         )
     }
@@ -176,7 +177,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
 
     /// Attaches to `seg`, registering unless `created` (our entry, taken before READY).
     fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
-        let dim = crate::typed::check_as::<T, D>(&seg, crate::typed::Family::Array)?;
+        let dim = attach::check_as::<T, D>(&seg, attach::Family::Array)?;
         let reg = match created {
             Some(reg) => reg,
             None => peers::register(&seg, Role::Sharer)?,
@@ -304,7 +305,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn read_timeout(&self, timeout: Duration) -> Result<ReadGuard<'_, T, D>> {
-        self.read_until(crate::wait::deadline(timeout))
+        self.read_until(crate::shm::wait::deadline(timeout))
     }
 
     fn read_until(&self, deadline: Option<Instant>) -> Result<ReadGuard<'_, T, D>> {
@@ -367,7 +368,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn write_timeout(&self, timeout: Duration) -> Result<WriteGuard<'_, T, D>> {
-        self.write_until(crate::wait::deadline(timeout))
+        self.write_until(crate::shm::wait::deadline(timeout))
     }
 
     fn write_until(&self, deadline: Option<Instant>) -> Result<WriteGuard<'_, T, D>> {
@@ -384,7 +385,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
         });
         if let Err(e) = drained.and_then(|()| self.check_poison()) {
             proto::exclusive_unlock(seg);
-            crate::wait::notify(&seg.array().released);
+            crate::shm::wait::notify(&seg.array().released);
             return Err(e);
         }
         proto::begin_write(seg);
@@ -448,7 +449,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
         rows: Range<usize>,
         timeout: Duration,
     ) -> Result<RowsGuard<'_, T, D>> {
-        self.rows_until(rows, crate::wait::deadline(timeout))
+        self.rows_until(rows, crate::shm::wait::deadline(timeout))
     }
 
     /// How many stripes the first axis is cut into for [`SharedArray::write_rows`].
@@ -555,7 +556,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
             self.entry_ref(),
             self.how,
             seen,
-            timeout.and_then(crate::wait::deadline),
+            timeout.and_then(crate::shm::wait::deadline),
         )
     }
 

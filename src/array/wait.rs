@@ -11,10 +11,10 @@ use crate::header::{
 };
 use crate::protocol::array::{ArrayMemory, Wait, Wake};
 use crate::protocol::{begin_wait, end_wait};
-use crate::segment::Segment;
+use crate::shm::segment::Segment;
+use crate::shm::sys;
+use crate::shm::wait::{Sleeper, Stuck, Waiting, notify, pause};
 use crate::sync::Ordering::*;
-use crate::sys;
-use crate::wait::{Sleeper, Stuck, Waiting, notify, pause};
 
 /// Wakes whom a step or a release asked for.
 #[inline]
@@ -55,7 +55,7 @@ pub(crate) fn until<R>(
         if r.is_err() {
             let now = words.lock.load(Relaxed);
             let due = stuck.lock().is_ok_and(|mut s| s.due(now, how.grace));
-            if due && crate::peers::sweep(seg) > 0 {
+            if due && crate::shm::peers::sweep(seg) > 0 {
                 return Err(Wait::Retry);
             }
         }

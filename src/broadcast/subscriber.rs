@@ -9,15 +9,16 @@ use ndarray::{ArrayBase, DataMut, Dimension};
 use crate::config::OpenOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::attach;
+use crate::handle::slot::ReadSlot;
 use crate::header::SLEEPING_NOT_EMPTY;
-use crate::peers;
 use crate::protocol::RingMemory;
 use crate::protocol::broadcast::{self, Miss};
 use crate::protocol::copy::atomic_copy;
 use crate::role::Role;
-use crate::segment::Segment;
-use crate::slot::ReadSlot;
-use crate::wait::{self, Stuck, SweepClock, Waiting};
+use crate::shm::peers;
+use crate::shm::segment::Segment;
+use crate::shm::wait::{self, Stuck, SweepClock, Waiting};
 
 /// Where a new subscriber starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +92,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, start: Start, options: &OpenOptions) -> Result<Self> {
-        crate::typed::open_attach(
+        attach::open_attach(
             || Segment::open_with(name, options),
             |seg| Self::from_segment_with(seg, start, options),
         )
@@ -112,8 +113,8 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     }
 
     fn from_segment_with(seg: Segment, start: Start, options: &OpenOptions) -> Result<Self> {
-        let dim = crate::typed::check::<T, D>(&seg, false)?;
-        crate::typed::check_broadcast_capacity(&seg)?;
+        let dim = attach::check::<T, D>(&seg, false)?;
+        attach::check_broadcast_capacity(&seg)?;
         let reg = peers::register(&seg, Role::Subscriber)?;
         let sub = broadcast::Subscriber::attach(&seg, start == Start::Newest);
         Ok(Subscriber {

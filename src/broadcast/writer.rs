@@ -9,13 +9,14 @@ use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::peers::{self, Registration};
+use crate::handle::attach;
+use crate::handle::publisher::{BroadcastPublisher, Publisher};
+use crate::handle::slot::WriteSlot;
 use crate::protocol::{RingMemory, broadcast};
-use crate::publisher::{BroadcastPublisher, Publisher};
 use crate::role::{PeerInfo, Role};
-use crate::segment::Segment;
-use crate::slot::WriteSlot;
-use crate::wait::{self, SweepClock};
+use crate::shm::peers::{self, Registration};
+use crate::shm::segment::Segment;
+use crate::shm::wait::{self, SweepClock};
 
 /// Publishes frames to a broadcast ring. It never waits for subscribers: it overwrites the
 /// oldest frame that no subscriber has pinned. One writer per ring at a time (a second gets
@@ -54,7 +55,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, reg, _) = crate::typed::create::<T, D>(name, shape, config, Role::Writer)?;
+        let (seg, reg, _) = attach::create::<T, D>(name, shape, config, Role::Writer)?;
         Self::attach(seg, Some(reg), config.grace)
     }
 
@@ -72,7 +73,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Self> {
-        crate::typed::open_attach(
+        attach::open_attach(
             || Segment::open(name, OpenOptions::default().ready_timeout),
             |seg| Self::attach(seg, None, OpenOptions::default().grace),
         )
@@ -99,8 +100,8 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     fn attach(seg: Segment, created: Option<Registration>, grace: Duration) -> Result<Self> {
         // Neither check can fail for a ring we created: we wrote its header for `T` and `D`,
         // with enough slots.
-        let dim = crate::typed::check::<T, D>(&seg, false)?;
-        crate::typed::check_broadcast_capacity(&seg)?;
+        let dim = attach::check::<T, D>(&seg, false)?;
+        attach::check_broadcast_capacity(&seg)?;
         let reg = match created {
             Some(reg) => reg,
             None => peers::register(&seg, Role::Writer)?,

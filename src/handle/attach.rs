@@ -5,11 +5,11 @@ use ndarray::{Dimension, IntoDimension};
 use crate::config::Config;
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::existing::Condition;
 use crate::layout::{Params, RingKind};
-use crate::peers::Registration;
 use crate::role::Role;
-use crate::segment::Segment;
+use crate::shm::existing::Condition;
+use crate::shm::peers::Registration;
+use crate::shm::segment::Segment;
 
 /// The kinds of segment a typed handle attaches to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -231,7 +231,7 @@ pub(crate) fn open_attach<S, H>(
 
 /// Opens `name` (default options) and checks that its arrays have exactly `shape`.
 pub(crate) fn open_shape(name: &str, shape: &[usize]) -> Result<Segment> {
-    let seg = Segment::open(name, crate::OpenOptions::default().ready_timeout)?;
+    let seg = Segment::open(name, crate::config::OpenOptions::default().ready_timeout)?;
     check_shape(&seg, shape)?;
     Ok(seg)
 }

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::peers;
 use crate::protocol::{RingMemory, broadcast, mpmc, spsc};
 use crate::role::Role;
-use crate::segment::Segment;
+use crate::shm::peers;
+use crate::shm::segment::Segment;
+use crate::shm::sys;
+use crate::shm::wait::{self, Stuck, SweepClock, Waiting};
 use crate::sync::Ordering::*;
-use crate::sys;
-use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 /// The handle a `WriteSlot` came from. An enum of the two concrete publishers, not a
 /// `&mut dyn` trait object, so that a queue producer's publish is inlined into the caller's

@@ -8,9 +8,9 @@ use ndarray::{ArrayView, ArrayViewMut, Dimension};
 
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::publisher::Publisher;
 use crate::protocol::RingMemory;
-use crate::publisher::Publisher;
-use crate::segment::Segment;
+use crate::shm::segment::Segment;
 use crate::sync::Ordering::*;
 
 /// A claimed slot: fill it through the `ArrayViewMut` it derefs to, set its metadata, then

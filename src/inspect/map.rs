@@ -7,8 +7,8 @@
 use std::ptr::NonNull;
 
 use crate::error::{Error, Result};
-use crate::segment::validate_name;
-use crate::sys;
+use crate::shm::segment::validate_name;
+use crate::shm::sys;
 
 /// `len` bytes of a segment mapped read-only.
 #[derive(Debug)]
@@ -84,7 +84,7 @@ mod tests {
     use std::time::Duration;
 
     use crate::error::Error;
-    use crate::sys::SHM_DIR;
+    use crate::shm::sys::SHM_DIR;
 
     /// Opens `name` on another thread: a planted FIFO that blocked the open would hang it, so
     /// it gives `None` after a bound instead of hanging the run.

@@ -30,7 +30,7 @@ mod remove;
 use std::fmt;
 use std::time::Duration;
 
-pub use crate::sys::SHM_DIR;
+pub use crate::shm::sys::SHM_DIR;
 pub use newest::Newest;
 #[cfg(not(miri))]
 pub use remove::Removal;
@@ -40,8 +40,9 @@ use crate::error::{Error, Result};
 use crate::header::{CLOSED, Control, LINE, PeerEntry, STATE_READY, SlotCtrl};
 use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, RingKind};
 use crate::role::Role;
+use crate::shm::segment::Stats;
+use crate::shm::sys;
 use crate::sync::{AtomicU32, AtomicU64, Ordering::*};
-use crate::{Stats, sys};
 use map::ReadOnlyMap;
 
 /// Where a ring is in its life, as `ndring ls` shows it.
@@ -295,7 +296,7 @@ impl Inspector {
             }));
         }
         let (layout, fixed) =
-            layout::decode(&bytes, size).map_err(|r| crate::segment::rejection(name, r))?;
+            layout::decode(&bytes, size).map_err(|r| crate::shm::segment::rejection(name, r))?;
         Ok(Probe::Ring(Inspector {
             name: name.into(),
             map,

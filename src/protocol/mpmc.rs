@@ -91,7 +91,7 @@ pub fn publish<M: RingMemory>(mem: &M, me: &PeerEntry, pos: u64, abandoned: bool
 }
 
 /// Where the ring stands: (`head`, `tail` without the `CLOSED` bit). Relaxed: a hint for
-/// [`crate::wait::Stuck`] (has the ring moved since the last look?), never for a slot's contents.
+/// [`crate::shm::wait::Stuck`] (has the ring moved since the last look?), never for a slot's contents.
 pub fn positions<M: RingMemory>(mem: &M) -> (u64, u64) {
     let c = mem.control();
     (c.head.load(Relaxed), c.tail.load(Relaxed) & !CLOSED)

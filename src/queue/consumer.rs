@@ -9,16 +9,17 @@ use ndarray::{ArrayBase, DataMut, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::attach;
+use crate::handle::slot::ReadSlot;
 use crate::header::{PeerEntry, SLEEPING_NOT_EMPTY};
 use crate::layout::RingKind;
-use crate::peers::{self, Registration};
 use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
 use crate::role::{PeerInfo, Role};
-use crate::segment::Segment;
-use crate::slot::ReadSlot;
+use crate::shm::peers::{self, Registration};
+use crate::shm::segment::Segment;
+use crate::shm::wait::{self, Stuck, SweepClock, Waiting};
 use crate::sync::Ordering::*;
-use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 /// Receives the slots of a queue ring (SPSC or MPMC) in place, each exactly once.
 ///
@@ -63,7 +64,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, reg, _) = crate::typed::create::<T, D>(name, shape, config, Role::Consumer)?;
+        let (seg, reg, _) = attach::create::<T, D>(name, shape, config, Role::Consumer)?;
         Self::attach(seg, Some(reg), config.into())
     }
 
@@ -94,7 +95,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        crate::typed::open_attach(
+        attach::open_attach(
             || Segment::open_with(name, options),
             |seg| Self::attach(seg, None, options.clone()),
         )
@@ -114,8 +115,8 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// ```
     pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
         let shape = shape.into_dimension();
-        crate::typed::open_attach(
-            || crate::typed::open_shape(name, shape.slice()),
+        attach::open_attach(
+            || attach::open_shape(name, shape.slice()),
             |seg| Self::attach(seg, None, OpenOptions::default()),
         )
     }
@@ -137,8 +138,8 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         config: &Config,
     ) -> Result<Self> {
         let dim = shape.into_dimension();
-        crate::typed::open_attach(
-            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, Role::Consumer),
+        attach::open_attach(
+            || attach::open_or_create::<T, D>(name, dim.clone(), config, Role::Consumer),
             |(seg, reg)| Self::attach(seg, reg, config.into()),
         )
     }
@@ -162,7 +163,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     /// created, taken before READY by `Segment::create`).
     fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
         // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
-        let dim = crate::typed::check::<T, D>(&seg, true)?;
+        let dim = attach::check::<T, D>(&seg, true)?;
         let reg = match created {
             Some(reg) => reg,
             None => peers::register(&seg, Role::Consumer)?,

@@ -9,16 +9,17 @@ use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::attach;
+use crate::handle::publisher::{Publisher, QueuePublisher};
+use crate::handle::slot::WriteSlot;
 use crate::header::SLEEPING_NOT_FULL;
 use crate::layout::RingKind;
-use crate::peers::{self, Registration};
 use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
-use crate::publisher::{Publisher, QueuePublisher};
 use crate::role::{PeerInfo, Role};
-use crate::segment::Segment;
-use crate::slot::WriteSlot;
-use crate::wait::{self, Stuck, SweepClock, Waiting};
+use crate::shm::peers::{self, Registration};
+use crate::shm::segment::Segment;
+use crate::shm::wait::{self, Stuck, SweepClock, Waiting};
 
 /// Item size (bytes) from which an SPSC producer reuses the slot released most recently by
 /// default ([`Producer::reuse_recent_slots`]).
@@ -60,7 +61,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, reg, _) = crate::typed::create::<T, D>(name, shape, config, Role::Producer)?;
+        let (seg, reg, _) = attach::create::<T, D>(name, shape, config, Role::Producer)?;
         Self::attach(seg, Some(reg), config.into())
     }
 
@@ -88,7 +89,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        crate::typed::open_attach(
+        attach::open_attach(
             || Segment::open_with(name, options),
             |seg| Self::attach(seg, None, options.clone()),
         )
@@ -109,8 +110,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// ```
     pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
         let shape = shape.into_dimension();
-        crate::typed::open_attach(
-            || crate::typed::open_shape(name, shape.slice()),
+        attach::open_attach(
+            || attach::open_shape(name, shape.slice()),
             |seg| Self::attach(seg, None, OpenOptions::default()),
         )
     }
@@ -133,8 +134,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         config: &Config,
     ) -> Result<Self> {
         let dim = shape.into_dimension();
-        crate::typed::open_attach(
-            || crate::typed::open_or_create::<T, D>(name, dim.clone(), config, Role::Producer),
+        attach::open_attach(
+            || attach::open_or_create::<T, D>(name, dim.clone(), config, Role::Producer),
             |(seg, reg)| Self::attach(seg, reg, config.into()),
         )
     }
@@ -157,7 +158,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// created, taken before READY by `Segment::create`).
     fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
         // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
-        let dim = crate::typed::check::<T, D>(&seg, true)?;
+        let dim = attach::check::<T, D>(&seg, true)?;
         let reg = match created {
             Some(reg) => reg,
             None => peers::register(&seg, Role::Producer)?,

@@ -12,8 +12,9 @@ use ndarray::Ix1;
 
 use crate::header::{Control, LINE, PeerEntry, STATE_READY};
 use crate::layout::{Layout, Params};
+use crate::shm::sys;
 use crate::sync::Ordering::*;
-use crate::{BroadcastWriter, Config, Consumer, DType, Error, Producer, Role, Segment, sys};
+use crate::{BroadcastWriter, Config, Consumer, DType, Error, Producer, Role, Segment};
 
 /// Rounds per handle type: each is one creation raced by an opener spinning on the state word.
 const ROUNDS: usize = 200;

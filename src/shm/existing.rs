@@ -8,12 +8,12 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::header::{Control, STATE_READY};
 use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params};
-use crate::peers::Registration;
 use crate::protocol::RingMemory;
 use crate::role::{PeerInfo, Role};
-use crate::segment::{Segment, locked, validate_name};
+use crate::shm::peers::Registration;
+use crate::shm::segment::{Segment, locked, validate_name};
+use crate::shm::sys;
 use crate::sync::Ordering::*;
-use crate::sys;
 
 impl Segment {
     /// Creates a segment for `params` under `name` (exclusively), initialises it, registers the
@@ -50,7 +50,7 @@ impl Segment {
         // effort: a process that locks our new file on purpose first only costs that guard.
         let locked = sys::try_lock(&fd, false);
         let seg = Segment::lay_out(name, fd, layout, config)?;
-        let reg = crate::peers::register_creator(&seg, role, seg.creator_start_time());
+        let reg = crate::shm::peers::register_creator(&seg, role, seg.creator_start_time());
         seg.mark_ready(locked);
         Ok((seg, reg))
     }
@@ -72,7 +72,7 @@ pub(crate) enum Condition {
 impl Segment {
     /// What this ring's state means for a `create` or `open_or_create` of its name.
     pub(crate) fn condition(&self) -> Condition {
-        let live = crate::peers::live(self);
+        let live = crate::shm::peers::live(self);
         let closed = self.positions().closed;
         match (live.is_empty(), closed) {
             (false, true) => Condition::ClosedInUse(live),
@@ -82,7 +82,7 @@ impl Segment {
                 live[0].pid
             }),
             (true, true) => Condition::Finished,
-            (true, false) if crate::peers::unread(self) => Condition::Abandoned,
+            (true, false) if crate::shm::peers::unread(self) => Condition::Abandoned,
             // A kept shared array outlives its users: its contents are what it is kept for.
             (true, false)
                 if self.kind() == crate::layout::RingKind::Array

@@ -8,10 +8,10 @@ use crate::header::{
 use crate::layout::RingKind;
 use crate::protocol::{RingMemory, mpmc, peers};
 use crate::role::{PeerInfo, Role};
-use crate::segment::Segment;
+use crate::shm::segment::Segment;
+use crate::shm::sys;
+use crate::shm::wait::Stuck;
 use crate::sync::Ordering::*;
-use crate::sys;
-use crate::wait::Stuck;
 
 impl Segment {
     /// The processes attached to this ring (role, pid, alive).
@@ -207,10 +207,10 @@ pub(crate) fn unregister(seg: &Segment, index: usize, role: Role) {
     let c = seg.control();
     match role {
         Role::Producer | Role::Writer => {
-            crate::wait::notify(&c.not_empty);
+            crate::shm::wait::notify(&c.not_empty);
         }
         Role::Consumer => {
-            crate::wait::notify(&c.not_full);
+            crate::shm::wait::notify(&c.not_full);
         }
         Role::Subscriber | Role::Sharer => {}
     }
@@ -243,7 +243,7 @@ pub(crate) fn attached(seg: &Segment, role: Role, strong: bool, check_alive: boo
 ///
 /// Entries still taken count unless `check_alive()` (asked only then) says to look at `/proc`,
 /// and every holder is dead: callers rate-limit that to once per grace period
-/// ([`crate::wait::SweepClock`]), so a dead peer is noticed within one.
+/// ([`crate::shm::wait::SweepClock`]), so a dead peer is noticed within one.
 pub(crate) fn disconnected(
     seg: &Segment,
     role: Role,
@@ -334,10 +334,10 @@ fn recover_entry(seg: &Segment, i: usize) {
             }
             if got.writes > 0 {
                 stats.recovered_claims.fetch_add(1, Relaxed);
-                crate::wait::notify(&array_words(seg).changed);
+                crate::shm::wait::notify(&array_words(seg).changed);
             }
-            crate::wait::notify(&array_words(seg).released);
-            crate::wait::notify(&array_words(seg).drained);
+            crate::shm::wait::notify(&array_words(seg).released);
+            crate::shm::wait::notify(&array_words(seg).drained);
         }
         RingKind::Spsc => {}
     }
@@ -390,8 +390,8 @@ pub(crate) fn sweep(seg: &Segment) -> usize {
     }
     if n > 0 {
         // Recovered slots may unblock sleepers on either side.
-        crate::wait::notify(&seg.control().not_empty);
-        crate::wait::notify(&seg.control().not_full);
+        crate::shm::wait::notify(&seg.control().not_empty);
+        crate::shm::wait::notify(&seg.control().not_full);
     }
     n
 }

@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use crate::header::{Control, PeerEntry, STATE_READY, SlotCtrl};
 use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, RingKind};
 use crate::protocol::{self, RingMemory};
+use crate::shm::sys;
 use crate::sync::{AtomicU64, Ordering::*};
-use crate::sys;
 
 /// Longest portable name, leading `/` included (macOS's `PSHMNAMLEN`).
 pub const MAX_NAME_LEN: usize = 31;
@@ -212,7 +212,7 @@ impl Segment {
     /// let _tx = creator.join().unwrap()?;
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn open_with(name: &str, options: &crate::OpenOptions) -> Result<Segment> {
+    pub fn open_with(name: &str, options: &crate::config::OpenOptions) -> Result<Segment> {
         Segment::open_mode(name, options.wait, options.ready_timeout, false)
     }
 
@@ -461,9 +461,9 @@ impl Segment {
     /// assert_eq!(p.segment().stats().abandoned, 0);
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn stats(&self) -> crate::Stats {
+    pub fn stats(&self) -> Stats {
         let s = &self.control().stats;
-        crate::Stats {
+        Stats {
             abandoned: s.abandoned.load(Relaxed),
             recovered_claims: s.recovered_claims.load(Relaxed),
             recovered_reads: s.recovered_reads.load(Relaxed),
@@ -629,6 +629,19 @@ impl Drop for Segment {
         // the mapping holds this `Segment` (by value or `Arc`) and is gone by now.
         unsafe { sys::unmap(self.base, self.len) };
     }
+}
+
+/// Counters of unusual events, shared by every process attached to a ring.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Write slots dropped without `publish` (queue rings).
+    pub abandoned: u64,
+    /// Claims of dead producers turned into tombstones by a survivor.
+    pub recovered_claims: u64,
+    /// Slots of dead consumers returned to producers, or pins of dead subscribers dropped.
+    pub recovered_reads: u64,
+    /// Single-holder roles taken over from a dead holder.
+    pub role_takeovers: u64,
 }
 
 /// A ring's positions, from [`Segment::positions`].

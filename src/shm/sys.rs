@@ -339,8 +339,8 @@ pub fn coarse_now_ns() -> u64 {
 }
 
 /// Maps an OS error on `name` to ours.
-pub fn error(e: Errno, op: &'static str, name: &str) -> crate::Error {
-    use crate::Error;
+pub fn error(e: Errno, op: &'static str, name: &str) -> crate::error::Error {
+    use crate::error::Error;
     let name = name.to_owned();
     match e {
         Errno::NOENT => Error::NotFound { name },

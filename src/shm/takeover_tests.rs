@@ -5,10 +5,10 @@
 
 use ndarray::{Ix1, arr1};
 
-use crate::peers;
 use crate::protocol::RingMemory;
 use crate::protocol::peers::owner_word;
 use crate::role::Role;
+use crate::shm::peers;
 use crate::sync::Ordering::*;
 use crate::test_name::TestName;
 use crate::{Config, Consumer, Producer};

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use crate::header::{PeerEntry, WaitWord};
 use crate::protocol::spsc::Stop;
 use crate::protocol::{Sleep, begin_wait, bump, end_wait, has_waiters};
+use crate::shm::sys;
 use crate::sync::Ordering::Release;
-use crate::sys;
 
 /// Longest sleep when a heavy barrier was needed but refused by the kernel.
 const UNBARRIERED_SLEEP: Duration = Duration::from_millis(1);
@@ -98,10 +98,10 @@ pub(crate) fn pause(poll: u32) {
 #[inline(always)]
 pub(crate) fn attempt(
     r: std::result::Result<(u64, usize), Stop>,
-) -> Option<crate::Result<(u64, usize)>> {
+) -> Option<crate::error::Result<(u64, usize)>> {
     match r {
         Ok(got) => Some(Ok(got)),
-        Err(Stop::Closed) => Some(Err(crate::Error::Closed)),
+        Err(Stop::Closed) => Some(Err(crate::error::Error::Closed)),
         Err(Stop::Wait) => None,
     }
 }

@@ -6,16 +6,16 @@ use std::time::{Duration, Instant};
 
 use ndarray::{ArrayView, Dimension};
 
-use crate::consumer::Consumer;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::header::{CLOSED, SLEEPING_NOT_EMPTY};
-use crate::peers;
 use crate::protocol::{RingMemory, mpmc, spsc, spsc::Stop};
+use crate::queue::consumer::Consumer;
 use crate::role::Role;
-use crate::segment::Segment;
+use crate::shm::peers;
+use crate::shm::segment::Segment;
+use crate::shm::wait::{self, Stuck, SweepClock, Waiting};
 use crate::sync::Ordering::*;
-use crate::wait::{self, Stuck, SweepClock, Waiting};
 
 use super::lock;
 

@@ -7,9 +7,9 @@ use ndarray::{ArrayBase, ArrayViewMut, Data, Dimension};
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::producer::Producer;
-use crate::segment::Segment;
-use crate::wait;
+use crate::queue::producer::Producer;
+use crate::shm::segment::Segment;
+use crate::shm::wait;
 
 use super::lock;
 
