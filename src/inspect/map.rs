@@ -1,27 +1,10 @@
-//! A read-only mapping of a segment: opened `O_RDONLY | O_NOFOLLOW | O_NONBLOCK`, mapped
-//! `PROT_READ` (through `sys`, like every system call), so that a ring can be inspected by anyone
-//! who may read it, without write access and without any way to disturb it. The only accesses
-//! made through it are plain loads and atomic loads of at most 8 bytes (which Rust allows on
-//! read-only memory).
-
-use std::ptr::NonNull;
+//! Opening a segment to inspect it: `O_RDONLY | O_NOFOLLOW | O_NONBLOCK` (through `sys`, like
+//! every system call), then mapped `PROT_READ` (`shm::mapping`), so that a ring can be
+//! inspected by anyone who may read it, without write access and without any way to disturb it.
 
 use crate::error::{Error, Result};
 use crate::shm::segment::validate_name;
 use crate::shm::sys;
-
-/// `len` bytes of a segment mapped read-only.
-#[derive(Debug)]
-pub(crate) struct ReadOnlyMap {
-    /// Start of the mapping; `len > 0` bytes, page-aligned, `PROT_READ`.
-    pub base: NonNull<u8>,
-    pub len: usize,
-    /// The descriptor the mapping came from: its identity and advisory lock are the object's.
-    /// Held for the mapping's life (under Miri, whose `sys` has no `rm`, only for that: the
-    /// handle owns the memory).
-    #[cfg_attr(miri, allow(dead_code))]
-    pub fd: sys::Handle,
-}
 
 /// Opens `name` read-only (never following a symlink, never blocking on a FIFO) and returns the
 /// descriptor and the object's size. Anything but a regular file is `Corrupt`.
@@ -42,41 +25,6 @@ pub(crate) fn open(name: &str) -> Result<(sys::Handle, u64)> {
         }),
     }
 }
-
-/// Maps the first `len` (> 0) bytes of `fd` shared and read-only.
-pub(crate) fn map(fd: sys::Handle, len: usize, name: &str) -> Result<ReadOnlyMap> {
-    let base = sys::map(&fd, len, true).map_err(|e| sys::error(e, "map", name))?;
-    Ok(ReadOnlyMap { base, len, fd })
-}
-
-impl ReadOnlyMap {
-    /// Copies `N` bytes at `offset` with volatile reads (the bytes are shared and hostile: each is
-    /// read once, into our own copy).
-    pub fn copy<const N: usize>(&self, offset: usize) -> [u8; N] {
-        assert!(offset.checked_add(N).is_some_and(|end| end <= self.len));
-        let mut out = [0u8; N];
-        for (i, b) in out.iter_mut().enumerate() {
-            // SAFETY: offset + i < offset + N <= len: inside the mapping; a byte read needs no
-            // alignment; volatile, since another process may write these bytes.
-            *b = unsafe { self.base.as_ptr().add(offset + i).read_volatile() };
-        }
-        out
-    }
-}
-
-impl Drop for ReadOnlyMap {
-    fn drop(&mut self) {
-        // SAFETY: `base`/`len` come from one `sys::map`; every reference into the mapping borrows
-        // the `Inspector` that owns this map, so none outlives it.
-        unsafe { sys::unmap(self.base, self.len) };
-    }
-}
-
-// SAFETY: the mapping is shared, read-only memory; it is only read, through volatile and atomic
-// loads, from any thread.
-unsafe impl Send for ReadOnlyMap {}
-// SAFETY: as above.
-unsafe impl Sync for ReadOnlyMap {}
 
 #[cfg(all(test, not(miri)))]
 mod tests {

@@ -37,13 +37,13 @@ pub use remove::Removal;
 
 use crate::element::DType;
 use crate::error::{Error, Result};
-use crate::header::{CLOSED, Control, LINE, PeerEntry, STATE_READY, SlotCtrl};
-use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, RingKind};
+use crate::header::CLOSED;
+use crate::layout::{self, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, RingKind};
 use crate::role::Role;
+use crate::shm::mapping::{Mapping, RawMap};
 use crate::shm::segment::Stats;
 use crate::shm::sys;
-use crate::sync::{AtomicU32, AtomicU64, Ordering::*};
-use map::ReadOnlyMap;
+use crate::sync::Ordering::*;
 
 /// Where a ring is in its life, as `ndring ls` shows it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -207,13 +207,18 @@ pub fn started_at(ticks: u64) -> Option<std::time::SystemTime> {
 
 /// A ring mapped read-only: header, counters, peers, state, and copies of the newest item.
 ///
-/// Invariant: `map` holds at least `layout.total_size` bytes and `layout` was validated by
-/// `layout::decode` against the object's real size, so every offset below lies inside it.
+/// Its layout was validated by `layout::decode` against the object's real size (the
+/// `Mapping`'s invariant), so every access stays inside the mapping.
 #[derive(Debug)]
 pub struct Inspector {
     name: String,
-    map: ReadOnlyMap,
-    layout: Layout,
+    /// Mapped `PROT_READ`: only atomic loads of at most 8 bytes and volatile copies are made
+    /// through it.
+    map: Mapping,
+    /// The descriptor the mapping came from: its identity and advisory lock are the object's
+    /// (`remove_unless_used`; under Miri, whose `sys` has no `rm`, unused).
+    #[cfg_attr(miri, allow(dead_code))]
+    fd: sys::Handle,
     creator_pid: u32,
     creator_start_time: u64,
 }
@@ -274,16 +279,13 @@ impl Inspector {
                 name: name.into(),
                 reason: format!("size {size} does not fit the address space"),
             })?;
-        let map = map::map(fd, len, name)?;
-        let magic = u64::from_ne_bytes(map.copy::<8>(0));
+        let raw = RawMap::new(&fd, len, true).map_err(|e| sys::error(e, "map", name))?;
+        let magic = raw.magic();
         if magic != layout::MAGIC {
             return Err(not_ndring(magic));
         }
-        // SAFETY: CONTROL_OFFSET + 4 <= len (checked above), 128-aligned from a page-aligned
-        // base; an AtomicU32 is valid for any bits; only loaded (allowed on read-only memory).
-        let state = unsafe { &*map.base.as_ptr().add(CONTROL_OFFSET).cast::<AtomicU32>() };
-        let ready = state.load(Acquire) == STATE_READY;
-        let bytes = map.copy::<FIXED_SIZE>(0);
+        let ready = raw.ready();
+        let bytes = raw.copy::<FIXED_SIZE>(0);
         let fixed: Fixed = bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<Fixed>()]);
         if !ready {
             let alive =
@@ -299,8 +301,8 @@ impl Inspector {
             layout::decode(&bytes, size).map_err(|r| crate::shm::segment::rejection(name, r))?;
         Ok(Probe::Ring(Inspector {
             name: name.into(),
-            map,
-            layout,
+            map: raw.checked(layout),
+            fd,
             creator_pid: fixed.creator_pid,
             creator_start_time: fixed.creator_start_time,
         }))
@@ -351,37 +353,37 @@ impl Inspector {
     /// module): `ndring inspect` prints its offsets.
     #[doc(hidden)]
     pub fn layout(&self) -> &Layout {
-        &self.layout
+        self.map.layout()
     }
 
     /// The ring kind.
     pub fn kind(&self) -> RingKind {
-        self.layout.params.kind
+        self.map.layout().params.kind
     }
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.layout.params.dtype
+        self.map.layout().params.dtype
     }
 
     /// The shape of each item.
     pub fn shape(&self) -> &[usize] {
-        &self.layout.params.shape
+        &self.map.layout().params.shape
     }
 
     /// Number of slots.
     pub fn slot_count(&self) -> usize {
-        self.layout.params.slots
+        self.map.layout().params.slots
     }
 
     /// Bytes of one item's array.
     pub fn payload_bytes(&self) -> usize {
-        self.layout.payload_bytes
+        self.map.layout().payload_bytes
     }
 
     /// Bytes of the whole segment.
     pub fn size(&self) -> usize {
-        self.layout.total_size
+        self.map.layout().total_size
     }
 
     /// The creating process's id.
@@ -412,7 +414,7 @@ impl Inspector {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn counters(&self) -> Counters {
-        let c = self.control();
+        let c = self.map.control();
         let queue = self.kind().is_queue();
         let word = if queue { &c.tail } else { &c.published };
         let published = word.load(Acquire);
@@ -446,10 +448,10 @@ impl Inspector {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn peers(&self) -> Vec<PeerStatus> {
-        let published = self.control().published.load(Acquire) & !CLOSED;
-        (0..self.layout.params.max_peers)
+        let published = self.map.control().published.load(Acquire) & !CLOSED;
+        (0..self.map.layout().params.max_peers)
             .filter_map(|i| {
-                let e = self.peer(i);
+                let e = self.map.peer(i);
                 let (pid, role) = crate::protocol::peers::split_owner(e.owner.load(Acquire))?;
                 let role = Role::from_u8(role)?;
                 let start_time = e.start_time.load(Acquire);
@@ -460,7 +462,7 @@ impl Inspector {
                 let reading = (self.kind() == RingKind::Broadcast && pin != 0)
                     .then(|| pin - 1)
                     .filter(|&s| s < self.slot_count() as u64)
-                    .map(|s| self.slot(s as usize).stamp.load(Acquire))
+                    .map(|s| self.map.slot(s as usize).stamp.load(Acquire))
                     .filter(|&st| st != 0 && st & crate::protocol::broadcast::WRITING == 0)
                     .map(|st| st >> 1);
                 Some(PeerStatus {
@@ -485,83 +487,6 @@ impl Inspector {
             (false, _) => RingState::Stale,
             (true, true) => RingState::Closed,
             (true, false) => RingState::Live,
-        }
-    }
-
-    fn control(&self) -> &Control {
-        // SAFETY: validated: CONTROL_OFFSET + size_of::<Control>() <= total_size <= len, 128-
-        // aligned from a page-aligned base; `Control` is all atomics (valid for any bits). The
-        // mapping is read-only: only atomic loads of at most 8 bytes are made through it.
-        unsafe { &*self.map.base.as_ptr().add(CONTROL_OFFSET).cast::<Control>() }
-    }
-
-    fn slot(&self, i: usize) -> &SlotCtrl {
-        assert!(i < self.layout.params.slots);
-        // SAFETY: i < slots: the slot's control words lie inside the mapping, 128-aligned;
-        // `SlotCtrl` is all atomics; only loaded (read-only mapping).
-        unsafe {
-            &*self
-                .map
-                .base
-                .as_ptr()
-                .add(self.layout.slots_offset + i * self.layout.slot_stride)
-                .cast::<SlotCtrl>()
-        }
-    }
-
-    /// A shared array's control words.
-    fn array_words(&self) -> &crate::header::ArrayControl {
-        assert_eq!(self.layout.params.kind, RingKind::Array);
-        // SAFETY: a shared array's layout reserves ARRAY_CONTROL_SIZE bytes at index_offset
-        // (128-aligned) inside the mapping; all atomics; only loaded (read-only mapping).
-        unsafe {
-            &*self
-                .map
-                .base
-                .as_ptr()
-                .add(self.layout.index_offset)
-                .cast::<crate::header::ArrayControl>()
-        }
-    }
-
-    fn index(&self, i: usize) -> &AtomicU64 {
-        assert!(i < self.layout.params.slots);
-        // SAFETY: the index table holds `slots` u64s from index_offset (128-aligned) inside the
-        // mapping; only loaded.
-        unsafe {
-            &*self
-                .map
-                .base
-                .as_ptr()
-                .add(self.layout.index_offset + i * 8)
-                .cast::<AtomicU64>()
-        }
-    }
-
-    fn peer(&self, i: usize) -> &PeerEntry {
-        assert!(i < self.layout.params.max_peers);
-        // SAFETY: the peer table holds `max_peers` 128-byte entries from peers_offset (128-
-        // aligned) inside the mapping; `PeerEntry` is all atomics; only loaded.
-        unsafe {
-            &*self
-                .map
-                .base
-                .as_ptr()
-                .add(self.layout.peers_offset + i * LINE)
-                .cast::<PeerEntry>()
-        }
-    }
-
-    /// Slot `i`'s payload, `payload_bytes` long, 128-aligned. Never turned into a reference:
-    /// the producer or writer may be rewriting it.
-    fn payload(&self, i: usize) -> *const u8 {
-        assert!(i < self.layout.params.slots);
-        // SAFETY: slots_offset + i * stride + payload_offset + payload_bytes <= total_size <= len
-        // (validated), so the pointer stays inside the mapping.
-        unsafe {
-            self.map.base.as_ptr().add(
-                self.layout.slots_offset + i * self.layout.slot_stride + self.layout.payload_offset,
-            )
         }
     }
 }

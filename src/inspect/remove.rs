@@ -39,12 +39,12 @@ impl Inspector {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn remove_unless_used(&self) -> Result<Removal> {
-        crate::shm::segment::locked(&self.map.fd, true, || {
+        crate::shm::segment::locked(&self.fd, true, || {
             let live: Vec<PeerStatus> = self.peers().into_iter().filter(|p| p.alive).collect();
             if !live.is_empty() {
                 return Ok(Removal::InUse(live));
             }
-            if !crate::shm::segment::names_object(self.name(), &self.map.fd) {
+            if !crate::shm::segment::names_object(self.name(), &self.fd) {
                 return Ok(Removal::Replaced);
             }
             sys::unlink(self.name()).map_err(|e| sys::error(e, "remove", self.name()))?;

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::header::{Control, STATE_READY};
-use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params};
+use crate::layout::{self, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, Params};
 use crate::protocol::RingMemory;
 use crate::role::{PeerInfo, Role};
+use crate::shm::mapping::RawMap;
 use crate::shm::peers::Registration;
 use crate::shm::segment::{Segment, locked, validate_name};
 use crate::shm::sys;
@@ -256,22 +256,12 @@ fn look(fd: &sys::Handle) -> Look {
     if size < len as u64 {
         return Look::Unfinished(None);
     }
-    let Ok(base) = sys::map(fd, len, true) else {
+    let Ok(map) = RawMap::new(fd, len, true) else {
         return Look::Unfinished(None);
     };
-    // SAFETY: CONTROL_OFFSET + size_of::<Control>() <= len, 128-aligned from a page-aligned
-    // base; `Control` is all atomics, valid for any bits; dropped before the unmap below.
-    let ready = unsafe { &*base.as_ptr().add(CONTROL_OFFSET).cast::<Control>() }
-        .state
-        .load(Acquire)
-        == STATE_READY;
-    let mut bytes = [0u8; FIXED_SIZE];
-    for (i, b) in bytes.iter_mut().enumerate() {
-        // SAFETY: i < FIXED_SIZE <= len, the mapped length; volatile copy of hostile bytes.
-        *b = unsafe { base.as_ptr().add(i).read_volatile() };
-    }
-    // SAFETY: mapped just above; no reference into it exists any more.
-    unsafe { sys::unmap(base, len) };
+    let ready = map.ready();
+    let bytes = map.copy::<FIXED_SIZE>(0);
+    drop(map);
     if ready {
         return Look::Ready;
     }

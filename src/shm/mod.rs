@@ -1,6 +1,7 @@
 //! The segment in the operating system: the system calls, the mapping, the name's life.
 
 pub(crate) mod existing;
+pub(crate) mod mapping;
 pub(crate) mod peers;
 pub(crate) mod segment;
 pub(crate) mod sys;

@@ -1,14 +1,14 @@
 //! A named POSIX shared-memory segment holding one ring: creation, attachment, validation.
 
-use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::element::DType;
 use crate::error::{Error, Result};
 use crate::header::{Control, PeerEntry, STATE_READY, SlotCtrl};
-use crate::layout::{self, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, RingKind};
+use crate::layout::{self, CONTROL_SIZE, FIXED_SIZE, Layout, RingKind};
 use crate::protocol::{self, RingMemory};
+use crate::shm::mapping::{Mapping, RawMap};
 use crate::shm::sys;
 use crate::sync::{AtomicU64, Ordering::*};
 
@@ -97,24 +97,13 @@ pub(crate) fn locked<R>(fd: &sys::Handle, exclusive: bool, f: impl FnOnce() -> R
 #[derive(Debug)]
 pub struct Segment {
     name: String,
-    /// Start of the mapping of `len` bytes; `len >= layout.total_size`.
-    base: NonNull<u8>,
-    len: usize,
-    layout: Layout,
+    /// The mapping with its validated layout. Mapped `PROT_READ` from a read-only descriptor
+    /// for inspection: then nothing may store to it (the typed handles refuse such a segment).
+    map: Mapping,
     creator_pid: u32,
     creator_start_time: u64,
-    /// Mapped `PROT_READ` from a read-only descriptor: nothing may store to it (the typed
-    /// handles refuse such a segment), only load.
-    read_only: bool,
     fd: sys::Handle,
 }
-
-// SAFETY: the mapping is shared memory meant for concurrent use; every access to it goes through
-// atomics (`Control`, `SlotCtrl`, `PeerEntry`) or through slot memory whose exclusive or shared
-// use is granted by the ring protocol, never through `&mut Segment`.
-unsafe impl Send for Segment {}
-// SAFETY: as above; `&Segment` only hands out references to atomics.
-unsafe impl Sync for Segment {}
 
 impl Segment {
     /// Lays a new ring out in `fd`, the object its creator has just made under `name`
@@ -127,8 +116,8 @@ impl Segment {
         layout: Layout,
         config: &Config,
     ) -> Result<Segment> {
-        let base = match sys::map(&fd, layout.total_size, false) {
-            Ok(b) => b,
+        let raw = match RawMap::new(&fd, layout.total_size, false) {
+            Ok(raw) => raw,
             Err(e) => {
                 let _ = sys::unlink(name);
                 return Err(sys::error(e, "map", name));
@@ -137,20 +126,15 @@ impl Segment {
         let pid = sys::pid();
         let start = sys::start_time(pid);
         let fixed = layout.encode(pid, start);
-        // SAFETY: the mapping is `total_size >= FIXED_SIZE` bytes, page-aligned, and freshly
-        // created by us; no other process reads the fixed header before `state` is READY.
-        unsafe { base.cast::<Fixed>().as_ptr().write(fixed) };
+        raw.write_fixed(fixed);
         let seg = Segment {
             name: name.to_owned(),
-            base,
-            len: layout.total_size,
+            map: raw.checked(layout),
             creator_pid: pid,
             creator_start_time: start,
-            layout,
-            read_only: false,
             fd,
         };
-        protocol::init(&seg, seg.layout.params.kind == RingKind::Mpmc);
+        protocol::init(&seg, seg.kind() == RingKind::Mpmc);
         seg.control()
             .lifecycle
             .keep
@@ -277,21 +261,12 @@ impl Segment {
             .ok()
             .filter(|&l| l <= isize::MAX as usize)
             .ok_or_else(|| corrupt(format!("size {size} does not fit the address space")))?;
-        let base = sys::map(&fd, len, read_only).map_err(|e| sys::error(e, "map", name))?;
-        let unmap = || {
-            // SAFETY: `base`/`len` come from `map` above and nothing references the mapping.
-            unsafe { sys::unmap(base, len) }
-        };
-        // SAFETY: CONTROL_OFFSET + size_of::<Control>() <= min <= len, and the offset is a
-        // multiple of 128 from a page-aligned base; `Control` is all atomics, valid for any bits.
-        let control = unsafe { &*base.as_ptr().add(CONTROL_OFFSET).cast::<Control>() };
-        while control.state.load(Acquire) != STATE_READY {
-            // SAFETY: 8 bytes at offset 0 < len; volatile read of hostile shared bytes.
-            let magic = unsafe { base.as_ptr().cast::<u64>().read_volatile() };
+        let raw = RawMap::new(&fd, len, read_only).map_err(|e| sys::error(e, "map", name))?;
+        while !raw.ready() {
+            let magic = raw.magic();
             // A creator writes the magic before anything else: 0 means "in progress", anything
             // else but ours means the segment is not ndring's, and waiting would not help.
             if magic != 0 && magic != layout::MAGIC {
-                unmap();
                 return Err(Error::NotNdring {
                     name: name.into(),
                     expected: layout::MAGIC,
@@ -299,33 +274,19 @@ impl Segment {
                 });
             }
             if start.elapsed() >= ready_timeout {
-                unmap();
                 return Err(not_ready());
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        let mut bytes = [0u8; FIXED_SIZE];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            // SAFETY: i < FIXED_SIZE <= len. Volatile: the bytes are hostile and shared; we read
-            // each once into our own copy and validate only the copy.
-            *b = unsafe { base.as_ptr().add(i).read_volatile() };
-        }
-        match layout::decode(&bytes, size) {
-            Ok((layout, fixed)) => Ok(Segment {
-                name: name.to_owned(),
-                base,
-                len,
-                layout,
-                creator_pid: fixed.creator_pid,
-                creator_start_time: fixed.creator_start_time,
-                read_only,
-                fd,
-            }),
-            Err(r) => {
-                unmap();
-                Err(rejection(name, r))
-            }
-        }
+        let (layout, fixed) =
+            layout::decode(&raw.copy::<FIXED_SIZE>(0), size).map_err(|r| rejection(name, r))?;
+        Ok(Segment {
+            name: name.to_owned(),
+            map: raw.checked(layout),
+            creator_pid: fixed.creator_pid,
+            creator_start_time: fixed.creator_start_time,
+            fd,
+        })
     }
 
     /// The segment's name.
@@ -343,37 +304,37 @@ impl Segment {
 
     /// The ring kind.
     pub fn kind(&self) -> RingKind {
-        self.layout.params.kind
+        self.map.layout().params.kind
     }
 
     /// The element type.
     pub fn dtype(&self) -> DType {
-        self.layout.params.dtype
+        self.map.layout().params.dtype
     }
 
     /// The shape of each slot's array.
     pub fn shape(&self) -> &[usize] {
-        &self.layout.params.shape
+        &self.map.layout().params.shape
     }
 
     /// Number of slots.
     pub fn slot_count(&self) -> usize {
-        self.layout.params.slots
+        self.map.layout().params.slots
     }
 
     /// Bytes of user metadata each slot can carry.
     pub fn user_meta_size(&self) -> usize {
-        self.layout.params.user_meta
+        self.map.layout().params.user_meta
     }
 
     /// Whether items carry publish timestamps ([`crate::Config::timestamps`]).
     pub fn timestamps(&self) -> bool {
-        self.layout.params.timestamps
+        self.map.layout().params.timestamps
     }
 
     /// Total bytes of the segment.
     pub fn size(&self) -> usize {
-        self.layout.total_size
+        self.map.layout().total_size
     }
 
     /// The creating process's id.
@@ -384,7 +345,7 @@ impl Segment {
     /// The validated layout (not API: see the `layout` module).
     #[doc(hidden)]
     pub fn layout(&self) -> &Layout {
-        &self.layout
+        self.map.layout()
     }
 
     /// Whether this segment was opened read-only ([`Segment::open_read_only`]).
@@ -398,7 +359,7 @@ impl Segment {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.map.read_only()
     }
 
     /// The ring's positions: `(tail, head, published)` without the closed bit, and whether it
@@ -492,142 +453,73 @@ impl Segment {
     /// Pointer to slot `i`'s array.
     #[inline]
     pub(crate) fn payload(&self, i: usize) -> *mut u8 {
-        debug_assert!(i < self.layout.params.slots);
-        // SAFETY: decode/compute guarantee slots_offset + slots * stride <= len, and
-        // payload_offset + payload_bytes <= stride, so the pointer stays inside the mapping.
-        unsafe {
-            self.base.as_ptr().add(
-                self.layout.slots_offset + i * self.layout.slot_stride + self.layout.payload_offset,
-            )
-        }
+        self.map.payload(i)
     }
 
     /// Pointer to slot `i`'s user metadata bytes.
     #[inline]
     pub(crate) fn user_meta(&self, i: usize) -> *mut u8 {
-        // SAFETY: as `payload`; the metadata lies between the slot control and the payload.
-        unsafe {
-            self.base.as_ptr().add(
-                self.layout.slots_offset
-                    + i * self.layout.slot_stride
-                    + crate::header::SLOT_CTRL_SIZE,
-            )
-        }
+        self.map.user_meta(i)
     }
 }
 
+// The protocols' view of the mapping (`Mapping` writes each accessor once).
 impl crate::protocol::array::ArrayMemory for Segment {
     #[inline]
     fn array(&self) -> &crate::header::ArrayControl {
-        assert_eq!(self.kind(), RingKind::Array);
-        // SAFETY: a shared array's layout reserves ARRAY_CONTROL_SIZE bytes (the struct's size)
-        // at index_offset (a multiple of 128) inside the mapping; `ArrayControl` is all atomics.
-        unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .add(self.layout.index_offset)
-                .cast::<crate::header::ArrayControl>()
-        }
+        self.map.array()
     }
 
     #[inline]
     fn stripe(&self, i: usize) -> &AtomicU64 {
-        assert!(self.kind() == RingKind::Array && i < self.stripes());
-        // SAFETY: a shared array's layout reserves `stripes` u64s after its control words,
-        // 8-aligned, inside the mapping (`Layout::compute`).
-        unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .add(self.layout.index_offset + crate::layout::ARRAY_CONTROL_SIZE + i * 8)
-                .cast::<AtomicU64>()
-        }
+        self.map.stripe(i)
     }
 
     #[inline]
     fn stripes(&self) -> usize {
-        crate::layout::stripes(&self.layout.params.shape)
+        self.map.stripes()
     }
 
     #[inline]
     fn peer(&self, i: usize) -> &PeerEntry {
-        RingMemory::peer(self, i)
+        self.map.peer(i)
     }
 
     #[inline]
     fn max_peers(&self) -> usize {
-        self.layout.params.max_peers
+        self.map.layout().params.max_peers
     }
 }
 
 impl RingMemory for Segment {
     #[inline]
     fn control(&self) -> &Control {
-        // SAFETY: validated: CONTROL_OFFSET + size_of::<Control>() <= total_size <= len, aligned
-        // to 128 from a page-aligned base; `Control` is all atomics (valid for any bits, and
-        // shared mutation through `&` is their purpose).
-        unsafe { &*self.base.as_ptr().add(CONTROL_OFFSET).cast::<Control>() }
+        self.map.control()
     }
 
     #[inline]
     fn slot(&self, i: usize) -> &SlotCtrl {
-        assert!(i < self.layout.params.slots);
-        // SAFETY: i < slots, so the slot's first 64 bytes lie inside the mapping, 128-aligned;
-        // `SlotCtrl` is all atomics.
-        unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .add(self.layout.slots_offset + i * self.layout.slot_stride)
-                .cast::<SlotCtrl>()
-        }
+        self.map.slot(i)
     }
 
     #[inline]
     fn index(&self, i: usize) -> &AtomicU64 {
-        assert!(i < self.layout.params.slots);
-        // SAFETY: the index table holds `slots` u64s from index_offset (8-aligned) and lies inside
-        // the mapping.
-        unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .add(self.layout.index_offset + i * 8)
-                .cast::<AtomicU64>()
-        }
+        self.map.index(i)
     }
 
     #[inline]
     fn peer(&self, i: usize) -> &PeerEntry {
-        assert!(i < self.layout.params.max_peers);
-        // SAFETY: the peer table holds `max_peers` 128-byte entries from peers_offset (128-aligned)
-        // inside the mapping; `PeerEntry` is all atomics.
-        unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .add(self.layout.peers_offset + i * crate::header::LINE)
-                .cast::<PeerEntry>()
-        }
+        self.map.peer(i)
     }
 
     #[inline]
     fn slots(&self) -> usize {
-        self.layout.params.slots
+        self.map.layout().params.slots
     }
 
     #[inline]
     fn max_peers(&self) -> usize {
-        self.layout.params.max_peers
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        // SAFETY: `base`/`len` come from one `map`; every handle that hands out references into
-        // the mapping holds this `Segment` (by value or `Arc`) and is gone by now.
-        unsafe { sys::unmap(self.base, self.len) };
+        self.map.layout().params.max_peers
     }
 }
 
