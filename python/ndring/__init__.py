@@ -82,6 +82,12 @@ class InvalidArgument(Error, ValueError):
     """An argument out of range: a bad name, shape, slot count, timeout, metadata size, kind."""
 
 
+class Poisoned(Error, RuntimeError):
+    """A shared array's writer died holding its lock: the array may be half-written. Every
+    ``read()`` and ``write()`` raises this until someone checks or rewrites the array and calls
+    ``clear_poison()``."""
+
+
 class InvalidType(Error, TypeError):
     """An argument of the wrong type: a dtype ndring does not hold, something other than a numpy
     array of the ring's dtype where one is expected, a str where a number is."""
@@ -93,11 +99,18 @@ from ._ndring import (  # noqa: E402  (the classes above must exist first: Rust 
     Consumer,
     Lease,
     Producer,
+    SharedArray,
     Subscriber,
     _scan,
     now_ns,
     remove,
 )
+
+
+def _open_shared_array(name, shape, dtype):
+    """What a pickled :class:`SharedArray` becomes where it is unpickled (a pool worker): a
+    handle attached by name, checked to be the same shape and dtype."""
+    return SharedArray.open(name, shape=shape, dtype=dtype)
 
 
 # numpy collapses the ``.base`` chain of views (a view's base is the first object owning the
@@ -202,6 +215,6 @@ def list(pattern: Optional[str] = None) -> builtins.list[RingInfo]:  # noqa: A00
 __all__ = [
     "AlreadyExists", "BroadcastWriter", "Claim", "Closed", "Consumer", "Disconnected", "Empty",
     "Error", "Full", "InvalidArgument", "InvalidType", "Lagged", "Lease", "Mismatch", "NotFound",
-    "PermissionDenied", "Producer", "RingInfo", "Stale", "Subscriber", "Timeout", "TooManyLeases",
+    "PermissionDenied", "Poisoned", "Producer", "RingInfo", "SharedArray", "Stale", "Subscriber", "Timeout", "TooManyLeases",
     "info", "list", "now_ns", "remove",
 ]

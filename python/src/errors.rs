@@ -110,6 +110,14 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
             ),
         ),
         Error::InvalidConfig(_) => ("InvalidArgument", e.to_string()),
+        Error::Poisoned { name } => (
+            "Poisoned",
+            format!(
+                "the shared array {name:?} may be half-written: a writer died holding its lock; \
+                 check or rewrite it, then call clear_poison()"
+            ),
+        ),
+        Error::RowsOutOfRange { .. } => ("InvalidArgument", e.to_string()),
         _ => ("Error", e.to_string()),
     };
     raise(py, name, message)

@@ -15,15 +15,28 @@
 //! The handlers run through `pthread_atfork` (see `pid.rs`), which `os.fork` (and so
 //! `multiprocessing`'s fork start method) calls through libc's `fork`. A snapshot is best
 //! effort: should the copy fail (no memory), the child keeps the shared mapping, as before.
+//!
+//! Shared arrays (`ndring.SharedArray`) are meant to stay shared across a fork: a child writes
+//! in place through the arrays it inherits from `as_array()`, as with `shared_memory`. Their
+//! mappings are copied only while a `read()` or `write()` block's array is alive over them
+//! (`GUARDED`): the parent holds that lock, the child does not, so the child's array keeps what
+//! it showed at the fork (whole: the parent held the lock) rather than reaching memory that the
+//! parent's lock no longer protects once its block ends. The child's handle attaches anew by
+//! name (a new mapping, shared).
 
 use std::fs;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Arrays alive in this process that cover a ring slot: received arrays (their `Lease`) and
 /// claims (their `ClaimedSlot`). Changed only with the GIL held (a load and a store, no atomic
 /// RMW on the per-item path), read by `prepare`, which runs with the GIL held too (`os.fork`).
 static VIEWS: AtomicUsize = AtomicUsize::new(0);
+
+/// The first element of each lock a `read()` / `write()` block holds in this process (the
+/// array's payload in this process's mapping), while the block's array is alive. Changed with
+/// the GIL held (the lock is never contended); read by `prepare`.
+static GUARDED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 
 /// The copies made by `prepare` for the fork under way: (copy, mapping, length) addresses.
 /// Filled by `prepare`, then read by `parent` or `child` in the forking thread.
@@ -41,14 +54,38 @@ pub fn view_gone() {
     VIEWS.store(VIEWS.load(Relaxed).saturating_sub(1), Relaxed);
 }
 
-/// Before `fork`, in the parent: copies every ndring mapping, if any array covers a slot.
+/// A block's array over a shared array's memory from `ptr` was made (GIL held).
+pub fn guard_made(ptr: usize) {
+    GUARDED.lock().unwrap_or_else(|e| e.into_inner()).push(ptr);
+}
+
+/// That array is gone, its lock released (GIL held).
+pub fn guard_gone(ptr: usize) {
+    let mut g = GUARDED.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = g.iter().position(|&p| p == ptr) {
+        g.swap_remove(i);
+    }
+}
+
+/// Before `fork`, in the parent: copies every ring mapping if any array covers a slot, and
+/// every shared array's mapping that a block's array covers.
 pub extern "C" fn prepare() {
-    if VIEWS.load(Relaxed) == 0 {
+    let views = VIEWS.load(Relaxed) != 0;
+    let guarded = GUARDED.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if !views && guarded.is_empty() {
         return;
     }
     let mut copies = COPIES.lock().unwrap_or_else(|e| e.into_inner());
     copies.clear();
-    for (addr, len) in ring_mappings() {
+    for (addr, len, array) in ring_mappings() {
+        let copy = if array {
+            guarded.iter().any(|&p| p >= addr && p < addr + len)
+        } else {
+            views
+        };
+        if !copy {
+            continue;
+        }
         if let Some(copy) = snapshot(addr, len) {
             copies.push((copy, addr, len));
         }
@@ -89,8 +126,8 @@ pub extern "C" fn child() {
 }
 
 /// The shared mappings of this process that hold an ndring segment: `/dev/shm` files mapped
-/// from offset 0 whose first word is ndring's magic.
-fn ring_mappings() -> Vec<(usize, usize)> {
+/// from offset 0 whose first word is ndring's magic; with whether it is a shared array.
+fn ring_mappings() -> Vec<(usize, usize, bool)> {
     let Ok(maps) = fs::read_to_string("/proc/self/maps") else {
         return Vec::new();
     };
@@ -125,7 +162,11 @@ fn ring_mappings() -> Vec<(usize, usize)> {
         // another process may write the word, hence an atomic load.
         let magic = unsafe { (*(start as *const AtomicU64)).load(Relaxed) };
         if magic == ndring::layout::MAGIC {
-            found.push((start, end - start));
+            let at = start + std::mem::offset_of!(ndring::layout::Fixed, kind);
+            // SAFETY: the header's `kind` word, 4-aligned inside the mapping's first page; read
+            // atomically as the magic is (it is written once, before the segment is ready).
+            let kind = unsafe { (*(at as *const AtomicU32)).load(Relaxed) };
+            found.push((start, end - start, kind == ndring::RingKind::Array as u32));
         }
     }
     found

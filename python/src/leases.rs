@@ -115,7 +115,7 @@ frames!(U8: u8, U16: u16, U32: u32, U64: u64, I8: i8, I16: i16, I32: i32, I64: i
     Bool: ndring::Bool8);
 
 /// Clears an array's WRITEABLE flag before anyone else sees it.
-fn make_read_only(array: &Bound<'_, PyAny>) {
+pub(crate) fn make_read_only(array: &Bound<'_, PyAny>) {
     let ptr = array.as_ptr().cast::<PyArrayObject>();
     // SAFETY: `array` is an ndarray we just created (a `PyArrayObject`), not yet shared; the GIL
     // is held. Its base (a `Lease`) has no buffer protocol, so numpy refuses to make it
@@ -386,7 +386,7 @@ where
 /// It runs numpy code, and a garbage collection it triggers may run finalizers that make new
 /// views. So `__exit__` calls it before counting references, never between the count and the
 /// publish.
-fn give_dimension(array: &Bound<'_, PyAny>) -> PyResult<()> {
+pub(crate) fn give_dimension(array: &Bound<'_, PyAny>) -> PyResult<()> {
     // SAFETY: `array` is an ndarray we created (`view()` of our own array; its type cannot be
     // changed from Python) and the GIL is held: reading `nd` is a plain field read.
     let nd = unsafe { (*array.as_ptr().cast::<PyArrayObject>()).fields.nd };
@@ -408,7 +408,7 @@ fn give_dimension(array: &Bound<'_, PyAny>) -> PyResult<()> {
 /// false, leaving it uncut (read-only, still over the claimed slot), if it has no dimension
 /// (`give_dimension` failed): the caller must not publish then.
 #[must_use]
-fn revoke(array: &Bound<'_, PyAny>, cut: bool) -> bool {
+pub(crate) fn revoke(array: &Bound<'_, PyAny>, cut: bool) -> bool {
     let ptr = array.as_ptr().cast::<PyArrayObject>();
     // Nothing else caches the array's shape (a buffer exported from it would hold a reference,
     // which `__exit__` checked for). Lowering a dimension to 0 keeps every stride and flag valid

@@ -16,6 +16,7 @@ mod leases;
 mod pid;
 mod probe;
 mod scan;
+mod shared;
 
 use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;
@@ -47,6 +48,8 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handles::Subscriber>()?;
     m.add("Lease", lease_object::lease_type(m.py())?)?;
     m.add_class::<leases::Claim>()?;
+    m.add_class::<shared::SharedArray>()?;
+    m.add_class::<shared::ArrayBlock>()?;
     m.add_function(wrap_pyfunction!(handles::remove, m)?)?;
     m.add_function(wrap_pyfunction!(handles::now_ns, m)?)?;
     m.add_function(wrap_pyfunction!(scan::_scan, m)?)?;
@@ -62,6 +65,10 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<handles::Subscriber>(),
         py.get_type::<leases::Claim>(),
         py.get_type::<leases::ClaimedSlot>(),
+        py.get_type::<shared::SharedArray>(),
+        py.get_type::<shared::ArrayBlock>(),
+        py.get_type::<shared::HeldLock>(),
+        py.get_type::<shared::ArrayMapping>(),
     ] {
         immutable::make_immutable(py, &ty)?;
     }

@@ -25,7 +25,7 @@ const SLICE: Duration = Duration::from_millis(50);
 /// peer takes microseconds per item, so a long spin mostly burns the CPU the peer needs (on the
 /// 2-core host of `python/bench`, 200 polls gave ~1.0x the seed approach on 1080p frames where
 /// 2,000 gave ~0.8x, and no loss on 64-byte arrays).
-const PY_SPIN: u32 = 200;
+pub(crate) const PY_SPIN: u32 = 200;
 
 /// A deadline `timeout` seconds from now (`None`: no deadline). `timeout` was checked by
 /// `args::timeout` (>= 0, finite).
@@ -35,7 +35,7 @@ fn deadline(timeout: Option<f64>) -> Option<Instant> {
 
 /// Calls `attempt(slice)` without the GIL until it returns something other than `Timeout`,
 /// checking for signals between slices; `Timeout` once `timeout` seconds have passed.
-fn wait<R: Send>(
+pub(crate) fn wait<R: Send>(
     py: Python<'_>,
     timeout: Option<f64>,
     mut attempt: impl FnMut(Duration) -> ndring::Result<R> + Send,
@@ -60,7 +60,7 @@ fn wait<R: Send>(
 
 /// The element type named by a numpy dtype-like (`np.uint8`, `"float32"`, `np.float16`,
 /// `ml_dtypes.bfloat16`, `"bfloat16"` where `ml_dtypes` is installed, ...).
-fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
+pub(crate) fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {
     if let Some(r) = element::bfloat16_by_name(py, dtype) {
         r?;
     }
@@ -177,7 +177,7 @@ fn queue_spec(
 
 /// Opens `name`, waiting up to `timeout` seconds for it to be created (`None`: fail at once),
 /// in slices (the core's inotify wait) with signal checks between them.
-fn open_segment(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Segment> {
+pub(crate) fn open_segment(py: Python<'_>, name: &str, timeout: Option<f64>) -> PyResult<Segment> {
     let end = deadline(timeout);
     loop {
         let wait = match (timeout, end) {

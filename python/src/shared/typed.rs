@@ -1,0 +1,209 @@
+//! One implementation of a shared array per element type (`ndring::SharedArray<T, IxDyn>`),
+//! behind `AnyShared`, and the numpy arrays made over its memory.
+
+use std::ffi::{c_int, c_void};
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ndarray::{ArrayViewMut, IxDyn};
+use ndring::{DType, Segment, SharedArray as RsShared};
+use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, PY_ARRAY_API, PyArray_Descr, npy_intp};
+use numpy::{PyArrayDescr, PyArrayDyn, PyArrayMethods};
+use pyo3::prelude::*;
+
+use crate::element::PyElement;
+use crate::errors::invalid_type;
+
+/// Which lock a block takes.
+#[derive(Clone, Debug)]
+pub enum Lock {
+    /// Shared, the whole array.
+    Read,
+    /// Exclusive, the whole array.
+    Write,
+    /// Rows of the first axis, beside writers of other rows.
+    Rows(Range<usize>),
+}
+
+/// A lock held, and the memory it lets its holder reach.
+pub struct Held {
+    /// The Rust guard, with the handle it borrows: dropping it unlocks (and, for a write,
+    /// moves the version).
+    _guard: Box<dyn Send + Sync>,
+    /// The first element the lock covers, and the shape from there (C order).
+    pub ptr: usize,
+    pub shape: Vec<usize>,
+}
+
+/// A guard of `ndring::SharedArray` with the handle it borrows. Fields drop in order: the guard
+/// (which unlocks through its reference to the handle) before the handle.
+struct Owned<G> {
+    _guard: G,
+    _array: Arc<dyn AnyShared>,
+}
+
+/// A shared array of any element type.
+pub trait AnyShared: Send + Sync {
+    fn segment(&self) -> &Segment;
+    fn shape(&self) -> &[usize];
+    fn dtype(&self) -> DType;
+    fn version(&self) -> u64;
+    fn is_poisoned(&self) -> bool;
+    fn clear_poison(&self);
+    fn set_keep(&self, keep: bool);
+    /// The first element, in this process's mapping.
+    fn ptr(&self) -> usize;
+    /// `wait_changed` for at most `slice` (`Err(Timeout)` then).
+    fn wait_changed(&self, seen: u64, slice: Duration) -> ndring::Result<u64>;
+    /// Takes `lock`, waiting at most `slice` (zero: one attempt).
+    fn lock(self: Arc<Self>, lock: &Lock, slice: Duration) -> ndring::Result<Held>;
+    /// numpy's dtype of the elements.
+    fn descr<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArrayDescr>>;
+    /// Copies `src` (a numpy array of the element type and shape, any strides) into the memory
+    /// `held` covers (an exclusive lock on the whole array).
+    fn copy_in(&self, held: &Held, src: &Bound<'_, PyAny>) -> PyResult<()>;
+}
+
+/// `ndring::SharedArray<T, IxDyn>` behind `AnyShared`.
+pub struct Typed<T: PyElement>(pub RsShared<T, IxDyn>);
+
+/// `guard` with the handle it borrows, over `shape` from `ptr`.
+fn held<G: Send + Sync + 'static>(
+    guard: G,
+    array: Arc<dyn AnyShared>,
+    ptr: *const impl Sized,
+    shape: &[usize],
+) -> Held {
+    Held {
+        _guard: Box::new(Owned {
+            _guard: guard,
+            _array: array,
+        }),
+        ptr: ptr as usize,
+        shape: shape.to_vec(),
+    }
+}
+
+/// Takes a guard of `ndring::SharedArray` and gives it the `'static` lifetime, to be kept in an
+/// `Owned` with the `Arc` of the handle it borrows.
+macro_rules! locked {
+    ($self:ident, $array:ident, $guard:ident, $take:expr) => {{
+        let g = $take?;
+        let (ptr, shape) = (g.as_ptr(), g.shape().to_vec());
+        // SAFETY: the guard borrows `*$self`, the handle inside an `Arc` allocation (it never
+        // moves); `held` stores the guard in an `Owned` with `$array`, a clone of that `Arc`,
+        // which is dropped after the guard (field order): the borrow never outlives the
+        // handle. The types differ in their lifetime only.
+        let g = unsafe {
+            std::mem::transmute::<ndring::$guard<'_, T, IxDyn>, ndring::$guard<'static, T, IxDyn>>(
+                g,
+            )
+        };
+        held(g, $array, ptr, &shape)
+    }};
+}
+
+impl<T: PyElement> AnyShared for Typed<T> {
+    fn segment(&self) -> &Segment {
+        self.0.segment()
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+    fn dtype(&self) -> DType {
+        T::DTYPE
+    }
+    fn version(&self) -> u64 {
+        self.0.version()
+    }
+    fn is_poisoned(&self) -> bool {
+        self.0.is_poisoned()
+    }
+    fn clear_poison(&self) {
+        self.0.clear_poison()
+    }
+    fn set_keep(&self, keep: bool) {
+        self.0.set_keep(keep)
+    }
+    fn ptr(&self) -> usize {
+        self.0.as_mut_ptr() as usize
+    }
+    fn wait_changed(&self, seen: u64, slice: Duration) -> ndring::Result<u64> {
+        self.0.wait_changed(seen, Some(slice))
+    }
+    fn lock(self: Arc<Self>, lock: &Lock, slice: Duration) -> ndring::Result<Held> {
+        let array: Arc<dyn AnyShared> = self.clone();
+        let a = &self.0;
+        Ok(match lock {
+            Lock::Read => locked!(self, array, ReadGuard, a.read_timeout(slice)),
+            Lock::Write => locked!(self, array, WriteGuard, a.write_timeout(slice)),
+            Lock::Rows(rows) => {
+                locked!(self, array, RowsGuard, a.write_rows_timeout(rows.clone(), slice))
+            }
+        })
+    }
+    fn descr<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArrayDescr>> {
+        T::descr(py)
+    }
+    fn copy_in(&self, held: &Held, src: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = src.py();
+        let src = src.cast::<PyArrayDyn<T::Np>>().map_err(|_| {
+            invalid_type(py, format!("data must be a numpy array of {}", T::NUMPY))
+        })?;
+        let src = src.try_readonly().map_err(|e| {
+            crate::errors::invalid_argument(py, format!("data is in use (borrowed): {e}"))
+        })?;
+        let src = src.as_array();
+        // SAFETY: `held` is the exclusive lock on the whole array (nobody else reads or writes
+        // it until it is dropped, after this call); its memory is `held.shape`'s elements of
+        // `T` (as many of `T::Np`, same size and alignment) in C order from `held.ptr`.
+        let mut dst = unsafe {
+            ArrayViewMut::from_shape_ptr(IxDyn(&held.shape), held.ptr as *mut T::Np)
+        };
+        dst.assign(&src);
+        Ok(())
+    }
+}
+
+/// A numpy array over `shape`'s elements (C order) of `descr` at `ptr`, writable or not, with
+/// `base` as its base object (which must keep the memory valid while it lives).
+///
+/// # Safety
+/// `ptr` points to `shape`'s elements of `descr`'s type, aligned, valid for as long as `base`
+/// lives; if `writable`, nothing else relies on them not changing.
+pub unsafe fn numpy_over<'py>(
+    py: Python<'py>,
+    descr: Bound<'py, PyArrayDescr>,
+    ptr: usize,
+    shape: &[usize],
+    writable: bool,
+    base: Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut dims: Vec<npy_intp> = shape.iter().map(|&n| n as npy_intp).collect();
+    let flags = if writable { NPY_ARRAY_WRITEABLE } else { 0 };
+    // SAFETY: numpy's `ndarray` type and a descriptor reference it steals (`into_ptr`); the
+    // data per the contract; the base stored as `read_array` does (a new array without a base
+    // or owned data), its reference then owned by the array. A read-only array over a base
+    // without the buffer protocol cannot be made writable again.
+    unsafe {
+        let ty = npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type);
+        let array = PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            ty,
+            descr.into_ptr().cast::<PyArray_Descr>(),
+            dims.len() as c_int,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            ptr as *mut c_void,
+            flags,
+            std::ptr::null_mut(),
+        );
+        if array.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let fields = &mut (*array.cast::<npyffi::PyArrayObject>()).fields;
+        fields.base = base.into_ptr();
+        Ok(Bound::from_owned_ptr(py, array))
+    }
+}
