@@ -94,6 +94,7 @@ class InvalidType(Error, TypeError):
 
 
 from ._ndring import (  # noqa: E402  (the classes above must exist first: Rust raises them)
+    ArrayBlock,
     BroadcastWriter,
     Claim,
     Consumer,
@@ -213,7 +214,7 @@ def list(pattern: Optional[str] = None) -> builtins.list[RingInfo]:  # noqa: A00
     return rings
 
 __all__ = [
-    "AlreadyExists", "BroadcastWriter", "Claim", "Closed", "Consumer", "Disconnected", "Empty",
+    "AlreadyExists", "ArrayBlock", "BroadcastWriter", "Claim", "Closed", "Consumer", "Disconnected", "Empty",
     "Error", "Full", "InvalidArgument", "InvalidType", "Lagged", "Lease", "Mismatch", "NotFound",
     "PermissionDenied", "Poisoned", "Producer", "RingInfo", "SharedArray", "Stale", "Subscriber", "Timeout", "TooManyLeases",
     "info", "list", "now_ns", "remove",

@@ -69,6 +69,11 @@ class InvalidArgument(Error, ValueError):
     ``meta_size``: 0 to 4096 (``meta`` at most that many bytes). ``timeout``: None or >= 0 s.
     ``kind``: "spsc" or "mpmc". ``start``: "newest" or "oldest"."""
 
+class Poisoned(Error, RuntimeError):
+    """A shared array's writer died holding its lock (SIGKILL inside ``write()``): the array may
+    be half-written. Every ``read()`` and ``write()`` raises this, in every process, until
+    someone checks or rewrites it and calls ``clear_poison()``."""
+
 class InvalidType(Error, TypeError):
     """An argument of the wrong type: a dtype ndring does not hold (the message lists those it
     does; ``bfloat16`` where ``ml_dtypes`` is not installed names the package, also on open),
@@ -303,6 +308,117 @@ class Subscriber(_Handle):
         """Frames lost to lag so far."""
     def close(self) -> None:
         """Detaches from the ring."""
+
+class ArrayBlock:
+    """A lock for a ``with`` block, from ``SharedArray.read()`` or ``write()``: taken at
+    ``__enter__`` (waiting at most the ``timeout`` given, ``ndring.Timeout``), released at
+    ``__exit__`` (a write moves the version, also when the block raised).
+
+    The block's array cannot reach the shared memory after the block: the ``with`` target is
+    emptied (first dimension 0) and made read-only; a view kept past the block (a slice, a
+    memoryview, a second name) makes the exit raise ``BufferError``, and the lock stays held
+    until every such view is gone. A child forked inside the block gets a private copy of the
+    array's memory (the parent holds the lock, not the child); leaving a ``write()`` block there
+    raises ``ndring.Error``."""
+
+    def __enter__(self) -> np.ndarray:
+        """The array under the lock: read-only for ``read()``, writable for ``write()``."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool:
+        """Releases the lock; BufferError if views survive (the lock is kept until they go)."""
+
+_S = TypeVar("_S", bound="SharedArray")
+
+class SharedArray:
+    """One array in named shared memory that every attached process reads and writes in place.
+
+    ``as_array()`` gives the memory without a lock (as ``multiprocessing.shared_memory``);
+    ``with sa.read() as a:`` (shared) and ``with sa.write() as a:`` (exclusive; ``rows=`` for
+    writers of disjoint rows) give it under a reader-writer lock that crosses processes and that
+    no stream of readers can starve a writer of. Every write moves ``version``;
+    ``wait_changed`` sleeps until the next one.
+
+    A handle pickles to its name: passed to a ``multiprocessing.Pool`` worker (``pool.map(work,
+    [(sa, i) for i in range(n)])``) or a spawned ``Process``, it attaches by name there; in a
+    forked child it attaches again by name on first use. No resource tracker: a process that
+    attached never removes the name; the last handle out (in any process) does, unless
+    ``keep``. A process that dies holding a read lock loses it to the next process that waits
+    for the lock about a grace period (0.5 s); one that dies inside ``write()`` loses it too,
+    and the array is poisoned (``ndring.Poisoned``) until ``clear_poison()``.
+    """
+
+    @staticmethod
+    def create(
+        name: str,
+        shape: Shape,
+        dtype: DTypeLike = np.float64,
+        keep: bool = False,
+        spin: Optional[int] = None,
+    ) -> "SharedArray":
+        """Creates the shared array ``name``, zero-filled (``ndring.AlreadyExists`` if it is in
+        use; one whose processes all died is replaced), and attaches to it."""
+    @staticmethod
+    def from_array(
+        name: str, data: npt.ArrayLike, keep: bool = False, spin: Optional[int] = None
+    ) -> "SharedArray":
+        """Creates the shared array ``name`` holding a copy of ``data`` (any numpy array, any
+        strides: its shape and dtype); its version is then 1."""
+    @staticmethod
+    def open(
+        name: str,
+        timeout: Optional[float] = None,
+        shape: Optional[Shape] = None,
+        dtype: Optional[DTypeLike] = None,
+    ) -> "SharedArray":
+        """Attaches to the shared array ``name`` (shape and dtype from its header; checked
+        against ``shape`` and ``dtype`` where given, ``ndring.Mismatch``). ``timeout``: seconds
+        to wait for it to be created (None: ``ndring.NotFound`` at once)."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> Tuple[int, ...]: ...
+    @property
+    def dtype(self) -> np.dtype: ...
+    @property
+    def owner(self) -> bool:
+        """Whether this handle created the array."""
+    @property
+    def version(self) -> int:
+        """How many writes have ended (whole-array and row writes)."""
+    @property
+    def poisoned(self) -> bool:
+        """Whether a writer died holding the lock since the last ``clear_poison()``."""
+    keep: bool
+    """Write-only: whether the name stays when the last handle detaches (every process)."""
+    def as_array(self) -> np.ndarray:
+        """A writable array over the shared memory, without a lock. Its base keeps this process
+        attached: it never dangles, also after ``close()``."""
+    def read(self, timeout: Optional[float] = None) -> ArrayBlock:
+        """``with sa.read() as a:``: a read-only array under the shared lock."""
+    def write(
+        self, rows: Optional[slice] = None, timeout: Optional[float] = None
+    ) -> ArrayBlock:
+        """``with sa.write() as a:``: a writable array under the exclusive lock; with
+        ``rows=slice(i, j)`` (step 1), those rows only, beside writers of other rows (locked by
+        stripes of the first axis, at most 64: ranges sharing a stripe take turns)."""
+    def wait_changed(self, version: int, timeout: Optional[float] = None) -> int:
+        """Sleeps until the version differs from ``version``; returns the new one."""
+    def clear_poison(self) -> None:
+        """Declares the array consistent again after a writer died in ``write()``."""
+    def close(self) -> None:
+        """Detaches this handle (arrays from ``as_array()`` stay valid and keep the process
+        attached until they are gone)."""
+    def __enter__(self: _S) -> _S: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
 
 def info(array: np.ndarray) -> Lease:
     """The Lease (seq, timestamp_ns, meta) of an array from ``recv`` or of a view of it.

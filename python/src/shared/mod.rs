@@ -407,7 +407,10 @@ impl SharedArray {
     fn __reduce__<'py>(
         &self,
         py: Python<'py>,
-    ) -> PyResult<(Bound<'py, PyAny>, (String, Bound<'py, PyTuple>, &'static str))> {
+    ) -> PyResult<(
+        Bound<'py, PyAny>,
+        (String, Bound<'py, PyTuple>, &'static str),
+    )> {
         let open = py.import("ndring")?.getattr("_open_shared_array")?;
         let shape = PyTuple::new(py, &self.shape)?;
         let dtype = crate::element::numpy_name(self.dtype);

@@ -139,7 +139,12 @@ impl<T: PyElement> AnyShared for Typed<T> {
             Lock::Read => locked!(self, array, ReadGuard, a.read_timeout(slice)),
             Lock::Write => locked!(self, array, WriteGuard, a.write_timeout(slice)),
             Lock::Rows(rows) => {
-                locked!(self, array, RowsGuard, a.write_rows_timeout(rows.clone(), slice))
+                locked!(
+                    self,
+                    array,
+                    RowsGuard,
+                    a.write_rows_timeout(rows.clone(), slice)
+                )
             }
         })
     }
@@ -148,9 +153,9 @@ impl<T: PyElement> AnyShared for Typed<T> {
     }
     fn copy_in(&self, held: &Held, src: &Bound<'_, PyAny>) -> PyResult<()> {
         let py = src.py();
-        let src = src.cast::<PyArrayDyn<T::Np>>().map_err(|_| {
-            invalid_type(py, format!("data must be a numpy array of {}", T::NUMPY))
-        })?;
+        let src = src
+            .cast::<PyArrayDyn<T::Np>>()
+            .map_err(|_| invalid_type(py, format!("data must be a numpy array of {}", T::NUMPY)))?;
         let src = src.try_readonly().map_err(|e| {
             crate::errors::invalid_argument(py, format!("data is in use (borrowed): {e}"))
         })?;
@@ -158,9 +163,8 @@ impl<T: PyElement> AnyShared for Typed<T> {
         // SAFETY: `held` is the exclusive lock on the whole array (nobody else reads or writes
         // it until it is dropped, after this call); its memory is `held.shape`'s elements of
         // `T` (as many of `T::Np`, same size and alignment) in C order from `held.ptr`.
-        let mut dst = unsafe {
-            ArrayViewMut::from_shape_ptr(IxDyn(&held.shape), held.ptr as *mut T::Np)
-        };
+        let mut dst =
+            unsafe { ArrayViewMut::from_shape_ptr(IxDyn(&held.shape), held.ptr as *mut T::Np) };
         dst.assign(&src);
         Ok(())
     }
