@@ -3,6 +3,7 @@
 //! removes the name, so that no process attaches between the check and the unlink.
 
 use crate::error::{Error, Result};
+use crate::shm::segment::{NameRemoval, remove_name_unless_used};
 use crate::shm::sys;
 
 use super::{Inspector, PeerStatus};
@@ -39,18 +40,17 @@ impl Inspector {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn remove_unless_used(&self) -> Result<Removal> {
-        crate::shm::segment::locked(&self.fd, true, || {
+        let removal = remove_name_unless_used(self.name(), &self.fd, || {
             let live: Vec<PeerStatus> = self.peers().into_iter().filter(|p| p.alive).collect();
-            if !live.is_empty() {
-                return Ok(Removal::InUse(live));
-            }
-            if !crate::shm::segment::names_object(self.name(), &self.fd) {
-                return Ok(Removal::Replaced);
-            }
-            sys::unlink(self.name()).map_err(|e| sys::error(e, "remove", self.name()))?;
-            Ok(Removal::Removed)
-        })
-        .unwrap_or(Err(Error::Timeout))
+            (!live.is_empty()).then_some(live)
+        });
+        match removal {
+            Some(Ok(NameRemoval::Removed)) => Ok(Removal::Removed),
+            Some(Ok(NameRemoval::InUse(live))) => Ok(Removal::InUse(live)),
+            Some(Ok(NameRemoval::Replaced)) => Ok(Removal::Replaced),
+            Some(Err(e)) => Err(sys::error(e, "remove", self.name())),
+            None => Err(Error::Timeout),
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::protocol::RingMemory;
 use crate::role::{PeerInfo, Role};
 use crate::shm::mapping::RawMap;
 use crate::shm::peers::Registration;
-use crate::shm::segment::{Segment, locked, validate_name};
+use crate::shm::segment::{NameRemoval, Segment, remove_name_unless_used, validate_name};
 use crate::shm::sys;
 use crate::sync::Ordering::*;
 
@@ -150,8 +150,8 @@ pub(crate) fn make_room(name: &str, config: &Config) -> Result<()> {
             });
         }
         // Its stream is over and nobody is attached: never a poisoned name.
-        Existing::Finished(seg) => remove_over(name, &seg, config),
-        Existing::Abandoned(seg) if config.replace_stale => remove_over(name, &seg, config),
+        Existing::Finished(seg) => remove_over(&seg, config),
+        Existing::Abandoned(seg) if config.replace_stale => remove_over(&seg, config),
         Existing::Abandoned(seg) => return Err(stale(seg.creator_pid())),
         Existing::Unfinished(u) if config.replace_stale => remove_unfinished(name, &u),
         Existing::Unfinished(u) => return Err(stale(u.pid())),
@@ -173,21 +173,27 @@ pub(crate) fn make_room(name: &str, config: &Config) -> Result<()> {
 /// since we looked (then the caller looks again). Under the segment's exclusive lock: an opener
 /// that registered in between confirms the name under the shared one, so it either shows here
 /// as a live peer or finds the name gone.
-fn remove_over(name: &str, seg: &Segment, config: &Config) -> Result<(), rustix::io::Errno> {
-    seg.locked(true, || {
+fn remove_over(seg: &Segment, config: &Config) -> Result<(), rustix::io::Errno> {
+    let removal = seg.remove_name_unless_used(|| {
         let over = match seg.condition() {
             Condition::Finished => true,
             Condition::Abandoned => config.replace_stale,
             _ => false,
         };
-        if over && seg.still_named() {
-            sys::unlink(name)
-        } else {
-            Ok(())
-        }
-    })
-    // Held for over a second: by a process that does so on purpose.
-    .unwrap_or(Err(rustix::io::Errno::BUSY))
+        (!over).then_some(())
+    });
+    removed(removal)
+}
+
+/// A removal's outcome for `make_room`: the caller retries its create unless the unlink failed
+/// or the lock was held for over a second (by a process that does so on purpose).
+fn removed(
+    removal: Option<Result<NameRemoval<()>, rustix::io::Errno>>,
+) -> Result<(), rustix::io::Errno> {
+    match removal {
+        Some(r) => r.map(|_| ()),
+        None => Err(rustix::io::Errno::BUSY),
+    }
 }
 
 /// Removes a segment judged unfinished, like [`remove_over`]: under its exclusive lock, only if
@@ -195,23 +201,14 @@ fn remove_over(name: &str, seg: &Segment, config: &Config) -> Result<(), rustix:
 /// creator. A live creator holds the shared lock from its exclusive create until READY
 /// (`Segment::create`), so one that is merely slow is never removed.
 fn remove_unfinished(name: &str, u: &Unfinished) -> Result<(), rustix::io::Errno> {
-    locked(&u.fd, true, || {
-        let named = matches!(
-            (sys::identity(&u.fd), sys::name_identity(name)),
-            (Ok(a), Ok(b)) if a == b
-        );
+    removed(remove_name_unless_used(name, &u.fd, || {
         let still = match look(&u.fd) {
             Look::Ready => false,
             Look::Unfinished(Some((pid, start))) => !sys::alive(pid, start),
             Look::Unfinished(None) => true,
         };
-        if named && still {
-            sys::unlink(name)
-        } else {
-            Ok(())
-        }
-    })
-    .unwrap_or(Err(rustix::io::Errno::BUSY))
+        (!still).then_some(())
+    }))
 }
 
 /// Judges what holds `name`.

@@ -268,14 +268,12 @@ pub(crate) fn leave(seg: &Segment) {
     if seg.control().lifecycle.keep.load(Acquire) != 0 {
         return;
     }
-    seg.locked(true, || {
+    let _ = seg.remove_name_unless_used(|| {
         let anyone = (0..seg.max_peers()).any(|i| {
             let e = seg.peer(i);
             e.owner.load(Acquire) != 0 && entry_alive(e)
         });
-        if !anyone && !unread(seg) && seg.still_named() {
-            let _ = sys::unlink(seg.name());
-        }
+        (anyone || unread(seg)).then_some(())
     });
 }
 

@@ -89,6 +89,39 @@ pub(crate) fn locked<R>(fd: &sys::Handle, exclusive: bool, f: impl FnOnce() -> R
     Some(r)
 }
 
+/// What [`remove_name_unless_used`] found under the lock.
+pub(crate) enum NameRemoval<T> {
+    /// The name is gone (processes that have the segment mapped keep it).
+    Removed,
+    /// Still used (what `used` said); nothing was removed.
+    InUse(T),
+    /// The name refers to another object now; nothing was removed.
+    Replaced,
+}
+
+/// Removes `name` unless `used` finds the segment behind `fd` still used: the one way a name is
+/// removed from under the processes that may be attaching to it (the last handle out, a create
+/// replacing a ring whose stream is over or an unfinished one, `ndring rm`). Decided under
+/// `fd`'s exclusive lock, the lock under which an opener confirms its registration (shared), so
+/// that an opener either shows in `used` or finds the name gone; and only if the name still
+/// refers to `fd`'s object, so that a ring that replaced it is never removed by its name.
+/// `None` if the lock was held by another for over a second; `Some(Err)`: the unlink failed.
+pub(crate) fn remove_name_unless_used<T>(
+    name: &str,
+    fd: &sys::Handle,
+    used: impl FnOnce() -> Option<T>,
+) -> Option<std::result::Result<NameRemoval<T>, rustix::io::Errno>> {
+    locked(fd, true, || {
+        if let Some(t) = used() {
+            return Ok(NameRemoval::InUse(t));
+        }
+        if !names_object(name, fd) {
+            return Ok(NameRemoval::Replaced);
+        }
+        sys::unlink(name).map(|()| NameRemoval::Removed)
+    })
+}
+
 /// A mapped ring segment, validated: every offset below lies inside the mapping.
 ///
 /// Obtained with [`Segment::open`] to inspect a ring without knowing its type (like Python's
@@ -401,6 +434,14 @@ impl Segment {
     /// (only by a process holding it on purpose) gives `None`.
     pub(crate) fn locked<R>(&self, exclusive: bool, f: impl FnOnce() -> R) -> Option<R> {
         locked(&self.fd, exclusive, f)
+    }
+
+    /// [`remove_name_unless_used`] for this segment's name.
+    pub(crate) fn remove_name_unless_used<T>(
+        &self,
+        used: impl FnOnce() -> Option<T>,
+    ) -> Option<std::result::Result<NameRemoval<T>, rustix::io::Errno>> {
+        remove_name_unless_used(&self.name, &self.fd, used)
     }
 
     /// Whether the name stays when the last handle detaches (see [`crate::Config::keep`]).
