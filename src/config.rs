@@ -87,6 +87,33 @@ impl Config {
         Config::new(RingKind::Broadcast, 5).slots(8)
     }
 
+    /// A request/reply segment ([`crate::Server`], [`crate::Client`]): by default room for 8
+    /// clients and 8 servers attached at once and 16 calls in flight ([`Config::clients`]).
+    ///
+    /// ```
+    /// let c = ndring::Config::rpc().clients(4);
+    /// assert_eq!(c.kind(), ndring::RingKind::Rpc);
+    /// assert_eq!(c.slot_count(), 8);
+    /// ```
+    pub fn rpc() -> Config {
+        Config::new(RingKind::Rpc, 16).slots(16)
+    }
+
+    /// Request/reply: most clients attached at once (beside up to 8 servers), with two calls in
+    /// flight each ([`Config::slots`] after this call changes the number of calls).
+    ///
+    /// ```
+    /// let c = ndring::Config::rpc().clients(2).slots(16);
+    /// assert_eq!(c.slot_count(), 16);
+    /// ```
+    pub fn clients(mut self, n: usize) -> Config {
+        if self.kind == RingKind::Rpc {
+            self.max_peers = n.saturating_add(8);
+            self.slots = n.saturating_mul(2).max(1);
+        }
+        self
+    }
+
     /// Number of slots (at least 2). Default 4 for queues, 8 for broadcast.
     ///
     /// ```

@@ -244,6 +244,15 @@ pub enum Error {
         /// The array's name.
         name: String,
     },
+    /// Request/reply: the server that took the request dropped it unanswered, or died serving
+    /// it. The request was served at most once, and not answered.
+    #[error(
+        "request/reply segment {name:?}: the server dropped the request unanswered or died serving it"
+    )]
+    RequestFailed {
+        /// The segment's name.
+        name: String,
+    },
     /// Shared arrays: rows asked for outside the array's first axis.
     #[error("rows {start}..{end} are not within the array's {rows} rows (or are empty)")]
     RowsOutOfRange {

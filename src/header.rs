@@ -129,6 +129,24 @@ pub struct SlotCtrl {
     pub owner: AtomicU64,
 }
 
+/// The control words at the start of each slot (one call) of a request/reply segment, in place
+/// of [`SlotCtrl`]; the request's user metadata, the request and the reply follow.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct CallCtrl {
+    /// Who holds the call and how far it is: `protocol::rpc` (state code, server and client
+    /// entries, generation, client pid).
+    pub state: AtomicU64,
+    /// The caller sleeps here until its reply (or failure) is in.
+    pub reply: WaitWord,
+    /// Bytes of user metadata written with the request.
+    pub meta_len: AtomicU32,
+}
+
+/// [`PeerEntry::sleeping`] (request/reply): asleep on call `i`'s reply word, tagged
+/// `SLEEPING_REPLY + i`.
+pub const SLEEPING_REPLY: u64 = 16;
+
 /// Size reserved for [`SlotCtrl`] at the start of a slot; user metadata starts here.
 pub const SLOT_CTRL_SIZE: usize = 64;
 
@@ -227,6 +245,7 @@ pub const CLOSED: u64 = 1 << 63;
 #[cfg(not(loom))]
 const _: () = {
     assert!(std::mem::size_of::<SlotCtrl>() <= SLOT_CTRL_SIZE);
+    assert!(std::mem::size_of::<CallCtrl>() <= SLOT_CTRL_SIZE);
     assert!(std::mem::size_of::<PeerEntry>() == LINE);
     // Where these words sit in a segment is `layout`'s to say, and to assert.
     assert!(std::mem::offset_of!(Lifecycle, keep) == 4);

@@ -67,6 +67,9 @@ pub enum RingKind {
     /// One shared array that every attached process reads and writes in place, under a
     /// reader-writer lock ([`crate::SharedArray`]).
     Array = 4,
+    /// Requests and replies between clients and servers ([`crate::Server`], [`crate::Client`]):
+    /// each slot holds one call, its request and its reply.
+    Rpc = 5,
 }
 
 impl RingKind {
@@ -76,6 +79,7 @@ impl RingKind {
             2 => Some(RingKind::Mpmc),
             3 => Some(RingKind::Broadcast),
             4 => Some(RingKind::Array),
+            5 => Some(RingKind::Rpc),
             _ => None,
         }
     }
@@ -93,6 +97,7 @@ impl fmt::Display for RingKind {
             RingKind::Mpmc => "an MPMC queue",
             RingKind::Broadcast => "a broadcast ring",
             RingKind::Array => "a shared array",
+            RingKind::Rpc => "a request/reply segment",
         })
     }
 }
@@ -115,6 +120,9 @@ pub struct Params {
     pub max_peers: usize,
     /// Producers record a `CLOCK_MONOTONIC` timestamp with every item.
     pub timestamps: bool,
+    /// Request/reply segments: the replies' element type and shape (the requests' are `dtype`
+    /// and `shape`); `None` for every other kind.
+    pub reply: Option<(DType, Vec<usize>)>,
 }
 
 /// `Fixed::flags` bit: items carry publish timestamps.
@@ -134,6 +142,10 @@ pub struct Layout {
     pub payload_bytes: usize,
     /// Offset of the array within a slot (after the slot control block and user metadata).
     pub payload_offset: usize,
+    /// Request/reply segments: bytes of one reply (else 0).
+    pub reply_bytes: usize,
+    /// Request/reply segments: offset of the reply within a slot, after the request (else 0).
+    pub reply_offset: usize,
     /// Distance between two slots.
     pub slot_stride: usize,
     /// Offset of the broadcast index table (`slots` × `AtomicU64`).
@@ -181,6 +193,12 @@ pub struct Fixed {
 
 const _: () = assert!(std::mem::size_of::<Fixed>() <= FIXED_SIZE);
 
+/// Request/reply segments: where the reply's element type code, rank and shape are in
+/// `Fixed::_reserved` (zero in every other kind).
+const RESERVED_REPLY_DTYPE: usize = 0;
+const RESERVED_REPLY_RANK: usize = 1;
+const RESERVED_REPLY_SHAPE: usize = 2;
+
 // Where the shared words of `header` land in the segment: the offsets ARCHITECTURE.md §2.2 and
 // §2.4 document (tests/queue.rs reads 904 from outside the crate). Here, not in `header`, so
 // that the shared words do not depend on the layout that places them.
@@ -218,6 +236,9 @@ pub enum OutOfRange {
     /// A shared array with a slot count other than 1.
     #[error("a shared array has 1 slot, not {0}")]
     ArraySlots(usize),
+    /// A reply type given for a kind other than request/reply, or none for request/reply.
+    #[error("a reply element type and shape go with a request/reply segment, and only with it")]
+    Reply,
     /// More user metadata per slot than [`MAX_USER_META`].
     #[error("user metadata size {0} exceeds the maximum {MAX_USER_META}")]
     UserMeta(usize),
@@ -252,8 +273,26 @@ impl Layout {
             if params.slots != 1 {
                 return Err(OutOfRange::ArraySlots(params.slots));
             }
+        } else if params.kind == RingKind::Rpc {
+            if params.slots == 0 || params.slots > MAX_SLOTS {
+                return Err(OutOfRange::Slots(params.slots));
+            }
         } else if params.slots < 2 || params.slots > MAX_SLOTS {
             return Err(OutOfRange::Slots(params.slots));
+        }
+        let reply = match (&params.reply, params.kind) {
+            (Some(r), RingKind::Rpc) => Some(r.clone()),
+            (None, RingKind::Rpc) | (Some(_), _) => return Err(OutOfRange::Reply),
+            (None, _) => None,
+        };
+        if let Some((_, shape)) = &reply {
+            if shape.len() > MAX_RANK {
+                return Err(OutOfRange::Rank(shape.len()));
+            }
+            if let Some(index) = shape.iter().position(|&d| d == 0) {
+                let shape = shape.clone();
+                return Err(OutOfRange::ZeroDimension { index, shape });
+            }
         }
         if params.user_meta > MAX_USER_META {
             return Err(OutOfRange::UserMeta(params.user_meta));
@@ -273,8 +312,23 @@ impl Layout {
         let payload_bytes = elems.checked_mul(params.dtype.size()).ok_or_else(too_big)?;
         let payload_offset =
             round_up(SLOT_CTRL_SIZE + params.user_meta, LINE).ok_or_else(too_big)?;
+        let reply_bytes = match &reply {
+            Some((dtype, shape)) => shape
+                .iter()
+                .try_fold(dtype.size(), |acc, &d| acc.checked_mul(d))
+                .ok_or_else(too_big)?,
+            None => 0,
+        };
+        let reply_offset = if reply.is_some() {
+            round_up(payload_bytes, LINE)
+                .and_then(|p| p.checked_add(payload_offset))
+                .ok_or_else(too_big)?
+        } else {
+            0
+        };
         let slot_stride = round_up(payload_bytes, LINE)
             .and_then(|p| p.checked_add(payload_offset))
+            .and_then(|p| p.checked_add(round_up(reply_bytes, LINE)?))
             .ok_or_else(too_big)?;
         let index_offset = CONTROL_OFFSET + CONTROL_SIZE;
         // Broadcast: the index table; shared arrays: their control words and stripes.
@@ -296,6 +350,8 @@ impl Layout {
             params,
             payload_bytes,
             payload_offset,
+            reply_bytes,
+            reply_offset,
             slot_stride,
             index_offset,
             peers_offset,
@@ -335,7 +391,17 @@ impl Layout {
             creator_pid,
             flags: if p.timestamps { FLAG_TIMESTAMPS } else { 0 },
             creator_start_time,
-            _reserved: [0; 32],
+            _reserved: {
+                let mut r = [0u64; 32];
+                if let Some((dtype, shape)) = &p.reply {
+                    r[RESERVED_REPLY_DTYPE] = dtype.code() as u64;
+                    r[RESERVED_REPLY_RANK] = shape.len() as u64;
+                    for (i, &d) in shape.iter().enumerate() {
+                        r[RESERVED_REPLY_SHAPE + i] = d as u64;
+                    }
+                }
+                r
+            },
         }
     }
 }
@@ -364,7 +430,7 @@ pub enum Rejection {
 /// use ndring::layout::{decode, Layout, Params, RingKind};
 /// let layout = Layout::compute(Params {
 ///     kind: RingKind::Spsc, dtype: ndring::DType::U8, shape: vec![4, 4],
-///     slots: 2, user_meta: 0, max_peers: 2, timestamps: false,
+///     slots: 2, user_meta: 0, max_peers: 2, timestamps: false, reply: None,
 /// }).unwrap();
 /// let bytes = bytemuck::bytes_of(&layout.encode(1, 0)).to_vec();
 /// assert_eq!(decode(&bytes, layout.total_size as u64).unwrap().0, layout);
@@ -422,6 +488,43 @@ pub fn decode(bytes: &[u8], mapping_len: u64) -> Result<(Layout, Fixed), Rejecti
     if f.flags & !KNOWN_FLAGS != 0 {
         return bad(format!("unknown flags {:#x}", f.flags & !KNOWN_FLAGS));
     }
+    let reply = if kind == RingKind::Rpc {
+        let r = &f._reserved;
+        let Some(rdtype) = u32::try_from(r[RESERVED_REPLY_DTYPE])
+            .ok()
+            .and_then(DType::from_code)
+        else {
+            return bad(format!(
+                "unknown reply element type code {}",
+                r[RESERVED_REPLY_DTYPE]
+            ));
+        };
+        let rank = r[RESERVED_REPLY_RANK];
+        if rank > MAX_RANK as u64 {
+            return bad(format!("reply rank {rank} exceeds {MAX_RANK}"));
+        }
+        let dims = &r[RESERVED_REPLY_SHAPE..RESERVED_REPLY_SHAPE + MAX_RANK];
+        if dims[rank as usize..].iter().any(|&d| d != 0) {
+            return bad("reply shape has non-zero entries beyond its rank".into());
+        }
+        let mut rshape = Vec::with_capacity(rank as usize);
+        for &d in &dims[..rank as usize] {
+            match usize::try_from(d) {
+                Ok(d) => rshape.push(d),
+                Err(_) => return bad(format!("reply dimension {d} does not fit this machine")),
+            }
+        }
+        Some((rdtype, rshape))
+    } else {
+        None
+    };
+    if f._reserved[RESERVED_REPLY_DTYPE..RESERVED_REPLY_SHAPE + MAX_RANK]
+        .iter()
+        .any(|&w| w != 0)
+        && reply.is_none()
+    {
+        return bad("reserved words are not zero".into());
+    }
     let params = Params {
         kind,
         dtype,
@@ -430,6 +533,7 @@ pub fn decode(bytes: &[u8], mapping_len: u64) -> Result<(Layout, Fixed), Rejecti
         user_meta: f.user_meta as usize,
         max_peers: f.max_peers as usize,
         timestamps: f.flags & FLAG_TIMESTAMPS != 0,
+        reply,
     };
     let layout = Layout::compute(params).map_err(|e| Rejection::Corrupt(e.to_string()))?;
     let fields = [
@@ -469,6 +573,7 @@ mod tests {
             user_meta: 64,
             max_peers: 8,
             timestamps: true,
+            reply: None,
         }
     }
 

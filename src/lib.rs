@@ -12,6 +12,8 @@
 //!   [`Subscriber`].
 //! * Shared arrays ([`Config::array`]) are one array that every attached process reads and
 //!   writes in place, under a reader-writer lock that crosses processes: [`SharedArray`].
+//! * Request/reply segments ([`Config::rpc`]) carry the calls of clients to servers, each reply
+//!   to the call that asked: [`Server`], [`Client`].
 //!
 //! ```
 //! use ndring::{Config, Consumer, Producer};
@@ -68,6 +70,8 @@ mod queue;
 #[cfg(not(loom))]
 mod role;
 #[cfg(not(loom))]
+mod rpc;
+#[cfg(not(loom))]
 mod shm;
 
 #[cfg(all(test, not(loom)))]
@@ -91,6 +95,7 @@ pub use crate::{
         producer::{Producer, RECENT_FIRST_MIN_BYTES},
     },
     role::{PeerInfo, Role},
+    rpc::{Call, CallCounts, Client, Pending, Reply, Request, Server},
     shm::segment::{MAX_NAME_LEN, Positions, Segment, Stats, remove, validate_name},
 };
 

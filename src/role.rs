@@ -17,6 +17,10 @@ pub enum Role {
     Subscriber = 4,
     /// Reads and writes a shared array.
     Sharer = 5,
+    /// Serves requests of a request/reply segment.
+    Server = 6,
+    /// Sends requests to a request/reply segment and receives their replies.
+    Client = 7,
 }
 
 impl Role {
@@ -27,6 +31,8 @@ impl Role {
             3 => Role::Writer,
             4 => Role::Subscriber,
             5 => Role::Sharer,
+            6 => Role::Server,
+            7 => Role::Client,
             _ => return None,
         })
     }
@@ -40,6 +46,8 @@ impl fmt::Display for Role {
             Role::Writer => "writer",
             Role::Subscriber => "subscriber",
             Role::Sharer => "sharer",
+            Role::Server => "server",
+            Role::Client => "client",
         })
     }
 }

@@ -27,7 +27,8 @@ fn params() -> impl Strategy<Value = Params> {
         prop_oneof![
             Just(RingKind::Spsc),
             Just(RingKind::Mpmc),
-            Just(RingKind::Broadcast)
+            Just(RingKind::Broadcast),
+            Just(RingKind::Rpc)
         ],
         1u32..=DType::ALL.len() as u32,
         prop::collection::vec(1usize..64, 0..4),
@@ -40,6 +41,8 @@ fn params() -> impl Strategy<Value = Params> {
             |(kind, dtype, shape, slots, user_meta, max_peers, timestamps)| Params {
                 kind,
                 dtype: DType::from_code(dtype).unwrap(),
+                reply: (kind == RingKind::Rpc)
+                    .then(|| (DType::F32, shape.iter().rev().copied().collect())),
                 shape,
                 slots,
                 user_meta,

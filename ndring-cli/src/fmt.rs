@@ -54,6 +54,7 @@ pub fn kind(k: RingKind) -> &'static str {
         RingKind::Mpmc => "mpmc",
         RingKind::Broadcast => "broadcast",
         RingKind::Array => "array",
+        RingKind::Rpc => "rpc",
     }
 }
 

@@ -78,5 +78,6 @@ pub(crate) fn kind_name(kind: RingKind) -> &'static str {
         RingKind::Mpmc => "mpmc",
         RingKind::Broadcast => "broadcast",
         RingKind::Array => "array",
+        RingKind::Rpc => "rpc",
     }
 }

@@ -259,12 +259,12 @@ impl Run<'_> {
                         ));
                     }
                     return match seg.kind() {
-                        RingKind::Array => {
+                        RingKind::Array | RingKind::Rpc => {
                             return Err(BridgeError::mismatch(
                                 self.ring,
                                 self.key,
                                 &self.desc,
-                                "a shared array, not a ring",
+                                "a shared array or request/reply segment, not a ring",
                             ));
                         }
                         RingKind::Broadcast => {
@@ -282,8 +282,8 @@ impl Run<'_> {
                 RingKind::Mpmc => Config::mpmc(),
                 RingKind::Broadcast => Config::broadcast(),
                 // `FrameDesc::parse` accepts ring kinds only.
-                RingKind::Array => {
-                    return Err(BridgeError::Unsupported("a shared array".into()));
+                RingKind::Array | RingKind::Rpc => {
+                    return Err(BridgeError::Unsupported(format!("{}", self.desc.kind)));
                 }
             }
             .slots(self.desc.slots)

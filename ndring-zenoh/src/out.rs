@@ -92,9 +92,10 @@ pub fn bridge_out(
     options: &OutOptions,
 ) -> Result<OutStats, BridgeError> {
     let seg = Segment::open(ring, Duration::from_secs(2)).map_err(BridgeError::ring(ring))?;
-    if seg.kind() == RingKind::Array {
+    if matches!(seg.kind(), RingKind::Array | RingKind::Rpc) {
         return Err(BridgeError::Unsupported(format!(
-            "{ring} is a shared array, not a ring: the bridge carries a stream of frames"
+            "{ring} is {}, not a ring: the bridge carries a stream of frames",
+            seg.kind()
         )));
     }
     ndring::with_dtype!(seg.dtype(), T => out_typed::<T>(session, seg, ring, key, options))
@@ -308,7 +309,7 @@ fn out_typed<T: Element>(
     match seg.kind() {
         RingKind::Spsc | RingKind::Mpmc => run.queue::<T>(seg)?,
         RingKind::Broadcast => run.broadcast::<T>(seg)?,
-        RingKind::Array => unreachable!("refused in bridge_out"),
+        RingKind::Array | RingKind::Rpc => unreachable!("refused in bridge_out"),
     }
     run.report();
     Ok(run.sender.stats)

@@ -15,6 +15,7 @@ fn kind(k: RingKind) -> &'static str {
         RingKind::Mpmc => "mpmc",
         RingKind::Broadcast => "broadcast",
         RingKind::Array => "array",
+        RingKind::Rpc => "rpc",
     }
 }
 

@@ -405,14 +405,14 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
     /// ```
     /// # use ndring::*;
     /// # let name = format!("/ndr-doc-sawr-{}", std::process::id());
-    /// let sa = SharedArray::<u8, ndarray::Ix2>::create(&name, (64, 4), &Config::array())?;
+    /// let sa = SharedArray::<u32, ndarray::Ix2>::create(&name, (64, 4), &Config::array())?;
     /// std::thread::scope(|s| {
     ///     for k in 0..4 {
     ///         let sa = &sa;
-    ///         s.spawn(move || sa.write_rows(k * 16..(k + 1) * 16).unwrap().fill(k as u8));
+    ///         s.spawn(move || sa.write_rows(k * 16..(k + 1) * 16).unwrap().fill(k as u32));
     ///     }
     /// });
-    /// assert_eq!(sa.read()?.sum() as usize, (0 + 1 + 2 + 3) * 16 * 4);
+    /// assert_eq!(sa.read()?.sum(), (0 + 1 + 2 + 3) * 16 * 4);
     /// # Ok::<(), Error>(())
     /// ```
     pub fn write_rows(&self, rows: Range<usize>) -> Result<RowsGuard<'_, T, D>> {
@@ -732,6 +732,7 @@ pub(crate) fn create_segment<T: Element>(
         user_meta: 0,
         max_peers: config.max_peers,
         timestamps: false,
+        reply: None,
     };
     Segment::create(name, params, config, Role::Sharer)
 }

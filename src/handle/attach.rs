@@ -18,6 +18,7 @@ pub(crate) enum Family {
     Queue,
     Broadcast,
     Array,
+    Rpc,
 }
 
 impl Family {
@@ -25,6 +26,7 @@ impl Family {
         match role {
             Role::Writer | Role::Subscriber => Family::Broadcast,
             Role::Sharer => Family::Array,
+            Role::Server | Role::Client => Family::Rpc,
             Role::Producer | Role::Consumer => Family::Queue,
         }
     }
@@ -34,6 +36,7 @@ impl Family {
             Family::Queue => kind.is_queue(),
             Family::Broadcast => kind == RingKind::Broadcast,
             Family::Array => kind == RingKind::Array,
+            Family::Rpc => kind == RingKind::Rpc,
         }
     }
 
@@ -42,6 +45,7 @@ impl Family {
             Family::Queue => "a queue ring (SPSC or MPMC)",
             Family::Broadcast => "a broadcast ring",
             Family::Array => "a shared array",
+            Family::Rpc => "a request/reply segment",
         }
     }
 
@@ -50,6 +54,7 @@ impl Family {
             Family::Queue => "Config::spsc() or Config::mpmc()",
             Family::Broadcast => "Config::broadcast()",
             Family::Array => "Config::array()",
+            Family::Rpc => "Config::rpc()",
         }
     }
 }
@@ -154,6 +159,7 @@ pub(crate) fn create<T: Element, D: Dimension>(
         },
         max_peers: config.max_peers,
         timestamps: config.timestamps,
+        reply: None,
     };
     let (seg, reg) = Segment::create(name, params, config, role)?;
     Ok((seg, reg, dim))

@@ -84,6 +84,13 @@ impl Inspector {
                 RingKind::Broadcast => self.try_copy_frame(dst)?,
                 RingKind::Spsc | RingKind::Mpmc => self.try_copy_item(dst)?,
                 RingKind::Array => self.try_copy_array(dst),
+                // Calls are not a stream: no newest item to show.
+                RingKind::Rpc => {
+                    return Err(Error::KindMismatch {
+                        expected: "a ring or a shared array",
+                        found: RingKind::Rpc,
+                    });
+                }
             };
             if let Some((seq, slot, timestamp_ns)) = found {
                 return Ok(Newest {

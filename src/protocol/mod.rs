@@ -33,6 +33,7 @@ pub mod broadcast;
 pub(crate) mod copy;
 pub mod mpmc;
 pub mod peers;
+pub mod rpc;
 pub mod spsc;
 
 #[cfg(all(test, not(loom)))]

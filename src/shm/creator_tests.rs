@@ -82,6 +82,7 @@ fn race<H: Send + 'static>(
         user_meta: config.user_meta,
         max_peers: config.max_peers,
         timestamps: config.timestamps,
+        reply: None,
     })
     .unwrap();
     let me = crate::protocol::peers::owner_word(sys::pid(), role as u8);

@@ -10,7 +10,7 @@
 use std::ptr::NonNull;
 
 use crate::header::{
-    ArrayControl, Control, LINE, PeerEntry, SLOT_CTRL_SIZE, STATE_READY, SlotCtrl,
+    ArrayControl, CallCtrl, Control, LINE, PeerEntry, SLOT_CTRL_SIZE, STATE_READY, SlotCtrl,
 };
 use crate::layout::{
     self, ARRAY_CONTROL_SIZE, CONTROL_OFFSET, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout,
@@ -229,5 +229,26 @@ impl Mapping {
     pub(crate) fn user_meta(&self, i: usize) -> *mut u8 {
         debug_assert!(i < self.layout.params.slots);
         self.at(self.layout.slots_offset + i * self.layout.slot_stride + SLOT_CTRL_SIZE)
+    }
+
+    /// A request/reply segment's call `i` control words (in place of the slot's `SlotCtrl`).
+    #[inline]
+    pub(crate) fn call(&self, i: usize) -> &CallCtrl {
+        assert!(self.layout.params.kind == layout::RingKind::Rpc && i < self.layout.params.slots);
+        // SAFETY: i < slots: the slot's first SLOT_CTRL_SIZE >= size_of::<CallCtrl>() bytes lie
+        // inside the mapping, 128-aligned; `CallCtrl` is all atomics.
+        unsafe {
+            &*self
+                .at(self.layout.slots_offset + i * self.layout.slot_stride)
+                .cast::<CallCtrl>()
+        }
+    }
+
+    /// Pointer to a request/reply segment's call `i` reply, `reply_bytes` long, 128-aligned.
+    #[inline]
+    pub(crate) fn reply_payload(&self, i: usize) -> *mut u8 {
+        assert!(self.layout.params.kind == layout::RingKind::Rpc && i < self.layout.params.slots);
+        // SAFETY (of the offset): reply_offset + reply_bytes <= stride (`Layout::compute`).
+        self.at(self.layout.slots_offset + i * self.layout.slot_stride + self.layout.reply_offset)
     }
 }

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use crate::header::{
     PeerEntry, SLEEPING_CHANGED, SLEEPING_DRAINED, SLEEPING_NOT_EMPTY, SLEEPING_NOT_FULL,
-    SLEEPING_RELEASED, WaitWord,
+    SLEEPING_RELEASED, SLEEPING_REPLY, WaitWord,
 };
 use crate::layout::RingKind;
 use crate::protocol::{RingMemory, mpmc, peers};
@@ -196,6 +196,12 @@ fn wait_word(seg: &Segment, tag: u64) -> Option<&WaitWord> {
         SLEEPING_RELEASED if seg.kind() == RingKind::Array => Some(&array_words(seg).released),
         SLEEPING_DRAINED if seg.kind() == RingKind::Array => Some(&array_words(seg).drained),
         SLEEPING_CHANGED if seg.kind() == RingKind::Array => Some(&array_words(seg).changed),
+        t if seg.kind() == RingKind::Rpc
+            && t >= SLEEPING_REPLY
+            && t - SLEEPING_REPLY < seg.slot_count() as u64 =>
+        {
+            Some(&crate::protocol::rpc::CallMemory::call(seg, (t - SLEEPING_REPLY) as usize).reply)
+        }
         _ => None,
     }
 }
@@ -211,6 +217,16 @@ pub(crate) fn unregister(seg: &Segment, index: usize, role: Role) {
         }
         Role::Consumer => {
             crate::shm::wait::notify(&c.not_full);
+        }
+        Role::Server => {
+            // Callers waiting for a reply look again: none may be left to serve them.
+            for i in 0..seg.slot_count() {
+                crate::shm::wait::notify(&crate::protocol::rpc::CallMemory::call(seg, i).reply);
+            }
+            crate::shm::wait::notify(&c.not_full);
+        }
+        Role::Client => {
+            crate::shm::wait::notify(&c.not_empty);
         }
         Role::Subscriber | Role::Sharer => {}
     }
@@ -291,7 +307,7 @@ pub(crate) fn unread(seg: &Segment) -> bool {
             (head..tail.min(head.saturating_add(n)))
                 .any(|pos| seg.slot((pos % n) as usize).stamp.load(Acquire) == pos + 1)
         }
-        RingKind::Broadcast | RingKind::Array => false,
+        RingKind::Broadcast | RingKind::Array | RingKind::Rpc => false,
     }
 }
 
@@ -336,6 +352,26 @@ fn recover_entry(seg: &Segment, i: usize) {
             }
             crate::shm::wait::notify(&array_words(seg).released);
             crate::shm::wait::notify(&array_words(seg).drained);
+        }
+        RingKind::Rpc => {
+            use crate::protocol::rpc;
+            let Some((pid, role)) = peers::split_owner(e.owner.load(Acquire)) else {
+                return;
+            };
+            let n = if role == Role::Server as u8 {
+                rpc::recover_server(seg, i)
+            } else {
+                rpc::recover_client(seg, pid)
+            };
+            if n > 0 {
+                seg.control()
+                    .stats
+                    .recovered_claims
+                    .fetch_add(n as u64, Relaxed);
+                for j in 0..seg.slot_count() {
+                    crate::shm::wait::notify(&rpc::CallMemory::call(seg, j).reply);
+                }
+            }
         }
         RingKind::Spsc => {}
     }

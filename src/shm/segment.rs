@@ -532,6 +532,26 @@ impl crate::protocol::array::ArrayMemory for Segment {
     }
 }
 
+impl crate::protocol::rpc::CallMemory for Segment {
+    #[inline]
+    fn call(&self, i: usize) -> &crate::header::CallCtrl {
+        self.map.call(i)
+    }
+
+    #[inline]
+    fn calls(&self) -> usize {
+        self.map.layout().params.slots
+    }
+}
+
+impl Segment {
+    /// Request/reply segments: pointer to call `i`'s reply.
+    #[inline]
+    pub(crate) fn reply_payload(&self, i: usize) -> *mut u8 {
+        self.map.reply_payload(i)
+    }
+}
+
 impl RingMemory for Segment {
     #[inline]
     fn control(&self) -> &Control {
