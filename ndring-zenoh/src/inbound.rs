@@ -345,6 +345,7 @@ impl Run<'_> {
         // The sender to acknowledge, and whether frames were handled since the last ack.
         let mut ack_to: Option<u64> = None;
         let mut unacked = 0u32;
+        let ack_every = (self.desc.slots.saturating_sub(1) / 2).max(1) as u32;
         let mut last_ack = Instant::now();
         let mut last_resend: Option<(u64, Instant)> = None;
         let mut last_stats = Instant::now();
@@ -507,7 +508,9 @@ impl Run<'_> {
                     }
                 }
             }
-            if unacked >= 4 {
+            // The sender holds at most `slots - 1` frames: acknowledge at least every half of
+            // that while busy, or it would stop and wait for this side to drain.
+            if unacked >= ack_every {
                 let dest = sink.as_ref().expect("attached").dest();
                 self.ack(h.sender, &stream, dest, false);
                 unacked = 0;
