@@ -310,9 +310,16 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
 
     fn read_until(&self, deadline: Option<Instant>) -> Result<ReadGuard<'_, T, D>> {
         let seg = &*self.seg;
-        self.wait(deadline, |strong, wake| {
-            proto::try_read(seg, self.entry, strong, wake)
-        })?;
+        let mut lead = false;
+        let got = self.wait(deadline, |strong, wake| {
+            proto::try_read(seg, self.entry, self.tag, &mut lead, strong, wake)
+        });
+        if let Err(e) = got {
+            let mut w = proto::Wake::default();
+            proto::give_up_lead(seg, &mut lead, &mut w);
+            wait::wake(seg.array(), w);
+            return Err(e);
+        }
         let guard = ReadGuard {
             array: self,
             // SAFETY: we hold the shared lock: no writer stores to the array until the guard,
@@ -585,9 +592,7 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
         let seg = &*self.seg;
         let bytes: &mut [u8] = bytemuck::cast_slice_mut(dst);
         loop {
-            let begun = self.wait(None, |_, wake| {
-                proto::copy_begin(seg, wake).ok_or(Wait::Released)
-            })?;
+            let begun = self.wait(None, |strong, _| proto::copy_begin(seg, strong))?;
             let version = proto::version(seg);
             // SAFETY: the payload is `bytes.len()` bytes from `ptr()`, 8-aligned (128, from a
             // page-aligned mapping); read only with atomic loads, as writers may store meanwhile.

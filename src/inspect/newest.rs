@@ -119,18 +119,23 @@ impl Inspector {
     }
 
     /// One attempt on a shared array: `Some((version, 0, None))` if `dst` holds the array as no
-    /// writer was changing it. Loads only (a read-only mapping): a `RANGES` flag left by range
-    /// writers that are gone is cleared by readers, not here.
+    /// writer was changing it: `protocol::array::copy_begin`/`copy_end`, by loads only (a
+    /// read-only mapping). A `RANGES` flag left by range writers that are gone does not stop it:
+    /// the range writers' counts in the peer table are looked at.
     fn try_copy_array(&self, dst: &mut [u8]) -> Option<(u64, usize, Option<u64>)> {
         use crate::protocol::array::{EXCLUSIVE, RANGES};
         let w = self.map.array();
-        let busy = |s: u64| s & (EXCLUSIVE | RANGES) != 0;
-        if busy(w.lock.load(Acquire)) {
+        if w.lock.load(SeqCst) & EXCLUSIVE != 0 {
             return None;
         }
         let begun = w.versions.begun.load(Acquire);
         let version = w.versions.done.load(Acquire);
-        if busy(w.lock.load(Acquire)) {
+        let s = w.lock.load(SeqCst);
+        if s & EXCLUSIVE != 0 {
+            return None;
+        }
+        let hw = (w.state.high_water.load(SeqCst) as usize).min(self.layout().params.max_peers);
+        if s & RANGES != 0 && (0..hw).any(|i| self.map.peer(i).pin.load(SeqCst) != 0) {
             return None;
         }
         // SAFETY: slot 0's payload lies inside the mapping, 128-aligned; atomic loads only.

@@ -12,8 +12,15 @@
 //!   word: it backs off while `EXCLUSIVE` or `READ_WANTED` is set; else it sets `RANGES` (which
 //!   turns new readers away), waits for the readers' counts to drain, and takes the mutexes of
 //!   its stripes in ascending order (no cycle among range writers).
-//! * A reader that finds `RANGES` sets `READ_WANTED` (new range writers back off), waits for
-//!   the range writers' counts to drain, and clears both bits.
+//! * A reader that finds `RANGES` (and no `READ_WANTED`) *leads*: it sets `READ_WANTED` with
+//!   its owner tag (a CAS, so one leader at a time; new range writers back off), waits for the
+//!   range writers' counts to drain, and clears `RANGES`, `READ_WANTED` and the tag at once.
+//!   Other readers wait for it. Only the leader clears, and nothing else changes the word while
+//!   `READ_WANTED` is set, so its scan is never stale: two readers clearing on the strength of
+//!   scans made at different times could let a range writer in between unseen (a data race that
+//!   `loom-tests/tests/array.rs` finds). A leader that gives up ([`give_up_lead`]) clears
+//!   `READ_WANTED` alone; a dead one's is cleared by [`recover`] (by its tag).
+//! * A whole-array writer also waits while `READ_WANTED` is set (the tag would be lost).
 //!
 //! Each "count myself, then read the lock word" pairs with "change the lock word, then read the
 //! counts" (Dekker's pattern): every access involved is `SeqCst`, so in their single total order
@@ -44,7 +51,8 @@ pub const EXCLUSIVE: u64 = 1 << 63;
 pub const RANGES: u64 = 1 << 62;
 /// Lock word: a reader waits for range writers to finish; new range writers stay out.
 pub const READ_WANTED: u64 = 1 << 61;
-/// Lock word: the bits of the exclusive holder's owner tag.
+/// Lock word: the bits of the owner tag of the exclusive holder (with `EXCLUSIVE`) or of the
+/// leading reader (with `READ_WANTED`).
 pub const OWNER: u64 = (1 << 48) - 1;
 
 /// Access to a shared array's words, wherever they live.
@@ -114,20 +122,36 @@ pub fn drained<M: ArrayMemory>(mem: &M, readers: bool, ranges: bool, strong: boo
     })
 }
 
-/// One attempt of a reader of entry `me` to take the lock shared. `Ok` when it holds it.
+/// One attempt of a reader of entry `me` (owner tag `tag`) to take the lock shared. `Ok` when
+/// it holds it. `lead` is the caller's, kept across attempts (false at first): whether it leads
+/// the readers out of `RANGES` (module docs); a caller that gives up while it leads calls
+/// [`give_up_lead`].
 pub fn try_read<M: ArrayMemory>(
     mem: &M,
     me: usize,
+    tag: u64,
+    lead: &mut bool,
     strong: bool,
     wake: &mut Wake,
 ) -> Result<(), Wait> {
+    if *lead {
+        return lead_out_of_ranges(mem, lead, strong, wake);
+    }
     let lock = &mem.array().lock;
     let s = peek(lock, strong);
-    if s & EXCLUSIVE != 0 {
+    if s & (EXCLUSIVE | READ_WANTED) != 0 {
         return Err(Wait::Released);
     }
     if s & RANGES != 0 {
-        return end_ranges(mem, s, strong, wake);
+        // `s` holds no tag (neither `EXCLUSIVE` nor `READ_WANTED`).
+        if lock
+            .compare_exchange(s, s | READ_WANTED | tag, SeqCst, SeqCst)
+            .is_err()
+        {
+            return Err(Wait::Retry);
+        }
+        *lead = true;
+        return lead_out_of_ranges(mem, lead, strong, wake);
     }
     let count = &mem.peer(me).holding;
     count.fetch_add(1, SeqCst);
@@ -139,20 +163,33 @@ pub fn try_read<M: ArrayMemory>(
     Err(Wait::Released)
 }
 
-/// A reader (or a copy-out) that found `RANGES` in `s`: turns new range writers away, and
-/// clears `RANGES` once the range writers inside are gone.
-fn end_ranges<M: ArrayMemory>(mem: &M, s: u64, strong: bool, wake: &mut Wake) -> Result<(), Wait> {
-    let lock = &mem.array().lock;
-    if s & READ_WANTED == 0 {
-        lock.fetch_or(READ_WANTED, SeqCst);
-    }
+/// The leading reader (`READ_WANTED` is ours): clears `RANGES` once no range writer is inside.
+fn lead_out_of_ranges<M: ArrayMemory>(
+    mem: &M,
+    lead: &mut bool,
+    strong: bool,
+    wake: &mut Wake,
+) -> Result<(), Wait> {
     if !drained(mem, false, true, strong) {
         return Err(Wait::Drained);
     }
-    lock.fetch_and(!(RANGES | READ_WANTED), SeqCst);
-    // Range writers that backed off for us sleep on `released`.
+    mem.array()
+        .lock
+        .fetch_and(!(RANGES | READ_WANTED | OWNER), SeqCst);
+    *lead = false;
+    // Readers that waited for us, and range writers that backed off, sleep on `released`.
     wake.released = true;
     Err(Wait::Retry)
+}
+
+/// A reader that leads (`*lead`) and gives up (timeout): clears `READ_WANTED`, so that range
+/// writers come in again (`RANGES` stays: readers stay out). The caller wakes `released`.
+pub fn give_up_lead<M: ArrayMemory>(mem: &M, lead: &mut bool, wake: &mut Wake) {
+    if *lead {
+        mem.array().lock.fetch_and(!(READ_WANTED | OWNER), SeqCst);
+        *lead = false;
+        wake.released = true;
+    }
 }
 
 /// Releases a read lock of entry `me`; the caller then wakes `drained` if it has sleepers (a
@@ -168,7 +205,7 @@ pub fn try_exclusive<M: ArrayMemory>(mem: &M, tag: u64, strong: bool) -> Result<
     let lock = &mem.array().lock;
     let mut s = peek(lock, strong);
     loop {
-        if s & EXCLUSIVE != 0 {
+        if s & (EXCLUSIVE | READ_WANTED) != 0 {
             return Err(Wait::Released);
         }
         match lock.compare_exchange(s, (s & !OWNER) | EXCLUSIVE | tag, SeqCst, SeqCst) {
@@ -226,9 +263,12 @@ pub fn try_stripe<M: ArrayMemory>(mem: &M, i: usize, tag: u64, strong: bool) -> 
         .map_err(|_| Wait::Released)
 }
 
-/// Releases stripe `i`.
+/// Releases stripe `i`; the caller then wakes `released`.
 pub fn stripe_unlock<M: ArrayMemory>(mem: &M, i: usize) {
-    mem.stripe(i).swap(0, Release);
+    // Release: our rows' stores happen-before the next holder's. Acquire: the RMW that a
+    // sleeper's strong re-check of this stripe pairs with, before the caller looks for
+    // sleepers (`protocol` module docs).
+    mem.stripe(i).swap(0, AcqRel);
 }
 
 /// Before a writer's first store: a copy-out that overlaps it sees `begun` move.
@@ -243,7 +283,9 @@ pub fn begin_write<M: ArrayMemory>(mem: &M) {
 /// After a writer's last store: the version moves (before the lock is released).
 #[inline]
 pub fn end_write<M: ArrayMemory>(mem: &M) -> u64 {
-    mem.array().versions.done.fetch_add(1, Release) + 1
+    // AcqRel: the RMW that a `wait_changed` sleeper's re-check pairs with before the caller
+    // looks for sleepers (`protocol` module docs).
+    mem.array().versions.done.fetch_add(1, AcqRel) + 1
 }
 
 /// The version: how many writes have ended.
@@ -252,22 +294,25 @@ pub fn version<M: ArrayMemory>(mem: &M) -> u64 {
     mem.array().versions.done.load(Acquire)
 }
 
-/// A lock-free copy-out's opening check: `Some(begun)` to copy now, `None` while a writer is
-/// inside (or may be: `RANGES`). A `RANGES` left with no range writer inside is cleared, as a
-/// reader would.
-pub fn copy_begin<M: ArrayMemory>(mem: &M, wake: &mut Wake) -> Option<u64> {
+/// A lock-free copy-out's opening check: `Ok(begun)` to copy now, `Err` while a writer is
+/// inside (or may be), saying where to sleep. Loads only (an inspector's mapping is read-only):
+/// a `RANGES` left by range writers that are gone does not stop it, their counts are looked at.
+pub fn copy_begin<M: ArrayMemory>(mem: &M, strong: bool) -> Result<u64, Wait> {
     let lock = &mem.array().lock;
-    let s = lock.load(Acquire);
-    if s & EXCLUSIVE != 0 {
-        return None;
-    }
-    if s & RANGES != 0 {
-        let _ = end_ranges(mem, s, false, wake);
-        return None;
+    if peek(lock, strong) & EXCLUSIVE != 0 {
+        return Err(Wait::Released);
     }
     let begun = mem.array().versions.begun.load(Acquire);
-    // A writer that took the lock before `begun` was read shows in the lock word read after it.
-    (lock.load(Acquire) & (EXCLUSIVE | RANGES) == 0).then_some(begun)
+    // A writer whose `begin_write` we read took the lock before: a whole-array writer shows in
+    // the lock word read after it, a range writer in its count (and `RANGES`).
+    let s = lock.load(Acquire);
+    if s & EXCLUSIVE != 0 {
+        return Err(Wait::Released);
+    }
+    if s & RANGES != 0 && !drained(mem, false, true, strong) {
+        return Err(Wait::Drained);
+    }
+    Ok(begun)
 }
 
 /// A lock-free copy-out's closing check, after copying with atomic loads: whether the copy is
@@ -304,6 +349,9 @@ pub fn recover<M: ArrayMemory>(mem: &M, index: usize, tag: u64) -> Recovered {
             .is_ok()
     {
         writes += 1;
+    } else if s & READ_WANTED != 0 && s & OWNER == tag {
+        // A reader that died leading: range writers may come in again (no write to undo).
+        let _ = lock.compare_exchange(s, s & !(READ_WANTED | OWNER), SeqCst, SeqCst);
     }
     for i in 0..mem.stripes() {
         if mem
@@ -316,7 +364,7 @@ pub fn recover<M: ArrayMemory>(mem: &M, index: usize, tag: u64) -> Recovered {
     }
     if writes > 0 {
         mem.array().state.poisoned.store(1, SeqCst);
-        mem.array().versions.done.fetch_add(1, Release);
+        mem.array().versions.done.fetch_add(1, AcqRel);
     }
     Recovered { reads, writes }
 }
