@@ -88,6 +88,11 @@ class Poisoned(Error, RuntimeError):
     ``clear_poison()``."""
 
 
+class RequestFailed(Error, RuntimeError):
+    """A request/reply call got no answer: its server dropped the request unanswered, or died
+    serving it (another server did not take it over)."""
+
+
 class InvalidType(Error, TypeError):
     """An argument of the wrong type: a dtype ndring does not hold, something other than a numpy
     array of the ring's dtype where one is expected, a str where a number is."""
@@ -97,11 +102,15 @@ from ._ndring import (  # noqa: E402  (the classes above must exist first: Rust 
     ArrayBlock,
     BroadcastWriter,
     Claim,
+    Client,
     Consumer,
     Lease,
     Producer,
+    Request,
+    Server,
     SharedArray,
     Subscriber,
+    Ticket,
     _scan,
     now_ns,
     remove,
@@ -216,6 +225,6 @@ def list(pattern: Optional[str] = None) -> builtins.list[RingInfo]:  # noqa: A00
 __all__ = [
     "AlreadyExists", "ArrayBlock", "BroadcastWriter", "Claim", "Closed", "Consumer", "Disconnected", "Empty",
     "Error", "Full", "InvalidArgument", "InvalidType", "Lagged", "Lease", "Mismatch", "NotFound",
-    "PermissionDenied", "Poisoned", "Producer", "RingInfo", "SharedArray", "Stale", "Subscriber", "Timeout", "TooManyLeases",
+    "PermissionDenied", "Poisoned", "Producer", "Client", "Request", "RequestFailed", "RingInfo", "Server", "Ticket", "SharedArray", "Stale", "Subscriber", "Timeout", "TooManyLeases",
     "info", "list", "now_ns", "remove",
 ]

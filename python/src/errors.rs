@@ -118,6 +118,7 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
             ),
         ),
         Error::RowsOutOfRange { .. } => ("InvalidArgument", e.to_string()),
+        Error::RequestFailed { .. } => ("RequestFailed", e.to_string()),
         _ => ("Error", e.to_string()),
     };
     raise(py, name, message)

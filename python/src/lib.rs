@@ -15,6 +15,7 @@ mod lease_object;
 mod leases;
 mod pid;
 mod probe;
+mod rpc;
 mod scan;
 mod shared;
 
@@ -50,6 +51,11 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<leases::Claim>()?;
     m.add_class::<shared::SharedArray>()?;
     m.add_class::<shared::ArrayBlock>()?;
+    m.add_class::<rpc::Server>()?;
+    m.add_class::<rpc::Request>()?;
+    m.add_class::<rpc::ReplyBlock>()?;
+    m.add_class::<rpc::Client>()?;
+    m.add_class::<rpc::Ticket>()?;
     m.add_function(wrap_pyfunction!(handles::remove, m)?)?;
     m.add_function(wrap_pyfunction!(handles::now_ns, m)?)?;
     m.add_function(wrap_pyfunction!(scan::_scan, m)?)?;
@@ -69,6 +75,13 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<shared::ArrayBlock>(),
         py.get_type::<shared::HeldLock>(),
         py.get_type::<shared::ArrayMapping>(),
+        py.get_type::<rpc::Server>(),
+        py.get_type::<rpc::Request>(),
+        py.get_type::<rpc::ReplyBlock>(),
+        py.get_type::<rpc::ServedRequest>(),
+        py.get_type::<rpc::Client>(),
+        py.get_type::<rpc::Ticket>(),
+        py.get_type::<rpc::CallReply>(),
     ] {
         immutable::make_immutable(py, &ty)?;
     }

@@ -26,6 +26,7 @@ use crate::handles::{PY_SPIN, dtype_label, open_segment, parse_dtype};
 
 pub use block::{ArrayBlock, HeldLock};
 pub use mapping::ArrayMapping;
+pub use typed::numpy_over;
 use typed::{AnyShared, Lock, Typed};
 
 /// The Rust handle and the process it belongs to.
