@@ -40,7 +40,11 @@ pub struct CallReply {
 
 impl Drop for CallReply {
     fn drop(&mut self) {
-        let r = self.replied.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let r = self
+            .replied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if r.is_some() {
             crate::fork::view_gone();
         }
@@ -58,7 +62,12 @@ pub struct Client {
 
 impl Client {
     /// Copies `request` into a call and sends it.
-    fn start(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<InFlight> {
+    fn start(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        meta: Option<Vec<u8>>,
+    ) -> PyResult<InFlight> {
         let client = self.inner.get(py, "Client")?;
         let a = conform(py, request, &self.types.request, "request", false)?;
         let src = data_of(&a)?;
@@ -82,6 +91,9 @@ impl Client {
         // could be shared with another process.
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, call.as_mut_ptr(), n) };
         drop(a);
+        if let Some(m) = meta {
+            call.set_meta(&m).py(py)?;
+        }
         Ok(InFlight {
             pending: call.send(),
             client,
@@ -142,9 +154,7 @@ impl Client {
     ) -> PyResult<Self> {
         drop(open_segment(py, &name, timeout)?);
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
-        let c = py
-            .detach(|| RsClient::open_bytes(&name, &options))
-            .py(py)?;
+        let c = py.detach(|| RsClient::open_bytes(&name, &options)).py(py)?;
         Ok(Client {
             name: c.segment().name().to_string(),
             types: Arc::new(Types::of(c.types())),
@@ -173,14 +183,16 @@ impl Client {
     /// Sends `request` (copied in) and waits at most `timeout` seconds for its reply, a
     /// read-only array over the call's slot (freed when it and its views are gone). On
     /// `ndring.Timeout` the call is given up: its reply, should it come, is discarded.
-    #[pyo3(signature = (request, timeout=None))]
+    /// `meta`: bytes the server reads as `req.meta` (at most the segment's `meta_size`).
+    #[pyo3(signature = (request, timeout=None, meta=None))]
     fn call<'py>(
         &self,
         py: Python<'py>,
         request: &Bound<'py, PyAny>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+        #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let f = self.start(py, request)?;
+        let f = self.start(py, request, meta)?;
         finish(py, f, timeout, &self.types).map_err(|(e, f)| {
             drop(f); // given up
             e
@@ -189,8 +201,14 @@ impl Client {
 
     /// Sends `request` (copied in) without waiting: a ticket whose `result()` is the reply
     /// (several calls in flight). A ticket dropped unanswered gives its call up.
-    fn send(&self, py: Python<'_>, request: &Bound<'_, PyAny>) -> PyResult<Ticket> {
-        let f = self.start(py, request)?;
+    #[pyo3(signature = (request, meta=None))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        request: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
+    ) -> PyResult<Ticket> {
+        let f = self.start(py, request, meta)?;
         Ok(Ticket {
             call: Mutex::new(Some(f)),
             types: self.types.clone(),
@@ -249,7 +267,11 @@ impl Ticket {
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         if crate::pid::current() != self.pid {
-            return Err(raise(py, "Error", "this ndring.Ticket belongs to the process that sent it".into()));
+            return Err(raise(
+                py,
+                "Error",
+                "this ndring.Ticket belongs to the process that sent it".into(),
+            ));
         }
         let f = self.call.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(f) = f else {
@@ -274,7 +296,10 @@ impl Ticket {
     /// Whether the reply is still to be received.
     #[getter]
     fn pending(&self) -> bool {
-        self.call.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.call
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Gives the call up: its reply, should one come, is discarded.

@@ -17,7 +17,7 @@ use ndring::DType;
 use pyo3::prelude::*;
 
 pub use client::{CallReply, Client, Ticket};
-pub use server::{ReplyBlock, Request, Server, ServedRequest};
+pub use server::{ReplyBlock, Request, ServedRequest, Server};
 
 use crate::errors::{raise, tuple};
 use crate::handles::dtype_label;

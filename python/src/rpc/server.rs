@@ -70,12 +70,18 @@ pub struct Server {
 }
 
 fn parse_spec(py: Python<'_>, v: &Bound<'_, PyAny>, what: &str) -> PyResult<(DType, Vec<usize>)> {
-    let pair = v.cast::<PyTuple>().ok().filter(|t| t.len() == 2).ok_or_else(|| {
-        crate::errors::invalid_type(
-            py,
-            format!("{what} must be a (shape, dtype) pair such as ((320, 320, 3), numpy.uint8)"),
-        )
-    })?;
+    let pair = v
+        .cast::<PyTuple>()
+        .ok()
+        .filter(|t| t.len() == 2)
+        .ok_or_else(|| {
+            crate::errors::invalid_type(
+                py,
+                format!(
+                    "{what} must be a (shape, dtype) pair such as ((320, 320, 3), numpy.uint8)"
+                ),
+            )
+        })?;
     let shape = args::shape(&pair.get_item(0)?)?;
     let t = parse_dtype(py, &pair.get_item(1)?)?;
     crate::element::descr(py, t)?;
@@ -162,9 +168,7 @@ impl Server {
     ) -> PyResult<Self> {
         drop(open_segment(py, &name, timeout)?);
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
-        let s = py
-            .detach(|| RsServer::open_bytes(&name, &options))
-            .py(py)?;
+        let s = py.detach(|| RsServer::open_bytes(&name, &options)).py(py)?;
         Ok(Server::wrap(s))
     }
 
@@ -212,7 +216,13 @@ impl Server {
 
     /// `for req in srv:` the requests, one after another, until the server is closed.
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Request>> {
-        if self.inner.handle.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
+        if self
+            .inner
+            .handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+        {
             return Ok(None);
         }
         self.take(py, None).map(Some)
@@ -243,7 +253,10 @@ impl Server {
     }
 }
 
-pub(super) fn spec_tuple<'py>(py: Python<'py>, (t, shape): &(DType, Vec<usize>)) -> PyResult<Bound<'py, PyTuple>> {
+pub(super) fn spec_tuple<'py>(
+    py: Python<'py>,
+    (t, shape): &(DType, Vec<usize>),
+) -> PyResult<Bound<'py, PyTuple>> {
     let s = PyTuple::new(py, shape)?.into_any();
     let d = crate::element::descr(py, *t)?.into_any();
     PyTuple::new(py, [s, d])
@@ -263,7 +276,12 @@ pub struct Request {
 }
 
 impl Request {
-    fn new(py: Python<'_>, req: RsRequest, server: Arc<RsServer>, types: Arc<Types>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        req: RsRequest,
+        server: Arc<RsServer>,
+        types: Arc<Types>,
+    ) -> PyResult<Self> {
         let (client, meta, ptr) = (req.client(), req.meta().to_vec(), req.as_ptr() as usize);
         crate::fork::view_made();
         let holder = Py::new(
@@ -283,7 +301,14 @@ impl Request {
         // request, and the client writes nothing to it until answered; `holder` is the array's
         // base, and answering first cuts every array from it (`answer`).
         let base = unsafe {
-            numpy_over(py, descr, ptr, shape, false, holder.bind(py).clone().into_any())?
+            numpy_over(
+                py,
+                descr,
+                ptr,
+                shape,
+                false,
+                holder.bind(py).clone().into_any(),
+            )?
         };
         let view = base.call_method0("view")?;
         Ok(Request {
@@ -373,7 +398,11 @@ impl Request {
         }
         let a = conform(py, reply, &self.types.reply, "reply", true)?;
         let src = data_of(&a)?;
-        let dst = self.holder.get().reply_ptr().ok_or_else(|| Self::answered(py))?;
+        let dst = self
+            .holder
+            .get()
+            .reply_ptr()
+            .ok_or_else(|| Self::answered(py))?;
         let n = crate::element::descr(py, self.types.reply.0)?.itemsize()
             * self.types.reply.1.iter().product::<usize>();
         // SAFETY: `dst` is the reply of our SERVING call (nobody else reads or writes it until
@@ -398,7 +427,11 @@ impl Request {
             "ndring.Request(client={}, {}{})",
             self.client,
             self.types.describe(),
-            if self.view.is_none() { ", answered" } else { "" }
+            if self.view.is_none() {
+                ", answered"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -417,7 +450,11 @@ pub struct ReplyBlock {
 impl ReplyBlock {
     fn __enter__(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         if self.base.is_some() {
-            return Err(raise(py, "Error", "this reply block was already entered".into()));
+            return Err(raise(
+                py,
+                "Error",
+                "this reply block was already entered".into(),
+            ));
         }
         let req = self.request.borrow(py);
         if req.view.is_none() {
@@ -426,12 +463,24 @@ impl ReplyBlock {
         let holder = req.holder.clone_ref(py);
         let (t, shape) = req.types.reply.clone();
         drop(req);
-        let ptr = holder.get().reply_ptr().ok_or_else(|| Request::answered(py))?;
+        let ptr = holder
+            .get()
+            .reply_ptr()
+            .ok_or_else(|| Request::answered(py))?;
         let descr = crate::element::descr(py, t)?;
         // SAFETY: `ptr` is the reply of our SERVING call (nobody else reads or writes it until
         // it is answered), `holder` (the base) keeps it ours; `__exit__` cuts the array from it
         // before answering.
-        let base = unsafe { numpy_over(py, descr, ptr, &shape, true, holder.into_bound(py).into_any())? };
+        let base = unsafe {
+            numpy_over(
+                py,
+                descr,
+                ptr,
+                &shape,
+                true,
+                holder.into_bound(py).into_any(),
+            )?
+        };
         let view = base.call_method0("view")?;
         self.base = Some(base.unbind());
         self.view = Some(view.clone().unbind());
@@ -449,7 +498,11 @@ impl ReplyBlock {
         _tb: Option<Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
         let (Some(base), Some(view)) = (self.base.take(), self.view.take()) else {
-            return Err(raise(py, "Error", "this reply block was not entered".into()));
+            return Err(raise(
+                py,
+                "Error",
+                "this reply block was not entered".into(),
+            ));
         };
         let (base, view) = (base.into_bound(py), view.into_bound(py));
         let reshaped = give_dimension(&view);
