@@ -20,6 +20,9 @@
 //!   copying and reading, a Unix socket, a pipe. Frames/s and GB/s; each run prints the host's
 //!   cache-line round trip and load.
 //! * **W4** scaling: P producer x C consumer processes on one MPMC ring. Items/s.
+//! * **W5** the shared array: uncontended `read()` / `write()` / `write_rows()` enter + exit
+//!   (beside `std::sync::RwLock`), and a write seen by a reader asleep in `wait_changed` in
+//!   another process, as a ping-pong, against the raw shared-futex ping-pong. ns.
 //!
 //! Each workload is repeated `NDRING_BENCH_RUNS` times (default 5; variants interleaved within a
 //! run) and reported as min / median / max, with ratios against the baselines. Tables go to stdout
@@ -42,6 +45,7 @@ mod w1;
 mod w2;
 mod w3;
 mod w4;
+mod w5;
 
 use harness::*;
 
@@ -55,6 +59,7 @@ fn child_main(role: &str) {
         Some("w2") => w2::child(role, &a),
         Some("w3") => w3::child(role, &a),
         Some("w4") => w4::child(role, &a),
+        Some("w5") => w5::child(role, &a),
         _ => panic!("unknown child role {role}"),
     }
 }
@@ -128,6 +133,9 @@ fn main() {
     }
     if s.wants("w4") {
         w4::w4(&s, &mut rep);
+    }
+    if s.wants("w5") {
+        w5::w5(&s, &mut rep);
     }
     DEADLINE_NS.store(0, Relaxed);
 
