@@ -21,6 +21,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+mod kinds;
 mod map;
 mod newest;
 // Under Miri `sys` is a heap-backed stand-in without descriptors or locks.
@@ -31,6 +32,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub use crate::shm::sys::SHM_DIR;
+pub use kinds::ArrayStatus;
 pub use newest::Newest;
 #[cfg(not(miri))]
 pub use remove::Removal;
