@@ -2,8 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use ndring::inspect::ArrayStatus;
 use ndring::inspect::{Inspector, PeerStatus, Probe, RingState};
-use ndring::{Error, RingKind};
+use ndring::{CallCounts, Error, RingKind, Role};
 use serde_json::{Value, json};
 
 /// `cam0`, `/cam0` and `/dev/shm/cam0` all name the ring `/cam0`.
@@ -202,6 +203,10 @@ pub fn summary_json(p: &Probe) -> Value {
                 "peers_alive": peers.iter().filter(|p| p.alive).count(),
                 "published": c.published,
                 "closed": c.closed,
+                "array": r.array().map(|a| array_json(&a)),
+                "calls": r.calls().map(|c| calls_json(&c)),
+                "servers": count_role(&peers, Role::Server, r.kind()),
+                "clients": count_role(&peers, Role::Client, r.kind()),
             })
         }
         Probe::Unfinished(u) => json!({
@@ -212,6 +217,7 @@ pub fn summary_json(p: &Probe) -> Value {
             "creator_pid": (u.creator_pid != 0).then_some(u.creator_pid),
             "creator_alive": u.creator_alive,
             "peers": null, "peers_alive": null, "published": null, "closed": null,
+            "array": null, "calls": null, "servers": null, "clients": null,
         }),
     }
 }
@@ -241,5 +247,80 @@ pub fn lag(r: &Inspector, backlog: Option<u64>) -> Option<u64> {
             .filter(|p| p.alive)
             .filter_map(|p| p.lag)
             .max()
+    })
+}
+
+/// Live peers of `role` in a request/reply segment (`None` for other kinds).
+fn count_role(peers: &[PeerStatus], role: Role, kind: RingKind) -> Option<usize> {
+    (kind == RingKind::Rpc).then(|| peers.iter().filter(|p| p.alive && p.role == role).count())
+}
+
+/// The PEERS column: `2/3 alive`; for request/reply, the live servers and clients.
+pub fn peers_summary(r: &Inspector, peers: &[PeerStatus]) -> String {
+    let alive = peers.iter().filter(|p| p.alive).count();
+    if r.kind() == RingKind::Rpc {
+        let n = |role| count_role(peers, role, RingKind::Rpc).unwrap_or(0);
+        return format!(
+            "{} server(s), {} client(s)",
+            n(Role::Server),
+            n(Role::Client)
+        );
+    }
+    format!("{alive}/{} alive", peers.len())
+}
+
+/// The PUBLISHED column: a ring's items published, an array's version (and poison), a
+/// request/reply segment's requests sent and how they stand.
+pub fn activity(r: &Inspector) -> String {
+    if let Some(a) = r.array() {
+        return format!(
+            "version {}{}",
+            a.version,
+            if a.poisoned { ", poisoned" } else { "" }
+        );
+    }
+    if let Some(c) = r.calls() {
+        return calls_line(&c);
+    }
+    r.counters().published.to_string()
+}
+
+/// `5 sent, 4 replied, 0 failed; 1 queued, 0 serving`.
+pub fn calls_line(c: &CallCounts) -> String {
+    format!(
+        "{} sent, {} replied, {} failed; {} queued, {} serving",
+        c.sent_total, c.replied_total, c.failed_total, c.queued, c.serving
+    )
+}
+
+/// A shared array's state as JSON.
+pub fn array_json(a: &ArrayStatus) -> Value {
+    let holders = |v: &[(u32, u64)]| {
+        v.iter()
+            .map(|&(pid, n)| json!({"pid": pid, "count": n}))
+            .collect::<Vec<_>>()
+    };
+    json!({
+        "version": a.version,
+        "poisoned": a.poisoned,
+        "exclusive_pid": a.exclusive,
+        "readers": holders(&a.readers),
+        "range_writers": holders(&a.range_writers),
+    })
+}
+
+/// A request/reply segment's calls as JSON.
+pub fn calls_json(c: &CallCounts) -> Value {
+    json!({
+        "free": c.free,
+        "filling": c.filling,
+        "queued": c.queued,
+        "serving": c.serving,
+        "replied": c.replied,
+        "cancelled": c.cancelled,
+        "failed": c.failed,
+        "sent_total": c.sent_total,
+        "replied_total": c.replied_total,
+        "failed_total": c.failed_total,
     })
 }

@@ -2,7 +2,8 @@
 
 use std::time::SystemTime;
 
-use ndring::inspect::{Inspector, Probe};
+use ndring::RingKind;
+use ndring::inspect::{Inspector, PeerStatus, Probe};
 use serde_json::json;
 
 use crate::{Failure, fmt};
@@ -32,6 +33,9 @@ pub fn run(args: Args) -> Result<(), Failure> {
             ));
         }
     };
+    if matches!(r.kind(), RingKind::Array | RingKind::Rpc) {
+        return other_kind(&r, args.json);
+    }
     let c = r.counters();
     let peers = r.peers();
     let l = r.layout();
@@ -183,4 +187,137 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     fmt::table(&rows);
     Ok(())
+}
+
+/// A shared array (version, poison, the lock's holders by pid) or a request/reply segment (its
+/// calls, its servers and clients).
+fn other_kind(r: &Inspector, json_out: bool) -> Result<(), Failure> {
+    let peers = r.peers();
+    let array = r.array();
+    let calls = r.calls();
+    if json_out {
+        let v = json!({
+            "name": r.name(),
+            "state": r.state().to_string(),
+            "header": {
+                "kind": fmt::kind(r.kind()),
+                "dtype": r.dtype().name(),
+                "shape": r.shape(),
+                "slots": r.slot_count(),
+                "total_size": r.size(),
+                "creator_pid": r.creator_pid(),
+                "creator_start_time_ticks": r.creator_start_time(),
+            },
+            "creator_alive": r.creator_alive(),
+            "array": array.as_ref().map(fmt::array_json),
+            "calls": calls.as_ref().map(fmt::calls_json),
+            "peers": peers.iter().map(fmt::peer_json).collect::<Vec<_>>(),
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    let what = if array.is_some() {
+        "shared array"
+    } else {
+        "request/reply segment, requests"
+    };
+    println!(
+        "{}: {what} of {} {}, {}",
+        r.name(),
+        r.dtype().name(),
+        fmt::shape(r.shape()),
+        r.state()
+    );
+    let mut rows = vec![
+        vec!["size".into(), fmt::bytes(r.size() as u64)],
+        vec![
+            "creator".into(),
+            format!(
+                "pid {} ({})",
+                r.creator_pid(),
+                if r.creator_alive() { "alive" } else { "dead" }
+            ),
+        ],
+    ];
+    if let Some(a) = &array {
+        let pids = |v: &[(u32, u64)]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.iter()
+                    .map(|(pid, n)| format!("pid {pid} ({n})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        rows.push(vec!["version".into(), a.version.to_string()]);
+        rows.push(vec![
+            "poisoned".into(),
+            if a.poisoned {
+                "yes (a writer died holding the lock: the array may be half-written)"
+            } else {
+                "no"
+            }
+            .into(),
+        ]);
+        rows.push(vec![
+            "writer".into(),
+            a.exclusive
+                .map_or("none".into(), |pid| format!("pid {pid} (whole array)")),
+        ]);
+        rows.push(vec!["readers".into(), pids(&a.readers)]);
+        rows.push(vec!["row writers".into(), pids(&a.range_writers)]);
+    }
+    if let Some(c) = &calls {
+        rows.push(vec![
+            "calls".into(),
+            format!(
+                "{} slots: {} free, {} filling, {} queued, {} serving, {} replied, {} cancelled, {} failed",
+                r.slot_count(),
+                c.free,
+                c.filling,
+                c.queued,
+                c.serving,
+                c.replied,
+                c.cancelled,
+                c.failed
+            ),
+        ]);
+        rows.push(vec![
+            "totals".into(),
+            format!(
+                "{} sent, {} replied, {} failed",
+                c.sent_total, c.replied_total, c.failed_total
+            ),
+        ]);
+    }
+    for row in &mut rows {
+        row[0] = format!("  {}", row[0]);
+    }
+    fmt::table(&rows);
+    print_peers(&peers);
+    Ok(())
+}
+
+/// The peer table, by role and pid.
+fn print_peers(peers: &[PeerStatus]) {
+    if peers.is_empty() {
+        println!("peers: none attached");
+        return;
+    }
+    println!("peers:");
+    let mut rows = vec![
+        ["  ENTRY", "ROLE", "PID", "ALIVE"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for p in peers {
+        rows.push(vec![
+            format!("  {}", p.entry),
+            p.role.to_string(),
+            p.pid.to_string(),
+            if p.alive { "yes" } else { "no" }.into(),
+        ]);
+    }
+    fmt::table(&rows);
 }

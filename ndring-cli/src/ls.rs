@@ -91,12 +91,8 @@ fn row(p: &Probe) -> Vec<String> {
                 fmt::bytes(r.size() as u64),
                 r.state().to_string(),
                 pid(r.creator_pid(), r.creator_alive()),
-                format!(
-                    "{}/{} alive",
-                    peers.iter().filter(|p| p.alive).count(),
-                    peers.len()
-                ),
-                r.counters().published.to_string(),
+                fmt::peers_summary(r, &peers),
+                fmt::activity(r),
             ]
         }
         Probe::Unfinished(u) => {

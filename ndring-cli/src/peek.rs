@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use ndring::DType;
 use ndring::inspect::{Inspector, Newest};
+use ndring::{DType, RingKind};
 
 use crate::{Failure, fmt};
 
@@ -23,13 +23,24 @@ pub struct Args {
 pub fn run(args: Args) -> Result<(), Failure> {
     let name = fmt::ring_name(&args.name);
     let r = Inspector::open(&name).map_err(fmt::open_error)?;
+    if r.kind() == RingKind::Rpc {
+        return Err(format!(
+            "{name}: a request/reply segment has no newest item to peek at: its requests and \
+             replies belong to their callers (see `ndring inspect {name}`)"
+        ));
+    }
     let shape = r.shape().to_vec();
     if args.png {
         check_png(r.dtype(), &shape)?;
     }
     let newest = write(&r, &args)?;
+    let what = if r.kind() == RingKind::Array {
+        "version"
+    } else {
+        "item"
+    };
     println!(
-        "wrote item {} of {name} ({} {}, {} B) to {}",
+        "wrote {what} {} of {name} ({} {}, {} B) to {}",
         newest.seq,
         r.dtype().name(),
         fmt::shape(&shape),

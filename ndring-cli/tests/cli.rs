@@ -7,6 +7,8 @@
 // binary run again with a role.
 #[path = "../../tests/common/mod.rs"]
 mod common;
+#[path = "cli/kinds.rs"]
+mod kinds;
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -26,6 +28,8 @@ fn main() -> std::process::ExitCode {
             ("hold-then-die", hold_then_die),
             ("stream-items", stream_items),
             ("drain", drain),
+            ("hold-array-write", kinds::hold_array_write),
+            ("send-request", kinds::send_request),
         ],
         vec![
             trial("ls_tells_live_closed_stale_unfinished", ls_states),
@@ -44,6 +48,15 @@ fn main() -> std::process::ExitCode {
             trial(
                 "newest_copies_are_whole_while_streaming",
                 newest_while_streaming,
+            ),
+            trial(
+                "array_shows_its_writer_by_pid_and_stale_one_is_removed",
+                kinds::array_holder_peek_and_stale,
+            ),
+            trial("peek_copies_a_shared_array", kinds::array_peek),
+            trial(
+                "rpc_shows_queued_request_and_peers_and_refuses_peek",
+                kinds::rpc_queued_request,
             ),
         ],
     )
