@@ -74,6 +74,10 @@ class Poisoned(Error, RuntimeError):
     be half-written. Every ``read()`` and ``write()`` raises this, in every process, until
     someone checks or rewrites it and calls ``clear_poison()``."""
 
+class RequestFailed(Error, RuntimeError):
+    """A request/reply call got no answer: its server dropped the request unanswered or died
+    serving it (another server did not take it over)."""
+
 class InvalidType(Error, TypeError):
     """An argument of the wrong type: a dtype ndring does not hold (the message lists those it
     does; ``bfloat16`` where ``ml_dtypes`` is not installed names the package, also on open),
@@ -419,6 +423,105 @@ class SharedArray:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> bool: ...
+
+Spec = Tuple[Shape, DTypeLike]
+
+class Server:
+    """Serves the requests of a request/reply segment: each request to exactly one server, each
+    reply only to the call that asked.
+
+    ``for req in srv: req.reply(detect(req.array))``"""
+
+    @staticmethod
+    def create(
+        name: str,
+        request: Spec,
+        reply: Spec,
+        clients: int = 8,
+        slots: Optional[int] = None,
+        meta_size: Optional[int] = None,
+        replace_stale: bool = False,
+        spin: Optional[int] = None,
+    ) -> "Server":
+        """Creates the segment ``name`` for requests ``(shape, dtype)`` and replies ``(shape,
+        dtype)``, up to ``clients`` clients with two calls in flight each (``slots``: calls in
+        all), and serves it."""
+    @staticmethod
+    def open(name: str, timeout: Optional[float] = None, spin: Optional[int] = None) -> "Server":
+        """Serves an existing segment too (several servers share its requests; a restarted
+        server takes over); waits up to ``timeout`` s for it to be created."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def request(self) -> Tuple[Tuple[int, ...], np.dtype]: ...
+    @property
+    def reply(self) -> Tuple[Tuple[int, ...], np.dtype]: ...
+    def recv(self, timeout: Optional[float] = None) -> "Request":
+        """The next request (``ndring.Timeout`` after ``timeout`` s)."""
+    def try_recv(self) -> Optional["Request"]:
+        """A request queued now, or None."""
+    def __iter__(self) -> "Server": ...
+    def __next__(self) -> "Request": ...
+    def close(self) -> None:
+        """Stops serving; callers get ``ndring.Disconnected`` once no server is left."""
+    def __enter__(self) -> "Server": ...
+    def __exit__(self, *args: object) -> bool: ...
+
+class Request:
+    """A request taken by a server. ``array`` is valid until the request is answered; a request
+    whose objects are all gone unanswered fails its caller (``ndring.RequestFailed``)."""
+
+    @property
+    def array(self) -> np.ndarray:
+        """The request, read-only, over the slot (``ndring.Error`` once answered)."""
+    @property
+    def client(self) -> int:
+        """The asking client's process id."""
+    @property
+    def meta(self) -> bytes:
+        """The metadata the client sent with the request."""
+    def reply(self, reply: npt.ArrayLike) -> bool:
+        """Copies ``reply`` (the reply's shape; same-kind dtypes cast) in and answers. False if
+        the caller had given up (the reply is discarded). ``BufferError``, nothing sent, while a
+        view of ``array`` (or a name bound to it) is alive."""
+    def reply_array(self) -> "ReplyBlock":
+        """``with req.reply_array() as out:`` fill the reply in place (it holds whatever the slot
+        last held: write it whole); sent when the block ends without an exception."""
+
+class ReplyBlock:
+    def __enter__(self) -> np.ndarray: ...
+    def __exit__(self, *args: object) -> bool: ...
+
+class Client:
+    """Calls the server(s) of a request/reply segment."""
+
+    @staticmethod
+    def open(name: str, timeout: Optional[float] = None, spin: Optional[int] = None) -> "Client":
+        """Attaches to ``name``, waiting up to ``timeout`` s for it to be created."""
+    @property
+    def name(self) -> str: ...
+    @property
+    def request(self) -> Tuple[Tuple[int, ...], np.dtype]: ...
+    @property
+    def reply(self) -> Tuple[Tuple[int, ...], np.dtype]: ...
+    def call(self, request: np.ndarray, timeout: Optional[float] = None, meta: Optional[bytes] = None) -> np.ndarray:
+        """Sends ``request`` (copied in) and returns its reply: a read-only array over the call's
+        slot, freed when it and its views are gone. On ``ndring.Timeout`` the call is given up
+        (a late reply is discarded); ``ndring.RequestFailed``; ``ndring.Disconnected``."""
+    def send(self, request: np.ndarray, meta: Optional[bytes] = None) -> "Ticket":
+        """Sends ``request`` without waiting (several calls in flight)."""
+    def close(self) -> None: ...
+    def __enter__(self) -> "Client": ...
+    def __exit__(self, *args: object) -> bool: ...
+
+class Ticket:
+    """A call in flight. Dropped (or ``cancel()``) unanswered, the call is given up."""
+
+    def result(self, timeout: Optional[float] = None) -> np.ndarray:
+        """The reply, as ``Client.call`` returns it; on ``ndring.Timeout`` the call is kept."""
+    @property
+    def pending(self) -> bool: ...
+    def cancel(self) -> None: ...
 
 def info(array: np.ndarray) -> Lease:
     """The Lease (seq, timestamp_ns, meta) of an array from ``recv`` or of a view of it.
