@@ -207,3 +207,42 @@ def test_wrong_request_type_or_shape(name):
     with pytest.raises(ndring.Mismatch):
         cli.call(np.zeros(5, np.uint8), timeout=1)
     assert srv.try_recv() is None
+
+
+CHILD_BLOCKED = """
+import sys, numpy as np, ndring
+side = sys.argv[2]
+if side == "server":
+    srv = ndring.Server.open(sys.argv[1])
+    print("ready", flush=True)
+    wait = srv.recv
+else:
+    cli = ndring.Client.open(sys.argv[1])
+    print("ready", flush=True)
+    wait = lambda: cli.call(np.zeros(4, np.uint8))
+try:
+    wait()
+except KeyboardInterrupt:
+    print("interrupted", flush=True)
+"""
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+def test_ctrl_c_interrupts_a_blocking_recv_or_call(name, side):
+    import subprocess
+    import sys
+    import time
+
+    srv, cli = small(name)  # this process serves nothing: the call waits for its reply
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD_BLOCKED, name, side], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # let it reach the futex sleep
+        child.send_signal(signal.SIGINT)
+        out, _ = child.communicate(timeout=30)
+        assert out.strip() == "interrupted"
+    finally:
+        child.kill()
+        child.wait()
