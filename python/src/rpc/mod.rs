@@ -121,8 +121,15 @@ fn conform<'py>(
     what: &str,
     cast: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let np = py.import("numpy")?;
     let descr = crate::element::descr(py, *t)?;
+    // The common case, with no Python call: a C-contiguous array of the very dtype and shape.
+    if let Ok(a) = x.cast::<numpy::PyUntypedArray>() {
+        use numpy::{PyArrayDescrMethods, PyUntypedArrayMethods};
+        if a.is_c_contiguous() && a.shape() == shape.as_slice() && a.dtype().is_equiv_to(&descr) {
+            return Ok(x.clone());
+        }
+    }
+    let np = py.import("numpy")?;
     let a = np.getattr("asarray")?.call1((x,))?;
     let found: Vec<usize> = a.getattr("shape")?.extract()?;
     if &found != shape {
