@@ -262,8 +262,18 @@ fn other_kind(r: &Inspector, json_out: bool) -> Result<(), Failure> {
         ]);
         rows.push(vec![
             "writer".into(),
-            a.exclusive
-                .map_or("none".into(), |pid| format!("pid {pid} (whole array)")),
+            a.exclusive.map_or("none".into(), |pid| {
+                // A dead holder's tag stays in the word until someone recovers the lock.
+                let alive = peers.iter().any(|p| p.pid == pid && p.alive);
+                format!(
+                    "pid {pid} (whole array{})",
+                    if alive {
+                        ""
+                    } else {
+                        ", dead: recovered at the next lock"
+                    }
+                )
+            }),
         ]);
         rows.push(vec!["readers".into(), pids(&a.readers)]);
         rows.push(vec!["row writers".into(), pids(&a.range_writers)]);

@@ -147,10 +147,14 @@ fn describe(p: &Probe) -> String {
                 Some(n) if n > 1 => format!(", {n} unread items"),
                 _ => String::new(),
             };
+            let what = match r.kind() {
+                ndring::RingKind::Array => "shared array".to_string(),
+                ndring::RingKind::Rpc => "request/reply segment".to_string(),
+                k => format!("{} ring", fmt::kind(k)),
+            };
             format!(
-                "{} {} ring of {} {}, {}{unread}",
+                "{} {what} of {} {}, {}{unread}",
                 r.state(),
-                fmt::kind(r.kind()),
                 r.dtype().name(),
                 fmt::shape(r.shape()),
                 fmt::bytes(r.size() as u64)

@@ -108,8 +108,16 @@ pub fn array_holder_peek_and_stale() {
         v["array"]["exclusive_pid"], pid,
         "the dead holder's tag is still there"
     );
+    let text = ok(&["inspect", &n]);
+    assert!(
+        text.contains(&format!("pid {pid} (whole array, dead")),
+        "{text}"
+    );
     let out = ok(&["rm", "--stale", &n]);
-    assert!(out.contains(&format!("removed {n}")), "{out}");
+    assert!(
+        out.contains(&format!("removed {n} (stale shared array of u8 3x4")),
+        "{out}"
+    );
     assert!(!super::exists(&n));
 }
 
