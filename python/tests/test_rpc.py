@@ -246,3 +246,27 @@ def test_ctrl_c_interrupts_a_blocking_recv_or_call(name, side):
     finally:
         child.kill()
         child.wait()
+
+
+def test_reply_array_views_cannot_outlive_the_block(name):
+    srv, cli = small(name)
+    t = cli.send(np.arange(4, dtype=np.uint8))
+    req = srv.recv(timeout=5)
+    block = req.reply_array()
+    with pytest.raises(BufferError):
+        with block as out:
+            out[:] = 1
+            with pytest.raises(ndring.Error):
+                req.reply([0, 0])  # not while the block's array can write the reply
+            kept = out[:1]
+    kept[0] = 5  # still the slot's reply memory, which is why nothing can be sent now
+    with pytest.raises(ndring.Error):
+        req.reply([0, 0])
+    with pytest.raises(ndring.Timeout):
+        t.result(timeout=0.05)
+    del req, block, out
+    with pytest.raises(ndring.Timeout):
+        t.result(timeout=0.05)  # `kept` still holds the request
+    del kept
+    with pytest.raises(ndring.RequestFailed):
+        t.result(timeout=5)

@@ -273,6 +273,10 @@ pub struct Request {
     types: Arc<Types>,
     client: u32,
     meta: Vec<u8>,
+    /// A `reply_array()` block is open, or a view of its array outlived it: the reply memory
+    /// may be written through it, so the request cannot be answered (it fails to its caller
+    /// once everything is gone).
+    blocked: bool,
 }
 
 impl Request {
@@ -318,7 +322,22 @@ impl Request {
             types,
             client,
             meta,
+            blocked: false,
         })
+    }
+
+    fn refuse_if_blocked(&self, py: Python<'_>) -> PyResult<()> {
+        if self.blocked {
+            return Err(raise(
+                py,
+                "Error",
+                "a reply_array() block of this request is open, or a view of its array outlived \
+                 it: the request cannot be answered otherwise (it fails to its caller once that \
+                 array and its views are gone)"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     fn answered(py: Python<'_>) -> PyErr {
@@ -396,6 +415,7 @@ impl Request {
         if self.view.is_none() {
             return Err(Self::answered(py));
         }
+        self.refuse_if_blocked(py)?;
         let a = conform(py, reply, &self.types.reply, "reply", true)?;
         let src = data_of(&a)?;
         let dst = self
@@ -456,10 +476,12 @@ impl ReplyBlock {
                 "this reply block was already entered".into(),
             ));
         }
-        let req = self.request.borrow(py);
+        let mut req = self.request.borrow_mut(py);
         if req.view.is_none() {
             return Err(Request::answered(py));
         }
+        req.refuse_if_blocked(py)?;
+        req.blocked = true;
         let holder = req.holder.clone_ref(py);
         let (t, shape) = req.types.reply.clone();
         drop(req);
@@ -518,18 +540,21 @@ impl ReplyBlock {
         let emptied = revoke(&view, !alive);
         make_read_only(&base);
         if alive || !emptied {
-            // `base` keeps the request (its holder) until those views go; then it fails.
+            // The request stays blocked: `base` keeps it (its holder) until those views go,
+            // and it fails to its caller once the `Request` is gone too.
             return Err(PyBufferError::new_err(
                 "a view of the reply array (a slice, a memoryview, a second name) is still alive \
-                 after the with block: nothing was sent, and the request fails to its caller \
-                 once they are gone",
+                 after the with block: nothing was sent, the request can no longer be answered, \
+                 and it fails to its caller once they and the request are gone",
             ));
         }
         drop((base, view));
+        let mut req = self.request.borrow_mut(py);
+        req.blocked = false;
         if exc_type.is_some_and(|t| !t.is_none()) {
             return Ok(false);
         }
-        self.request.borrow_mut(py).send(py)?;
+        req.send(py)?;
         Ok(false)
     }
 }
