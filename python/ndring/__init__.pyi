@@ -483,10 +483,13 @@ class Request:
     def reply(self, reply: npt.ArrayLike) -> bool:
         """Copies ``reply`` (the reply's shape; same-kind dtypes cast) in and answers. False if
         the caller had given up (the reply is discarded). ``BufferError``, nothing sent, while a
-        view of ``array`` (or a name bound to it) is alive."""
+        view of ``array`` (or a name bound to it) is alive; ``ndring.Error`` while a
+        ``reply_array()`` block is open or a view of its array outlived it."""
     def reply_array(self) -> "ReplyBlock":
         """``with req.reply_array() as out:`` fill the reply in place (it holds whatever the slot
-        last held: write it whole); sent when the block ends without an exception."""
+        last held: write it whole); sent when the block ends without an exception. A view of
+        ``out`` surviving the block raises ``BufferError``: nothing is sent, and the request
+        fails to its caller once the view and the request are gone."""
 
 class ReplyBlock:
     def __enter__(self) -> np.ndarray: ...
