@@ -133,13 +133,15 @@ pub fn try_claim<M: CallMemory>(
 }
 
 /// The client queues its filled request (FILLING → QUEUED). Release: the request's bytes go
-/// with it to the server that takes it. The caller then wakes sleeping servers.
+/// with it to the server that takes it. Acquire: a server whose re-check RMW came first counts
+/// as a waiter in what the caller then reads, so the caller wakes it (a lost wake-up otherwise,
+/// found by the loom model). The caller then wakes sleeping servers.
 pub fn submit<M: CallMemory>(mem: &M, t: Ticket) {
     let w = &mem.call(t.slot).state;
     // Only its client moves a FILLING call, or a survivor once the client is dead.
     let s = State(w.load(Relaxed));
     debug_assert_eq!((s.code(), s.generation()), (FILLING, t.generation));
-    let _ = w.compare_exchange(s.0, s.with_code(QUEUED).0, Release, Relaxed);
+    let _ = w.compare_exchange(s.0, s.with_code(QUEUED).0, AcqRel, Relaxed);
 }
 
 /// A server takes a queued call, scanning from `start`: `Some(slot, state now SERVING)`.
