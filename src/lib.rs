@@ -99,6 +99,14 @@ pub use crate::{
     shm::segment::{MAX_NAME_LEN, Positions, Segment, Stats, remove, validate_name},
 };
 
+/// The futures and streams of the async API (feature `async`, on by default).
+#[cfg(all(feature = "async", not(loom)))]
+pub mod futures {
+    pub use crate::broadcast::subscriber::SubscriberRecv;
+    pub use crate::queue::consumer::{Recv, RecvStream};
+    pub use crate::queue::producer::Claim;
+}
+
 /// The crate of the `f16` and `bf16` element types ([`DType::F16`], [`DType::BF16`]), re-exported
 /// so that a user needs no dependency of its own (and gets the same version).
 #[cfg(not(loom))]

@@ -58,8 +58,16 @@ pub struct Subscriber<T: Element, D: Dimension> {
     /// How long our calls have waited for one frame: when to sweep for dead subscribers (their
     /// pins and sleeper counts), whether we wait in one call or many.
     stuck: Stuck,
+    /// The wait that a `Pending` `poll_recv` left registered (see `recv_async`).
+    #[cfg(feature = "async")]
+    pending: Option<crate::shm::wait_async::AsyncSleep>,
     _t: PhantomData<fn() -> T>,
 }
+
+#[cfg(feature = "async")]
+mod recv_async;
+#[cfg(feature = "async")]
+pub use recv_async::SubscriberRecv;
 
 impl<T: Element, D: Dimension> Subscriber<T, D> {
     /// Attaches to the broadcast ring `name` as a subscriber starting at `start`. Fails with
@@ -130,6 +138,8 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             skipped: 0,
             liveness: SweepClock::new(),
             stuck: Stuck::new(),
+            #[cfg(feature = "async")]
+            pending: None,
             _t: PhantomData,
         })
     }
@@ -154,39 +164,21 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         };
         let liveness = &mut self.liveness;
         let stuck = &mut self.stuck;
-        let grace = how.grace;
         let mut step = |strong: bool| {
-            let mut attempt = |sub: &mut broadcast::Subscriber, strong: bool| {
-                if latest {
-                    sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
-                        skipped = k;
-                        (s, seq)
-                    })
-                } else {
-                    sub.try_recv(seg, me, strong)
-                }
-            };
-            let mut r = attempt(sub, strong);
-            // Not while spinning (the same step polls there): before each sleep, or when not
-            // blocking at all. A sweep recovers dead subscribers' pins and sleeper counts.
-            if r == Err(Miss::Wait)
-                && (strong || !block)
-                && peers::recover_if_stuck(seg, stuck, sub.next(), grace)
-            {
-                r = attempt(sub, strong);
-            }
-            if r == Err(Miss::Wait)
-                && (strong || !block)
-                && writer_gone(seg, strong, || liveness.due(grace))
-            {
-                r = attempt(sub, true);
-                if r == Err(Miss::Wait) {
-                    return Some(Err(Error::Disconnected {
-                        missing: Role::Writer,
-                    }));
-                }
-            }
-            miss(r)
+            next_step(
+                seg,
+                me,
+                sub,
+                liveness,
+                stuck,
+                how,
+                Step {
+                    strong,
+                    block,
+                    latest,
+                },
+                &mut skipped,
+            )
         };
         let w = &seg.control().not_empty;
         let sleeper = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
@@ -201,6 +193,11 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
             step(false).unwrap_or(Err(Error::Empty))
         };
         self.skipped += skipped;
+        self.deliver(got)
+    }
+
+    /// The frame an attempt found (slot, sequence number), or its error, counted.
+    fn deliver(&mut self, got: Result<(usize, u64)>) -> Result<ReadSlot<'_, T, D>> {
         let (s, seq) = match got {
             Ok(got) => got,
             Err(e) => {
@@ -212,7 +209,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         };
         // SAFETY: slot `s` is pinned by our entry; the writer never rewrites a pinned slot, and
         // the pin is dropped only at our next call, when this `&mut self` borrow has ended.
-        Ok(unsafe { ReadSlot::new(seg, s, seq, self.dim.clone()) })
+        Ok(unsafe { ReadSlot::new(&self.seg, s, seq, self.dim.clone()) })
     }
 
     /// The next frame in sequence, waiting for it. `Err(Lagged { missed })` if frames were
@@ -491,6 +488,9 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
 
 impl<T: Element, D: Dimension> Drop for Subscriber<T, D> {
     fn drop(&mut self) {
+        // First: it writes our peer entry, which `unregister` hands back.
+        #[cfg(feature = "async")]
+        self.forget_poll();
         let me = self.seg.peer(self.entry);
         self.sub.unpin(me);
         peers::unregister(&self.seg, self.entry, Role::Subscriber);
@@ -505,6 +505,67 @@ fn writer_gone(seg: &Segment, strong: bool, check_alive: impl FnOnce() -> bool) 
 }
 
 /// A subscriber step's outcome for the waiting loop: `None` to keep waiting.
+/// What one attempt of [`next_step`] is.
+#[derive(Clone, Copy)]
+struct Step {
+    /// The RMW re-check before a sleep.
+    strong: bool,
+    /// Part of a call that waits (blocking or a future).
+    block: bool,
+    /// The newest frame (`latest`), not the next.
+    latest: bool,
+}
+
+/// One attempt at the next frame (or the newest, counting the frames passed over in
+/// `skipped`): `None` to keep waiting. Not while spinning (the same step polls there): before
+/// each sleep, or when not blocking at all, a sweep recovers dead subscribers' pins and sleeper
+/// counts, and a writer gone is `Disconnected`.
+fn next_step(
+    seg: &Segment,
+    me: &crate::header::PeerEntry,
+    sub: &mut broadcast::Subscriber,
+    liveness: &mut SweepClock,
+    stuck: &mut Stuck,
+    how: Waiting,
+    step: Step,
+    skipped: &mut u64,
+) -> Option<Result<(usize, u64)>> {
+    let Step {
+        strong,
+        block,
+        latest,
+    } = step;
+    let mut attempt = |sub: &mut broadcast::Subscriber, strong: bool| {
+        if latest {
+            sub.try_latest(seg, me, strong).map(|(s, seq, k)| {
+                *skipped = k;
+                (s, seq)
+            })
+        } else {
+            sub.try_recv(seg, me, strong)
+        }
+    };
+    let mut r = attempt(sub, strong);
+    if r == Err(Miss::Wait)
+        && (strong || !block)
+        && peers::recover_if_stuck(seg, stuck, sub.next(), how.grace)
+    {
+        r = attempt(sub, strong);
+    }
+    if r == Err(Miss::Wait)
+        && (strong || !block)
+        && writer_gone(seg, strong, || liveness.due(how.grace))
+    {
+        r = attempt(sub, true);
+        if r == Err(Miss::Wait) {
+            return Some(Err(Error::Disconnected {
+                missing: Role::Writer,
+            }));
+        }
+    }
+    miss(r)
+}
+
 fn miss<R>(r: std::result::Result<R, Miss>) -> Option<Result<R>> {
     match r {
         Ok(got) => Some(Ok(got)),

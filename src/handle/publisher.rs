@@ -75,6 +75,9 @@ pub(crate) struct QueuePublisher {
     /// How long our claims have found the ring full at one position (a dead consumer's slot
     /// holds it back): when to sweep for dead peers, whether we wait in one call or many.
     pub(crate) stuck: Stuck,
+    /// The wait that a `Pending` `Producer::poll_claim` left registered.
+    #[cfg(feature = "async")]
+    pub(crate) pending: Option<crate::shm::wait_async::AsyncSleep>,
 }
 
 impl QueuePublisher {
@@ -137,6 +140,11 @@ impl QueuePublisher {
 
 impl Drop for QueuePublisher {
     fn drop(&mut self) {
+        // First: it writes our peer entry, which `unregister` hands back.
+        #[cfg(feature = "async")]
+        {
+            self.pending = None;
+        }
         if let Some(p) = &mut self.spsc {
             p.retire(self.seg.control());
         }

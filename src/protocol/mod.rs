@@ -107,6 +107,14 @@ pub fn has_waiters(w: &WaitWord) -> bool {
     w.waiters.load(Relaxed) != 0
 }
 
+/// Whether a sleeper on epoch `epoch` would not (or no longer) sleep: the epoch moved. What the
+/// async reactor checks before it sleeps on many words at once; the futex call compares the
+/// same word again, atomically with going to sleep.
+#[inline]
+pub fn epoch_moved(w: &WaitWord, epoch: u32) -> bool {
+    w.futex.load(Acquire) != epoch
+}
+
 /// Changes the epoch so that a sleeper about to sleep on the old one does not.
 #[inline]
 pub fn bump(w: &WaitWord) {

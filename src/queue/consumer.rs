@@ -49,8 +49,16 @@ pub struct Consumer<T: Element, D: Dimension> {
     /// How long our calls have found the ring stuck at one position (a dead producer's claim
     /// holds `head` back): when to sweep for dead peers, whether we wait in one call or many.
     stuck: Stuck,
+    /// The wait that a `Pending` `poll_recv` left registered (see `recv_async`).
+    #[cfg(feature = "async")]
+    pending: Option<crate::shm::wait_async::AsyncSleep>,
     _t: PhantomData<fn() -> T>,
 }
+
+#[cfg(feature = "async")]
+mod recv_async;
+#[cfg(feature = "async")]
+pub use recv_async::{Recv, RecvStream};
 
 impl<T: Element, D: Dimension> Consumer<T, D> {
     /// Creates the ring `name` and attaches as a consumer (for consumers that start first). The
@@ -196,6 +204,8 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
             clock: SweepClock::new(),
             liveness: SweepClock::new(),
             stuck: Stuck::new(),
+            #[cfg(feature = "async")]
+            pending: None,
             _t: PhantomData,
         })
     }
@@ -244,39 +254,49 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     #[inline(always)]
     fn recv_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<ReadSlot<'_, T, D>> {
         self.release_held();
-        let seg = &*self.seg;
-        let me = seg.peer(self.entry);
         // Not blocking: the one attempt, then `recv_other`'s disconnect check.
         let polls = if block { self.how.spin } else { 0 };
-        let ready = match &mut self.spsc {
+        let (pos, slot) = match self.spin(polls) {
+            Some(got) => got?,
+            None => self.recv_other(deadline, block)?,
+        };
+        Ok(self.hold(pos, slot))
+    }
+
+    /// Up to `polls` polls after a first attempt: `None` if all found the ring empty.
+    #[inline(always)]
+    fn spin(&mut self, polls: u32) -> Option<Result<(u64, usize)>> {
+        let seg = &*self.seg;
+        let me = seg.peer(self.entry);
+        match &mut self.spsc {
             Some(c) => match spin_spsc(c, seg, polls) {
                 Some(Ok(got)) => {
                     me.holding.store(got.0 + 1, Relaxed);
-                    Some(got)
+                    Some(Ok(got))
                 }
-                Some(Err(e)) => return Err(e),
-                None => None,
+                other => other,
             },
             None => match spin_mpmc(seg, me, polls) {
                 Some(Ok(pos)) => {
                     // Tombstones skipped on the way were released: producers may have room (a
                     // load unless a producer sleeps).
                     wait::notify(&seg.control().not_full);
-                    Some((pos, mpmc::slot_of(pos, seg.slot_count() as u64)))
+                    Some(Ok((pos, mpmc::slot_of(pos, seg.slot_count() as u64))))
                 }
-                Some(Err(e)) => return Err(e),
+                Some(Err(e)) => Some(Err(e)),
                 None => None,
             },
-        };
-        let (pos, slot) = match ready {
-            Some(got) => got,
-            None => self.recv_other(deadline, block)?,
-        };
+        }
+    }
+
+    /// The received position `pos` (slot `slot`), held until our next call.
+    #[inline(always)]
+    fn hold(&mut self, pos: u64, slot: usize) -> ReadSlot<'_, T, D> {
         self.held = Some(pos);
         // SAFETY: the protocol reserved position `pos` (slot `slot`) to us; it is released only
         // by `release_held`, at our next call, when the `&mut self` borrow that this ReadSlot
         // (and every view derived from it) holds has ended.
-        Ok(unsafe { ReadSlot::new(&self.seg, slot, pos + 1, self.dim.clone()) })
+        unsafe { ReadSlot::new(&self.seg, slot, pos + 1, self.dim.clone()) }
     }
 
     /// The rest of [`Consumer::recv_until`]: an empty ring (SPSC: after the polls).
@@ -294,14 +314,20 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
             deadline,
             block,
         )?;
+        self.took(pos);
+        Ok((pos, slot))
+    }
+
+    /// After a receive that waited (here or in a future) took position `pos`.
+    fn took(&self, pos: u64) {
+        let seg = &*self.seg;
         if self.spsc.is_some() {
-            me.holding.store(pos + 1, Relaxed);
+            seg.peer(self.entry).holding.store(pos + 1, Relaxed);
         } else {
             // Tombstones skipped on the way were released: producers may have room (a load
             // unless a producer sleeps).
             wait::notify(&seg.control().not_full);
         }
-        Ok((pos, slot))
     }
 
     /// Receives the next item, waiting while the ring is empty. `Err(Closed)` once the ring is
@@ -512,51 +538,66 @@ fn wait_recv(
     deadline: Option<Instant>,
     block: bool,
 ) -> Result<(u64, usize)> {
-    let n = seg.slot_count() as u64;
-    let mpmc_recv =
-        |strong: bool| mpmc::try_recv(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n)));
-    let mut step = |strong: bool| {
-        let attempt = |spsc: &mut Option<spsc::Consumer>, strong: bool| match spsc {
-            Some(c) => c.try_recv(seg, strong),
-            None => mpmc_recv(strong),
-        };
-        let mut r = attempt(spsc, strong);
-        if r == Err(Stop::Wait) && (strong || !block) {
-            let at = match spsc {
-                Some(c) => c.head(),
-                None => mpmc::positions(seg).0,
-            };
-            if peers::recover_if_stuck(seg, stuck, at, how.grace) {
-                r = attempt(spsc, strong);
-            }
-        }
-        match r {
-            // Nothing published, and no producer left to publish: drained for good, unless one
-            // published and left just before we looked (the re-check sees it).
-            Err(Stop::Wait)
-                if peers::disconnected(seg, Role::Producer, strong, || liveness.due(how.grace)) =>
-            {
-                match attempt(spsc, true) {
-                    Err(Stop::Wait) => Some(Err(Error::Disconnected {
-                        missing: Role::Producer,
-                    })),
-                    other => wait::attempt(other),
-                }
-            }
-            other => wait::attempt(other),
-        }
-    };
+    let step = |strong: bool| recv_step(seg, me, spsc, liveness, stuck, how, strong, block);
     if block {
         let me = wait::Sleeper::new(me, SLEEPING_NOT_EMPTY);
         wait::sleep_until(&seg.control().not_empty, me, how, deadline, step)
             .unwrap_or(Err(Error::Timeout))
     } else {
+        let mut step = step;
         step(false).unwrap_or(Err(Error::Empty))
+    }
+}
+
+/// One attempt of [`wait_recv`] (and of an async receive): `None` to keep waiting.
+#[allow(clippy::too_many_arguments)]
+fn recv_step(
+    seg: &Segment,
+    me: &crate::header::PeerEntry,
+    spsc: &mut Option<spsc::Consumer>,
+    liveness: &mut SweepClock,
+    stuck: &mut Stuck,
+    how: Waiting,
+    strong: bool,
+    block: bool,
+) -> Option<Result<(u64, usize)>> {
+    let n = seg.slot_count() as u64;
+    let attempt = |spsc: &mut Option<spsc::Consumer>, strong: bool| match spsc {
+        Some(c) => c.try_recv(seg, strong),
+        None => mpmc::try_recv(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n))),
+    };
+    let mut r = attempt(spsc, strong);
+    if r == Err(Stop::Wait) && (strong || !block) {
+        let at = match spsc {
+            Some(c) => c.head(),
+            None => mpmc::positions(seg).0,
+        };
+        if peers::recover_if_stuck(seg, stuck, at, how.grace) {
+            r = attempt(spsc, strong);
+        }
+    }
+    match r {
+        // Nothing published, and no producer left to publish: drained for good, unless one
+        // published and left just before we looked (the re-check sees it).
+        Err(Stop::Wait)
+            if peers::disconnected(seg, Role::Producer, strong, || liveness.due(how.grace)) =>
+        {
+            match attempt(spsc, true) {
+                Err(Stop::Wait) => Some(Err(Error::Disconnected {
+                    missing: Role::Producer,
+                })),
+                other => wait::attempt(other),
+            }
+        }
+        other => wait::attempt(other),
     }
 }
 
 impl<T: Element, D: Dimension> Drop for Consumer<T, D> {
     fn drop(&mut self) {
+        // First: it writes our peer entry, which `unregister` hands back.
+        #[cfg(feature = "async")]
+        self.forget_poll();
         self.release_held();
         if let Some(c) = &mut self.spsc {
             c.retire(self.seg.control());

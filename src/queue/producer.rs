@@ -44,6 +44,11 @@ pub struct Producer<T: Element, D: Dimension> {
     _t: PhantomData<fn() -> T>,
 }
 
+#[cfg(feature = "async")]
+mod claim_async;
+#[cfg(feature = "async")]
+pub use claim_async::Claim;
+
 impl<T: Element, D: Dimension> Producer<T, D> {
     /// Creates the ring `name` for arrays of `shape` and attaches as its producer. The last
     /// handle to detach (of any process) removes the name once nothing is left unread, unless
@@ -183,6 +188,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
                 clock: SweepClock::new(),
                 liveness: SweepClock::new(),
                 stuck: Stuck::new(),
+                #[cfg(feature = "async")]
+                pending: None,
             },
             dim,
             _t: PhantomData,
@@ -269,9 +276,15 @@ impl<T: Element, D: Dimension> Producer<T, D> {
             Some(got) => got,
             None => wait_claim(inner, deadline, block)?,
         };
+        Ok(self.claimed(pos, slot))
+    }
+
+    /// The claimed position `pos` (slot `slot`), ours until published or dropped.
+    #[inline(always)]
+    fn claimed(&mut self, pos: u64, slot: usize) -> WriteSlot<'_, T, D> {
         // SAFETY: the protocol gave us position `pos`, hence slot `slot`, exclusively until we
         // publish or abandon it through `commit`; the payload holds `self.dim`'s elements.
-        Ok(unsafe {
+        unsafe {
             WriteSlot::new(
                 Publisher::Queue(&mut self.inner),
                 slot,
@@ -279,7 +292,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
                 pos + 1,
                 self.dim.clone(),
             )
-        })
+        }
     }
 
     /// [`Producer::claim`] without the borrowing [`WriteSlot`], for `lease/write.rs`: the position and
@@ -461,67 +474,88 @@ fn wait_claim(
     deadline: Option<Instant>,
     block: bool,
 ) -> Result<(u64, usize)> {
-    let seg = &*inner.seg;
-    let me = seg.peer(inner.entry);
-    let n = seg.slot_count() as u64;
-    let spsc = &mut inner.spsc;
-    let mpmc_claim =
-        |strong: bool| mpmc::try_claim(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n)));
     if block {
-        // Spin with the weak attempt alone, inlined into the poll loop (see `wait::spin`).
-        let spun = match spsc.as_mut() {
-            Some(p) => wait::spin(inner.how.spin, || {
-                wait::attempt(p.try_claim(seg.control(), false))
-            }),
-            None => wait::spin(inner.how.spin, || wait::attempt(mpmc_claim(false))),
-        };
-        if let Some(r) = spun {
+        if let Some(r) = spin_claim(inner) {
             return r;
         }
     }
-    let liveness = &mut inner.liveness;
-    let stuck = &mut inner.stuck;
-    let grace = inner.how.grace;
-    // Each attempt that finds no room (before each sleep, or the one attempt of a non-blocking
-    // call) looks for dead peers once the ring has been stuck for a grace period (see `Stuck`),
-    // and tries again if a sweep recovered something (a dead consumer's slot).
-    let mut step = |strong: bool| {
-        let attempt = |spsc: &mut Option<spsc::Producer>, strong: bool| match spsc {
-            Some(p) => p.try_claim(seg.control(), strong),
-            None => mpmc_claim(strong),
-        };
-        let mut r = attempt(spsc, strong);
-        if r == Err(Stop::Wait) {
-            let at = match spsc {
-                Some(p) => p.tail(),
-                None => mpmc::positions(seg).1,
-            };
-            if peers::recover_if_stuck(seg, stuck, at, grace) {
-                r = attempt(spsc, strong);
-            }
-        }
-        match r {
-            // Full, and no consumer left to make room (re-checked after looking, as a consumer
-            // may release and leave in between).
-            Err(Stop::Wait)
-                if peers::disconnected(seg, Role::Consumer, strong, || liveness.due(grace)) =>
-            {
-                match attempt(spsc, true) {
-                    Err(Stop::Wait) => Some(Err(Error::Disconnected {
-                        missing: Role::Consumer,
-                    })),
-                    other => wait::attempt(other),
-                }
-            }
-            other => wait::attempt(other),
-        }
-    };
+    let seg = &*inner.seg;
+    let me = seg.peer(inner.entry);
+    let (spsc, liveness, stuck, how) = (
+        &mut inner.spsc,
+        &mut inner.liveness,
+        &mut inner.stuck,
+        inner.how,
+    );
+    let step = |strong: bool| claim_step(seg, me, spsc, liveness, stuck, how, strong);
     if block {
         let me = wait::Sleeper::new(me, SLEEPING_NOT_FULL);
-        wait::sleep_until(&seg.control().not_full, me, inner.how, deadline, step)
+        wait::sleep_until(&seg.control().not_full, me, how, deadline, step)
             .unwrap_or(Err(Error::Timeout))
     } else {
+        let mut step = step;
         step(false).unwrap_or(Err(Error::Full))
+    }
+}
+
+/// The polls of a blocking claim, with the weak attempt alone inlined into the poll loop (see
+/// `wait::spin`): `None` if every poll found the ring full.
+fn spin_claim(inner: &mut QueuePublisher) -> Option<Result<(u64, usize)>> {
+    let seg = &*inner.seg;
+    let me = seg.peer(inner.entry);
+    let n = seg.slot_count() as u64;
+    match inner.spsc.as_mut() {
+        Some(p) => wait::spin(inner.how.spin, || {
+            wait::attempt(p.try_claim(seg.control(), false))
+        }),
+        None => wait::spin(inner.how.spin, || {
+            wait::attempt(mpmc::try_claim(seg, me, false).map(|pos| (pos, mpmc::slot_of(pos, n))))
+        }),
+    }
+}
+
+/// One attempt of a claim that waits (blocking or in a future): `None` to keep waiting. An
+/// attempt that finds no room (before each sleep, or the one attempt of a non-blocking call)
+/// looks for dead peers once the ring has been stuck for a grace period (see `Stuck`), and
+/// tries again if a sweep recovered something (a dead consumer's slot).
+fn claim_step(
+    seg: &Segment,
+    me: &crate::header::PeerEntry,
+    spsc: &mut Option<spsc::Producer>,
+    liveness: &mut SweepClock,
+    stuck: &mut Stuck,
+    how: Waiting,
+    strong: bool,
+) -> Option<Result<(u64, usize)>> {
+    let n = seg.slot_count() as u64;
+    let attempt = |spsc: &mut Option<spsc::Producer>, strong: bool| match spsc {
+        Some(p) => p.try_claim(seg.control(), strong),
+        None => mpmc::try_claim(seg, me, strong).map(|pos| (pos, mpmc::slot_of(pos, n))),
+    };
+    let mut r = attempt(spsc, strong);
+    if r == Err(Stop::Wait) {
+        let at = match spsc {
+            Some(p) => p.tail(),
+            None => mpmc::positions(seg).1,
+        };
+        if peers::recover_if_stuck(seg, stuck, at, how.grace) {
+            r = attempt(spsc, strong);
+        }
+    }
+    match r {
+        // Full, and no consumer left to make room (re-checked after looking, as a consumer
+        // may release and leave in between).
+        Err(Stop::Wait)
+            if peers::disconnected(seg, Role::Consumer, strong, || liveness.due(how.grace)) =>
+        {
+            match attempt(spsc, true) {
+                Err(Stop::Wait) => Some(Err(Error::Disconnected {
+                    missing: Role::Consumer,
+                })),
+                other => wait::attempt(other),
+            }
+        }
+        other => wait::attempt(other),
     }
 }
 

@@ -3,9 +3,13 @@
 pub(crate) mod existing;
 pub(crate) mod mapping;
 pub(crate) mod peers;
+#[cfg(feature = "async")]
+pub(crate) mod reactor;
 pub(crate) mod segment;
 pub(crate) mod sys;
 pub(crate) mod wait;
+#[cfg(feature = "async")]
+pub(crate) mod wait_async;
 
 #[cfg(all(test, not(miri)))]
 mod creator_tests;

@@ -27,9 +27,9 @@ mod miri;
 use miri::stat;
 #[cfg(miri)]
 pub use miri::{
-    Handle, coarse_now_ns, create, futex_wait, futex_wake_all, heavy_barrier, identity, map,
-    name_identity, now_ns, open, open_to_inspect, open_waiting, pid, register_for_heavy_barriers,
-    regular_file_size, size, try_lock, unlink, unlock, unmap,
+    Handle, coarse_now_ns, create, futex_wait, futex_wait_any, futex_wake_all, heavy_barrier,
+    identity, map, name_identity, now_ns, open, open_to_inspect, open_waiting, pid,
+    register_for_heavy_barriers, regular_file_size, size, try_lock, unlink, unlock, unmap,
 };
 
 /// What names an open shared-memory object (and keeps a mapping of it valid).
@@ -265,6 +265,45 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 pub fn futex_wake_all(word: &AtomicU32) {
     count_futex_call();
     let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
+}
+
+/// Most words [`futex_wait_any`] sleeps on at once (the kernel's `FUTEX_WAITV_MAX`).
+pub const WAIT_ANY_MAX: usize = 128;
+
+/// Sleeps until one of `words` (each a futex word and the value to sleep while it holds) is
+/// woken or holds another value, or until `CLOCK_MONOTONIC` reaches `until_ns` (`None`: no
+/// limit). May return early (a signal, a word that changed before the call): callers re-check.
+/// `Err(NOSYS)` where the kernel has no `futex_waitv` (before Linux 5.16, or a seccomp filter
+/// refusing it). The words are addresses only: the kernel reads them, no reference is made.
+#[cfg(not(miri))]
+pub fn futex_wait_any(
+    words: &[(*const AtomicU32, u32)],
+    until_ns: Option<u64>,
+) -> Result<(), Errno> {
+    assert!(
+        words.len() <= WAIT_ANY_MAX,
+        "futex_waitv takes at most 128 words"
+    );
+    let mut waits = [futex::Wait::new(); WAIT_ANY_MAX];
+    for (w, &(word, expected)) in waits.iter_mut().zip(words) {
+        w.val = u64::from(expected);
+        w.uaddr = futex::WaitPtr::new(word.cast_mut().cast());
+        w.flags = futex::WaitFlags::SIZE_U32;
+    }
+    let ts = until_ns.map(|ns| rustix::time::Timespec {
+        tv_sec: (ns / 1_000_000_000).min(i64::MAX as u64) as i64,
+        tv_nsec: (ns % 1_000_000_000) as _,
+    });
+    count_futex_call();
+    match futex::waitv(
+        &waits[..words.len()],
+        futex::WaitvFlags::empty(),
+        ts.as_ref(),
+        rustix::time::ClockId::Monotonic,
+    ) {
+        Err(Errno::NOSYS) => Err(Errno::NOSYS),
+        _ => Ok(()),
+    }
 }
 
 /// Registers this process as a target of other processes' heavy barriers, once; false if the

@@ -9,7 +9,7 @@ use crate::shm::sys;
 use crate::sync::Ordering::Release;
 
 /// Longest sleep when a heavy barrier was needed but refused by the kernel.
-const UNBARRIERED_SLEEP: Duration = Duration::from_millis(1);
+pub(crate) const UNBARRIERED_SLEEP: Duration = Duration::from_millis(1);
 
 /// How a blocking call waits.
 #[derive(Clone, Copy, Debug)]

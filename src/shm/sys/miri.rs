@@ -127,6 +127,16 @@ pub fn futex_wait(_word: &AtomicU32, _expected: u32, timeout: Option<Duration>) 
     std::thread::yield_now();
 }
 
+/// As `futex_wait`: a spurious wake-up.
+pub fn futex_wait_any(
+    _words: &[(*const AtomicU32, u32)],
+    _until_ns: Option<u64>,
+) -> Result<(), rustix::io::Errno> {
+    super::count_futex_call();
+    std::thread::yield_now();
+    Ok(())
+}
+
 pub fn futex_wake_all(_word: &AtomicU32) {
     super::count_futex_call();
 }

@@ -1,0 +1,431 @@
+//! The async API across processes: a producer in another process wakes an awaiting consumer;
+//! 100 rings awaited in one process (one reactor thread) while another publishes to random ones,
+//! every item received once; cancelled `recv_async`s drop nothing and leave no waiter; close,
+//! disconnect and a SIGKILLed peer wake every pending future (consumers, subscribers, producers).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{RemoveOnDrop, Rng, finish, name, spawn, trial};
+use ndarray::{Array1, Ix1};
+use ndring::{BroadcastWriter, Config, Consumer, Error, OpenOptions, Producer, Start, Subscriber};
+
+const GRACE: Duration = Duration::from_millis(20);
+/// Deadlock guard (not a timing check).
+const STALL: Duration = Duration::from_secs(120);
+const RINGS: usize = 100;
+
+fn main() -> std::process::ExitCode {
+    let tests = vec![
+        trial(
+            "a_producer_in_another_process_wakes_an_awaiting_consumer",
+            cross_process_wake,
+        ),
+        trial(
+            "a_hundred_rings_awaited_by_one_thread_every_item_once",
+            hundred_rings,
+        ),
+        trial(
+            "a_cancelled_recv_async_drops_nothing_and_leaves_no_waiter",
+            cancellation,
+        ),
+        trial("close_wakes_every_pending_consumer", || {
+            every_consumer_woken("close")
+        }),
+        trial("a_producer_leaving_wakes_every_pending_consumer", || {
+            every_consumer_woken("drop")
+        }),
+        trial("a_sigkilled_producer_wakes_every_pending_consumer", || {
+            every_consumer_woken("kill")
+        }),
+        trial("close_wakes_every_pending_subscriber", || {
+            every_subscriber_woken("close")
+        }),
+        trial("a_sigkilled_writer_wakes_every_pending_subscriber", || {
+            every_subscriber_woken("kill")
+        }),
+        trial(
+            "a_consumer_in_another_process_wakes_an_awaiting_producer",
+            producer_woken,
+        ),
+        trial(
+            "a_sigkilled_consumer_wakes_an_awaiting_producer",
+            producer_disconnected,
+        ),
+    ];
+    common::main(
+        &[
+            ("produce", produce),
+            ("publish-random", publish_random),
+            ("await-hundred", await_hundred),
+            ("hold", hold),
+            ("write-hold", write_hold),
+            ("drain", drain),
+        ],
+        tests,
+    )
+}
+
+fn options() -> OpenOptions {
+    OpenOptions::default().grace(GRACE).spin(0)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn item(i: u64) -> Array1<u64> {
+    ndarray::arr1(&[i, i.wrapping_mul(0x9E37_79B9_7F4A_7C15)])
+}
+
+fn check(slot: &ndarray::ArrayRef<u64, Ix1>, i: u64) {
+    assert_eq!(slot.to_vec(), item(i).to_vec(), "item {i}");
+}
+
+/// Child: opens ring `name` as a producer, sends `count` items (pausing 1 ms every `pause`
+/// items, 0: never), then closes.
+fn produce(args: &[String]) {
+    let mut tx = Producer::<u64, Ix1>::open_with(&args[0], &options()).expect("open");
+    let count: u64 = args[1].parse().unwrap();
+    let pause: u64 = args[2].parse().unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    for i in 0..count {
+        tx.send(&item(i)).expect("send");
+        if pause != 0 && i % pause == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    tx.close();
+}
+
+fn cross_process_wake() {
+    let n = name("wake");
+    let _rm = RemoveOnDrop(n.clone());
+    let mut rx =
+        Consumer::<u64, Ix1>::create(&n, 2, &Config::spsc().slots(4).spin(0)).expect("create");
+    let child = spawn("produce", &[&n, "500", "7"]);
+    let got = runtime().block_on(async {
+        let mut i = 0;
+        loop {
+            match rx.recv_async().await {
+                Ok(slot) => {
+                    check(&slot, i);
+                    i += 1;
+                }
+                Err(Error::Closed) => return i,
+                Err(e) => panic!("recv_async: {e}"),
+            }
+        }
+    });
+    finish(child, STALL);
+    assert_eq!(got, 500);
+    assert_eq!(rx.segment().sleepers(), (0, 0), "no waiter left behind");
+}
+
+fn ring_name(base: &str, k: usize) -> String {
+    format!("{base}{k}")
+}
+
+/// Child: opens the `RINGS` rings and sends `total` items, each to a random one (ring k's items
+/// numbered 0, 1, ... in its own order), then closes every ring.
+fn publish_random(args: &[String]) {
+    let base = &args[0];
+    let total: u64 = args[1].parse().unwrap();
+    let mut txs: Vec<_> = (0..RINGS)
+        .map(|k| {
+            let open = || Producer::<u64, Ix1>::open_with(&ring_name(base, k), &options());
+            common::eventually(STALL, "the consumer created the ring", || open().is_ok());
+            open().expect("open ring")
+        })
+        .collect();
+    let mut next = vec![0u64; RINGS];
+    let mut rng = Rng(args[2].parse().unwrap());
+    for i in 0..total {
+        let k = rng.below(RINGS as u64) as usize;
+        txs[k].send(&item(next[k])).expect("send");
+        next[k] += 1;
+        if i % 50 == 0 {
+            std::thread::sleep(Duration::from_micros(500));
+        }
+    }
+    for tx in &mut txs {
+        tx.close();
+    }
+    let counts: Vec<String> = next.iter().map(u64::to_string).collect();
+    println!("{}", counts.join(" "));
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+/// Child: creates the `RINGS` rings and awaits them on one tokio thread, each in a task of its own, and prints
+/// how many items each received, the threads it had before and the most it had while waiting.
+fn await_hundred(args: &[String]) {
+    let base = &args[0];
+    let rt = runtime();
+    let before = threads();
+    let counts = rt.block_on(async {
+        let tasks: Vec<_> = (0..RINGS)
+            .map(|k| {
+                let cfg = Config::spsc().slots(4).spin(0).grace(GRACE);
+                let mut rx = Consumer::<u64, Ix1>::create(&ring_name(base, k), 2, &cfg)
+                    .expect("create ring");
+                tokio::spawn(async move {
+                    let mut i = 0;
+                    loop {
+                        match rx.recv_async().await {
+                            Ok(slot) => {
+                                check(&slot, i);
+                                i += 1;
+                            }
+                            Err(Error::Closed) => return i,
+                            Err(e) => panic!("ring {k}: {e}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        let watch = tokio::spawn(async {
+            let mut most = 0;
+            for _ in 0..200 {
+                most = most.max(threads());
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            most
+        });
+        let mut counts = Vec::new();
+        for t in tasks {
+            counts.push(t.await.expect("task").to_string());
+        }
+        (counts, watch.await.unwrap())
+    });
+    println!("{} {} {}", before, counts.1, counts.0.join(" "));
+}
+
+fn hundred_rings() {
+    let base = name("h");
+    let _rms: Vec<_> = (0..RINGS)
+        .map(|k| RemoveOnDrop(ring_name(&base, k)))
+        .collect();
+    let consumer = spawn("await-hundred", &[&base]);
+    let seed = common::seed().to_string();
+    let publisher = spawn("publish-random", &[&base, "20000", &seed]);
+    let sent = String::from_utf8(finish(publisher, STALL).stdout).unwrap();
+    let got = String::from_utf8(finish(consumer, STALL).stdout).unwrap();
+    let mut got = got.split_whitespace();
+    let before: usize = got.next().unwrap().parse().unwrap();
+    let most: usize = got.next().unwrap().parse().unwrap();
+    let got: Vec<&str> = got.collect();
+    let sent: Vec<&str> = sent.split_whitespace().collect();
+    assert_eq!(sent.len(), RINGS);
+    assert_eq!(
+        got, sent,
+        "every ring received exactly what was sent to it, in order"
+    );
+    assert!(
+        most <= before + 1,
+        "{RINGS} awaited rings cost at most one thread: {before} threads before, {most} while waiting"
+    );
+}
+
+fn cancellation() {
+    let n = name("cancel");
+    let _rm = RemoveOnDrop(n.clone());
+    let mut rx =
+        Consumer::<u64, Ix1>::create(&n, 2, &Config::spsc().slots(4).spin(0)).expect("create");
+    let child = spawn("produce", &[&n, "3000", "3"]);
+    let mut rng = Rng(common::seed());
+    let (got, cancelled) = runtime().block_on(async {
+        let (mut i, mut cancelled) = (0, 0);
+        loop {
+            let wait = Duration::from_micros(rng.below(400));
+            tokio::select! {
+                r = rx.recv_async() => match r {
+                    Ok(slot) => {
+                        check(&slot, i);
+                        i += 1;
+                    }
+                    Err(Error::Closed) => return (i, cancelled),
+                    Err(e) => panic!("recv_async: {e}"),
+                },
+                _ = tokio::time::sleep(wait) => cancelled += 1,
+            }
+        }
+    });
+    finish(child, STALL);
+    assert_eq!(got, 3000, "every item received once, in order");
+    assert!(cancelled > 0, "some waits were cancelled");
+    assert_eq!(rx.segment().sleepers(), (0, 0), "no waiter left behind");
+}
+
+/// Child: opens ring `name` as a producer; once `pending` handles sleep on it, `close`s,
+/// leaves (`drop`), or hangs to be SIGKILLed (`kill`).
+fn hold(args: &[String]) {
+    let mut tx = Producer::<u64, Ix1>::open_with(&args[0], &options()).expect("open");
+    let pending: u32 = args[2].parse().unwrap();
+    wait_sleepers(|| tx.segment().sleepers().0, pending);
+    match args[1].as_str() {
+        "close" => tx.close(),
+        "drop" => drop(tx),
+        _ => kill_self(),
+    }
+}
+
+/// Dies by SIGKILL, as a crash would: nothing of ours runs after it.
+fn kill_self() -> ! {
+    Command::new("kill")
+        .args(["-9", &std::process::id().to_string()])
+        .status()
+        .expect("kill");
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn wait_sleepers(sleepers: impl Fn() -> u32, n: u32) {
+    common::eventually(STALL, "every future registered", || sleepers() >= n);
+}
+
+fn every_consumer_woken(action: &str) {
+    const N: usize = 4;
+    let n = name(&format!("all-{action}"));
+    let _rm = RemoveOnDrop(n.clone());
+    let cfg = Config::mpmc().slots(4).spin(0).grace(GRACE);
+    let first = Consumer::<u64, Ix1>::create(&n, 2, &cfg).expect("create");
+    let mut rxs = vec![first];
+    for _ in 1..N {
+        rxs.push(Consumer::open_with(&n, &options()).expect("open"));
+    }
+    let child = spawn("hold", &[&n, action, &N.to_string()]);
+    let results = runtime().block_on(async {
+        let tasks: Vec<_> = rxs
+            .into_iter()
+            .map(|mut rx| {
+                tokio::spawn(async move {
+                    let r = rx.recv_async().await.map(|_| ());
+                    (r, rx.segment().sleepers().0)
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    if action == "kill" {
+        child.done_after_kill();
+    } else {
+        finish(child, STALL);
+    }
+    for (r, _) in &results {
+        match (action, r) {
+            ("close", Err(Error::Closed)) => {}
+            ("drop" | "kill", Err(Error::Disconnected { .. })) => {}
+            _ => panic!("{action}: a pending recv_async returned {r:?}"),
+        }
+    }
+}
+
+/// Child: creates broadcast ring `name` as its writer and, once `pending` subscribers sleep on
+/// it, `close`s or dies by SIGKILL.
+fn write_hold(args: &[String]) {
+    let cfg = Config::broadcast().slots(8).grace(GRACE);
+    let mut w = BroadcastWriter::<u64, Ix1>::create(&args[0], 2, &cfg).expect("create");
+    let pending: u32 = args[2].parse().unwrap();
+    wait_sleepers(|| w.segment().sleepers().0, pending);
+    match args[1].as_str() {
+        "close" => w.close(),
+        _ => kill_self(),
+    }
+}
+
+fn every_subscriber_woken(action: &str) {
+    const N: usize = 4;
+    let n = name(&format!("sub-{action}"));
+    let _rm = RemoveOnDrop(n.clone());
+    let child = spawn("write-hold", &[&n, action, &N.to_string()]);
+    let open = || Subscriber::<u64, Ix1>::open_with(&n, Start::Newest, &options());
+    common::eventually(STALL, "the writer created the ring", || open().is_ok());
+    let subs: Vec<_> = (0..N).map(|_| open().expect("open")).collect();
+    let results = runtime().block_on(async {
+        let tasks: Vec<_> = subs
+            .into_iter()
+            .map(|mut s| tokio::spawn(async move { s.recv_async().await.map(|f| f.seq()) }))
+            .collect();
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    if action == "kill" {
+        child.done_after_kill();
+    } else {
+        finish(child, STALL);
+    }
+    for r in &results {
+        match (action, r) {
+            ("close", Err(Error::Closed)) => {}
+            ("kill", Err(Error::Disconnected { .. })) => {}
+            _ => panic!("{action}: a pending subscriber's recv_async returned {r:?}"),
+        }
+    }
+}
+
+/// Child: opens ring `name` as a consumer, waits until a producer sleeps on it, then receives
+/// `count` items (`kill`: dies by SIGKILL instead).
+fn drain(args: &[String]) {
+    let mut rx = Consumer::<u64, Ix1>::open_with(&args[0], &options()).expect("open");
+    wait_sleepers(|| rx.segment().sleepers().1, 1);
+    if args[1] == "kill" {
+        kill_self();
+    }
+    let count: u64 = args[1].parse().unwrap();
+    for i in 0..count {
+        check(&rx.recv().expect("recv"), i);
+    }
+}
+
+fn producer_woken() {
+    let n = name("pwake");
+    let _rm = RemoveOnDrop(n.clone());
+    let mut tx =
+        Producer::<u64, Ix1>::create(&n, 2, &Config::spsc().slots(2).spin(0)).expect("create");
+    let child = spawn("drain", &[&n, "200"]);
+    runtime().block_on(async {
+        for i in 0..200 {
+            tx.send_async(&item(i)).await.expect("send_async");
+        }
+    });
+    finish(child, STALL);
+    assert_eq!(tx.segment().sleepers(), (0, 0), "no waiter left behind");
+}
+
+fn producer_disconnected() {
+    let n = name("pkill");
+    let _rm = RemoveOnDrop(n.clone());
+    let cfg = Config::spsc().slots(2).spin(0).grace(GRACE);
+    let mut tx = Producer::<u64, Ix1>::create(&n, 2, &cfg).expect("create");
+    let child = spawn("drain", &[&n, "kill"]);
+    let r = runtime().block_on(async {
+        let mut i = 0;
+        loop {
+            match tx.send_async(&item(i)).await {
+                Ok(_) => i += 1,
+                Err(e) => return e,
+            }
+        }
+    });
+    child.done_after_kill();
+    assert!(
+        matches!(r, Error::Disconnected { .. }),
+        "a pending claim_async after its consumer died: {r:?}"
+    );
+}
