@@ -520,6 +520,7 @@ struct Step {
 /// `skipped`): `None` to keep waiting. Not while spinning (the same step polls there): before
 /// each sleep, or when not blocking at all, a sweep recovers dead subscribers' pins and sleeper
 /// counts, and a writer gone is `Disconnected`.
+#[allow(clippy::too_many_arguments)]
 fn next_step(
     seg: &Segment,
     me: &crate::header::PeerEntry,
