@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use common::{RemoveOnDrop, Rng, finish, name, spawn, trial};
 use ndarray::{Array1, Ix1};
-use ndring::{BroadcastWriter, Config, Consumer, Error, OpenOptions, Producer, Start, Subscriber};
+use ndring::{
+    BroadcastWriter, Client, Config, Consumer, Error, OpenOptions, Producer, Server, Start,
+    Subscriber,
+};
 
 const GRACE: Duration = Duration::from_millis(20);
 /// Deadlock guard (not a timing check).
@@ -54,6 +57,14 @@ fn main() -> std::process::ExitCode {
             "a_sigkilled_consumer_wakes_an_awaiting_producer",
             producer_disconnected,
         ),
+        trial(
+            "async_clients_and_an_async_server_across_processes_every_reply_its_own",
+            rpc_async,
+        ),
+        trial(
+            "a_sigkilled_server_wakes_every_pending_call",
+            rpc_server_killed,
+        ),
     ];
     common::main(
         &[
@@ -63,6 +74,8 @@ fn main() -> std::process::ExitCode {
             ("hold", hold),
             ("write-hold", write_hold),
             ("drain", drain),
+            ("serve-async", serve_async),
+            ("serve-kill", serve_kill),
         ],
         tests,
     )
@@ -138,9 +151,14 @@ fn publish_random(args: &[String]) {
     let total: u64 = args[1].parse().unwrap();
     let mut txs: Vec<_> = (0..RINGS)
         .map(|k| {
-            let open = || Producer::<u64, Ix1>::open_with(&ring_name(base, k), &options());
-            common::eventually(STALL, "the consumer created the ring", || open().is_ok());
-            open().expect("open ring")
+            // Kept at the first success: a producer that attached and left would tell the
+            // consumer that its producer is gone (`Disconnected`).
+            let mut tx = None;
+            common::eventually(STALL, "the consumer created the ring", || {
+                tx = Producer::<u64, Ix1>::open_with(&ring_name(base, k), &options()).ok();
+                tx.is_some()
+            });
+            tx.expect("opened")
         })
         .collect();
     let mut next = vec![0u64; RINGS];
@@ -428,4 +446,107 @@ fn producer_disconnected() {
         matches!(r, Error::Disconnected { .. }),
         "a pending claim_async after its consumer died: {r:?}"
     );
+}
+
+type Srv = Server<u64, Ix1, u64, Ix1>;
+type Cli = Client<u64, Ix1, u64, Ix1>;
+
+/// The reply a request determines.
+fn answer(req: &ndarray::ArrayRef<u64, Ix1>) -> Array1<u64> {
+    ndarray::arr1(&[req[0].wrapping_mul(3), req[1] ^ 0xABCD])
+}
+
+/// Child: creates the request/reply segment `name` and serves `count` requests with
+/// `recv_async` on a tokio thread.
+fn serve_async(args: &[String]) {
+    let cfg = Config::rpc().slots(4).spin(0).grace(GRACE);
+    let srv = Srv::create(&args[0], 2, 2, &cfg).expect("create");
+    let count: u64 = args[1].parse().unwrap();
+    runtime().block_on(async {
+        for _ in 0..count {
+            let req = srv.recv_async().await.expect("recv_async");
+            let a = answer(&req);
+            req.reply_with(&a);
+        }
+    });
+    // Let the last replies be read before the segment may go.
+    common::eventually(STALL, "every caller is gone", || {
+        srv.segment().calls().is_none_or(|c| c.replied == 0)
+    });
+}
+
+fn open_client(n: &str) -> Cli {
+    common::eventually(STALL, "the server created the segment", || {
+        Cli::open_with(n, &options()).is_ok()
+    });
+    Cli::open_with(n, &options()).expect("open")
+}
+
+fn rpc_async() {
+    let n = name("rpca");
+    let _rm = RemoveOnDrop(n.clone());
+    let child = spawn("serve-async", &[&n, "400"]);
+    let cli = open_client(&n);
+    runtime().block_on(async {
+        let calls = (0..2u64).map(|c| {
+            let cli = &cli;
+            async move {
+                for i in 0..200u64 {
+                    let req = ndarray::arr1(&[c << 32 | i, i]);
+                    let reply = cli.call_async(&req).await.expect("call_async");
+                    assert_eq!(reply.to_vec(), answer(&req).to_vec(), "call {c}/{i}");
+                }
+            }
+        });
+        let mut all: Vec<_> = calls.map(Box::pin).collect();
+        let (a, b) = all.split_at_mut(1);
+        tokio::join!(&mut a[0], &mut b[0]);
+    });
+    drop(cli);
+    finish(child, STALL);
+}
+
+/// Child: creates the segment, takes every request it can, and once `held` are taken dies by
+/// SIGKILL holding them.
+fn serve_kill(args: &[String]) {
+    let cfg = Config::rpc().slots(4).spin(0).grace(GRACE);
+    let srv = Srv::create(&args[0], 2, 4, &cfg).expect("create");
+    let held: usize = args[1].parse().unwrap();
+    let mut taken = Vec::new();
+    while taken.len() < held {
+        taken.push(srv.recv().expect("recv"));
+    }
+    kill_self();
+}
+
+fn rpc_server_killed() {
+    const N: u64 = 3;
+    let n = name("rpck");
+    let _rm = RemoveOnDrop(n.clone());
+    let child = spawn("serve-kill", &[&n, &N.to_string()]);
+    let cli = open_client(&n);
+    let results = runtime().block_on(async {
+        let calls = (0..N).map(|i| {
+            let cli = &cli;
+            async move { cli.call_async(&ndarray::arr1(&[i, i])).await.map(|_| ()) }
+        });
+        let mut out = Vec::new();
+        let mut futs: Vec<_> = calls.map(Box::pin).collect();
+        // All in flight at once: the server takes all three before it dies.
+        let all = futures_util::future::join_all(futs.iter_mut());
+        for r in all.await {
+            out.push(r);
+        }
+        out
+    });
+    child.done_after_kill();
+    for r in &results {
+        assert!(
+            matches!(
+                r,
+                Err(Error::RequestFailed { .. } | Error::Disconnected { .. })
+            ),
+            "a call held by a server that died: {r:?}"
+        );
+    }
 }

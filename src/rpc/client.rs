@@ -160,16 +160,27 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
             me,
             self.end.how,
             deadline,
-            |strong| {
-                let t = rpc::try_claim(seg, self.end.start(), self.end.entry, self.end.pid, strong);
-                if t.is_none() && self.end.recover_if_stuck(seg.control().head.load(Relaxed)) {
-                    return rpc::try_claim(seg, 0, self.end.entry, self.end.pid, false);
-                }
-                t
-            },
+            |strong| self.claim_step(strong),
         )
         .ok_or(Error::Timeout)?;
-        Ok(Call {
+        Ok(self.call_for(ticket))
+    }
+
+    /// One attempt to claim a free call; sweeps for dead peers once no call has freed for a
+    /// grace period.
+    fn claim_step(&self, strong: bool) -> Option<Ticket> {
+        let seg = &*self.end.seg;
+        let t = rpc::try_claim(seg, self.end.start(), self.end.entry, self.end.pid, strong);
+        if t.is_none() && self.end.recover_if_stuck(seg.control().head.load(Relaxed)) {
+            return rpc::try_claim(seg, 0, self.end.entry, self.end.pid, false);
+        }
+        t
+    }
+
+    /// The call of a claimed `ticket`, its request to fill.
+    fn call_for(&self, ticket: Ticket) -> Call<'_, Q, QD, R, RD> {
+        let seg = &*self.end.seg;
+        Call {
             client: self,
             ticket,
             // SAFETY: the FILLING CAS gave us this call: no server reads the request before we
@@ -181,7 +192,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
                 )
             },
             sent: false,
-        })
+        }
     }
 
     /// Copies `request` into a call and sends it: the pending call, to receive its reply.
@@ -418,28 +429,42 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
             me,
             end.how,
             timeout.and_then(wait::deadline),
-            |strong| match rpc::poll(seg, t, strong) {
-                Poll::Pending => {
-                    let state = seg.call(t.slot).state.load(Relaxed);
-                    if end.recover_if_stuck(state) {
-                        let p = rpc::poll(seg, t, false);
-                        if p != Poll::Pending {
-                            return Some(Ok(p));
-                        }
-                    }
-                    end.no_server().then_some(Err(Error::Disconnected {
-                        missing: Role::Server,
-                    }))
-                }
-                p => Some(Ok(p)),
-            },
+            |strong| self.reply_step(strong),
         );
+        self.outcome(got)
+    }
+
+    /// One look at the call: `None` while it is pending (sweeping for dead peers once it has
+    /// been stuck for a grace period; `Disconnected` once no server is left).
+    fn reply_step(&self, strong: bool) -> Option<Result<Poll>> {
+        let seg = &*self.client.end.seg;
+        let end = &self.client.end;
+        let t = self.ticket;
+        match rpc::poll(seg, t, strong) {
+            Poll::Pending => {
+                let state = seg.call(t.slot).state.load(Relaxed);
+                if end.recover_if_stuck(state) {
+                    let p = rpc::poll(seg, t, false);
+                    if p != Poll::Pending {
+                        return Some(Ok(p));
+                    }
+                }
+                end.no_server().then_some(Err(Error::Disconnected {
+                    missing: Role::Server,
+                }))
+            }
+            p => Some(Ok(p)),
+        }
+    }
+
+    /// What a wait that ended with `got` (`None`: timed out) tells the caller.
+    fn outcome(&self, got: Option<Result<Poll>>) -> Result<()> {
         match got {
             None => Err(Error::Timeout),
             Some(Err(e)) => Err(e),
             Some(Ok(Poll::Replied)) => Ok(()),
             Some(Ok(_)) => Err(Error::RequestFailed {
-                name: seg.name().into(),
+                name: self.client.end.seg.name().into(),
             }),
         }
     }
@@ -457,11 +482,16 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
     /// assert_eq!(reply[0], 7);
     /// # Ok::<(), Error>(())
     /// ```
-    pub fn receive(mut self) -> Result<Reply<'c, Q, QD, R, RD>> {
+    pub fn receive(self) -> Result<Reply<'c, Q, QD, R, RD>> {
         self.wait(None)?;
+        Ok(self.reply())
+    }
+
+    /// The reply of a call that was answered (`wait` returned `Ok`).
+    fn reply(mut self) -> Reply<'c, Q, QD, R, RD> {
         self.done = true;
         let seg = &*self.client.end.seg;
-        Ok(Reply {
+        Reply {
             client: self.client,
             ticket: self.ticket,
             // SAFETY: REPLIED (acquired by `poll`): the server wrote the reply and writes no more;
@@ -472,7 +502,130 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
                     seg.reply_payload(self.ticket.slot).cast::<R>(),
                 )
             },
-        })
+        }
+    }
+}
+
+/// Calls in a future (feature `async`): the reactor thread waits, not the task's thread.
+#[cfg(feature = "async")]
+impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> {
+    /// [`Client::request`] in a future: awaits a free call. Cancel-safe: dropped before it is
+    /// ready, it claims nothing and leaves no waiter counted.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-clirqa-{}", std::process::id());
+    /// # let _srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 2, 1, &Config::rpc())?;
+    /// let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let call = futures_executor::block_on(cli.request_async())?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub async fn request_async(&self) -> Result<Call<'_, Q, QD, R, RD>> {
+        let seg = &self.end.seg;
+        let me = Sleeper::new(self.end.entry_ref(), SLEEPING_NOT_FULL);
+        let ticket = crate::shm::wait_async::wait_for(
+            seg,
+            &seg.control().not_full,
+            me,
+            self.end.how,
+            |strong| self.claim_step(strong),
+        )
+        .await;
+        Ok(self.call_for(ticket))
+    }
+
+    /// [`Client::send`] in a future: awaits a free call, copies `request` in and sends it.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-clisa-{}", std::process::id());
+    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 2, 1, &Config::rpc())?;
+    /// let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let p = futures_executor::block_on(cli.send_async(&ndarray::arr1(&[1, 2])))?;
+    /// # srv.recv()?.reply_with(&ndarray::arr1(&[3, 3]));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub async fn send_async<S: Data<Elem = Q>>(
+        &self,
+        request: &ArrayBase<S, QD>,
+    ) -> Result<Pending<'_, Q, QD, R, RD>> {
+        let mut call = self.request_async().await?;
+        call.assign(request);
+        Ok(call.send())
+    }
+
+    /// [`Client::call`] in a future: sends `request` and awaits its reply (bound it with the
+    /// runtime's timeout; a call whose future is dropped is given up, its late reply discarded).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-clica-{}", std::process::id());
+    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 2, 1, &Config::rpc())?;
+    /// let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let serve = std::thread::spawn(move || {
+    ///     let r = srv.recv().unwrap();
+    ///     let s = r.sum();
+    ///     r.reply_with(&ndarray::arr1(&[s, s]));
+    /// });
+    /// let reply = futures_executor::block_on(cli.call_async(&ndarray::arr1(&[1, 2])))?;
+    /// assert_eq!(reply.to_vec(), vec![3, 3]);
+    /// # serve.join().unwrap();
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub async fn call_async<S: Data<Elem = Q>>(
+        &self,
+        request: &ArrayBase<S, QD>,
+    ) -> Result<Reply<'_, Q, QD, R, RD>> {
+        self.send_async(request).await?.receive_async().await
+    }
+}
+
+#[cfg(feature = "async")]
+impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD, R, RD> {
+    /// [`Pending::wait`] in a future, without a limit. Dropped before it is ready, the call
+    /// stays pending (and no waiter stays counted).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-penwa-{}", std::process::id());
+    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 2, 1, &Config::rpc())?;
+    /// # let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let p = cli.send(&ndarray::arr1(&[1, 2]))?;
+    /// drop(srv.recv()?);            // dropped unanswered
+    /// let r = futures_executor::block_on(p.wait_async());
+    /// assert!(matches!(r, Err(Error::RequestFailed { .. })));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub async fn wait_async(&self) -> Result<()> {
+        let end = &self.client.end;
+        let seg = &end.seg;
+        let t = self.ticket;
+        let me = Sleeper::new(end.entry_ref(), SLEEPING_REPLY + t.slot as u64);
+        let got =
+            crate::shm::wait_async::wait_for(seg, &seg.call(t.slot).reply, me, end.how, |strong| {
+                self.reply_step(strong)
+            })
+            .await;
+        self.outcome(Some(got))
+    }
+
+    /// [`Pending::receive`] in a future: awaits the answer, then borrows the reply. Dropped
+    /// before it is ready, the call is given up (a late reply is discarded).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-penra-{}", std::process::id());
+    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 1, 1, &Config::rpc())?;
+    /// # let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let p = cli.send(&ndarray::arr1(&[6]))?;
+    /// srv.recv()?.reply_with(&ndarray::arr1(&[7]));
+    /// let reply = futures_executor::block_on(p.receive_async())?;
+    /// assert_eq!(reply[0], 7);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub async fn receive_async(self) -> Result<Reply<'c, Q, QD, R, RD>> {
+        self.wait_async().await?;
+        Ok(self.reply())
     }
 }
 

@@ -227,6 +227,38 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
         .ok_or(Error::Timeout)
     }
 
+    /// [`Server::recv`] in a future: awaits a request. Cancel-safe: dropped before it is
+    /// ready, it takes no request and leaves no waiter counted.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-srvra-{}", std::process::id());
+    /// # let srv = Server::<u32, ndarray::Ix1, u32, ndarray::Ix1>::create(&name, 2, 1, &Config::rpc())?;
+    /// # let cli = Client::<u32, ndarray::Ix1, u32, ndarray::Ix1>::open(&name)?;
+    /// # let p = cli.send(&ndarray::arr1(&[3, 4]))?;
+    /// futures_executor::block_on(async {
+    ///     let req = srv.recv_async().await?;
+    ///     let sum = req.sum();
+    ///     req.reply_with(&ndarray::arr1(&[sum, sum]));
+    ///     Ok::<(), Error>(())
+    /// })?;
+    /// # assert_eq!(p.receive()?[0], 7);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub async fn recv_async(&self) -> Result<Request<'_, Q, QD, R, RD>> {
+        let seg = &self.end.seg;
+        let me = Sleeper::new(self.end.entry_ref(), SLEEPING_NOT_EMPTY);
+        Ok(crate::shm::wait_async::wait_for(
+            seg,
+            &seg.control().not_empty,
+            me,
+            self.end.how,
+            |strong| self.take(strong),
+        )
+        .await)
+    }
+
     /// One scan for a queued request; sweeps for dead peers once nothing has come for a grace
     /// period.
     fn take(&self, strong: bool) -> Option<Request<'_, Q, QD, R, RD>> {

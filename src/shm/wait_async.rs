@@ -141,3 +141,20 @@ impl Drop for AsyncSleep {
         self.wake_up();
     }
 }
+
+/// [`crate::shm::wait::wait_for`] in a future, without a deadline: polls `how.spin` times,
+/// then waits in the reactor until `step` returns `Some`. Dropped before it is ready, it leaves
+/// no waiter counted.
+pub(crate) async fn wait_for<R>(
+    segment: &Arc<Segment>,
+    word: &WaitWord,
+    me: Sleeper<'_>,
+    how: Waiting,
+    mut step: impl FnMut(bool) -> Option<R>,
+) -> R {
+    if let Some(r) = crate::shm::wait::spin(how.spin, || step(false)) {
+        return r;
+    }
+    let mut sleep = AsyncSleep::new(segment, word, me, how);
+    std::future::poll_fn(|cx| sleep.poll(cx, &mut step)).await
+}
