@@ -23,6 +23,9 @@
 //! * **W5** the shared array: uncontended `read()` / `write()` / `write_rows()` enter + exit
 //!   (beside `std::sync::RwLock`), and a write seen by a reader asleep in `wait_changed` in
 //!   another process, as a ping-pong, against the raw shared-futex ping-pong. ns.
+//! * **W6** async: the W1 round trip with the receive awaited (`recv_async`) against the
+//!   blocking `recv` at the same spin and against a thread blocked in `recv` feeding a tokio
+//!   `mpsc` channel; 1080p frames/s through `recv_async` against `recv`.
 //!
 //! Each workload is repeated `NDRING_BENCH_RUNS` times (default 5; variants interleaved within a
 //! run) and reported as min / median / max, with ratios against the baselines. Tables go to stdout
@@ -46,6 +49,7 @@ mod w2;
 mod w3;
 mod w4;
 mod w5;
+mod w6;
 
 use harness::*;
 
@@ -133,6 +137,9 @@ fn main() {
     }
     if s.wants("w4") {
         w4::w4(&s, &mut rep);
+    }
+    if s.wants("w6") {
+        w6::w6(&s, &mut rep);
     }
     if s.wants("w5") {
         w5::w5(&s, &mut rep);
