@@ -175,6 +175,22 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
         Self::attach(seg, None, OpenOptions::default())
     }
 
+    /// [`SharedArray::from_segment`] with `options` (spin, grace period), for a caller
+    /// that opened the segment itself, for instance to read its element type first: the one
+    /// attach path of every constructor, with no second mapping.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-safsw-{}", std::process::id());
+    /// # let _a = SharedArray::<f64, ndarray::IxDyn>::create(&name, vec![3, 3], &Config::array())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let h = SharedArray::<f64, ndarray::IxDyn>::from_segment_with(seg, &OpenOptions::default().spin(0))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
+        Self::attach(seg, None, options.clone())
+    }
+
     /// Attaches to `seg`, registering unless `created` (our entry, taken before READY).
     fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
         let dim = attach::check_as::<T, D>(&seg, attach::Family::Array)?;

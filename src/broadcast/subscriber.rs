@@ -120,7 +120,19 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
         Self::from_segment_with(seg, start, &OpenOptions::default())
     }
 
-    fn from_segment_with(seg: Segment, start: Start, options: &OpenOptions) -> Result<Self> {
+    /// [`Subscriber::from_segment`] with `options` (spin, grace period), for a caller that
+    /// opened the segment itself: the one attach path of every constructor.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-subfsw-{}", std::process::id());
+    /// # let _w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let s = Subscriber::<u8, ndarray::IxDyn>::from_segment_with(
+    ///     seg, Start::Oldest, &OpenOptions::default().spin(0))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment_with(seg: Segment, start: Start, options: &OpenOptions) -> Result<Self> {
         let dim = attach::check::<T, D>(&seg, false)?;
         attach::check_broadcast_capacity(&seg)?;
         let reg = peers::register(&seg, Role::Subscriber)?;

@@ -95,6 +95,24 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         Self::attach(seg, None, OpenOptions::default().grace)
     }
 
+    /// [`BroadcastWriter::from_segment`] with `options` (spin, grace period), for a caller
+    /// that opened the segment itself, for instance to read its element type first: the one
+    /// attach path of every constructor, with no second mapping.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwfsw-{}", std::process::id());
+    /// # let mut c = Config::broadcast(); c = c.keep(true);
+    /// # drop(BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 16, &c)?);
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let h = BroadcastWriter::<u8, ndarray::IxDyn>::from_segment_with(seg, &OpenOptions::default().spin(0))?;
+    /// # ndring::remove(&name)?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
+        Self::attach(seg, None, options.grace)
+    }
+
     /// Attaches to `seg`: registers as its writer, unless `created` (our entry in a ring we
     /// created, taken before READY by `Segment::create`).
     fn attach(seg: Segment, created: Option<Registration>, grace: Duration) -> Result<Self> {

@@ -167,6 +167,22 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         Self::attach(seg, None, OpenOptions::default())
     }
 
+    /// [`Consumer::from_segment`] with `options` (spin, grace period), for a caller
+    /// that opened the segment itself, for instance to read its element type first: the one
+    /// attach path of every constructor, with no second mapping.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-cfsw-{}", std::process::id());
+    /// # let _tx = Producer::<u8, ndarray::Ix2>::create(&name, (2, 2), &Config::mpmc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let h = Consumer::<u8, ndarray::IxDyn>::from_segment_with(seg, &OpenOptions::default().spin(0))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
+        Self::attach(seg, None, options.clone())
+    }
+
     /// Attaches to `seg`: registers as a consumer, unless `created` (our entry in a ring we
     /// created, taken before READY by `Segment::create`).
     fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {

@@ -95,6 +95,22 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
         Self::attach(seg, &OpenOptions::default())
     }
 
+    /// [`Client::from_segment`] with `options` (spin, grace period), for a caller
+    /// that opened the segment itself, for instance to read its element type first: the one
+    /// attach path of every constructor, with no second mapping.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-clifsw-{}", std::process::id());
+    /// # let _s = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 2, &Config::rpc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let h = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::from_segment_with(seg, &OpenOptions::default().spin(0))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
+        Self::attach(seg, options)
+    }
+
     fn attach(seg: Segment, options: &OpenOptions) -> Result<Self> {
         let (qdim, rdim) = check::<Q, QD, R, RD>(&seg)?;
         Ok(Client {
