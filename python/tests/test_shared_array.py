@@ -9,6 +9,8 @@ import pickle
 import signal
 import threading
 import time
+import warnings
+import weakref
 
 import numpy as np
 import pytest
@@ -323,6 +325,223 @@ def test_keep_leaves_the_name(name):
         assert (sa.as_array() == 4).all()
         sa.keep = False
     assert not shm(name)
+
+
+# --- Blocks handed out again ---------------------------------------------------------------
+# An uncontended block allocates nothing: the handle hands its last block out again once nothing
+# refers to it, and a whole-array block reuses its lock holder, its base array and the views of
+# earlier blocks once nothing refers to them (`python/src/shared/block.rs`). The rules of a
+# block must hold on that path too.
+
+
+def test_a_view_kept_from_a_reused_block_still_raises_and_keeps_the_lock(name):
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    with ndring.SharedArray.create(name, shape=(4, 4), dtype=np.float32) as sa:
+        targets = []
+        for i in range(6):  # enough for every object to have been handed out again
+            with sa.write() as a:
+                a[:] = i
+            targets.append(a)
+            with sa.read() as a:
+                assert (a == i).all()
+        assert all(t.size == 0 and not t.flags.writeable for t in targets)
+        with pytest.raises(BufferError):
+            with sa.read() as a:
+                kept = a[1:]
+        assert a.size == 0, "the with target still reaches the array"
+        joined(run(ctx, w.try_whole_write, sa, out))
+        assert out.get(timeout=STALL) is False, "a writer got in while a read view lived"
+        assert (kept == 5).all() and not kept.flags.writeable
+        del kept
+        joined(run(ctx, w.try_whole_write, sa, out))
+        assert out.get(timeout=STALL) is True
+        with sa.read(timeout=0) as a:
+            assert a.shape == (4, 4)
+
+
+def test_a_kept_target_is_never_handed_out_again(name):
+    with ndring.SharedArray.create(name, shape=(3, 2), dtype=np.int32) as sa:
+        with sa.write() as first:
+            first[:] = 1
+        weak = weakref.ref(first)
+        kept = [first]
+        for i in range(2, 8):
+            with sa.write() as a:
+                assert a is not first and a.shape == (3, 2) and (a == i - 1).all()
+                a[:] = i
+            kept.append(a)
+        assert len({id(k) for k in kept}) == len(kept)
+        assert all(k.size == 0 and k.base is None for k in kept)
+        del kept, first, a
+        # A view that had a weak reference is not revived either: the reference sees it emptied
+        # (or gone), never over the array again.
+        for _ in range(4):
+            with sa.read() as a:
+                r = weak()
+                assert r is None or (r is not a and r.size == 0)
+                del r
+
+
+def test_a_block_object_held_by_the_caller_is_not_handed_out_again(name):
+    with ndring.SharedArray.create(name, shape=3) as sa:
+        b = sa.read()
+        assert sa.read() is not b
+        with b as a:
+            assert a.shape == (3,)
+        assert sa.read() is not b
+        with pytest.raises(RuntimeError):
+            with b:
+                pass
+        with pytest.raises(RuntimeError):
+            b.__exit__(None, None, None)
+
+
+def test_a_read_block_inside_a_read_block(name):
+    with ndring.SharedArray.create(name, shape=(2, 3), dtype=np.int16) as sa:
+        with sa.write() as a:
+            a[:] = 7
+        for _ in range(3):
+            with sa.read() as outer:
+                with sa.read() as inner:
+                    assert inner is not outer and (inner == 7).all()
+                assert inner.size == 0 and (outer == 7).all()
+                with pytest.raises(ndring.Timeout):
+                    with sa.write(timeout=0):
+                        pass
+            assert outer.size == 0
+        with sa.write(timeout=0) as a:
+            assert (a == 7).all()
+
+
+def test_nested_blocks_of_two_handles_and_a_write_after_a_refused_one(name):
+    with ndring.SharedArray.create(name, shape=4) as sa, ndring.SharedArray.open(name) as other:
+        with sa.write() as a:
+            a[:] = 1
+            with pytest.raises(ndring.Timeout):
+                with other.read(timeout=0):
+                    pass
+            with pytest.raises(ndring.Timeout):
+                with sa.read(timeout=0):  # the same handle: a second, new block, refused too
+                    pass
+            a[:] = 2
+        # The refused blocks held nothing: both handles lock at once now.
+        with other.write(timeout=0) as b:
+            assert (b == 2).all()
+            b[:] = 3
+        with sa.read(timeout=0) as r, other.read(timeout=0) as s:
+            assert (r == 3).all() and (s == 3).all()
+        assert sa.version == 2
+
+
+def test_exceptions_in_reused_blocks_release_the_lock(name):
+    with ndring.SharedArray.create(name, shape=5) as sa:
+        for i in range(5):
+            with pytest.raises(KeyError):
+                with sa.write() as a:
+                    a[:] = i
+                    raise KeyError("x")
+            assert a.size == 0
+            with pytest.raises(ValueError):
+                with sa.read() as a:
+                    raise ValueError("y")
+        with sa.write(timeout=0) as a:
+            assert (a == 4).all()
+        assert sa.version == 6
+
+
+def test_read_and_write_blocks_alternating_keep_their_flags(name):
+    with ndring.SharedArray.create(name, shape=(2, 2), dtype=np.uint16) as sa:
+        for i in range(6):
+            with sa.write() as a:
+                assert a.flags.writeable
+                a[:] = i
+            with sa.read() as r:
+                assert not r.flags.writeable and (r == i).all()
+                with pytest.raises(ValueError):
+                    r[0, 0] = 9
+                with pytest.raises(ValueError):
+                    r.setflags(write=True)
+                with pytest.raises(ValueError):
+                    r.base.setflags(write=True)
+            with sa.write(rows=slice(1, 2)) as rows:
+                assert rows.shape == (1, 2) and rows.flags.writeable
+                rows[:] = 100 + i
+            with sa.read() as r:
+                assert r.shape == (2, 2) and (r[1] == 100 + i).all() and (r[0] == i).all()
+
+
+def test_a_target_reshaped_or_retyped_in_its_block_is_not_handed_out_as_it_was_left(name):
+    with ndring.SharedArray.create(name, shape=(4, 4), dtype=np.float32) as sa:
+        for change in ("shape", "dtype", "strides", "none"):
+            with sa.write() as a:
+                a[:] = 1.5
+                if change == "shape":
+                    a.shape = (16,)
+                elif change == "dtype":
+                    a.dtype = np.uint8
+                elif change == "strides":
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", DeprecationWarning)  # numpy >= 2.4
+                        a.strides = (4, 16)
+            assert a.size == 0
+            del a
+            for _ in range(3):
+                with sa.read() as r:
+                    assert r.shape == (4, 4) and r.dtype == np.float32 and r.strides == (16, 4)
+                    assert (r == 1.5).all()
+
+
+def test_blocks_of_a_0d_array_are_handed_out_again(name):
+    with ndring.SharedArray.create(name, shape=(), dtype=np.int64) as sa:
+        for i in range(5):
+            with sa.write() as a:
+                assert a.shape == ()
+                a[...] = i
+            assert a.size == 0
+            with sa.read() as r:
+                assert r.shape == () and r == i
+
+
+def test_close_lets_the_kept_block_go(name):
+    sa = ndring.SharedArray.create(name, shape=3)
+    for _ in range(3):
+        with sa.write() as a:
+            a[:] = 1
+        with sa.read():
+            pass
+    sa.close()
+    assert not shm(name), "the handle's kept block kept the array attached"
+    with pytest.raises(ndring.Error):
+        sa.read()
+
+
+def test_threads_sharing_a_handle_never_see_a_torn_array(name):
+    with ndring.SharedArray.create(name, shape=(64, 8), dtype=np.int64) as sa:
+        errors = []
+
+        def writer():
+            for i in range(2000):
+                with sa.write(timeout=STALL) as a:
+                    a[:] = i
+
+        def reader():
+            try:
+                for _ in range(2000):
+                    with sa.read(timeout=STALL) as a:
+                        if not (a == a.flat[0]).all():
+                            errors.append(a.copy())
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=f) for f in (writer, reader, reader)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(STALL)
+        assert not any(t.is_alive() for t in threads)
+        assert not errors
+        assert sa.version == 2000
 
 
 # --- fork ----------------------------------------------------------------------------------

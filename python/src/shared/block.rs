@@ -6,14 +6,27 @@
 //! base; if any other view of it survives (a slice, a memoryview, a second name), `__exit__`
 //! raises `BufferError` and the lock stays held until they are all gone, so that none of them
 //! ever reads or writes the array outside the lock.
+//!
+//! An uncontended block costs about what a `threading.Lock` block does, because nothing is
+//! allocated once a handle has run one block: `SharedArray` hands the same `ArrayBlock` out again
+//! once nothing else refers to it, and a whole-array block keeps its `HeldLock` and the array
+//! over the whole memory (idle: the lock released, read-only, referred to by nothing but the
+//! block) and the views it handed out (emptied and cut), which it makes the next block's array
+//! again once nothing else refers to them. The lock is first tried with the GIL held: only a
+//! wait releases it.
 
+use std::ffi::c_int;
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use numpy::PyArrayDescr;
+use numpy::npyffi::{NPY_ARRAY_WRITEABLE, PyArrayObject, npy_intp};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::prelude::*;
 
 use super::typed::{AnyShared, Held, Lock, numpy_over};
-use crate::errors::raise;
+use crate::errors::{IntoPy, raise};
 use crate::leases::{give_dimension, make_read_only, revoke};
 
 /// The base object of the array a block hands out: it holds the lock, released when the block
@@ -26,6 +39,28 @@ pub struct HeldLock {
 }
 
 impl HeldLock {
+    fn new() -> Self {
+        HeldLock {
+            held: Mutex::new(None),
+            pid: crate::pid::current(),
+        }
+    }
+
+    /// Keeps `held` (just taken) until `release`.
+    fn hold(&self, held: Held) {
+        crate::fork::guard_made(held.ptr);
+        let before = self
+            .held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(held);
+        // A holder is only given a lock when idle (released, or new).
+        debug_assert!(before.is_none());
+        if let Some(before) = before {
+            crate::fork::guard_gone(before.ptr);
+        }
+    }
+
     fn release(&self) {
         let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(held) = held {
@@ -45,35 +80,255 @@ impl Drop for HeldLock {
     }
 }
 
+/// A block's objects while it runs: the lock's holder, the array over the memory (base:
+/// `holder`) and the view handed to the `with` target (base: `base`).
+struct Current {
+    holder: Py<HeldLock>,
+    base: Py<PyAny>,
+    view: Py<PyAny>,
+}
+
+/// A whole-array block's holder and base array between blocks: the lock released, the array
+/// read-only, referred to by the block alone (the views of the last block were cut from it).
+struct Idle {
+    holder: Py<HeldLock>,
+    base: Py<PyAny>,
+}
+
+/// What a new view over the whole array looks like (`PyArray_NewFromDescr`'s choice, the same
+/// for every one): a spare view is made the block's array again only if it still is so.
+struct Template {
+    /// Its flags, without WRITEABLE.
+    flags: c_int,
+    strides: Vec<npy_intp>,
+}
+
+/// Views kept from earlier blocks: two, so that `with sa.read() as a:` in a loop finds the view
+/// of the block before last free (the last one is still bound to `a` when the next block starts).
+const SPARES: usize = 2;
+
 /// A lock to take for a `with` block: `sa.read()`, `sa.write()`, `sa.write(rows=...)`.
 #[pyclass(module = "ndring")]
 pub struct ArrayBlock {
-    array: Option<Arc<dyn AnyShared>>,
+    /// The handle; in a forked child, the parent's (`Drop` forgets it there).
+    array: ManuallyDrop<Arc<dyn AnyShared>>,
+    /// The process that made the block.
+    pid: u32,
     lock: Lock,
     timeout: Option<f64>,
-    /// The lock's holder, the array over the memory (base: `holder`) and the view handed to the
-    /// `with` target (base: `array`).
-    holder: Option<Py<HeldLock>>,
-    base: Option<Py<PyAny>>,
-    view: Option<Py<PyAny>>,
     entered: bool,
+    /// No lock held and no block running: `SharedArray` may hand it out again (`reset`).
+    reusable: bool,
+    current: Option<Current>,
+    idle: Option<Idle>,
+    /// Views handed out by earlier whole-array blocks, emptied and cut, oldest first.
+    spares: Vec<Py<PyAny>>,
+    template: Option<Template>,
+    /// numpy's dtype of the elements (held: `revive` compares a view's to it by address).
+    descr: Option<Py<PyArrayDescr>>,
+}
+
+impl Drop for ArrayBlock {
+    fn drop(&mut self) {
+        if crate::pid::current() == self.pid {
+            // SAFETY: dropped once, here, and never used after.
+            unsafe { ManuallyDrop::drop(&mut self.array) };
+        }
+        // Else a forked child: the handle is the parent's, leaked with its mapping (as
+        // `Inner` does).
+    }
 }
 
 impl ArrayBlock {
     pub fn new(array: Arc<dyn AnyShared>, lock: Lock, timeout: Option<f64>) -> Self {
         ArrayBlock {
-            array: Some(array),
+            array: ManuallyDrop::new(array),
+            pid: crate::pid::current(),
             lock,
             timeout,
-            holder: None,
-            base: None,
-            view: None,
             entered: false,
+            reusable: false,
+            current: None,
+            idle: None,
+            spares: Vec::new(),
+            template: None,
+            descr: None,
         }
+    }
+
+    /// Makes a finished block (one nothing else refers to: the caller checked) a new one for
+    /// `lock` on `array`; false if it cannot be (not finished cleanly, another handle or
+    /// process).
+    pub fn reset(&mut self, array: &Arc<dyn AnyShared>, lock: &Lock, timeout: Option<f64>) -> bool {
+        let same = std::ptr::addr_eq(Arc::as_ptr(&self.array), Arc::as_ptr(array));
+        if !self.reusable || !same || self.pid != crate::pid::current() {
+            return false;
+        }
+        self.reusable = false;
+        self.entered = false;
+        self.lock = lock.clone();
+        self.timeout = timeout;
+        true
     }
 
     fn writable(&self) -> bool {
         !matches!(self.lock, Lock::Read)
+    }
+
+    fn descr<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyArrayDescr>> {
+        if let Some(d) = &self.descr {
+            return Ok(d.bind(py).clone());
+        }
+        let d = self.array.descr(py)?;
+        self.descr = Some(d.clone().unbind());
+        Ok(d)
+    }
+
+    /// The objects of a block over what `held` covers: the idle ones of the last whole-array
+    /// block where it can (`whole`), else new ones.
+    fn objects(&mut self, py: Python<'_>, held: Held, whole: bool) -> PyResult<Current> {
+        let writable = self.writable();
+        // The shape: the handle's for the whole array (a slice, no copy on this path).
+        let array = Arc::clone(&self.array);
+        let rows = held.rows.clone();
+        let (ptr, shape) = (held.ptr, rows.as_deref().unwrap_or(array.shape()));
+        // SAFETY (refcount read): a live object, the GIL held.
+        let idle = (if whole { self.idle.take() } else { None })
+            .filter(|i| unsafe { pyo3::ffi::Py_REFCNT(i.base.as_ptr()) } == 1);
+        let (holder, base) = match idle {
+            Some(Idle { holder, base }) => {
+                holder.get().hold(held);
+                // SAFETY: `base` is an ndarray this block made (`numpy_over`), referred to by the
+                // block alone (count 1: no view, no other name); the GIL is held. The lock it is
+                // over is held again (by `holder`, its base), shared for a read (read-only then,
+                // as numpy checks a view's base before letting it become writable).
+                unsafe { set_writeable(&base, writable) };
+                (holder, base)
+            }
+            None => {
+                let holder = Py::new(py, HeldLock::new())?;
+                holder.get().hold(held);
+                let descr = self.descr(py)?;
+                // SAFETY: `ptr` is the first of `shape`'s elements the lock covers, in the
+                // segment's mapping (kept by the handle the lock holds); the lock, held by
+                // `holder` (the base) for as long as the array or any view of it lives, keeps
+                // other writers out (and, read-only, is shared).
+                let base = unsafe {
+                    numpy_over(
+                        py,
+                        descr,
+                        ptr,
+                        shape,
+                        writable,
+                        holder.bind(py).clone().into_any(),
+                    )?
+                };
+                (holder, base.unbind())
+            }
+        };
+        let view = match self.spare(py, ptr, shape, writable, &base, whole) {
+            Some(v) => v,
+            None => {
+                let descr = self.descr(py)?;
+                // SAFETY: as for `base`: the same memory, under the same lock, which `base` (this
+                // array's base) keeps held through `holder`.
+                let view = unsafe {
+                    numpy_over(
+                        py,
+                        descr,
+                        ptr,
+                        shape,
+                        writable,
+                        base.bind(py).clone().into_any(),
+                    )?
+                };
+                if whole && self.template.is_none() {
+                    // SAFETY: an ndarray just made, not yet shared; `strides` holds `nd` entries.
+                    self.template = Some(unsafe {
+                        let f = &(*view.as_ptr().cast::<PyArrayObject>()).fields;
+                        Template {
+                            flags: f.flags & !NPY_ARRAY_WRITEABLE,
+                            strides: std::slice::from_raw_parts(f.strides, f.nd as usize).to_vec(),
+                        }
+                    });
+                }
+                view.unbind()
+            }
+        };
+        Ok(Current { holder, base, view })
+    }
+
+    /// A view of an earlier block made the array over `shape`'s elements from `ptr` again, with
+    /// `base` as its base: the first spare that nothing else refers to and that is as
+    /// `revoke` left a view of the template.
+    fn spare(
+        &mut self,
+        py: Python<'_>,
+        ptr: usize,
+        shape: &[usize],
+        writable: bool,
+        base: &Py<PyAny>,
+        whole: bool,
+    ) -> Option<Py<PyAny>> {
+        if !whole || shape.is_empty() {
+            return None;
+        }
+        let (t, descr) = (self.template.as_ref()?, self.descr.as_ref()?);
+        let i = self.spares.iter().position(|v| {
+            // SAFETY: a live ndarray (spares are views made by `objects`; an ndarray's type
+            // cannot be changed from Python), read with the GIL held; `dimensions` and
+            // `strides` hold `nd` entries.
+            unsafe {
+                if pyo3::ffi::Py_REFCNT(v.as_ptr()) != 1 {
+                    return false; // still bound, or a view of it alive
+                }
+                let f = &(*v.as_ptr().cast::<PyArrayObject>()).fields;
+                if f.nd as usize != shape.len()
+                    || f.data as usize != ptr
+                    || !f.base.is_null()
+                    || !f.weakreflist.is_null()
+                    || f.descr.cast::<pyo3::ffi::PyObject>() != descr.as_ptr()
+                {
+                    return false;
+                }
+                let dims = std::slice::from_raw_parts(f.dimensions, shape.len());
+                let strides = std::slice::from_raw_parts(f.strides, shape.len());
+                dims[0] == 0
+                    && dims[1..]
+                        .iter()
+                        .zip(&shape[1..])
+                        .all(|(&d, &n)| d as usize == n)
+                    && strides == &t.strides[..]
+            }
+        })?;
+        let view = self.spares.remove(i);
+        // SAFETY: the checks above: `view` is an ndarray referred to by nothing but this block
+        // (count 1, no weak reference), with no base, over `ptr` with the template's dtype,
+        // strides and dimensions but the first, which `revoke` set to 0. Giving it back the
+        // first dimension, the template's flags and a base makes it what `numpy_over` would
+        // make over the same memory; nobody has seen it since it was emptied. The GIL is held.
+        unsafe {
+            let f = &mut (*view.as_ptr().cast::<PyArrayObject>()).fields;
+            *f.dimensions = shape[0] as npy_intp;
+            f.flags = t.flags | if writable { NPY_ARRAY_WRITEABLE } else { 0 };
+            f.base = base.clone_ref(py).into_ptr();
+        }
+        Some(view)
+    }
+}
+
+/// Sets or clears an array's WRITEABLE flag.
+///
+/// # Safety
+/// `array` is an ndarray nothing else refers to, whose memory may be written if `writable`; the
+/// GIL is held.
+unsafe fn set_writeable(array: &Py<PyAny>, writable: bool) {
+    // SAFETY: per the contract.
+    let f = unsafe { &mut (*array.as_ptr().cast::<PyArrayObject>()).fields };
+    if writable {
+        f.flags |= NPY_ARRAY_WRITEABLE;
+    } else {
+        f.flags &= !NPY_ARRAY_WRITEABLE;
     }
 }
 
@@ -87,39 +342,6 @@ pub fn take(
     crate::handles::wait(py, timeout, |slice| array.clone().lock(lock, slice))
 }
 
-/// A numpy array over what `held` covers, with a `HeldLock` owning `held` as its base.
-pub fn array_of<'py>(
-    py: Python<'py>,
-    array: &Arc<dyn AnyShared>,
-    held: Held,
-    writable: bool,
-) -> PyResult<(Bound<'py, PyAny>, Py<HeldLock>)> {
-    let (ptr, shape) = (held.ptr, held.shape.clone());
-    let descr = array.descr(py)?;
-    crate::fork::guard_made(ptr);
-    let holder = Py::new(
-        py,
-        HeldLock {
-            held: Mutex::new(Some(held)),
-            pid: crate::pid::current(),
-        },
-    )?;
-    // SAFETY: `ptr` is the first of `shape`'s elements the lock covers, in the segment's mapping
-    // (kept by the handle the guard holds); the lock, held by `holder` (the base) for as long as
-    // the array or any view of it lives, keeps other writers out (and, read-only, is shared).
-    let a = unsafe {
-        numpy_over(
-            py,
-            descr,
-            ptr,
-            &shape,
-            writable,
-            holder.bind(py).clone().into_any(),
-        )?
-    };
-    Ok((a, holder))
-}
-
 #[pymethods]
 impl ArrayBlock {
     /// Takes the lock (waiting at most `timeout` seconds, `ndring.Timeout`), and returns the
@@ -131,16 +353,20 @@ impl ArrayBlock {
             ));
         }
         self.entered = true;
-        let Some(array) = self.array.take() else {
-            return Err(PyRuntimeError::new_err("this block is finished"));
+        let array: &Arc<dyn AnyShared> = &self.array;
+        // One attempt with the GIL held: uncontended, it succeeds, and releasing and retaking
+        // the GIL would cost more than the lock. Only a wait releases it.
+        let held = match array.clone().lock(&self.lock, Duration::ZERO) {
+            Err(ndring::Error::Timeout) => take(py, array, &self.lock, self.timeout),
+            r => r.py(py),
         };
-        let held = take(py, &array, &self.lock, self.timeout)?;
-        let (base, holder) = array_of(py, &array, held, self.writable())?;
-        let view = base.call_method0("view")?;
-        self.holder = Some(holder);
-        self.base = Some(base.unbind());
-        self.view = Some(view.clone().unbind());
-        Ok(view.unbind())
+        // A failed enter leaves nothing held: the block may be handed out again.
+        let held = held.inspect_err(|_| self.reusable = true)?;
+        let whole = !matches!(self.lock, Lock::Rows(_));
+        let current = self.objects(py, held, whole)?;
+        let view = current.view.clone_ref(py);
+        self.current = Some(current);
+        Ok(view)
     }
 
     /// Releases the lock (a write moves the version), unless a view of the array survives the
@@ -153,9 +379,7 @@ impl ArrayBlock {
         _exc: Option<Bound<'_, PyAny>>,
         _tb: Option<Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let (Some(base), Some(view), Some(holder)) =
-            (self.base.take(), self.view.take(), self.holder.take())
-        else {
+        let Some(Current { holder, base, view }) = self.current.take() else {
             return Err(PyRuntimeError::new_err("this block was not entered"));
         };
         let (base, view) = (base.into_bound(py), view.into_bound(py));
@@ -215,6 +439,19 @@ impl ArrayBlock {
             return Err(err);
         }
         holder.get().release();
+        self.reusable = true;
+        if !matches!(self.lock, Lock::Rows(_)) {
+            // `view` was cut from `base` (count 2 at most, checked above): the block alone
+            // refers to `base` now.
+            self.idle = Some(Idle {
+                holder,
+                base: base.unbind(),
+            });
+            if self.spares.len() == SPARES {
+                self.spares.remove(0);
+            }
+            self.spares.push(view.unbind());
+        }
         Ok(false)
     }
 }

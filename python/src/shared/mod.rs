@@ -36,6 +36,9 @@ struct Inner {
     pid: u32,
     /// This process created the array (through this handle).
     owner: bool,
+    /// The last block handed out by `read()` or `write()`: handed out again once it has
+    /// finished and nothing else refers to it (no allocation per block).
+    block: Option<Py<ArrayBlock>>,
 }
 
 impl Drop for Inner {
@@ -172,6 +175,7 @@ impl SharedArray {
                 array: Some(a),
                 pid: crate::pid::current(),
                 owner,
+                block: None,
             }),
         }
     }
@@ -199,6 +203,30 @@ impl SharedArray {
             inner.owner = false;
         }
         inner.array.clone().ok_or_else(|| closed(py))
+    }
+
+    /// A block for `lock`: the last one again where it has finished, nothing else refers to it
+    /// and the handle is the same, else a new one (kept for next time).
+    fn block(&self, py: Python<'_>, lock: Lock, timeout: Option<f64>) -> PyResult<Py<ArrayBlock>> {
+        {
+            let inner = self.inner();
+            if let (Some(b), Some(a)) = (&inner.block, &inner.array) {
+                // No Python code runs under the mutex: a reference count, a borrow flag.
+                // SAFETY (the count): a live object (`inner` holds it); the GIL is held.
+                if inner.pid == crate::pid::current()
+                    && unsafe { pyo3::ffi::Py_REFCNT(b.as_ptr()) } == 1
+                    && b.bind(py)
+                        .try_borrow_mut()
+                        .is_ok_and(|mut blk| blk.reset(a, &lock, timeout))
+                {
+                    return Ok(b.clone_ref(py));
+                }
+            }
+        }
+        let b = Py::new(py, ArrayBlock::new(self.get(py)?, lock, timeout))?;
+        let before = self.inner().block.replace(b.clone_ref(py));
+        drop(before); // outside the mutex
+        Ok(b)
     }
 }
 
@@ -348,8 +376,8 @@ impl SharedArray {
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
-    ) -> PyResult<ArrayBlock> {
-        Ok(ArrayBlock::new(self.get(py)?, Lock::Read, timeout))
+    ) -> PyResult<Py<ArrayBlock>> {
+        self.block(py, Lock::Read, timeout)
     }
 
     /// `with sa.write() as a:` a writable array under the exclusive lock, for the block;
@@ -360,12 +388,12 @@ impl SharedArray {
         py: Python<'_>,
         rows: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
-    ) -> PyResult<ArrayBlock> {
+    ) -> PyResult<Py<ArrayBlock>> {
         let lock = match rows {
             Some(r) if !r.is_none() => Lock::Rows(rows_of(r, &self.shape)?),
             _ => Lock::Write,
         };
-        Ok(ArrayBlock::new(self.get(py)?, lock, timeout))
+        self.block(py, lock, timeout)
     }
 
     /// Sleeps until the version differs from `version` (a write ended since); returns the new
@@ -384,13 +412,18 @@ impl SharedArray {
     /// Detaches this handle (arrays from `as_array()` stay valid, and keep the process attached
     /// until they are gone). The last handle out removes the name, unless kept.
     fn close(&self) {
-        let mut inner = self.inner();
-        let a = inner.array.take();
-        if inner.pid == crate::pid::current() {
-            drop(a);
-        } else {
-            std::mem::forget(a);
-        }
+        let (a, block) = {
+            let mut inner = self.inner();
+            let a = inner.array.take();
+            if inner.pid != crate::pid::current() {
+                std::mem::forget(a);
+                return;
+            }
+            (a, inner.block.take())
+        };
+        // The kept block's clone of the handle too (outside the mutex: it may free arrays).
+        drop(block);
+        drop(a);
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -31,9 +31,11 @@ pub struct Held {
     /// The Rust guard, with the handle it borrows: dropping it unlocks (and, for a write,
     /// moves the version).
     _guard: Box<dyn Send + Sync>,
-    /// The first element the lock covers, and the shape from there (C order).
+    /// The first element the lock covers.
     pub ptr: usize,
-    pub shape: Vec<usize>,
+    /// The shape from there (C order) of a rows lock; `None`: the whole array's (the handle's
+    /// shape, not copied for every lock).
+    pub rows: Option<Vec<usize>>,
 }
 
 /// A guard of `ndring::SharedArray` with the handle it borrows. Fields drop in order: the guard
@@ -73,7 +75,7 @@ fn held<G: Send + Sync + 'static>(
     guard: G,
     array: Arc<dyn AnyShared>,
     ptr: *const impl Sized,
-    shape: &[usize],
+    rows: Option<Vec<usize>>,
 ) -> Held {
     Held {
         _guard: Box::new(Owned {
@@ -81,16 +83,16 @@ fn held<G: Send + Sync + 'static>(
             _array: array,
         }),
         ptr: ptr as usize,
-        shape: shape.to_vec(),
+        rows,
     }
 }
 
 /// Takes a guard of `ndring::SharedArray` and gives it the `'static` lifetime, to be kept in an
 /// `Owned` with the `Arc` of the handle it borrows.
 macro_rules! locked {
-    ($self:ident, $array:ident, $guard:ident, $take:expr) => {{
+    ($self:ident, $array:ident, $guard:ident, $take:expr, $rows:expr) => {{
         let g = $take?;
-        let (ptr, shape) = (g.as_ptr(), g.shape().to_vec());
+        let (ptr, rows) = (g.as_ptr(), $rows.then(|| g.shape().to_vec()));
         // SAFETY: the guard borrows `*$self`, the handle inside an `Arc` allocation (it never
         // moves); `held` stores the guard in an `Owned` with `$array`, a clone of that `Arc`,
         // which is dropped after the guard (field order): the borrow never outlives the
@@ -100,7 +102,7 @@ macro_rules! locked {
                 g,
             )
         };
-        held(g, $array, ptr, &shape)
+        held(g, $array, ptr, rows)
     }};
 }
 
@@ -136,14 +138,15 @@ impl<T: PyElement> AnyShared for Typed<T> {
         let array: Arc<dyn AnyShared> = self.clone();
         let a = &self.0;
         Ok(match lock {
-            Lock::Read => locked!(self, array, ReadGuard, a.read_timeout(slice)),
-            Lock::Write => locked!(self, array, WriteGuard, a.write_timeout(slice)),
+            Lock::Read => locked!(self, array, ReadGuard, a.read_timeout(slice), false),
+            Lock::Write => locked!(self, array, WriteGuard, a.write_timeout(slice), false),
             Lock::Rows(rows) => {
                 locked!(
                     self,
                     array,
                     RowsGuard,
-                    a.write_rows_timeout(rows.clone(), slice)
+                    a.write_rows_timeout(rows.clone(), slice),
+                    true
                 )
             }
         })
@@ -160,11 +163,12 @@ impl<T: PyElement> AnyShared for Typed<T> {
             crate::errors::invalid_argument(py, format!("data is in use (borrowed): {e}"))
         })?;
         let src = src.as_array();
+        debug_assert!(held.rows.is_none(), "copy_in takes a whole-array lock");
         // SAFETY: `held` is the exclusive lock on the whole array (nobody else reads or writes
-        // it until it is dropped, after this call); its memory is `held.shape`'s elements of
+        // it until it is dropped, after this call); its memory is the array's elements of
         // `T` (as many of `T::Np`, same size and alignment) in C order from `held.ptr`.
         let mut dst =
-            unsafe { ArrayViewMut::from_shape_ptr(IxDyn(&held.shape), held.ptr as *mut T::Np) };
+            unsafe { ArrayViewMut::from_shape_ptr(IxDyn(self.0.shape()), held.ptr as *mut T::Np) };
         dst.assign(&src);
         Ok(())
     }
