@@ -323,7 +323,12 @@ class ArrayBlock:
     memoryview, a second name) makes the exit raise ``BufferError``, and the lock stays held
     until every such view is gone. A child forked inside the block gets a private copy of the
     array's memory (the parent holds the lock, not the child); leaving a ``write()`` block there
-    raises ``ndring.Error``."""
+    raises ``ndring.Error``.
+
+    ``read()`` and ``write()`` may hand out again a block that has finished (or was never
+    entered) once nothing else refers to it, and a new block's array may be an earlier block's
+    with target once nothing refers to that any more: an uncontended block allocates nothing.
+    A block object or target the caller still holds is never handed out again."""
 
     def __enter__(self) -> np.ndarray:
         """The array under the lock: read-only for ``read()``, writable for ``write()``."""

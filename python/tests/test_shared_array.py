@@ -397,6 +397,23 @@ def test_a_block_object_held_by_the_caller_is_not_handed_out_again(name):
             b.__exit__(None, None, None)
 
 
+def test_a_block_never_entered_is_handed_out_again_with_the_new_lock(name):
+    with ndring.SharedArray.create(name, shape=(4, 2), dtype=np.uint8) as sa:
+        for _ in range(3):
+            sa.read()  # never entered, dropped: the next call may hand it out again
+        with sa.write(rows=slice(1, 3)) as a:
+            assert a.shape == (2, 2) and a.flags.writeable
+            a[:] = 5
+        sa.write()
+        with sa.read() as r:
+            assert r.shape == (4, 2) and not r.flags.writeable
+            assert (r[1:3] == 5).all() and (r[0] == 0).all()
+        sa.read(timeout=0)
+        with sa.write() as a:  # not the timeout of the dropped block: it waits, and gets in
+            a[:] = 1
+        assert sa.version == 2
+
+
 def test_a_read_block_inside_a_read_block(name):
     with ndring.SharedArray.create(name, shape=(2, 3), dtype=np.int16) as sa:
         with sa.write() as a:

@@ -117,7 +117,8 @@ pub struct ArrayBlock {
     lock: Lock,
     timeout: Option<f64>,
     entered: bool,
-    /// No lock held and no block running: `SharedArray` may hand it out again (`reset`).
+    /// Never entered, or finished with no lock held and no view alive (or its enter failed):
+    /// `SharedArray` may hand it out again (`reset`).
     reusable: bool,
     current: Option<Current>,
     idle: Option<Idle>,
@@ -147,7 +148,7 @@ impl ArrayBlock {
             lock,
             timeout,
             entered: false,
-            reusable: false,
+            reusable: true,
             current: None,
             idle: None,
             spares: Vec::new(),
@@ -164,7 +165,6 @@ impl ArrayBlock {
         if !self.reusable || !same || self.pid != crate::pid::current() {
             return false;
         }
-        self.reusable = false;
         self.entered = false;
         self.lock = lock.clone();
         self.timeout = timeout;
@@ -353,6 +353,7 @@ impl ArrayBlock {
             ));
         }
         self.entered = true;
+        self.reusable = false;
         let array: &Arc<dyn AnyShared> = &self.array;
         // One attempt with the GIL held: uncontended, it succeeds, and releasing and retaking
         // the GIL would cost more than the lock. Only a wait releases it.
