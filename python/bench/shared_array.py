@@ -2,6 +2,7 @@
 round by round in one run. Not a test: prints a table.
 
     python python/bench/shared_array.py [--rounds 3] [--sizes 1000,10000] [--workers 1,2,4]
+    python python/bench/shared_array.py --blocks [--rounds 9] [--compare OTHER_PYTHON]
 
 Programs (issue 24's seeds):
 * rows: an N x N float64 array copied into shared memory, its rows summed by a Pool of 1, 2 and
@@ -23,20 +24,31 @@ workers of each one's largest, beside the array's size.
 Each round prints the load average and the host state (the cache-line round trip between two
 threads, fast ~100 ns, slow ~500 ns): compare rows of one state. Also measured: an uncontended
 `with sa.read()` / `with sa.write()` enter + exit, beside `with threading.Lock()`.
+
+--blocks: only the uncontended blocks, timeit-style (a loop of --iters blocks, timed --reps
+times in each round, the median kept), one fresh process per round: `with sa.read():`,
+`with sa.read() as a:`, `with sa.write():`, `with sa.write() as a:`, beside `with lock:` (a
+`threading.Lock`) and `with nullcontext:` in the same process, so that each figure has its
+ratio to the lock of its own round. --compare OTHER_PYTHON runs every round under that
+interpreter too (another venv with another ndring wheel: the build before a change), the two
+interleaved and their order alternated round by round. Needs numpy only.
 """
 
 import argparse
+import contextlib
 import gc
+import json
 import multiprocessing as mp
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from multiprocessing import resource_tracker, shared_memory
 from multiprocessing.managers import SharedMemoryManager
 
 import numpy as np
-from shared_memory_array import SharedMemoryArray
 
 import ndring
 from ndring._ndring import _line_round_trip_ns
@@ -165,6 +177,8 @@ def run_shm(data, pool, workers, program):
 
 
 def run_sma(data, pool, workers, program):
+    from shared_memory_array import SharedMemoryArray
+
     n = data.shape[0]
     t = time.perf_counter()
     with SharedMemoryManager() as manager:
@@ -228,13 +242,154 @@ def free_mib():
     return info["MemAvailable"] // 1024
 
 
+BLOCK_CASES = (
+    "with sa.read():",
+    "with sa.read() as a:",
+    "with sa.write():",
+    "with sa.write() as a:",
+    "with lock: (threading.Lock)",
+    "with nullcontext:",
+)
+
+
+def blocks_round(iters, reps):
+    """One round of --blocks, in this process: {case: (CPU, wall) µs per block, the medians over
+    `reps` loops}. The CPU time (this thread's) leaves out the time the thread was not running,
+    which on a loaded host is most of the spread of the wall time."""
+    name = f"/ndr-bench-blocks-{os.getpid()}"
+    lock = threading.Lock()
+    null = contextlib.nullcontext()
+    with ndring.SharedArray.create(name, shape=(64, 8), dtype=np.float64) as sa:
+        read, write = sa.read, sa.write
+
+        def read_(n):
+            for _ in range(n):
+                with read():
+                    pass
+
+        def read_as(n):
+            for _ in range(n):
+                with read() as a:  # noqa: F841 - bound, as real code binds it
+                    pass
+
+        def write_(n):
+            for _ in range(n):
+                with write():
+                    pass
+
+        def write_as(n):
+            for _ in range(n):
+                with write() as a:  # noqa: F841
+                    pass
+
+        def lock_(n):
+            for _ in range(n):
+                with lock:
+                    pass
+
+        def null_(n):
+            for _ in range(n):
+                with null:
+                    pass
+
+        loops = dict(zip(BLOCK_CASES, (read_, read_as, write_, write_as, lock_, null_)))
+        cpu = {k: [] for k in loops}
+        wall = {k: [] for k in loops}
+        for f in loops.values():
+            f(iters // 10)  # warm up
+        gc.collect()
+        for _ in range(reps):
+            for k, f in loops.items():
+                t, c = time.perf_counter(), time.thread_time()
+                f(iters)
+                cpu[k].append((time.thread_time() - c) / iters * 1e6)
+                wall[k].append((time.perf_counter() - t) / iters * 1e6)
+    return {k: (statistics.median(cpu[k]), statistics.median(wall[k])) for k in loops}
+
+
+def blocks_main(args):
+    pythons = [("this", sys.executable)]
+    if args.compare:
+        pythons.append(("compare", args.compare))
+    print(
+        f"uncontended blocks: {os.cpu_count()} CPUs, {args.rounds} rounds, {args.reps} loops of "
+        f"{args.iters} blocks a round (median kept); interpreters: "
+        + ", ".join(f"{label} = {py} (ndring from {version_of(py)})" for label, py in pythons)
+    )
+    res = {label: [] for label, _ in pythons}
+    lock = BLOCK_CASES[4]
+    for rnd in range(args.rounds):
+        order = pythons if rnd % 2 == 0 else pythons[::-1]
+        load = os.getloadavg()
+        line = [f"round {rnd + 1} (load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"]
+        for label, py in order:
+            out = subprocess.run(
+                [py, os.path.abspath(__file__), "--blocks-round", "--iters", str(args.iters),
+                 "--reps", str(args.reps)],
+                check=True, capture_output=True, text=True,
+            ).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            res[label].append(r)
+            line.append(
+                f"{label}: "
+                + ", ".join(f"{k} {c:.3f} us CPU / {w:.3f} wall" for k, (c, w) in r.items())
+            )
+        print("\n  ".join(line), flush=True)
+    print()
+    print(
+        "Per case, medians over the rounds (min-max): CPU µs per block (enter + exit), its ratio "
+        "to `with lock:` of the same round, wall µs per block."
+    )
+    print(
+        "| case | "
+        + " | ".join(f"{label}: CPU µs | {label}: x lock | {label}: wall µs" for label, _ in pythons)
+        + " |"
+    )
+    print("|---|" + "---|---|---|" * len(pythons))
+    for k in BLOCK_CASES:
+        cells = []
+        for label, _ in pythons:
+            c = [r[k][0] for r in res[label]]
+            x = [r[k][0] / r[lock][0] for r in res[label]]
+            w = [r[k][1] for r in res[label]]
+            cells.append(
+                f"{statistics.median(c):.3f} ({min(c):.3f}-{max(c):.3f}) | "
+                f"{statistics.median(x):.2f} ({min(x):.2f}-{max(x):.2f}) | "
+                f"{statistics.median(w):.3f} ({min(w):.3f}-{max(w):.3f})"
+            )
+        print(f"| {k} | " + " | ".join(cells) + " |")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def version_of(py):
+    """Where `py` imports ndring from."""
+    return subprocess.run(
+        [py, "-c", "import ndring, os; print(os.path.dirname(ndring.__file__))"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--sizes", default="1000,10000")
     ap.add_argument("--workers", default="1,2,4")
     ap.add_argument("--tile-workers", type=int, default=os.cpu_count())
+    ap.add_argument("--blocks", action="store_true", help="only the uncontended with blocks")
+    ap.add_argument("--compare", help="--blocks: also run each round under this interpreter")
+    ap.add_argument("--iters", type=int, default=20_000, help="--blocks: blocks a loop")
+    ap.add_argument("--reps", type=int, default=5, help="--blocks: loops a round")
+    ap.add_argument("--blocks-round", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.blocks_round:
+        print(json.dumps(blocks_round(args.iters, args.reps)))
+        return
+    if args.blocks:
+        args.rounds = args.rounds or 9
+        blocks_main(args)
+        return
+    args.rounds = args.rounds or 3
+    from shared_memory_array import SharedMemoryArray  # noqa: F401 - needed by run_sma
     sizes = [int(x) for x in args.sizes.split(",")]
     workers = [int(x) for x in args.workers.split(",")]
 
