@@ -414,6 +414,23 @@ def test_a_block_never_entered_is_handed_out_again_with_the_new_lock(name):
         assert sa.version == 2
 
 
+def test_the_base_of_a_blocks_array_cannot_be_reached_after_the_block(name):
+    with ndring.SharedArray.create(name, shape=(3, 3), dtype=np.float64) as sa:
+        for i in range(3):
+            with sa.write() as a:
+                a[:] = i
+                weak = weakref.ref(a.base)
+            # The base (which reaches the whole array) went with the block: a weak reference to
+            # it is dead, not a way around the lock.
+            assert weak() is None
+            with sa.read() as r:
+                assert (r == i).all() and r.base is not None and not r.base.flags.writeable
+            with sa.write() as a:
+                a.base.shape = (9,)  # changed through the view; not handed out as it was left
+            with sa.read() as r:
+                assert r.base.shape == (3, 3) and r.shape == (3, 3)
+
+
 def test_a_read_block_inside_a_read_block(name):
     with ndring.SharedArray.create(name, shape=(2, 3), dtype=np.int16) as sa:
         with sa.write() as a:

@@ -192,9 +192,20 @@ impl ArrayBlock {
         let array = Arc::clone(&self.array);
         let rows = held.rows.clone();
         let (ptr, shape) = (held.ptr, rows.as_deref().unwrap_or(array.shape()));
-        // SAFETY (refcount read): a live object, the GIL held.
-        let idle = (if whole { self.idle.take() } else { None })
-            .filter(|i| unsafe { pyo3::ffi::Py_REFCNT(i.base.as_ptr()) } == 1);
+        // The idle base only if the block alone refers to it and it is as it was made (its
+        // layout could have been changed through a view's `base` during an earlier block).
+        // None for a 0-d array (`as_made` needs a dimension): a new one each time.
+        let first = shape.first().copied().unwrap_or(0);
+        let idle = (if whole { self.idle.take() } else { None }).filter(|i| {
+            let (Some(t), Some(descr)) = (&self.template, &self.descr) else {
+                return false;
+            };
+            // SAFETY: `base` is a live ndarray made by `numpy_over`; the GIL is held.
+            unsafe {
+                pyo3::ffi::Py_REFCNT(i.base.as_ptr()) == 1
+                    && as_made(&i.base, ptr, shape, first, descr, &t.strides, true)
+            }
+        });
         let (holder, base) = match idle {
             Some(Idle { holder, base }) => {
                 holder.get().hold(held);
@@ -276,29 +287,10 @@ impl ArrayBlock {
         let (t, descr) = (self.template.as_ref()?, self.descr.as_ref()?);
         let i = self.spares.iter().position(|v| {
             // SAFETY: a live ndarray (spares are views made by `objects`; an ndarray's type
-            // cannot be changed from Python), read with the GIL held; `dimensions` and
-            // `strides` hold `nd` entries.
+            // cannot be changed from Python); the GIL is held.
             unsafe {
-                if pyo3::ffi::Py_REFCNT(v.as_ptr()) != 1 {
-                    return false; // still bound, or a view of it alive
-                }
-                let f = &(*v.as_ptr().cast::<PyArrayObject>()).fields;
-                if f.nd as usize != shape.len()
-                    || f.data as usize != ptr
-                    || !f.base.is_null()
-                    || !f.weakreflist.is_null()
-                    || f.descr.cast::<pyo3::ffi::PyObject>() != descr.as_ptr()
-                {
-                    return false;
-                }
-                let dims = std::slice::from_raw_parts(f.dimensions, shape.len());
-                let strides = std::slice::from_raw_parts(f.strides, shape.len());
-                dims[0] == 0
-                    && dims[1..]
-                        .iter()
-                        .zip(&shape[1..])
-                        .all(|(&d, &n)| d as usize == n)
-                    && strides == &t.strides[..]
+                pyo3::ffi::Py_REFCNT(v.as_ptr()) == 1 // not bound, no view of it alive
+                    && as_made(v, ptr, shape, 0, descr, &t.strides, false)
             }
         })?;
         let view = self.spares.remove(i);
@@ -314,6 +306,46 @@ impl ArrayBlock {
             f.base = base.clone_ref(py).into_ptr();
         }
         Some(view)
+    }
+}
+
+/// Whether `array` is over `shape`'s elements of `descr` from `ptr` with `strides`, but for a
+/// first dimension of `first`, with no weak reference and with a base only if `based`: as
+/// `numpy_over` made it (and `revoke` left it, for a view: first dimension 0, no base), whatever
+/// the code that had it did since (a new shape, dtype or strides; a weak reference, through
+/// which it could be reached without the reference count showing it).
+///
+/// # Safety
+/// `array` is a live ndarray; the GIL is held.
+unsafe fn as_made(
+    array: &Py<PyAny>,
+    ptr: usize,
+    shape: &[usize],
+    first: usize,
+    descr: &Py<PyArrayDescr>,
+    strides: &[npy_intp],
+    based: bool,
+) -> bool {
+    // SAFETY: per the contract; `dimensions` and `strides` hold `nd` entries (read once `nd`
+    // is known to be `shape.len()` > 0).
+    unsafe {
+        let f = &(*array.as_ptr().cast::<PyArrayObject>()).fields;
+        if shape.is_empty()
+            || f.nd as usize != shape.len()
+            || f.data as usize != ptr
+            || f.base.is_null() == based
+            || !f.weakreflist.is_null()
+            || f.descr.cast::<pyo3::ffi::PyObject>() != descr.as_ptr()
+        {
+            return false;
+        }
+        let dims = std::slice::from_raw_parts(f.dimensions, shape.len());
+        dims[0] as usize == first
+            && dims[1..]
+                .iter()
+                .zip(&shape[1..])
+                .all(|(&d, &n)| d as usize == n)
+            && std::slice::from_raw_parts(f.strides, shape.len()) == strides
     }
 }
 
@@ -441,9 +473,17 @@ impl ArrayBlock {
         }
         holder.get().release();
         self.reusable = true;
-        if !matches!(self.lock, Lock::Rows(_)) {
+        // SAFETY: `base` is a live ndarray; the GIL is held.
+        let weak = unsafe {
+            !(*base.as_ptr().cast::<PyArrayObject>())
+                .fields
+                .weakreflist
+                .is_null()
+        };
+        if !matches!(self.lock, Lock::Rows(_)) && !weak {
             // `view` was cut from `base` (count 2 at most, checked above): the block alone
-            // refers to `base` now.
+            // refers to `base` now. (One with a weak reference goes now, as before this path
+            // existed: kept idle, the reference could reach it after the block.)
             self.idle = Some(Idle {
                 holder,
                 base: base.unbind(),
