@@ -110,6 +110,7 @@ pub fn has_waiters(w: &WaitWord) -> bool {
 /// Whether a sleeper on epoch `epoch` would not (or no longer) sleep: the epoch moved. What the
 /// async reactor checks before it sleeps on many words at once; the futex call compares the
 /// same word again, atomically with going to sleep.
+#[cfg(feature = "async")]
 #[inline]
 pub fn epoch_moved(w: &WaitWord, epoch: u32) -> bool {
     w.futex.load(Acquire) != epoch

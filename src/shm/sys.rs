@@ -23,13 +23,15 @@ use rustix::thread::futex;
 // memory (`sys/miri.rs`); the imports and helpers of the real ones then go unused.
 #[cfg(miri)]
 mod miri;
+#[cfg(all(miri, feature = "async"))]
+pub use miri::futex_wait_any;
 #[cfg(miri)]
 use miri::stat;
 #[cfg(miri)]
 pub use miri::{
-    Handle, coarse_now_ns, create, futex_wait, futex_wait_any, futex_wake_all, heavy_barrier,
-    identity, map, name_identity, now_ns, open, open_to_inspect, open_waiting, pid,
-    register_for_heavy_barriers, regular_file_size, size, try_lock, unlink, unlock, unmap,
+    Handle, coarse_now_ns, create, futex_wait, futex_wake_all, heavy_barrier, identity, map,
+    name_identity, now_ns, open, open_to_inspect, open_waiting, pid, register_for_heavy_barriers,
+    regular_file_size, size, try_lock, unlink, unlock, unmap,
 };
 
 /// What names an open shared-memory object (and keeps a mapping of it valid).
@@ -268,6 +270,7 @@ pub fn futex_wake_all(word: &AtomicU32) {
 }
 
 /// Most words [`futex_wait_any`] sleeps on at once (the kernel's `FUTEX_WAITV_MAX`).
+#[cfg(feature = "async")]
 pub const WAIT_ANY_MAX: usize = 128;
 
 /// Sleeps until one of `words` (each a futex word and the value to sleep while it holds) is
@@ -275,7 +278,7 @@ pub const WAIT_ANY_MAX: usize = 128;
 /// limit). May return early (a signal, a word that changed before the call): callers re-check.
 /// `Err(NOSYS)` where the kernel has no `futex_waitv` (before Linux 5.16, or a seccomp filter
 /// refusing it). The words are addresses only: the kernel reads them, no reference is made.
-#[cfg(not(miri))]
+#[cfg(all(feature = "async", not(miri)))]
 pub fn futex_wait_any(
     words: &[(*const AtomicU32, u32)],
     until_ns: Option<u64>,

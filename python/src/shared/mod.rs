@@ -72,29 +72,34 @@ fn attach(
     shape: Option<&[usize]>,
     dtype: Option<DType>,
 ) -> PyResult<Arc<dyn AnyShared>> {
-    let seg = open_segment(py, name, timeout)?;
-    if seg.kind() != RingKind::Array {
-        return Err(raise(
-            py,
-            "Mismatch",
-            format!(
-                "{name:?} is {}, not a shared array (open it with ndring.Consumer, Producer or \
-                 Subscriber)",
-                seg.kind()
-            ),
-        ));
+    loop {
+        let seg = open_segment(py, name, timeout)?;
+        if seg.kind() != RingKind::Array {
+            return Err(raise(
+                py,
+                "Mismatch",
+                format!(
+                    "{name:?} is {}, not a shared array (open it with ndring.Consumer, Producer or \
+                     Subscriber)",
+                    seg.kind()
+                ),
+            ));
+        }
+        let (found_t, found_shape) = (seg.dtype(), seg.shape().to_vec());
+        check(py, name, dtype, shape, found_t, &found_shape)?;
+        // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
+        crate::element::descr(py, found_t)?;
+        let options = OpenOptions::default().spin(PY_SPIN);
+        // Attached to the mapping just read, not to a second one.
+        let a = with_dtype!(found_t, T =>
+            ndring::SharedArray::<T, IxDyn>::from_segment_with(seg, &options).map(erase));
+        match a {
+            // The name was removed or replaced between the open and the registration: the
+            // next open finds what holds it now.
+            Err(ndring::Error::NotFound { .. }) => continue,
+            a => return a.py(py),
+        }
     }
-    let (found_t, found_shape) = (seg.dtype(), seg.shape().to_vec());
-    drop(seg);
-    check(py, name, dtype, shape, found_t, &found_shape)?;
-    // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
-    crate::element::descr(py, found_t)?;
-    let options = OpenOptions::default().spin(PY_SPIN);
-    let a = with_dtype!(found_t, T => erase(
-        ndring::SharedArray::<T, IxDyn>::open_with(name, &options).py(py)?));
-    // The name may have been replaced between the two opens.
-    check(py, name, None, Some(&found_shape), found_t, a.shape())?;
-    Ok(a)
 }
 
 fn check(

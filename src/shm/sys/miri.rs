@@ -128,6 +128,7 @@ pub fn futex_wait(_word: &AtomicU32, _expected: u32, timeout: Option<Duration>) 
 }
 
 /// As `futex_wait`: a spurious wake-up.
+#[cfg(feature = "async")]
 pub fn futex_wait_any(
     _words: &[(*const AtomicU32, u32)],
     _until_ns: Option<u64>,
