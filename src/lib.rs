@@ -104,6 +104,7 @@ pub use crate::{
 pub mod futures {
     pub use crate::broadcast::subscriber::SubscriberRecv;
     pub use crate::queue::consumer::{Recv, RecvStream};
+    pub use crate::queue::lease::{LeaseClaim, LeaseRecv};
     pub use crate::queue::producer::Claim;
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::{RemoveOnDrop, Rng, finish, name, spawn, trial};
 use ndarray::{Array1, Ix1};
 use ndring::{
-    BroadcastWriter, Client, Config, Consumer, Error, OpenOptions, Producer, Server, Start,
-    Subscriber,
+    BroadcastWriter, Client, Config, Consumer, Error, LeaseConsumer, LeaseProducer, OpenOptions,
+    Producer, Server, Start, Subscriber,
 };
 
 const GRACE: Duration = Duration::from_millis(20);
@@ -66,7 +66,19 @@ fn main() -> std::process::ExitCode {
         ),
         trial(
             "a_sigkilled_server_wakes_every_pending_call",
-            rpc_server_killed,
+            rpc_server_killed
+        ),
+        trial(
+            "a_producer_in_another_process_wakes_an_awaiting_lease_consumer",
+            lease_cross_process_wake,
+        ),
+        trial(
+            "a_cancelled_recv_lease_async_drops_nothing_and_leaves_no_waiter",
+            lease_cancellation,
+        ),
+        trial(
+            "a_consumer_in_another_process_wakes_an_awaiting_lease_producer",
+            lease_producer_woken,
         ),
     ];
     common::main(
@@ -559,4 +571,86 @@ fn rpc_server_killed() {
             "a call held by a server that died: {r:?}"
         );
     }
+
+/// Leases received in a future, held two at a time and dropped out of order (SPSC: `head`
+/// waits for the older one), as the Python binding's arrays are.
+fn lease_cross_process_wake() {
+    let n = name("lwake");
+    let _rm = RemoveOnDrop(n.clone());
+    let rx = Consumer::<u64, Ix1>::create(&n, 2, &Config::spsc().slots(4).spin(0)).expect("create");
+    let mut rx = LeaseConsumer::from(rx);
+    let child = spawn("produce", &[&n, "500", "7"]);
+    let got = runtime().block_on(async {
+        let (mut i, mut kept) = (0, None);
+        loop {
+            match rx.recv_lease_async().await {
+                Ok(lease) => {
+                    check(&lease.view(), i);
+                    i += 1;
+                    // Keep every other lease until the next one arrives, then drop it last.
+                    match kept.take() {
+                        None if i % 2 == 1 => kept = Some(lease),
+                        older => {
+                            drop(lease);
+                            drop(older);
+                        }
+                    }
+                }
+                Err(Error::Closed) => return i,
+                Err(e) => panic!("recv_lease_async: {e}"),
+            }
+        }
+    });
+    finish(child, STALL);
+    assert_eq!(got, 500);
+    assert_eq!(rx.held(), 0);
+    assert_eq!(rx.segment().sleepers(), (0, 0), "no waiter left behind");
+}
+
+/// MPMC (a peer entry per held lease): cancelled waits take nothing, and leave no waiter.
+fn lease_cancellation() {
+    let n = name("lcancel");
+    let _rm = RemoveOnDrop(n.clone());
+    let rx = Consumer::<u64, Ix1>::create(&n, 2, &Config::mpmc().slots(4).spin(0)).expect("create");
+    let mut rx = LeaseConsumer::from(rx);
+    let child = spawn("produce", &[&n, "3000", "3"]);
+    let mut rng = Rng(common::seed());
+    let (got, cancelled) = runtime().block_on(async {
+        let (mut i, mut cancelled) = (0, 0);
+        loop {
+            let wait = Duration::from_micros(rng.below(400));
+            tokio::select! {
+                r = rx.recv_lease_async() => match r {
+                    Ok(lease) => {
+                        check(&lease.view(), i);
+                        i += 1;
+                    }
+                    Err(Error::Closed) => return (i, cancelled),
+                    Err(e) => panic!("recv_lease_async: {e}"),
+                },
+                _ = tokio::time::sleep(wait) => cancelled += 1,
+            }
+        }
+    });
+    finish(child, STALL);
+    assert_eq!(got, 3000, "every item received once, in order");
+    assert!(cancelled > 0, "some waits were cancelled");
+    assert_eq!(rx.segment().sleepers(), (0, 0), "no waiter left behind");
+}
+
+fn lease_producer_woken() {
+    let n = name("lpwake");
+    let _rm = RemoveOnDrop(n.clone());
+    let tx = Producer::<u64, Ix1>::create(&n, 2, &Config::spsc().slots(2).spin(0)).expect("create");
+    let mut tx = LeaseProducer::from(tx);
+    let child = spawn("drain", &[&n, "200"]);
+    runtime().block_on(async {
+        for i in 0..200 {
+            let mut lease = tx.claim_lease_async().await.expect("claim_lease_async");
+            lease.assign(&item(i)).expect("assign");
+            assert_eq!(lease.publish(), i + 1);
+        }
+    });
+    finish(child, STALL);
+    assert_eq!(tx.segment().sleepers(), (0, 0), "no waiter left behind");
 }

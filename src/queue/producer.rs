@@ -491,7 +491,7 @@ fn wait_claim(
     block: bool,
 ) -> Result<(u64, usize)> {
     if block {
-        if let Some(r) = spin_claim(inner) {
+        if let Some(r) = spin_claim(inner, inner.how.spin) {
             return r;
         }
     }
@@ -514,17 +514,15 @@ fn wait_claim(
     }
 }
 
-/// The polls of a blocking claim, with the weak attempt alone inlined into the poll loop (see
-/// `wait::spin`): `None` if every poll found the ring full.
-fn spin_claim(inner: &mut QueuePublisher) -> Option<Result<(u64, usize)>> {
+/// The polls of a blocking claim (one, then `polls` more), with the weak attempt alone inlined
+/// into the poll loop (see `wait::spin`): `None` if every poll found the ring full.
+fn spin_claim(inner: &mut QueuePublisher, polls: u32) -> Option<Result<(u64, usize)>> {
     let seg = &*inner.seg;
     let me = seg.peer(inner.entry);
     let n = seg.slot_count() as u64;
     match inner.spsc.as_mut() {
-        Some(p) => wait::spin(inner.how.spin, || {
-            wait::attempt(p.try_claim(seg.control(), false))
-        }),
-        None => wait::spin(inner.how.spin, || {
+        Some(p) => wait::spin(polls, || wait::attempt(p.try_claim(seg.control(), false))),
+        None => wait::spin(polls, || {
             wait::attempt(mpmc::try_claim(seg, me, false).map(|pos| (pos, mpmc::slot_of(pos, n))))
         }),
     }

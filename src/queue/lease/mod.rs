@@ -33,6 +33,8 @@ use std::sync::{Mutex, MutexGuard};
 
 pub use read::{LeaseConsumer, ReadLease};
 pub use write::{LeaseProducer, WriteLease};
+#[cfg(feature = "async")]
+pub use {read::LeaseRecv, write::LeaseClaim};
 
 /// Locks `m`, ignoring poisoning: the state is only changed by short steps that cannot panic
 /// half-way (a poisoned lock would otherwise leak every slot a lease still holds).

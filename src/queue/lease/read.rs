@@ -4,6 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "async")]
+mod poll;
+#[cfg(feature = "async")]
+pub use poll::LeaseRecv;
+
 use ndarray::{ArrayView, Dimension};
 
 use crate::element::Element;
@@ -39,6 +44,9 @@ use super::lock;
 /// ```
 pub struct LeaseConsumer<T: Element, D: Dimension> {
     shared: Arc<ReadShared<T, D>>,
+    /// The wait a `Pending` `poll_lease` left (feature `async`), and the MPMC entry it is for.
+    #[cfg(feature = "async")]
+    pending: Option<(crate::shm::wait_async::AsyncSleep, usize)>,
 }
 
 /// What a `LeaseConsumer` and its leases share.
@@ -119,6 +127,8 @@ impl<T: Element, D: Dimension> From<Consumer<T, D>> for LeaseConsumer<T, D> {
                 }),
                 seg,
             }),
+            #[cfg(feature = "async")]
+            pending: None,
         }
     }
 }
@@ -261,82 +271,111 @@ impl<T: Element, D: Dimension> Drop for ReadState<T, D> {
     }
 }
 
+/// A receive's outcome: the position taken and its data slot, or the error.
+type Received = Result<(u64, usize)>;
+
+impl<T: Element, D: Dimension> ReadShared<T, D> {
+    /// The common case, an item already published, under the one lock that also finds a free
+    /// entry (each lock and unlock is an atomic RMW: a Python consumer of 64-byte arrays spends
+    /// ~5 % of an item on one pair): the entry to receive with, and the outcome of one weak
+    /// attempt (`None`: nothing published yet).
+    fn first_attempt(&self) -> Result<(usize, Option<Received>)> {
+        let seg = &*self.seg;
+        let mut st = lock(&self.state);
+        let max = seg.slot_count();
+        if st.held >= max {
+            return Err(Error::TooManyLeases {
+                held: st.held,
+                max,
+                action: "receiving again (holding every slot, no item could ever arrive)",
+            });
+        }
+        let entry = st.free_entry(seg)?;
+        Ok((entry, st.step(seg, entry, false)))
+    }
+
+    /// One attempt of a receive that waits (blocking or in a future, `block`) or of a
+    /// non-blocking one, with the MPMC entry `entry`: `None` to keep waiting. The lock is taken
+    /// per attempt, never across a sleep: leases dropped meanwhile (on other threads) release
+    /// their slots without waiting for us.
+    fn attempt(&self, entry: usize, strong: bool, block: bool) -> Option<Received> {
+        let seg = &*self.seg;
+        let mut st = lock(&self.state);
+        let mut r = st.step(seg, entry, strong);
+        // Before each sleep, or the one attempt of a non-blocking call: a dead producer's claim
+        // holds `head` back until a sweep turns it into a tombstone.
+        if r.is_none() && (strong || !block) {
+            let at = match st.consumer.spsc {
+                Some(_) => st.read,
+                None => crate::protocol::mpmc::positions(seg).0,
+            };
+            let st = &mut *st;
+            if peers::recover_if_stuck(seg, &mut st.stuck, at, self.how.grace) {
+                r = st.step(seg, entry, strong);
+            }
+        }
+        match r {
+            // Nothing published, and no producer left to publish: drained for good, unless one
+            // published and left just before we looked (the re-check sees it).
+            None if peers::disconnected(seg, Role::Producer, strong, || {
+                st.liveness.due(self.how.grace)
+            }) =>
+            {
+                st.step(seg, entry, true).or(Some(Err(Error::Disconnected {
+                    missing: Role::Producer,
+                })))
+            }
+            other => other,
+        }
+    }
+
+    /// Who sleeps for a receive with the MPMC entry `entry`: that entry.
+    fn sleeper(&self, entry: usize) -> wait::Sleeper<'_> {
+        let index = lock(&self.state).entries[entry].0;
+        wait::Sleeper::new(self.seg.peer(index), SLEEPING_NOT_EMPTY)
+    }
+}
+
 impl<T: Element, D: Dimension> LeaseConsumer<T, D> {
     fn recv_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<ReadLease<T, D>> {
+        // A wait left by a `Pending` `poll_lease` would share our peer entry's sleep record.
+        #[cfg(feature = "async")]
+        self.forget_poll();
         let sh = &*self.shared;
         let seg = &*sh.seg;
-        // The common case, an item already published, under the one lock that also finds a
-        // free entry (each lock and unlock is an atomic RMW: a Python consumer of 64-byte arrays
-        // spends ~5 % of an item on one pair).
-        let (entry, first) = {
-            let mut st = lock(&sh.state);
-            let max = seg.slot_count();
-            if st.held >= max {
-                return Err(Error::TooManyLeases {
-                    held: st.held,
-                    max,
-                    action: "receiving again (holding every slot, no item could ever arrive)",
-                });
-            }
-            let entry = st.free_entry(seg)?;
-            (entry, st.step(seg, entry, false))
-        };
-        // The lock is taken per attempt, never across a sleep: leases dropped meanwhile (on other
-        // threads) release their slots without waiting for us.
-        let step = |strong: bool| {
-            let mut st = lock(&sh.state);
-            let mut r = st.step(seg, entry, strong);
-            // Before each sleep, or the one attempt of a non-blocking call: a dead producer's
-            // claim holds `head` back until a sweep turns it into a tombstone.
-            if r.is_none() && (strong || !block) {
-                let at = match st.consumer.spsc {
-                    Some(_) => st.read,
-                    None => crate::protocol::mpmc::positions(seg).0,
-                };
-                let st = &mut *st;
-                if peers::recover_if_stuck(seg, &mut st.stuck, at, sh.how.grace) {
-                    r = st.step(seg, entry, strong);
-                }
-            }
-            match r {
-                // Nothing published, and no producer left to publish: drained for good, unless
-                // one published and left just before we looked (the re-check sees it).
-                None if peers::disconnected(seg, Role::Producer, strong, || {
-                    st.liveness.due(sh.how.grace)
-                }) =>
-                {
-                    st.step(seg, entry, true).or(Some(Err(Error::Disconnected {
-                        missing: Role::Producer,
-                    })))
-                }
-                other => other,
-            }
-        };
+        let (entry, first) = sh.first_attempt()?;
         let got = if first.is_some() {
             first
         } else if block {
             match wait::spin(sh.how.spin, || lock(&sh.state).step(seg, entry, false)) {
                 Some(r) => Some(r),
-                None => {
-                    let index = lock(&sh.state).entries[entry].0;
-                    let me = wait::Sleeper::new(seg.peer(index), SLEEPING_NOT_EMPTY);
-                    wait::sleep_until(&seg.control().not_empty, me, sh.how, deadline, step)
-                }
+                None => wait::sleep_until(
+                    &seg.control().not_empty,
+                    sh.sleeper(entry),
+                    sh.how,
+                    deadline,
+                    |strong| sh.attempt(entry, strong, true),
+                ),
             }
         } else {
-            step(false)
+            sh.attempt(entry, false, false)
         };
         let (pos, slot) = match got {
             Some(r) => r?,
             None if block => return Err(Error::Timeout),
             None => return Err(Error::Empty),
         };
-        Ok(ReadLease {
+        Ok(self.lease(pos, slot, entry))
+    }
+
+    /// The lease of position `pos` (data slot `slot`), taken with the MPMC entry `entry`.
+    fn lease(&self, pos: u64, slot: usize, entry: usize) -> ReadLease<T, D> {
+        ReadLease {
             shared: self.shared.clone(),
             pos,
             slot,
             entry,
-        })
+        }
     }
 
     /// Receives the next item as a lease, waiting while the ring is empty. `Err(Closed)` once the
@@ -546,6 +585,15 @@ impl<T: Element, D: Dimension> Drop for ReadLease<T, D> {
     fn drop(&mut self) {
         let sh = &*self.shared;
         lock(&sh.state).release(&sh.seg, self.pos, self.entry);
+    }
+}
+
+impl<T: Element, D: Dimension> Drop for LeaseConsumer<T, D> {
+    fn drop(&mut self) {
+        // First: the wait writes our peer entry, which the state's drop (once the last lease is
+        // gone too) hands back.
+        #[cfg(feature = "async")]
+        self.forget_poll();
     }
 }
 

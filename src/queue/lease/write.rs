@@ -13,6 +13,11 @@ use crate::shm::wait;
 
 use super::lock;
 
+#[cfg(feature = "async")]
+mod poll;
+#[cfg(feature = "async")]
+pub use poll::LeaseClaim;
+
 /// A [`Producer`] whose claims are owned [`WriteLease`]s (one at a time).
 ///
 /// ```
@@ -84,7 +89,21 @@ impl<T: Element, D: Dimension> From<Producer<T, D>> for LeaseProducer<T, D> {
 
 impl<T: Element, D: Dimension> LeaseProducer<T, D> {
     fn claim_until(&mut self, deadline: Option<Instant>, block: bool) -> Result<WriteLease<T, D>> {
-        let mut st = lock(&self.shared.state);
+        let mut st = self.unclaimed()?;
+        // A wait left by a `Pending` `poll_claim_lease` would share our peer entry's sleep
+        // record.
+        #[cfg(feature = "async")]
+        st.producer.forget_poll();
+        // The lock is held across the wait: no lease of ours is alive to need it.
+        let (pos, slot) = st.producer.claim_position(deadline, block)?;
+        st.claimed = true;
+        drop(st);
+        Ok(self.lease(pos, slot))
+    }
+
+    /// The state, locked, if no lease of ours is alive (a producer claims one at a time).
+    fn unclaimed(&self) -> Result<std::sync::MutexGuard<'_, WriteState<T, D>>> {
+        let st = lock(&self.shared.state);
         if st.claimed {
             return Err(Error::TooManyLeases {
                 held: 1,
@@ -92,16 +111,18 @@ impl<T: Element, D: Dimension> LeaseProducer<T, D> {
                 action: "claiming again",
             });
         }
-        // The lock is held across the wait: no lease of ours is alive to need it.
-        let (pos, slot) = st.producer.claim_position(deadline, block)?;
-        st.claimed = true;
-        Ok(WriteLease {
+        Ok(st)
+    }
+
+    /// The lease of the claimed position `pos` (slot `slot`), recorded as claimed.
+    fn lease(&self, pos: u64, slot: usize) -> WriteLease<T, D> {
+        WriteLease {
             shared: self.shared.clone(),
             pos,
             slot,
             user_len: 0,
             done: false,
-        })
+        }
     }
 
     /// Claims a free slot as a lease, waiting while the ring is full. `Err(Closed)` once closed;

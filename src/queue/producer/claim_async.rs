@@ -86,7 +86,7 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn poll_claim(&mut self, cx: &mut Context<'_>) -> Poll<Result<WriteSlot<'_, T, D>>> {
-        let (pos, slot) = ready!(self.poll_pos(cx))?;
+        let (pos, slot) = ready!(self.poll_pos(cx, true))?;
         Poll::Ready(Ok(self.claimed(pos, slot)))
     }
 
@@ -103,7 +103,14 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         self.inner.pending = None;
     }
 
-    fn poll_pos(&mut self, cx: &mut Context<'_>) -> Poll<Result<(u64, usize)>> {
+    /// Polls for a claimed position: spins first as `claim` does (`spin`, else one attempt),
+    /// then waits in the reactor. Also [`crate::LeaseProducer::poll_claim_lease`]'s, which
+    /// calls it with the position and slot to publish through `commit_position`.
+    pub(crate) fn poll_pos(
+        &mut self,
+        cx: &mut Context<'_>,
+        spin: bool,
+    ) -> Poll<Result<(u64, usize)>> {
         let inner = &mut self.inner;
         if inner.pending.is_none() {
             let seg = &*inner.seg;
@@ -113,7 +120,8 @@ impl<T: Element, D: Dimension> Producer<T, D> {
                     return Poll::Ready(Ok(got));
                 }
             }
-            if let Some(got) = spin_claim(inner) {
+            let polls = if spin { inner.how.spin } else { 0 };
+            if let Some(got) = spin_claim(inner, polls) {
                 return Poll::Ready(got);
             }
             let seg = &inner.seg;
@@ -151,7 +159,7 @@ impl<'a, T: Element, D: Dimension> Future for Claim<'a, T, D> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let tx = self.tx.as_mut().expect("Claim polled after it was ready");
-        let got = ready!(tx.poll_pos(cx));
+        let got = ready!(tx.poll_pos(cx, true));
         let tx = self.tx.take().expect("checked above");
         Poll::Ready(got.map(|(pos, slot)| tx.claimed(pos, slot)))
     }
