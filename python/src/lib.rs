@@ -5,6 +5,7 @@
 //! objects, and broadcast rings through `BroadcastWriter` / `Subscriber` (frames copied out).
 //! See `python/ndring/__init__.pyi` for the documented Python API.
 
+mod aio;
 mod args;
 mod element;
 mod errors;
@@ -43,6 +44,7 @@ fn require_gil(py: Python<'_>) -> PyResult<()> {
 fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     require_gil(m.py())?;
     pid::init();
+    m.add_class::<aio::Notifier>()?;
     m.add_class::<handles::Producer>()?;
     m.add_class::<handles::Consumer>()?;
     m.add_class::<handles::BroadcastWriter>()?;
@@ -65,6 +67,7 @@ fn _ndring(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Complete now: immutable from here on, like `Lease` (see `immutable`).
     let py = m.py();
     for ty in [
+        py.get_type::<aio::Notifier>(),
         py.get_type::<handles::Producer>(),
         py.get_type::<handles::Consumer>(),
         py.get_type::<handles::BroadcastWriter>(),

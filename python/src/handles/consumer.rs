@@ -1,5 +1,7 @@
 //! `ndring.Consumer`: receives the slots of a queue ring as read-only numpy arrays.
 
+use std::task::{Context, Poll, ready};
+
 use ndarray::IxDyn;
 use ndring::{Consumer as RsConsumer, Error, LeaseConsumer, OpenOptions, Segment, with_dtype};
 use numpy::PyArrayMethods;
@@ -25,6 +27,13 @@ trait AnyConsumer: Send + Sync {
         py: Python<'py>,
         timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>>;
+    /// One poll of `arecv` (see `Handle::poll`).
+    fn poll_recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        cx: &mut Context<'_>,
+    ) -> Poll<PyResult<Bound<'py, PyAny>>>;
+    fn forget_poll(&mut self);
     fn held(&self) -> usize;
     fn segment(&self) -> &Segment;
 }
@@ -68,6 +77,22 @@ impl<T: leases::Leased> AnyConsumer for Receiver<T> {
         } else {
             numpy::PyArray::from_owned_array(py, items.mapv(T::canonical)).into_any()
         })
+    }
+
+    fn poll_recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        cx: &mut Context<'_>,
+    ) -> Poll<PyResult<Bound<'py, PyAny>>> {
+        let lease = ready!(self.rx.poll_lease(cx)).py(py);
+        // The same array as `recv`'s: its base keeps the lease (and so the mapping) alive.
+        Poll::Ready(
+            lease.and_then(|lease| leases::read_array(py, &self.kind, lease, self.rx.shape())),
+        )
+    }
+
+    fn forget_poll(&mut self) {
+        self.rx.forget_poll()
     }
 
     fn held(&self) -> usize {
@@ -210,7 +235,7 @@ impl Consumer {
         py: Python<'py>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.h.get(py)?.recv(py, timeout)
+        self.h.get_to_wait(py)?.recv(py, timeout)
     }
 
     /// A consumer is an iterator over its items: `for a in rx:` receives each one (as `recv()`)
@@ -224,6 +249,43 @@ impl Consumer {
         crate::errors::until_closed(py, self.recv(py, None))
     }
 
+    /// `recv()` for asyncio: awaits the next item without blocking the event loop, and without
+    /// a thread per pending call (this process's one reactor thread wakes the loop).
+    /// Cancelling the task (or Ctrl-C) takes no item and leaves no waiter counted.
+    #[pyo3(signature = (timeout=None))]
+    fn arecv<'py>(
+        slf: &Bound<'py, Self>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "recv", (slf, timeout))
+    }
+
+    /// `async for a in rx:` receives each item (as `arecv()`) until the ring is closed and
+    /// drained.
+    fn __aiter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "anext", (slf,))
+    }
+
+    /// One poll of `arecv` (`ndring._aio`): the item, or None while pending.
+    fn _poll_recv<'py>(
+        &self,
+        py: Python<'py>,
+        notifier: &Bound<'py, crate::aio::Notifier>,
+        token: u64,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.h
+            .poll(py, notifier.get(), token, |h, cx| h.poll_recv(py, cx))
+    }
+
+    /// Ends the pending wait of the `arecv` call `token`, if any (`ndring._aio`).
+    fn _forget_poll(&self, py: Python<'_>, token: u64) {
+        self.h.forget(py, token, |h| h.forget_poll())
+    }
+
     /// Copies the next item into `out` (a writable array of the ring's dtype and shape) and
     /// releases its slot at once; returns its sequence number.
     #[pyo3(signature = (out, timeout=None))]
@@ -233,7 +295,7 @@ impl Consumer {
         out: &Bound<'_, PyAny>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<u64> {
-        self.h.get(py)?.recv_into(py, out, timeout)
+        self.h.get_to_wait(py)?.recv_into(py, out, timeout)
     }
 
     /// The next item copied into a new array; its slot is released at once.
@@ -243,7 +305,7 @@ impl Consumer {
         py: Python<'py>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.h.get(py)?.recv_copy(py, timeout)
+        self.h.get_to_wait(py)?.recv_copy(py, timeout)
     }
 
     /// Slots held by arrays still alive.

@@ -4,6 +4,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
+use std::task::{Context, Poll, Waker};
 
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -23,10 +24,13 @@ pub(super) struct Handle<H: ?Sized> {
     inner: UnsafeCell<Option<Box<H>>>,
     /// A `Borrowed` is alive.
     busy: Cell<bool>,
+    /// The async call (`arecv`, `asend`) whose wait is pending: its token, and the waker it
+    /// registered (woken if the handle is detached meanwhile).
+    awaiting: Cell<Option<(u64, Waker)>>,
     pid: u32,
 }
 
-// `busy` and `inner` are only read or written by threads holding the GIL (every method takes a
+// `busy`, `awaiting` and `inner` are only read or written by threads holding the GIL (every method takes a
 // `Python` token, and `Borrowed` is neither `Send` nor dropped without it), which orders those
 // accesses; `busy` makes the `&mut H` a `Borrowed` gives out the only one, for as long as it
 // lives, GIL released or not. The module refuses to load where there is no GIL
@@ -47,6 +51,7 @@ impl<H: ?Sized> Handle<H> {
         Handle {
             inner: UnsafeCell::new(Some(inner)),
             busy: Cell::new(false),
+            awaiting: Cell::new(None),
             pid: crate::pid::current(),
         }
     }
@@ -72,15 +77,76 @@ impl<H: ?Sized> Handle<H> {
         })
     }
 
+    /// The handle, for a call that may block (a receive, a claim): as [`Handle::get`], and an
+    /// error while an asyncio task awaits the handle (the two waits would share its sleep).
+    pub(super) fn get_to_wait<'a>(&'a self, py: Python<'a>) -> PyResult<Borrowed<'a, H>> {
+        let h = self.get(py)?;
+        if self.awaiting_token().is_some() {
+            return Err(awaited());
+        }
+        Ok(h)
+    }
+
+    /// One poll of the async call `token` (see `crate::aio` and `ndring/_aio.py`): `Some` once
+    /// `poll` is ready; `None` while it is pending, with a waker that reports `token` to
+    /// `notifier` registered. An error while another async call awaits the handle.
+    pub(super) fn poll<R>(
+        &self,
+        py: Python<'_>,
+        notifier: &crate::aio::Notifier,
+        token: u64,
+        poll: impl FnOnce(&mut H, &mut Context<'_>) -> Poll<PyResult<R>>,
+    ) -> PyResult<Option<R>> {
+        let mut h = self.get(py)?;
+        if self.awaiting_token().is_some_and(|t| t != token) {
+            return Err(awaited());
+        }
+        let waker = notifier.waker(token);
+        match poll(&mut h, &mut Context::from_waker(&waker)) {
+            Poll::Pending => {
+                self.awaiting.set(Some((token, waker)));
+                Ok(None)
+            }
+            Poll::Ready(r) => {
+                self.awaiting.set(None);
+                r.map(Some)
+            }
+        }
+    }
+
+    /// Ends the pending wait of the async call `token` (cancelled, interrupted, timed out)
+    /// with `forget`: no waiter stays counted in the ring, nothing is taken. Nothing to do if
+    /// that call is not pending, or the handle was detached (its drop ended the wait).
+    pub(super) fn forget(&self, py: Python<'_>, token: u64, forget: impl FnOnce(&mut H)) {
+        if self.awaiting_token() != Some(token) {
+            return;
+        }
+        if let Ok(mut h) = self.get(py) {
+            forget(&mut h);
+            self.awaiting.set(None);
+        }
+    }
+
+    fn awaiting_token(&self) -> Option<u64> {
+        let a = self.awaiting.take();
+        let token = a.as_ref().map(|(t, _)| *t);
+        self.awaiting.set(a);
+        token
+    }
+
     /// A call (on another thread, waiting without the GIL) has the handle.
     pub(super) fn in_use(&self) -> bool {
         self.busy.get()
     }
 
-    /// Detaches from the ring (drops the Rust handle), unless another call has it.
+    /// Detaches from the ring (drops the Rust handle), unless another call has it. A task
+    /// awaiting the handle is woken: its next poll raises that the handle is closed.
     pub(super) fn detach(&self, _py: Python<'_>) -> PyResult<()> {
         if self.busy.get() {
             return Err(in_use());
+        }
+        if let Some((_, waker)) = self.awaiting.take() {
+            waker.wake();
         }
         // SAFETY: as in `get`: the GIL is held and no `Borrowed` is alive.
         let inner = unsafe { (*self.inner.get()).take() };
@@ -122,6 +188,13 @@ impl<H: ?Sized> Drop for Borrowed<'_, H> {
     fn drop(&mut self) {
         self.handle.busy.set(false);
     }
+}
+
+fn awaited() -> PyErr {
+    PyRuntimeError::new_err(
+        "this ndring handle is awaited by another task (a pending arecv or asend): one call at \
+         a time per handle",
+    )
 }
 
 fn in_use() -> PyErr {

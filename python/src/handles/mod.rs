@@ -313,6 +313,11 @@ macro_rules! segment_getters {
             fn kind(&self, py: Python<'_>) -> PyResult<String> {
                 Ok(format!("{:?}", self.h.get(py)?.segment().kind()).to_lowercase())
             }
+            /// The ring's waiters now, consumers' and producers' (for tests: a cancelled
+            /// `arecv` leaves none counted).
+            fn _sleepers(&self, py: Python<'_>) -> PyResult<(u32, u32)> {
+                Ok(self.h.get(py)?.segment().sleepers())
+            }
             /// Detaches from the ring (as leaving a `with` block does); further calls raise.
             fn detach(&self, py: Python<'_>) -> PyResult<()> {
                 self.h.detach(py)

@@ -1,5 +1,7 @@
 //! `ndring.Producer`: fills and publishes the slots of a queue ring (SPSC or MPMC).
 
+use std::task::{Context, Poll, ready};
+
 use ndarray::IxDyn;
 use ndring::{Error, LeaseProducer, OpenOptions, Producer as RsProducer, Segment, with_dtype};
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
@@ -26,6 +28,15 @@ trait AnyProducer: Send + Sync {
         meta: Option<&[u8]>,
         timeout: Option<f64>,
     ) -> PyResult<u64>;
+    /// One poll of `asend` (see `Handle::poll`).
+    fn poll_send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<&[u8]>,
+        cx: &mut Context<'_>,
+    ) -> Poll<PyResult<u64>>;
+    fn forget_poll(&mut self);
     fn close(&mut self);
     fn reuse_recent_slots(&mut self, on: bool);
     fn segment(&self) -> &Segment;
@@ -69,11 +80,59 @@ impl<T: PyElement> AnyProducer for Sender<T> {
         meta: Option<&[u8]>,
         timeout: Option<f64>,
     ) -> PyResult<u64> {
-        // A wrong array fails at once, even on a full ring.
+        self.check(image)?;
+        let lease = self.lease(py, timeout)?;
+        self.fill(py, lease, image, meta)
+    }
+
+    fn poll_send(
+        &mut self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<&[u8]>,
+        cx: &mut Context<'_>,
+    ) -> Poll<PyResult<u64>> {
+        if let Err(e) = self.check(image) {
+            return Poll::Ready(Err(e));
+        }
+        let lease = ready!(self.tx.poll_claim_lease(cx)).py(py);
+        Poll::Ready(lease.and_then(|lease| self.fill(py, lease, image, meta)))
+    }
+
+    fn forget_poll(&mut self) {
+        self.tx.forget_poll()
+    }
+
+    fn close(&mut self) {
+        self.tx.close()
+    }
+
+    fn reuse_recent_slots(&mut self, on: bool) {
+        self.tx.reuse_recent_slots(on)
+    }
+
+    fn segment(&self) -> &Segment {
+        self.tx.segment()
+    }
+}
+
+impl<T: PyElement> Sender<T> {
+    /// A wrong array fails at once, even on a full ring.
+    fn check(&self, image: &Bound<'_, PyAny>) -> PyResult<()> {
         if self.kind.contiguous_data(image, self.tx.shape()).is_none() {
             input::<T::Np>(image, T::DTYPE, self.tx.shape(), "image")?;
         }
-        let mut lease = self.lease(py, timeout)?;
+        Ok(())
+    }
+
+    /// Copies `image` into the claimed `lease` and publishes it, with `meta`.
+    fn fill(
+        &self,
+        py: Python<'_>,
+        mut lease: ndring::WriteLease<T, IxDyn>,
+        image: &Bound<'_, PyAny>,
+        meta: Option<&[u8]>,
+    ) -> PyResult<u64> {
         if let Some(m) = meta {
             lease.set_user_meta_bytes(m).py(py)?;
         }
@@ -107,18 +166,6 @@ impl<T: PyElement> AnyProducer for Sender<T> {
             unsafe { std::ptr::copy_nonoverlapping(data, lease.as_mut_ptr().cast::<u8>(), bytes) };
         }
         Ok(lease.publish())
-    }
-
-    fn close(&mut self) {
-        self.tx.close()
-    }
-
-    fn reuse_recent_slots(&mut self, on: bool) {
-        self.tx.reuse_recent_slots(on)
-    }
-
-    fn segment(&self) -> &Segment {
-        self.tx.segment()
     }
 }
 
@@ -230,7 +277,7 @@ impl Producer {
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
         #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
     ) -> PyResult<Claim> {
-        self.h.get(py)?.claim(py, timeout, meta)
+        self.h.get_to_wait(py)?.claim(py, timeout, meta)
     }
 
     /// Copies `image` (a numpy array of the ring's dtype and shape, any strides) into a slot and
@@ -243,7 +290,42 @@ impl Producer {
         #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<u64> {
-        self.h.get(py)?.send(py, image, meta.as_deref(), timeout)
+        self.h
+            .get_to_wait(py)?
+            .send(py, image, meta.as_deref(), timeout)
+    }
+
+    /// `send()` for asyncio: awaits a free slot without blocking the event loop, and without a
+    /// thread per pending call (this process's one reactor thread wakes the loop). Cancelling
+    /// the task (or Ctrl-C) sends nothing and leaves no waiter counted.
+    #[pyo3(signature = (image, meta=None, timeout=None))]
+    fn asend<'py>(
+        slf: &Bound<'py, Self>,
+        image: &Bound<'py, PyAny>,
+        #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "send", (slf, image, meta, timeout))
+    }
+
+    /// One poll of `asend` (`ndring._aio`): the sequence number, or None while pending.
+    #[pyo3(signature = (image, meta, notifier, token))]
+    fn _poll_send(
+        &self,
+        py: Python<'_>,
+        image: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
+        notifier: &Bound<'_, crate::aio::Notifier>,
+        token: u64,
+    ) -> PyResult<Option<u64>> {
+        self.h.poll(py, notifier.get(), token, |h, cx| {
+            h.poll_send(py, image, meta.as_deref(), cx)
+        })
+    }
+
+    /// Ends the pending wait of the `asend` call `token`, if any (`ndring._aio`).
+    fn _forget_poll(&self, py: Python<'_>, token: u64) {
+        self.h.forget(py, token, |h| h.forget_poll())
     }
 
     /// SPSC rings: fill the slot the consumer released last (`True`, the default for items of at

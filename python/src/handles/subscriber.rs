@@ -1,5 +1,7 @@
 //! `ndring.Subscriber`: follows a broadcast ring, frames copied out.
 
+use std::task::{Context, Poll, ready};
+
 use ndarray::IxDyn;
 use ndring::{
     Error, OpenOptions, RingKind, Segment, Start, Subscriber as RsSubscriber, with_dtype,
@@ -20,8 +22,29 @@ trait AnySubscriber: Send + Sync {
         timeout: Option<f64>,
         latest: bool,
     ) -> PyResult<Bound<'py, PyAny>>;
+    /// One poll of `arecv` (see `Handle::poll`).
+    fn poll_recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        cx: &mut Context<'_>,
+    ) -> Poll<PyResult<Bound<'py, PyAny>>>;
+    fn forget_poll(&mut self);
     fn missed_total(&self) -> u64;
     fn segment(&self) -> &Segment;
+}
+
+/// A copy of the pinned frame `slot`.
+fn copy_frame<T: PyElement>(slot: &ndring::ReadSlot<'_, T, IxDyn>) -> Copied<T::Np> {
+    Copied {
+        data: match slot.as_slice() {
+            Some(s) if T::ANY_BYTES => bytemuck::cast_slice::<T, T::Np>(s).to_vec(),
+            // Made canonical (a `bool` byte other than 0 or 1 as 1, see `element`).
+            _ => element::to_np_vec(slot.iter().copied()),
+        },
+        seq: slot.seq(),
+        timestamp_ns: slot.timestamp_ns(),
+        meta: slot.user_meta_bytes().to_vec(),
+    }
 }
 
 impl<T: PyElement> AnySubscriber for RsSubscriber<T, IxDyn> {
@@ -39,19 +62,27 @@ impl<T: PyElement> AnySubscriber for RsSubscriber<T, IxDyn> {
             } else {
                 self.recv_timeout(d)?
             };
-            Ok(Copied {
-                data: match slot.as_slice() {
-                    Some(s) if T::ANY_BYTES => bytemuck::cast_slice::<T, T::Np>(s).to_vec(),
-                    // Made canonical (a `bool` byte other than 0 or 1 as 1, see `element`).
-                    _ => element::to_np_vec(slot.iter().copied()),
-                },
-                seq: slot.seq(),
-                timestamp_ns: slot.timestamp_ns(),
-                meta: slot.user_meta_bytes().to_vec(),
-            })
+            Ok(copy_frame(&slot))
         })?;
         let shape = self.shape().to_vec();
         leases::copied_array(py, frame, &shape)
+    }
+    fn poll_recv<'py>(
+        &mut self,
+        py: Python<'py>,
+        cx: &mut Context<'_>,
+    ) -> Poll<PyResult<Bound<'py, PyAny>>> {
+        // Copied while pinned, as `recv` does, then unpinned with the slot.
+        let frame = ready!(RsSubscriber::poll_recv(self, cx)).map(|slot| copy_frame(&slot));
+        let shape = self.shape().to_vec();
+        Poll::Ready(
+            frame
+                .py(py)
+                .and_then(|frame| leases::copied_array(py, frame, &shape)),
+        )
+    }
+    fn forget_poll(&mut self) {
+        RsSubscriber::forget_poll(self)
     }
     fn missed_total(&self) -> u64 {
         RsSubscriber::missed_total(self)
@@ -112,7 +143,7 @@ impl Subscriber {
         py: Python<'py>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.h.get(py)?.recv(py, timeout, false)
+        self.h.get_to_wait(py)?.recv(py, timeout, false)
     }
 
     /// A subscriber is an iterator over its frames: `for f in sub:` receives each one (as
@@ -125,6 +156,43 @@ impl Subscriber {
         crate::errors::until_closed(py, self.recv(py, None))
     }
 
+    /// `recv()` for asyncio: awaits the next frame without blocking the event loop, and without
+    /// a thread per pending call (this process's one reactor thread wakes the loop).
+    /// Cancelling the task (or Ctrl-C) skips no frame and leaves no waiter counted.
+    #[pyo3(signature = (timeout=None))]
+    fn arecv<'py>(
+        slf: &Bound<'py, Self>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "recv", (slf, timeout))
+    }
+
+    /// `async for f in sub:` receives each frame (as `arecv()`) until the ring is closed;
+    /// `ndring.Lagged` and other errors are raised.
+    fn __aiter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "anext", (slf,))
+    }
+
+    /// One poll of `arecv` (`ndring._aio`): the frame, or None while pending.
+    fn _poll_recv<'py>(
+        &self,
+        py: Python<'py>,
+        notifier: &Bound<'py, crate::aio::Notifier>,
+        token: u64,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.h
+            .poll(py, notifier.get(), token, |h, cx| h.poll_recv(py, cx))
+    }
+
+    /// Ends the pending wait of the `arecv` call `token`, if any (`ndring._aio`).
+    fn _forget_poll(&self, py: Python<'_>, token: u64) {
+        self.h.forget(py, token, |h| h.forget_poll())
+    }
+
     /// The newest frame newer than the last one received, skipping older ones (counted as
     /// missed, not raised).
     #[pyo3(signature = (timeout=None))]
@@ -133,7 +201,7 @@ impl Subscriber {
         py: Python<'py>,
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        self.h.get(py)?.recv(py, timeout, true)
+        self.h.get_to_wait(py)?.recv(py, timeout, true)
     }
 
     /// Frames lost to lag so far.
