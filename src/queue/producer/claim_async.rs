@@ -76,8 +76,9 @@ impl<T: Element, D: Dimension> Producer<T, D> {
     /// ```
     /// # use ndring::*;
     /// # let name = format!("/ndr-doc-pollclaim-{}", std::process::id());
-    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc().slots(1).spin(0))?;
+    /// let mut tx = Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc().slots(2).spin(0))?;
     /// let _rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.claim()?.publish();
     /// tx.claim()?.publish();
     /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     /// assert!(tx.poll_claim(&mut cx).is_pending());

@@ -27,14 +27,15 @@ impl<T: Element, D: Dimension> LeaseProducer<T, D> {
     /// ```
     /// # use ndring::*;
     /// # let name = format!("/ndr-doc-lpclaim-{}", std::process::id());
-    /// let mut tx = LeaseProducer::from(Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc().slots(1))?);
-    /// let mut rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// let mut tx = LeaseProducer::from(Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::spsc().slots(2))?);
+    /// let mut rx = LeaseConsumer::from(Consumer::<u8, ndarray::Ix1>::open(&name)?);
+    /// tx.claim_lease()?.publish();
     /// tx.claim_lease()?.publish();
     /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     /// assert!(tx.poll_claim_lease(&mut cx).is_pending());
-    /// drop(rx.recv()?);
+    /// drop(rx.recv_lease()?); // its slot returns to the ring at once
     /// match tx.poll_claim_lease(&mut cx) {
-    ///     std::task::Poll::Ready(lease) => assert_eq!(lease?.publish(), 2),
+    ///     std::task::Poll::Ready(lease) => assert_eq!(lease?.publish(), 3),
     ///     std::task::Poll::Pending => unreachable!("a slot was released before the poll"),
     /// }
     /// assert_eq!(tx.segment().sleepers(), (0, 0));
@@ -55,8 +56,9 @@ impl<T: Element, D: Dimension> LeaseProducer<T, D> {
     /// ```
     /// # use ndring::*;
     /// # let name = format!("/ndr-doc-lpforget-{}", std::process::id());
-    /// let mut tx = LeaseProducer::from(Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::mpmc().slots(1))?);
+    /// let mut tx = LeaseProducer::from(Producer::<u8, ndarray::Ix1>::create(&name, 2, &Config::mpmc().slots(2))?);
     /// let _rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
+    /// tx.claim_lease()?.publish();
     /// tx.claim_lease()?.publish();
     /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     /// assert!(tx.poll_claim_lease(&mut cx).is_pending());
