@@ -200,6 +200,11 @@ class Producer(_Handle):
 
         ``ndring.InvalidType`` for anything but a numpy array of the ring's dtype,
         ``ndring.Mismatch`` for one of another shape."""
+    async def asend(self, image: np.ndarray, meta: Optional[bytes] = None, timeout: Optional[float] = None) -> int:
+        """``send()`` for asyncio: awaits a free slot without blocking the event loop and without
+        a thread per pending call (the process's one reactor thread wakes the loop). Cancelled
+        (or Ctrl-C), it sends nothing and leaves no waiter counted; one pending async call per
+        handle (a second, or a blocking call meanwhile, raises ``RuntimeError``)."""
     def reuse_recent_slots(self, on: bool) -> None:
         """SPSC: fill the slot released last (True; default for items >= 64 KiB) or slots in turn (False)."""
     def close(self) -> None:
@@ -248,6 +253,17 @@ class Consumer(_Handle):
         """``for a in rx:`` receives each item (as ``recv()``) until the ring is closed and drained."""
     def __next__(self) -> np.ndarray:
         """The next item, as ``recv()``; ``StopIteration`` once closed and drained."""
+    async def arecv(self, timeout: Optional[float] = None) -> np.ndarray:
+        """``recv()`` for asyncio (the same zero-copy array): awaits the next item without
+        blocking the event loop and without a thread per pending call (the process's one
+        reactor thread wakes the loop). Cancelled (or Ctrl-C), it takes no item (the next call
+        gets it) and leaves no waiter counted; ``ndring.Timeout`` after ``timeout`` s. One
+        pending async call per handle (a second, or a blocking call meanwhile, raises
+        ``RuntimeError``); ``detach()`` wakes it with ``ndring.Error``."""
+    def __aiter__(self) -> "Consumer":
+        """``async for a in rx:`` receives each item (as ``arecv()``) until closed and drained."""
+    async def __anext__(self) -> np.ndarray:
+        """The next item, as ``arecv()``; ``StopAsyncIteration`` once closed and drained."""
     def recv_into(self, out: np.ndarray, timeout: Optional[float] = None) -> int:
         """Copies the next item into ``out`` (``bool``: made 0/1); returns its seq."""
     def recv_copy(self, timeout: Optional[float] = None) -> np.ndarray:
@@ -305,6 +321,14 @@ class Subscriber(_Handle):
         """``for f in sub:`` receives each frame (as ``recv()``) until the writer closes the ring."""
     def __next__(self) -> np.ndarray:
         """The next frame, as ``recv()``; ``StopIteration`` once closed."""
+    async def arecv(self, timeout: Optional[float] = None) -> np.ndarray:
+        """``recv()`` for asyncio: awaits the next frame without blocking the event loop and
+        without a thread per pending call. Cancelled, it skips no frame and leaves no waiter
+        counted (as ``Consumer.arecv``)."""
+    def __aiter__(self) -> "Subscriber":
+        """``async for f in sub:`` receives each frame (as ``arecv()``) until the ring is closed."""
+    async def __anext__(self) -> np.ndarray:
+        """The next frame, as ``arecv()``; ``StopAsyncIteration`` once closed."""
     def latest(self, timeout: Optional[float] = None) -> np.ndarray:
         """The newest frame, skipping older ones."""
     @property
