@@ -66,7 +66,7 @@ fn main() -> std::process::ExitCode {
         ),
         trial(
             "a_sigkilled_server_wakes_every_pending_call",
-            rpc_server_killed
+            rpc_server_killed,
         ),
         trial(
             "a_producer_in_another_process_wakes_an_awaiting_lease_consumer",
@@ -571,6 +571,7 @@ fn rpc_server_killed() {
             "a call held by a server that died: {r:?}"
         );
     }
+}
 
 /// Leases received in a future, held two at a time and dropped out of order (SPSC: `head`
 /// waits for the older one), as the Python binding's arrays are.
