@@ -159,13 +159,23 @@ impl Consumer {
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
         #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
     ) -> PyResult<Self> {
-        // The header tells the element type; the typed open then checks it again.
-        let dtype = open_segment(py, &name, timeout)?.dtype();
-        // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
-        crate::element::descr(py, dtype)?;
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
-        let inner = with_dtype!(dtype, T => consumer_of(py,
-            RsConsumer::<T, IxDyn>::open_with(&name, &options).py(py)?)?);
+        // One mapping: the header tells the element type, and the handle attaches to it.
+        let inner = loop {
+            let seg = open_segment(py, &name, timeout)?;
+            let dtype = seg.dtype();
+            // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
+            crate::element::descr(py, dtype)?;
+            let attached = with_dtype!(dtype, T =>
+            match RsConsumer::<T, IxDyn>::from_segment_with(seg, &options) {
+                // Removed or replaced between the open and the registration: open again.
+                Err(Error::NotFound { .. }) => None,
+                c => Some(consumer_of(py, c.py(py)?)?),
+            });
+            if let Some(c) = attached {
+                break c;
+            }
+        };
         Ok(Consumer {
             h: Handle::new(inner),
         })

@@ -230,12 +230,23 @@ impl Producer {
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
         #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
     ) -> PyResult<Self> {
-        let dtype = open_segment(py, &name, timeout)?.dtype();
-        // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
-        crate::element::descr(py, dtype)?;
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
-        let inner = with_dtype!(dtype, T => producer_of(py,
-            RsProducer::<T, IxDyn>::open_with(&name, &options).py(py)?)?);
+        // One mapping: the header tells the element type, and the handle attaches to it.
+        let inner = loop {
+            let seg = open_segment(py, &name, timeout)?;
+            let dtype = seg.dtype();
+            // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
+            crate::element::descr(py, dtype)?;
+            let attached = with_dtype!(dtype, T =>
+            match RsProducer::<T, IxDyn>::from_segment_with(seg, &options) {
+                // Removed or replaced between the open and the registration: open again.
+                Err(Error::NotFound { .. }) => None,
+                p => Some(producer_of(py, p.py(py)?)?),
+            });
+            if let Some(p) = attached {
+                break p;
+            }
+        };
         Ok(Producer {
             h: Handle::new(inner),
         })

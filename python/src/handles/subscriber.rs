@@ -115,20 +115,30 @@ impl Subscriber {
             "oldest" => Start::Oldest,
             _ => Start::Newest,
         };
-        let seg = open_segment(py, &name, timeout)?;
-        if seg.kind() != RingKind::Broadcast {
-            return Err(to_py(
-                py,
-                Error::KindMismatch {
-                    expected: "broadcast",
-                    found: seg.kind(),
-                },
-            ));
-        }
-        element::descr(py, seg.dtype())?;
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
-        let inner: Box<dyn AnySubscriber> = with_dtype!(seg.dtype(), T => Box::new(
-            RsSubscriber::<T, IxDyn>::open_with(&name, start, &options).py(py)?));
+        // One mapping: the header is checked, and the handle attaches to it.
+        let inner = loop {
+            let seg = open_segment(py, &name, timeout)?;
+            if seg.kind() != RingKind::Broadcast {
+                return Err(to_py(
+                    py,
+                    Error::KindMismatch {
+                        expected: "broadcast",
+                        found: seg.kind(),
+                    },
+                ));
+            }
+            element::descr(py, seg.dtype())?;
+            let attached: Option<Box<dyn AnySubscriber>> = with_dtype!(seg.dtype(), T =>
+            match RsSubscriber::<T, IxDyn>::from_segment_with(seg, start, &options) {
+                // Removed or replaced between the open and the registration: open again.
+                Err(Error::NotFound { .. }) => None,
+                s => Some(Box::new(s.py(py)?)),
+            });
+            if let Some(s) = attached {
+                break s;
+            }
+        };
         Ok(Subscriber {
             h: Handle::new(inner),
         })
