@@ -558,7 +558,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
     /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 2, 1, &Config::rpc())?;
     /// let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
     /// let p = futures_executor::block_on(cli.send_async(&ndarray::arr1(&[1, 2])))?;
-    /// # srv.recv()?.reply_with(&ndarray::arr1(&[3, 3]));
+    /// # srv.recv()?.reply_with(&ndarray::arr1(&[3]));
     /// # Ok::<(), Error>(())
     /// ```
     pub async fn send_async<S: Data<Elem = Q>>(
@@ -581,10 +581,10 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
     /// let serve = std::thread::spawn(move || {
     ///     let r = srv.recv().unwrap();
     ///     let s = r.sum();
-    ///     r.reply_with(&ndarray::arr1(&[s, s]));
+    ///     r.reply_with(&ndarray::arr1(&[s]));
     /// });
     /// let reply = futures_executor::block_on(cli.call_async(&ndarray::arr1(&[1, 2])))?;
-    /// assert_eq!(reply.to_vec(), vec![3, 3]);
+    /// assert_eq!(reply.to_vec(), vec![3]);
     /// # serve.join().unwrap();
     /// # Ok::<(), Error>(())
     /// ```

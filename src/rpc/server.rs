@@ -255,7 +255,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
     /// futures_executor::block_on(async {
     ///     let req = srv.recv_async().await?;
     ///     let sum = req.sum();
-    ///     req.reply_with(&ndarray::arr1(&[sum, sum]));
+    ///     req.reply_with(&ndarray::arr1(&[sum]));
     ///     Ok::<(), Error>(())
     /// })?;
     /// # assert_eq!(p.receive()?[0], 7);
