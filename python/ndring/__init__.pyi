@@ -491,8 +491,15 @@ class Server:
         """A request queued now, or None."""
     def __iter__(self) -> "Server": ...
     def __next__(self) -> "Request": ...
+    async def arecv(self, timeout: Optional[float] = None) -> "Request":
+        """``recv`` for asyncio, the loop free while it waits; cancelled (or timed out), it
+        takes no request. One pending ``arecv`` per server."""
+    def __aiter__(self) -> "Server": ...
+    async def __anext__(self) -> "Request":
+        """``async for req in srv``: the requests, until the server is closed."""
     def close(self) -> None:
-        """Stops serving; callers get ``ndring.Disconnected`` once no server is left."""
+        """Stops serving; callers get ``ndring.Disconnected`` once no server is left. A task
+        awaiting ``arecv`` is woken (``async for`` ends)."""
     def __enter__(self) -> "Server": ...
     def __exit__(self, *args: object) -> bool: ...
 
@@ -540,6 +547,13 @@ class Client:
         """Sends ``request`` (copied in) and returns its reply: a read-only array over the call's
         slot, freed when it and its views are gone. On ``ndring.Timeout`` the call is given up
         (a late reply is discarded); ``ndring.RequestFailed``; ``ndring.Disconnected``."""
+    async def acall(
+        self, request: np.ndarray, timeout: Optional[float] = None, meta: Optional[bytes] = None
+    ) -> np.ndarray:
+        """``call`` for asyncio: the same reply and errors, the loop free while it waits for the
+        reply. Cancelled, timed out or interrupted, the call is given up (a late reply is
+        discarded). Waits for a free call as ``call`` does (only while every call is in
+        flight)."""
     def send(self, request: np.ndarray, meta: Optional[bytes] = None) -> "Ticket":
         """Sends ``request`` without waiting (several calls in flight)."""
     def close(self) -> None: ...
@@ -551,9 +565,14 @@ class Ticket:
 
     def result(self, timeout: Optional[float] = None) -> np.ndarray:
         """The reply, as ``Client.call`` returns it; on ``ndring.Timeout`` the call is kept."""
+    async def aresult(self, timeout: Optional[float] = None) -> np.ndarray:
+        """``result`` for asyncio; on ``ndring.Timeout`` or when the awaiting task is
+        cancelled, the call is kept (await again, or ``cancel()``). One awaiting task at a
+        time (``result`` meanwhile raises ``ndring.Error``)."""
     @property
     def pending(self) -> bool: ...
-    def cancel(self) -> None: ...
+    def cancel(self) -> None:
+        """Gives the call up (a late reply is discarded); a task awaiting ``aresult`` raises."""
 
 def info(array: np.ndarray) -> Lease:
     """The Lease (seq, timestamp_ns, meta) of an array from ``recv`` or of a view of it.

@@ -20,7 +20,7 @@ import weakref
 
 from . import _ndring
 
-__all__ = ["recv", "anext", "send"]
+__all__ = ["recv", "anext", "send", "call", "result", "serve"]
 
 
 class _Loop:
@@ -113,3 +113,32 @@ def send(handle, image, meta=None, timeout=None):
         return handle._poll_send(image, meta, notifier, token)
 
     return _wait(handle, poll, timeout)
+
+
+async def call(client, request, timeout=None, meta=None):
+    """`client.acall(request, timeout, meta)`: sends, then awaits the reply. However it ends
+    unanswered (cancelled, interrupted, timed out, failed), the call is given up: a late reply
+    is discarded."""
+    ticket = client.send(request, meta)
+    try:
+        return await _wait(ticket, ticket._poll_reply, timeout)
+    finally:
+        # Nothing left to give up once the reply was received.
+        ticket.cancel()
+
+
+def result(ticket, timeout=None):
+    """`ticket.aresult(timeout)`: the reply; the call is kept on Timeout and cancellation."""
+    return _wait(ticket, ticket._poll_reply, timeout)
+
+
+async def serve(server):
+    """`async for req in server`: the next request, or StopAsyncIteration once it is closed."""
+    if server._closed:
+        raise StopAsyncIteration
+    try:
+        return await _wait(server, server._poll_recv, None)
+    except Exception:
+        if server._closed:
+            raise StopAsyncIteration from None
+        raise

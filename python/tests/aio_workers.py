@@ -82,3 +82,14 @@ def drain(name, count):
             a = rx.recv(timeout=STALL)
             assert a.tolist() == [i, i]
             del a
+
+
+def create_take_and_hang(name, request, reply, ready):
+    """Creates the request/reply segment `name` as its only server, says so, takes one request,
+    says which (its [0, 0, 1] byte), and waits to be killed holding it."""
+    srv = ndring.Server.create(name, request=request, reply=reply, clients=2)
+    ready.put(True)
+    req = srv.recv(timeout=STALL)
+    ready.put(int(req.array[0, 0, 1]))
+    time.sleep(STALL)
+    del req

@@ -372,6 +372,8 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Call<'c, Q, QD, R
         seg.control().tail.fetch_add(1, Relaxed);
         wait::notify(&seg.control().not_empty);
         Pending {
+            #[cfg(feature = "async")]
+            sleep: None,
             client: self.client,
             ticket: self.ticket,
             done: false,
@@ -413,8 +415,13 @@ fn release<Q: Element, QD: Dimension, R: Element, RD: Dimension>(
 /// A call sent and not yet answered (the ticket of its reply). Dropped, the call is given up:
 /// its reply, should one come, is discarded.
 pub struct Pending<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> {
+    /// The wait a `Pending` [`Pending::poll_wait`] left registered (dropped before the call is
+    /// given up: `Drop` ends it first). Boxed: a call that is never polled stays small.
+    #[cfg(feature = "async")]
+    sleep: Option<Box<crate::shm::wait_async::AsyncSleep>>,
     client: &'c Client<Q, QD, R, RD>,
-    ticket: Ticket,
+    /// `pub(super)`: the poll tests look at the call's reply word.
+    pub(super) ticket: Ticket,
     done: bool,
 }
 
@@ -625,6 +632,74 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
         self.outcome(Some(got))
     }
 
+    /// The poll behind [`Pending::wait_async`], for hand-written futures and bindings: `Ready`
+    /// with the call's outcome (as [`Pending::wait`]: `Ok` once answered, then
+    /// [`Pending::receive`] returns at once), or `Pending` with `cx`'s waker registered to be
+    /// woken when the answer may be there. It polls as `wait` does
+    /// ([`crate::Config::spin`]) before it registers. A `Pending` poll leaves this call's
+    /// client counted as a waiter of the call until the next `poll_wait` returns `Ready`, or
+    /// [`Pending::forget_poll`] (or dropping the call, which gives it up) ends it.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # use std::task::{Context, Poll, Waker};
+    /// # let name = format!("/ndr-doc-penpw-{}", std::process::id());
+    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 1, 1, &Config::rpc())?;
+    /// # let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let mut p = cli.send(&ndarray::arr1(&[6]))?;
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(p.poll_wait(&mut cx).is_pending());      // not served yet: counted as a waiter
+    /// srv.recv()?.reply_with(&ndarray::arr1(&[7]));      // the server's notify wakes the waker
+    /// assert!(matches!(p.poll_wait(&mut cx), Poll::Ready(Ok(()))));
+    /// assert_eq!(p.receive()?[0], 7);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn poll_wait(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<()>> {
+        let mut sleep = match self.sleep.take() {
+            Some(s) => s,
+            None => {
+                let how = self.client.end.how;
+                if let Some(got) = wait::spin(how.spin, || self.reply_step(false)) {
+                    return std::task::Poll::Ready(self.outcome(Some(got)));
+                }
+                let end = &self.client.end;
+                let t = self.ticket;
+                let me = Sleeper::new(end.entry_ref(), SLEEPING_REPLY + t.slot as u64);
+                Box::new(crate::shm::wait_async::AsyncSleep::new(
+                    &end.seg,
+                    &end.seg.call(t.slot).reply,
+                    me,
+                    how,
+                ))
+            }
+        };
+        match sleep.poll(cx, |strong| self.reply_step(strong)) {
+            std::task::Poll::Ready(got) => std::task::Poll::Ready(self.outcome(Some(got))),
+            std::task::Poll::Pending => {
+                self.sleep = Some(sleep);
+                std::task::Poll::Pending
+            }
+        }
+    }
+
+    /// Ends the wait that a `Pending` [`Pending::poll_wait`] registered (nothing if none); the
+    /// call stays pending.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-penfp-{}", std::process::id());
+    /// # let _srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 1, 1, &Config::rpc())?;
+    /// # let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open_with(&name, &OpenOptions::default().spin(0))?;
+    /// let mut p = cli.send(&ndarray::arr1(&[6]))?;
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// assert!(p.poll_wait(&mut cx).is_pending());
+    /// p.forget_poll();      // no longer a waiter; the call is still in flight
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn forget_poll(&mut self) {
+        self.sleep = None;
+    }
+
     /// [`Pending::receive`] in a future: awaits the answer, then borrows the reply. Dropped
     /// before it is ready, the call is given up (a late reply is discarded).
     ///
@@ -647,6 +722,10 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
 
 impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Drop for Pending<'_, Q, QD, R, RD> {
     fn drop(&mut self) {
+        // The wait first: it stops counting us as a waiter of the call's word before the call
+        // is freed (and may be claimed by another client).
+        #[cfg(feature = "async")]
+        self.forget_poll();
         if !self.done {
             release(self.client, self.ticket);
         }

@@ -241,3 +241,64 @@ impl Segment {
         })
     }
 }
+
+/// The poll API leaves no waiter counted once forgotten or dropped.
+#[cfg(all(test, feature = "async", not(miri)))]
+mod poll_tests {
+    use std::task::{Context, Waker};
+
+    use crate::protocol::rpc::CallMemory;
+    use crate::{Client, Config, OpenOptions, Server};
+    use ndarray::Ix1;
+
+    type Srv = Server<u8, Ix1, u8, Ix1>;
+    type Cli = Client<u8, Ix1, u8, Ix1>;
+
+    fn pair(tag: &str) -> (Srv, Cli) {
+        let name = format!("/ndr-ut-rpcpoll-{tag}-{}", std::process::id());
+        let srv = Srv::create(&name, 1, 1, &Config::rpc().slots(2).spin(0)).unwrap();
+        let cli = Cli::open_with(&name, &OpenOptions::default().spin(0)).unwrap();
+        (srv, cli)
+    }
+
+    #[test]
+    fn a_forgotten_or_dropped_pending_wait_leaves_no_waiter() {
+        let (srv, cli) = pair("cli");
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut p = cli.send(&ndarray::arr1(&[1])).unwrap();
+        let slot = p.ticket.slot;
+        let waiters = || {
+            srv.segment()
+                .call(slot)
+                .reply
+                .waiters
+                .load(crate::sync::Ordering::Relaxed)
+        };
+        assert!(p.poll_wait(&mut cx).is_pending());
+        assert_eq!(waiters(), 1);
+        p.forget_poll();
+        assert_eq!(waiters(), 0);
+        assert!(p.poll_wait(&mut cx).is_pending());
+        assert_eq!(waiters(), 1);
+        drop(p); // given up: the wait ends first, then the call
+        assert_eq!(waiters(), 0);
+    }
+
+    #[test]
+    fn a_forgotten_server_poll_leaves_no_waiter_and_takes_nothing() {
+        let (srv, cli) = pair("srv");
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(srv.poll_recv(&mut cx).is_pending());
+        assert_eq!(srv.segment().sleepers().0, 1);
+        srv.forget_poll();
+        assert_eq!(srv.segment().sleepers().0, 0);
+        assert!(srv.poll_recv(&mut cx).is_pending());
+        let p = cli.send(&ndarray::arr1(&[5])).unwrap();
+        srv.forget_poll();
+        assert_eq!(srv.segment().sleepers().0, 0);
+        // Nothing was taken: the request is still queued.
+        let req = srv.try_recv().unwrap();
+        assert!(req.reply_with(&ndarray::arr1(&[6])));
+        assert_eq!(p.receive().unwrap()[0], 6);
+    }
+}

@@ -39,6 +39,10 @@ use crate::sync::Ordering::*;
 /// # Ok::<(), ndring::Error>(())
 /// ```
 pub struct Server<Q: Element, QD: Dimension, R: Element, RD: Dimension> {
+    /// The wait a `Pending` [`Server::poll_recv`] left registered. First, so that it drops
+    /// (no longer counted as a waiter, our peer entry's record cleared) before `end` detaches.
+    #[cfg(feature = "async")]
+    pending: std::sync::Mutex<Option<crate::shm::wait_async::AsyncSleep>>,
     end: Endpoint,
     qdim: QD,
     rdim: RD,
@@ -141,6 +145,8 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
     ) -> Result<Self> {
         let (qdim, rdim) = check::<Q, QD, R, RD>(&seg)?;
         Ok(Server {
+            #[cfg(feature = "async")]
+            pending: Default::default(),
             end: Endpoint::attach(seg, created, Role::Server, options)?,
             qdim,
             rdim,
@@ -275,6 +281,76 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
         .await)
     }
 
+    /// The poll behind [`Server::recv_async`], for hand-written futures and bindings: `Ready`
+    /// with the next request, or `Pending` with `cx`'s waker registered to be woken when one
+    /// may be queued. It polls as `recv` does ([`crate::Config::spin`]) before it registers.
+    /// A `Pending` poll leaves this server counted as a waiter until the next `poll_recv`
+    /// returns `Ready`, or [`Server::forget_poll`] (or the server's drop) ends it. One such
+    /// wait per server: polls from several tasks at once share it, and only the last poll's
+    /// waker is woken (give each task its own server, or use [`Server::recv_async`]).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # use std::task::{Context, Poll, Waker};
+    /// # let name = format!("/ndr-doc-srvpr-{}", std::process::id());
+    /// let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 1, 1, &Config::rpc().spin(0))?;
+    /// let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// assert!(srv.poll_recv(&mut cx).is_pending());     // nothing queued: counted as a waiter
+    /// let p = cli.send(&ndarray::arr1(&[4]))?;
+    /// let Poll::Ready(req) = srv.poll_recv(&mut cx) else { panic!("a request is queued") };
+    /// req?.reply_with(&ndarray::arr1(&[5]));
+    /// assert_eq!(p.receive()?[0], 5);
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn poll_recv(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Request<'_, Q, QD, R, RD>>> {
+        use std::task::Poll;
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if pending.is_none() {
+            if let Some(r) = wait::spin(self.end.how.spin, || self.take(false)) {
+                return Poll::Ready(Ok(r));
+            }
+            let seg = &self.end.seg;
+            let me = Sleeper::new(self.end.entry_ref(), SLEEPING_NOT_EMPTY);
+            *pending = Some(crate::shm::wait_async::AsyncSleep::new(
+                seg,
+                &seg.control().not_empty,
+                me,
+                self.end.how,
+            ));
+        }
+        let sleep = pending.as_mut().expect("set above");
+        let got = std::task::ready!(sleep.poll(cx, |strong| self.take(strong)));
+        *pending = None;
+        Poll::Ready(Ok(got))
+    }
+
+    /// Ends the wait that a `Pending` [`Server::poll_recv`] registered (nothing if none): no
+    /// request is taken.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-srvfp-{}", std::process::id());
+    /// let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 1, 1, &Config::rpc().spin(0))?;
+    /// let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    /// assert!(srv.poll_recv(&mut cx).is_pending());
+    /// srv.forget_poll();
+    /// # Ok::<(), Error>(())
+    /// ```
+    #[cfg(feature = "async")]
+    pub fn forget_poll(&self) {
+        let sleep = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        drop(sleep);
+    }
+
     /// One scan for a queued request; sweeps for dead peers once nothing has come for a grace
     /// period.
     fn take(&self, strong: bool) -> Option<Request<'_, Q, QD, R, RD>> {
@@ -323,6 +399,8 @@ impl Server<u8, ndarray::Ix1, u8, ndarray::Ix1> {
         let (seg, reg) = create_segment(name, request, reply, config, Role::Server)?;
         let (qdim, rdim) = super::check_bytes(&seg)?;
         Ok(Server {
+            #[cfg(feature = "async")]
+            pending: Default::default(),
             end: Endpoint::attach(seg, Some(reg), Role::Server, &config.into())?,
             qdim,
             rdim,
@@ -346,6 +424,8 @@ impl Server<u8, ndarray::Ix1, u8, ndarray::Ix1> {
             |seg| {
                 let (qdim, rdim) = super::check_bytes(&seg)?;
                 Ok(Server {
+                    #[cfg(feature = "async")]
+                    pending: Default::default(),
                     end: Endpoint::attach(seg, None, Role::Server, options)?,
                     qdim,
                     rdim,

@@ -4,6 +4,7 @@
 //! Rust reply guard: the call is freed when the array and every view of it are gone.
 
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use ndring::OpenOptions;
 use pyo3::prelude::*;
@@ -115,9 +116,14 @@ fn finish<'py>(
     if let Err(e) = waited {
         return Err((e, Some(f)));
     }
+    reply_array(py, f, types).map_err(|e| (e, None))
+}
+
+/// The reply array of an answered call (its wait returned `Ok`).
+fn reply_array<'py>(py: Python<'py>, f: InFlight, types: &Types) -> PyResult<Bound<'py, PyAny>> {
     let InFlight { pending, client } = f;
     // Replied: `receive` returns at once.
-    let reply = pending.receive().py(py).map_err(|e| (e, None))?;
+    let reply = pending.receive().py(py)?;
     let ptr = reply.as_ptr() as usize;
     crate::fork::view_made();
     let holder = Bound::new(
@@ -129,15 +135,14 @@ fn finish<'py>(
             })),
             pid: crate::pid::current(),
         },
-    )
-    .map_err(|e| (e, None))?;
+    )?;
     let (t, shape) = &types.reply;
-    let descr = crate::element::descr(py, *t).map_err(|e| (e, None))?;
+    let descr = crate::element::descr(py, *t)?;
     // SAFETY: `ptr` is the reply of our REPLIED call in the segment's mapping, which the
     // client `holder` keeps attached; the server writes no more to it, and the call stays ours
     // until `holder` (the array's base, read-only with a base without the buffer protocol)
     // drops the reply guard.
-    unsafe { numpy_over(py, descr, ptr, shape, false, holder.into_any()) }.map_err(|e| (e, None))
+    unsafe { numpy_over(py, descr, ptr, shape, false, holder.into_any()) }
 }
 
 #[pymethods]
@@ -211,9 +216,24 @@ impl Client {
         let f = self.start(py, request, meta)?;
         Ok(Ticket {
             call: Mutex::new(Some(f)),
+            awaiting: Mutex::new(None),
             types: self.types.clone(),
             pid: crate::pid::current(),
         })
+    }
+
+    /// `await cli.acall(request)`: `call` in a coroutine, the event loop free while it waits
+    /// (`ndring._aio`). Cancelled (or timed out, or interrupted), the call is given up: a late
+    /// reply is discarded. It waits for a free call as `call` does, which only blocks while
+    /// every call of the segment is in flight.
+    #[pyo3(signature = (request, timeout=None, meta=None))]
+    fn acall<'py>(
+        slf: &Bound<'py, Self>,
+        request: &Bound<'py, PyAny>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+        meta: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "call", (slf, request, timeout, meta))
     }
 
     /// Detaches (replies still alive stay valid).
@@ -244,6 +264,9 @@ impl Client {
 #[pyclass(module = "ndring", frozen)]
 pub struct Ticket {
     call: Mutex<Option<InFlight>>,
+    /// The `aresult` call whose wait is pending: its token, and the waker it registered (woken
+    /// by `cancel`). Locked before `call` where both are.
+    awaiting: Mutex<Option<(u64, Waker)>>,
     types: Arc<Types>,
     pid: u32,
 }
@@ -273,13 +296,12 @@ impl Ticket {
                 "this ndring.Ticket belongs to the process that sent it".into(),
             ));
         }
+        if self.awaited() {
+            return Err(awaited(py));
+        }
         let f = self.call.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(f) = f else {
-            return Err(raise(
-                py,
-                "Error",
-                "this ticket's reply was already received (or is being waited for)".into(),
-            ));
+            return Err(gone(py));
         };
         finish(py, f, timeout, &self.types).map_err(|(e, f)| {
             let timed_out = py
@@ -302,9 +324,110 @@ impl Ticket {
             .is_some()
     }
 
-    /// Gives the call up: its reply, should one come, is discarded.
+    /// Gives the call up: its reply, should one come, is discarded (a task awaiting
+    /// `aresult` is woken, and raises).
     fn cancel(&self) {
+        let a = self
+            .awaiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let c = self.call.lock().unwrap_or_else(|e| e.into_inner()).take();
         forget_in_child(self.pid, c);
+        if let Some((_, waker)) = a {
+            waker.wake();
+        }
     }
+
+    /// `await ticket.aresult(timeout)`: `result` in a coroutine (`ndring._aio`). On
+    /// `ndring.Timeout`, and when the awaiting task is cancelled, the call is kept.
+    #[pyo3(signature = (timeout=None))]
+    fn aresult<'py>(
+        slf: &Bound<'py, Self>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "result", (slf, timeout))
+    }
+
+    /// One poll of `aresult` / `Client.acall` (`ndring._aio`): the reply array, or None while
+    /// pending. An error ends the call, as `result` does (but `ndring.Timeout`, which `_aio`
+    /// raises itself).
+    fn _poll_reply<'py>(
+        &self,
+        py: Python<'py>,
+        notifier: &Bound<'py, crate::aio::Notifier>,
+        token: u64,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if crate::pid::current() != self.pid {
+            return Err(raise(
+                py,
+                "Error",
+                "this ndring.Ticket belongs to the process that sent it".into(),
+            ));
+        }
+        let mut awaiting = self.awaiting.lock().unwrap_or_else(|e| e.into_inner());
+        if awaiting.as_ref().is_some_and(|(t, _)| *t != token) {
+            return Err(awaited(py));
+        }
+        let mut call = self.call.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(f) = call.as_mut() else {
+            *awaiting = None;
+            return Err(gone(py));
+        };
+        let waker = crate::aio::Notifier::waker(notifier.get(), token);
+        match f.pending.poll_wait(&mut Context::from_waker(&waker)) {
+            Poll::Pending => {
+                *awaiting = Some((token, waker));
+                Ok(None)
+            }
+            Poll::Ready(r) => {
+                *awaiting = None;
+                let f = call.take().expect("checked above");
+                drop((call, awaiting));
+                match r {
+                    Ok(()) => reply_array(py, f, &self.types).map(Some),
+                    // Failed or disconnected: the call is over (dropped here, as `result` does).
+                    Err(e) => Err(crate::errors::to_py(py, e)),
+                }
+            }
+        }
+    }
+
+    /// Ends the pending wait of the `aresult` call `token`, if any (`ndring._aio`): no waiter
+    /// stays counted; the call is kept.
+    fn _forget_poll(&self, token: u64) {
+        let mut awaiting = self.awaiting.lock().unwrap_or_else(|e| e.into_inner());
+        if awaiting.as_ref().is_none_or(|(t, _)| *t != token) {
+            return;
+        }
+        *awaiting = None;
+        if let Some(f) = self.call.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            f.pending.forget_poll();
+        }
+    }
+}
+
+impl Ticket {
+    fn awaited(&self) -> bool {
+        self.awaiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+}
+
+fn awaited(py: Python<'_>) -> PyErr {
+    raise(
+        py,
+        "Error",
+        "an asyncio task awaits this ticket's reply (aresult)".into(),
+    )
+}
+
+fn gone(py: Python<'_>) -> PyErr {
+    raise(
+        py,
+        "Error",
+        "this ticket's reply was already received, or its call was cancelled".into(),
+    )
 }

@@ -8,6 +8,7 @@
 //! unanswered fails its caller (`ndring.RequestFailed` there).
 
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use ndring::{Config, DType, OpenOptions};
 use pyo3::exceptions::PyBufferError;
@@ -65,6 +66,9 @@ impl Drop for ServedRequest {
 #[pyclass(module = "ndring", frozen)]
 pub struct Server {
     inner: Shared<RsServer>,
+    /// The `arecv` call whose wait is pending: its token, and the waker it registered (woken
+    /// by `close`).
+    awaiting: Mutex<Option<(u64, Waker)>>,
     types: Arc<Types>,
     name: String,
 }
@@ -95,6 +99,7 @@ impl Server {
             name: s.segment().name().to_string(),
             types: Arc::new(types),
             inner: Shared::new(s),
+            awaiting: Mutex::new(None),
         }
     }
 
@@ -229,9 +234,112 @@ impl Server {
     }
 
     /// Stops serving (requests still held stay answerable). Callers waiting get
-    /// `ndring.Disconnected` once no server is left.
-    fn close(&self) {
+    /// `ndring.Disconnected` once no server is left. A task awaiting `arecv` is woken (and
+    /// raises; `async for` ends).
+    fn close(&self, py: Python<'_>) {
+        let a = self
+            .awaiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((_, waker)) = a {
+            // The wait first: requests still held keep the Rust server alive after `close`.
+            if let Ok(srv) = self.inner.get(py, "Server") {
+                srv.forget_poll();
+            }
+            waker.wake();
+        }
         self.inner.close();
+    }
+
+    /// `await srv.arecv(timeout)`: `recv` in a coroutine, the event loop free while it waits
+    /// (`ndring._aio`). Cancelled (or timed out, or interrupted), it takes no request.
+    #[pyo3(signature = (timeout=None))]
+    fn arecv<'py>(
+        slf: &Bound<'py, Self>,
+        #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "recv", (slf, timeout))
+    }
+
+    /// `async for req in srv:` the requests (as `arecv()`), until the server is closed.
+    fn __aiter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::coroutine(slf.py(), "serve", (slf,))
+    }
+
+    /// How many handles sleep waiting for a request, and for a free call (tests).
+    fn _sleepers(&self, py: Python<'_>) -> PyResult<(u32, u32)> {
+        Ok(self.inner.get(py, "Server")?.segment().sleepers())
+    }
+
+    /// Whether `close` was called (`ndring._aio`: the end of `async for`).
+    #[getter]
+    fn _closed(&self) -> bool {
+        self.inner
+            .handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_none()
+    }
+
+    /// One poll of `arecv` (`ndring._aio`): the request, or None while pending.
+    fn _poll_recv(
+        &self,
+        py: Python<'_>,
+        notifier: &Bound<'_, crate::aio::Notifier>,
+        token: u64,
+    ) -> PyResult<Option<Request>> {
+        let mut awaiting = self.awaiting.lock().unwrap_or_else(|e| e.into_inner());
+        if awaiting.as_ref().is_some_and(|(t, _)| *t != token) {
+            return Err(raise(
+                py,
+                "Error",
+                "another asyncio task awaits this server (arecv): one at a time".into(),
+            ));
+        }
+        let srv = match self.inner.get(py, "Server") {
+            Ok(s) => s,
+            Err(e) => {
+                *awaiting = None;
+                return Err(e);
+            }
+        };
+        let s = srv.clone();
+        let waker = crate::aio::Notifier::waker(notifier.get(), token);
+        match s.poll_recv(&mut Context::from_waker(&waker)) {
+            Poll::Pending => {
+                *awaiting = Some((token, waker));
+                Ok(None)
+            }
+            Poll::Ready(r) => {
+                *awaiting = None;
+                drop(awaiting);
+                let req = r.py(py)?;
+                // SAFETY: as in `Server::take`: the request borrows the server inside the
+                // `Arc`; `Served` keeps `srv`, a clone of it, and drops the request first.
+                let req = unsafe {
+                    std::mem::transmute::<ndring::Request<'_, u8, _, u8, _>, RsRequest>(req)
+                };
+                Request::new(py, req, srv, self.types.clone()).map(Some)
+            }
+        }
+    }
+
+    /// Ends the pending wait of the `arecv` call `token`, if any (`ndring._aio`): no waiter
+    /// stays counted, no request is taken.
+    fn _forget_poll(&self, py: Python<'_>, token: u64) {
+        let mut awaiting = self.awaiting.lock().unwrap_or_else(|e| e.into_inner());
+        if awaiting.as_ref().is_none_or(|(t, _)| *t != token) {
+            return;
+        }
+        *awaiting = None;
+        if let Ok(srv) = self.inner.get(py, "Server") {
+            srv.forget_poll();
+        }
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -239,8 +347,8 @@ impl Server {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close();
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
         false
     }
 
