@@ -583,7 +583,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
     /// ```
     /// # use ndring::*;
     /// # let name = format!("/ndr-doc-clica-{}", std::process::id());
-    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 2, 2, &Config::rpc())?;
+    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 2, 1, &Config::rpc())?;
     /// let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
     /// let serve = std::thread::spawn(move || {
     ///     let r = srv.recv().unwrap();
