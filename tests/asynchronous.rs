@@ -203,7 +203,16 @@ fn threads() -> usize {
 fn await_many(args: &[String]) {
     let base = &args[0];
     let rings: usize = args[1].parse().unwrap();
-    let rt = runtime();
+    // Past 127 rings: two worker threads, so that registrations race for a reactor's places.
+    let rt = if rings > 127 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_time()
+            .build()
+            .expect("tokio runtime")
+    } else {
+        runtime()
+    };
     let before = threads();
     let counts = rt.block_on(async {
         let tasks: Vec<_> = (0..rings)

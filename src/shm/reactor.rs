@@ -141,21 +141,15 @@ pub(crate) fn register(
     until_ns: u64,
     waker: &Waker,
 ) -> Registration {
-    let shard = shard_with_room();
-    let id = {
-        let mut e = shard.entries();
-        let id = e.next_id;
-        e.next_id += 1;
-        e.list.push(Entry {
-            id,
-            word,
-            expected,
-            until_ns,
-            waker: waker.clone(),
-            _segment: Arc::clone(segment),
-        });
-        id
+    let entry = Entry {
+        id: 0,
+        word,
+        expected,
+        until_ns,
+        waker: waker.clone(),
+        _segment: Arc::clone(segment),
     };
+    let (shard, id) = push_to_a_shard(entry);
     // After the push: a thread that read the kick word before it sleeps on the old value, so
     // this bump ends that sleep and its next one includes the entry.
     shard.kick.fetch_add(1, Release);
@@ -191,13 +185,29 @@ pub(crate) fn cancel(reg: Registration) {
     drop(removed);
 }
 
-/// A shard with fewer than [`PER_THREAD`] registrations, starting a thread for a new one if
-/// every shard is full.
-fn shard_with_room() -> Arc<Shard> {
+/// Pushes `entry` (given its id here) to a shard with fewer than [`PER_THREAD`] registrations,
+/// starting a thread for a new shard if every one is full; returns the shard and the id. Every
+/// push happens under the reactor's lock, so that two registrations never both take a shard's
+/// last place (a shard over `PER_THREAD` words would exceed `futex_waitv`'s limit).
+fn push_to_a_shard(mut entry: Entry) -> (Arc<Shard>, u64) {
     let r = reactor();
     let mut shards = r.shards.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(s) = shards.iter().find(|s| s.entries().list.len() < PER_THREAD) {
-        return Arc::clone(s);
+    let push = |shard: &Arc<Shard>, mut entry: Entry| {
+        let mut e = shard.entries();
+        if e.list.len() >= PER_THREAD {
+            return Err(entry);
+        }
+        let id = e.next_id;
+        e.next_id += 1;
+        entry.id = id;
+        e.list.push(entry);
+        Ok((Arc::clone(shard), id))
+    };
+    for shard in shards.iter() {
+        match push(shard, entry) {
+            Ok(done) => return done,
+            Err(back) => entry = back,
+        }
     }
     let shard = Arc::new(Shard {
         entries: Mutex::new(Entries::default()),
@@ -209,7 +219,10 @@ fn shard_with_room() -> Arc<Shard> {
         .spawn(move || serve(&run))
         .expect("ndring: could not start the thread that serves async waits");
     shards.push(Arc::clone(&shard));
-    shard
+    match push(&shard, entry) {
+        Ok(done) => done,
+        Err(_) => unreachable!("a new shard has room"),
+    }
 }
 
 /// The reactor thread: forever, wake what is due, then sleep on every registered word.
