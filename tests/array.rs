@@ -382,7 +382,8 @@ fn wait_changed_across() {
 /// A writer (whole or rows) dies inside its lock: the survivor, waiting as `waits` says, gets
 /// `Poisoned` once the grace period has passed, then writes again after `clear_poison`.
 fn dead_writer(waits: &str, role: &str) {
-    let n = name(&format!("sa-dw{}", &role[..1]));
+    // One name per (role, way of waiting): the variants run in parallel.
+    let n = name(&format!("sa-dw{}{}", &role[..1], &waits[..1]));
     let _rm = RemoveOnDrop(n.clone());
     let g = Grid::open_or_create(&n, (ROWS, COLS), &Config::array().grace(GRACE)).unwrap();
     let (child, _) = start(role, &n);
