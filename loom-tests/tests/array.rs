@@ -130,10 +130,10 @@ impl ArrayMem {
     fn read(&self, me: usize) -> Vec<u64> {
         let mut lead = false;
         self.until(|strong, wake| proto::try_read(self, me, tag(me), &mut lead, strong, wake));
-        // SAFETY (checked by loom): the shared lock keeps writers out.
         let seen = self
             .rows
             .iter()
+            // SAFETY (checked by loom): the shared lock keeps writers out.
             .map(|c| c.with(|p| unsafe { *p }))
             .collect();
         proto::read_unlock(self, me);

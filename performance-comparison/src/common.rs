@@ -107,6 +107,8 @@ pub fn line_round_trip_ns() -> u64 {
 /// cannot put both ends on one core. Off by default.
 pub fn pin(cpu: usize) {
     if std::env::var("PC_PIN").is_ok_and(|v| v == "1") {
+        // SAFETY: glibc's `int sched_setaffinity(pid_t, size_t, const cpu_set_t *)`, declared
+        // with its C signature (a one-word mask).
         unsafe extern "C" {
             fn sched_setaffinity(pid: i32, size: usize, mask: *const u64) -> i32;
         }

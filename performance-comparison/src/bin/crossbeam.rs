@@ -155,7 +155,9 @@ fn w2_ndring(n: u64, run: usize) -> f64 {
             let mut tx = Producer::<u8, Ix1>::open(&name).expect("open");
             for i in 0..n {
                 let mut w = tx.claim().expect("claim");
-                w.as_slice_mut().expect("contiguous").copy_from_slice(&item(i));
+                w.as_slice_mut()
+                    .expect("contiguous")
+                    .copy_from_slice(&item(i));
                 w.publish();
             }
             tx.close();

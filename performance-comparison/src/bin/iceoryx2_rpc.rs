@@ -76,6 +76,7 @@ fn lat_of(mut v: Vec<u64>, same: &Same) -> Lat {
 const SAMPLE: usize = 64;
 
 fn cpu() -> u8 {
+    // SAFETY: glibc's `int sched_getcpu(void)`, declared with its C signature.
     unsafe extern "C" {
         fn sched_getcpu() -> i32;
     }
