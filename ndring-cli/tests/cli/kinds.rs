@@ -8,7 +8,8 @@ use std::process::{Child, Stdio};
 use ndarray::{Array, Ix1, Ix2};
 use ndring::{Client, Config, Server, SharedArray};
 
-use super::{Cleanup, check_npy, common, fails, json, ls_rows, name, ok, row, tmp};
+use super::peek::{check_npy, tmp};
+use super::{Cleanup, common, fails, json, ls_rows, name, ok, row};
 
 /// Child: creates the shared array (kept), writes 7s into it (version 1), takes the
 /// whole-array write lock, says so, and sleeps holding it until killed.
