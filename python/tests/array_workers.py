@@ -91,3 +91,17 @@ def try_whole_write(sa, out):
 
 def np_sum(sa):
     return float(np.asarray(sa.as_array()).sum())
+
+
+def open_close_then_report(name, go, out):
+    """Attaches to `name` and closes again (its mapping kept), reports, then waits for `go` and
+    reports what opening `name` anew gives."""
+    with ndring.SharedArray.open(name) as sa:
+        total = float(sa.as_array().sum())
+    out.put(total)
+    go.wait(60)
+    try:
+        with ndring.SharedArray.open(name) as sa:
+            out.put(("opened", float(sa.as_array().sum())))
+    except ndring.NotFound:
+        out.put(("not found", None))

@@ -191,19 +191,46 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
         Self::attach(seg, None, options.clone())
     }
 
+    /// [`SharedArray::from_segment_with`] over a segment this process has already mapped and
+    /// keeps (an earlier handle's, now closed, or a sibling's): the new handle registers on its
+    /// own but shares the mapping, so nothing is mapped again and pages already touched fault
+    /// no more. A pool worker that attaches for every task keeps its mapping this way, as the
+    /// Python binding does. [`Error::NotFound`] if the name has since been removed or replaced:
+    /// then open it anew.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # use std::sync::Arc;
+    /// # let name = format!("/ndr-doc-safm-{}", std::process::id());
+    /// # let _a = SharedArray::<f64, ndarray::IxDyn>::create(&name, vec![3, 3], &Config::array())?;
+    /// let seg = Arc::new(Segment::open(&name, std::time::Duration::from_secs(1))?);
+    /// let first = SharedArray::<f64, ndarray::IxDyn>::from_mapped(seg.clone(), &OpenOptions::default())?;
+    /// drop(first); // unregistered; `seg` keeps the mapping
+    /// let again = SharedArray::<f64, ndarray::IxDyn>::from_mapped(seg, &OpenOptions::default())?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_mapped(seg: Arc<Segment>, options: &OpenOptions) -> Result<Self> {
+        Self::attach(seg, None, options.clone())
+    }
+
     /// Attaches to `seg`, registering unless `created` (our entry, taken before READY).
-    fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
+    fn attach(
+        seg: impl Into<Arc<Segment>>,
+        created: Option<Registration>,
+        options: OpenOptions,
+    ) -> Result<Self> {
+        let seg: Arc<Segment> = seg.into();
         let dim = attach::check_as::<T, D>(&seg, attach::Family::Array)?;
         let reg = match created {
             Some(reg) => reg,
             None => peers::register(&seg, Role::Sharer)?,
         };
         // Before our first lock: writers scan our entry from now on.
-        proto::cover(&seg, reg.index);
+        proto::cover(&*seg, reg.index);
         let pid = peers_pid(&seg, reg.index);
         Ok(SharedArray {
             tag: proto::owner_tag(pid, reg.index),
-            seg: Arc::new(seg),
+            seg,
             entry: reg.index,
             dim,
             how: Waiting {

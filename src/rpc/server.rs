@@ -421,18 +421,33 @@ impl Server<u8, ndarray::Ix1, u8, ndarray::Ix1> {
     pub fn open_bytes(name: &str, options: &OpenOptions) -> Result<Self> {
         crate::handle::attach::open_attach(
             || Segment::open_with(name, options),
-            |seg| {
-                let (qdim, rdim) = super::check_bytes(&seg)?;
-                Ok(Server {
-                    #[cfg(feature = "async")]
-                    pending: Default::default(),
-                    end: Endpoint::attach(seg, None, Role::Server, options)?,
-                    qdim,
-                    rdim,
-                    _t: PhantomData,
-                })
-            },
+            |seg| Self::from_segment_bytes(seg, options),
         )
+    }
+
+    /// [`Server::open_bytes`] over a segment the caller opened itself (to read its types first,
+    /// as a binding does): no second mapping. [`Error::NotFound`] where the name was removed
+    /// or replaced since the open: open it again.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-serfsb-{}", std::process::id());
+    /// let _s = Server::<f32, ndarray::Ix1, u16, ndarray::Ix1>::create(&name, 2, 3, &Config::rpc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// let h = Server::from_segment_bytes(seg, &OpenOptions::default())?;
+    /// assert_eq!(h.types().1, (DType::U16, vec![3]));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn from_segment_bytes(seg: Segment, options: &OpenOptions) -> Result<Self> {
+        let (qdim, rdim) = super::check_bytes(&seg)?;
+        Ok(Server {
+            #[cfg(feature = "async")]
+            pending: Default::default(),
+            end: Endpoint::attach(seg, None, Role::Server, options)?,
+            qdim,
+            rdim,
+            _t: PhantomData,
+        })
     }
 }
 

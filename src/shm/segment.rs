@@ -136,6 +136,9 @@ pub struct Segment {
     creator_pid: u32,
     creator_start_time: u64,
     fd: sys::Handle,
+    /// A handle of this process removed the name (the last one out): process-local, so that a
+    /// binding keeping the mapping past its handles learns it without a system call.
+    removed_here: std::sync::atomic::AtomicBool,
 }
 
 impl Segment {
@@ -166,6 +169,7 @@ impl Segment {
             creator_pid: pid,
             creator_start_time: start,
             fd,
+            removed_here: Default::default(),
         };
         protocol::init(&seg, seg.kind() == RingKind::Mpmc);
         seg.control()
@@ -319,6 +323,7 @@ impl Segment {
             creator_pid: fixed.creator_pid,
             creator_start_time: fixed.creator_start_time,
             fd,
+            removed_here: Default::default(),
         })
     }
 
@@ -421,9 +426,20 @@ impl Segment {
         }
     }
 
-    /// Whether `name` still refers to the object mapped here (it may have been removed, or
-    /// replaced by a new ring of the same name).
-    pub(crate) fn still_named(&self) -> bool {
+    /// Whether its name still refers to the object mapped here (it may have been removed, or
+    /// replaced by a new ring of the same name): one `stat` of the name.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// let name = format!("/ndr-doc-still-{}", std::process::id());
+    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 4, &Config::spsc())?;
+    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
+    /// assert!(seg.still_named());
+    /// drop(tx); // the last handle out removes the name
+    /// assert!(!seg.still_named());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn still_named(&self) -> bool {
         names_object(&self.name, &self.fd)
     }
 
@@ -441,7 +457,31 @@ impl Segment {
         &self,
         used: impl FnOnce() -> Option<T>,
     ) -> Option<std::result::Result<NameRemoval<T>, rustix::io::Errno>> {
-        remove_name_unless_used(&self.name, &self.fd, used)
+        let r = remove_name_unless_used(&self.name, &self.fd, used);
+        if let Some(Ok(NameRemoval::Removed)) = r {
+            self.removed_here
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// Whether a handle of this process removed the segment's name through this mapping (the
+    /// last one out): no other open can find it any more. No system call.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// let name = format!("/ndr-doc-rmhere-{}", std::process::id());
+    /// let sa = SharedArray::<u8, ndarray::Ix1>::create(&name, 4, &Config::array())?;
+    /// let seg = std::sync::Arc::new(Segment::open(&name, std::time::Duration::from_secs(1))?);
+    /// let opened = SharedArray::<u8, ndarray::Ix1>::from_mapped(seg.clone(), &OpenOptions::default())?;
+    /// drop(sa);
+    /// assert!(!seg.removed_here());
+    /// drop(opened); // the last one out, through `seg`
+    /// assert!(seg.removed_here());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn removed_here(&self) -> bool {
+        self.removed_here.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether the name stays when the last handle detaches (see [`crate::Config::keep`]).

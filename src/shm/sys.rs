@@ -348,9 +348,27 @@ fn stat(pid: u32) -> Option<(u64, bool)> {
     Some((start, state == "Z" || state == "X"))
 }
 
-/// The start time of process `pid` (0 if unknown).
+/// The start time of process `pid` (0 if unknown). This process's own is read from `/proc`
+/// once (8 system calls) and kept, keyed by pid so that a forked child reads its own: every
+/// registration asks for it.
 pub fn start_time(pid: u32) -> u64 {
-    stat(pid).map_or(0, |(t, _)| t)
+    use std::sync::atomic::{
+        AtomicU32, AtomicU64,
+        Ordering::{Acquire, Release},
+    };
+    // `OWN_START` is written before `OWN_PID` publishes it; 0 in `OWN_PID`: nothing kept yet.
+    static OWN_PID: AtomicU32 = AtomicU32::new(0);
+    static OWN_START: AtomicU64 = AtomicU64::new(0);
+    let own = pid == self::pid();
+    if own && OWN_PID.load(Acquire) == pid {
+        return OWN_START.load(Acquire);
+    }
+    let t = stat(pid).map_or(0, |(t, _)| t);
+    if own && t != 0 {
+        OWN_START.store(t, Release);
+        OWN_PID.store(pid, Release);
+    }
+    t
 }
 
 /// Whether process `pid`, started at `start_time` (0: unknown), is alive: it exists, is not a

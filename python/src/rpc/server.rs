@@ -171,9 +171,16 @@ impl Server {
         #[pyo3(from_py_with = args::timeout)] timeout: Option<f64>,
         #[pyo3(from_py_with = args::spin)] spin: Option<u32>,
     ) -> PyResult<Self> {
-        drop(open_segment(py, &name, timeout)?);
         let options = OpenOptions::default().spin(spin.unwrap_or(PY_SPIN));
-        let s = py.detach(|| RsServer::open_bytes(&name, &options)).py(py)?;
+        // Attached to the mapping opened (and waited for) here, not to a second one; again
+        // where the name was removed or replaced before the registration.
+        let s = loop {
+            let seg = open_segment(py, &name, timeout)?;
+            match py.detach(|| RsServer::from_segment_bytes(seg, &options)) {
+                Err(ndring::Error::NotFound { .. }) => continue,
+                r => break r.py(py)?,
+            }
+        };
         Ok(Server::wrap(s))
     }
 

@@ -10,6 +10,7 @@
 
 mod block;
 mod mapping;
+mod retained;
 mod typed;
 
 use std::ops::Range;
@@ -73,33 +74,76 @@ fn attach(
     dtype: Option<DType>,
 ) -> PyResult<Arc<dyn AnyShared>> {
     loop {
-        let seg = open_segment(py, name, timeout)?;
-        if seg.kind() != RingKind::Array {
-            return Err(raise(
-                py,
-                "Mismatch",
-                format!(
-                    "{name:?} is {}, not a shared array (open it with ndring.Consumer, Producer or \
-                     Subscriber)",
-                    seg.kind()
-                ),
-            ));
+        // A mapping this process kept from an earlier handle (a pool worker's previous chunk):
+        // registered over without mapping the array again.
+        let (seg, kept) = match retained::find(name) {
+            Some(seg) => (seg, true),
+            None => (Arc::new(open_segment(py, name, timeout)?), false),
+        };
+        let checked = check_header(py, name, &seg, dtype, shape);
+        if let Err(e) = checked {
+            // A kept mapping's header is the array that was there: if the name now holds
+            // another, check that one.
+            if kept && !seg.still_named() {
+                retained::forget(py, &seg);
+                continue;
+            }
+            return Err(e);
         }
-        let (found_t, found_shape) = (seg.dtype(), seg.shape().to_vec());
-        check(py, name, dtype, shape, found_t, &found_shape)?;
-        // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
-        crate::element::descr(py, found_t)?;
+        let found_t = seg.dtype();
         let options = OpenOptions::default().spin(PY_SPIN);
         // Attached to the mapping just read, not to a second one.
         let a = with_dtype!(found_t, T =>
-            ndring::SharedArray::<T, IxDyn>::from_segment_with(seg, &options).map(erase));
+            ndring::SharedArray::<T, IxDyn>::from_mapped(seg.clone(), &options).map(erase));
         match a {
-            // The name was removed or replaced between the open and the registration: the
-            // next open finds what holds it now.
-            Err(ndring::Error::NotFound { .. }) => continue,
-            a => return a.py(py),
+            // The name was removed or replaced between the open (or the kept mapping's check)
+            // and the registration: the next open finds what holds it now.
+            Err(ndring::Error::NotFound { .. }) => {
+                if kept {
+                    retained::forget(py, &seg);
+                }
+                continue;
+            }
+            // Any other refusal (a full peer table) of a kept mapping whose name moved on:
+            // the array there now decides.
+            Err(_) if kept && !seg.still_named() => {
+                retained::forget(py, &seg);
+                continue;
+            }
+            Ok(a) => {
+                if !kept {
+                    retained::keep(py, &seg);
+                }
+                return Ok(a);
+            }
+            Err(e) => return Err(e).py(py),
         }
     }
+}
+
+/// Whether `seg` is a shared array of `dtype` and `shape` (where given), numpy knowing its dtype.
+fn check_header(
+    py: Python<'_>,
+    name: &str,
+    seg: &ndring::Segment,
+    dtype: Option<DType>,
+    shape: Option<&[usize]>,
+) -> PyResult<()> {
+    if seg.kind() != RingKind::Array {
+        return Err(raise(
+            py,
+            "Mismatch",
+            format!(
+                "{name:?} is {}, not a shared array (open it with ndring.Consumer, Producer or \
+                 Subscriber)",
+                seg.kind()
+            ),
+        ));
+    }
+    check(py, name, dtype, shape, seg.dtype(), seg.shape())?;
+    // numpy's dtype first (bfloat16 needs ml_dtypes): no registration made to be undone.
+    crate::element::descr(py, seg.dtype())?;
+    Ok(())
 }
 
 fn check(
@@ -416,7 +460,7 @@ impl SharedArray {
 
     /// Detaches this handle (arrays from `as_array()` stay valid, and keep the process attached
     /// until they are gone). The last handle out removes the name, unless kept.
-    fn close(&self) {
+    fn close(&self, py: Python<'_>) {
         let (a, block) = {
             let mut inner = self.inner();
             let a = inner.array.take();
@@ -429,6 +473,17 @@ impl SharedArray {
         // The kept block's clone of the handle too (outside the mutex: it may free arrays).
         drop(block);
         drop(a);
+        retained::closed(py, &self.name);
+    }
+
+    /// Unmaps the arrays this process opened and has closed every handle of. A process keeps
+    /// the mappings of up to 8 of them after their handles close, so that a pool worker that
+    /// attaches for every task maps the array once; each is dropped when its name is removed
+    /// and this process notices (its next open of another array, a close of that name) or at
+    /// exit. Returns how many were unmapped.
+    #[staticmethod]
+    fn release_mappings(py: Python<'_>) -> usize {
+        retained::release(py)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -436,8 +491,8 @@ impl SharedArray {
     }
 
     #[pyo3(signature = (*_args))]
-    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close();
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
         false
     }
 
