@@ -120,7 +120,7 @@ from ._ndring import (  # noqa: E402  (the classes above must exist first: Rust 
 def _open_shared_array(name, shape, dtype):
     """What a pickled :class:`SharedArray` becomes where it is unpickled (a pool worker): a
     handle attached by name, checked to be the same shape and dtype."""
-    return SharedArray.open(name, shape=shape, dtype=dtype)
+    return SharedArray._from_pickle(name, tuple(shape), dtype)
 
 
 # numpy collapses the ``.base`` chain of views (a view's base is the first object owning the

@@ -355,6 +355,30 @@ impl SharedArray {
         Ok(SharedArray::new(a, false))
     }
 
+    /// What a pickled handle becomes where it is unpickled (through
+    /// `ndring._open_shared_array`): attached by name, checked against the shape and dtype it
+    /// was pickled with. The dtype is numpy's name of it, read without numpy: in a freshly
+    /// forked pool worker each Python object touched costs a copy-on-write fault, and parsing
+    /// it through `numpy.dtype` took half of the first attach.
+    #[staticmethod]
+    fn _from_pickle(
+        py: Python<'_>,
+        name: String,
+        shape: Vec<usize>,
+        dtype: &Bound<'_, PyAny>,
+    ) -> PyResult<Self> {
+        let t = match dtype
+            .cast::<pyo3::types::PyString>()
+            .ok()
+            .and_then(|s| crate::element::from_numpy_name(s.to_cow().ok()?.as_ref()))
+        {
+            Some(t) => t,
+            None => parse_dtype(py, dtype)?,
+        };
+        let a = attach(py, &name, None, Some(&shape), Some(t))?;
+        Ok(SharedArray::new(a, false))
+    }
+
     /// The array's name.
     #[getter]
     fn name(&self) -> &str {
