@@ -382,6 +382,12 @@ class SharedArray:
     ``keep``. A process that dies holding a read lock loses it to the next process that waits
     for the lock about a grace period (0.5 s); one that dies inside ``write()`` loses it too,
     and the array is poisoned (``ndring.Poisoned``) until ``clear_poison()``.
+
+    A process keeps the mapping of an array it opened after the handle closes (up to 8
+    arrays), so that a pool worker, which attaches anew for every chunk of tasks, maps the
+    array and faults its pages in once: the next ``open`` of the name registers over the kept
+    mapping once the name is confirmed to still be that array. Only the mapping is kept, never
+    the registration: the name's life is unchanged. ``release_mappings()`` drops them.
     """
 
     @staticmethod
@@ -445,6 +451,12 @@ class SharedArray:
     def close(self) -> None:
         """Detaches this handle (arrays from ``as_array()`` stay valid and keep the process
         attached until they are gone)."""
+    @staticmethod
+    def release_mappings() -> int:
+        """Unmaps the arrays this process opened and has closed every handle of (kept so that
+        opening one again maps nothing); returns how many. Each is also dropped once its name
+        is removed and this process notices (its own last handle out, its next open of that
+        name or of a new array), and at exit."""
     def __enter__(self: _S) -> _S: ...
     def __exit__(
         self,
