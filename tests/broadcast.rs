@@ -19,6 +19,7 @@ fn main() -> std::process::ExitCode {
             ("follower", follower),
             ("sleepy-subscriber", sleepy_subscriber),
             ("pin-and-hang", pin_and_hang),
+            ("skip-reader", skip_reader),
         ],
         vec![
             trial(
@@ -40,6 +41,10 @@ fn main() -> std::process::ExitCode {
             trial("latest_skips_to_the_newest_frame", latest_skips),
             trial("dead_subscriber_pin_is_dropped", dead_subscriber_pin),
             trial("bad_input_is_rejected", bad_input),
+            trial(
+                "skipped_numbers_reach_subscribers_in_other_processes_as_lagged",
+                skipped_numbers_are_lagged,
+            ),
         ],
     )
 }
@@ -317,4 +322,76 @@ fn bad_input() {
         w2.send(&Array1::<u64>::zeros(3)),
         Err(Error::ShapeMismatch { .. })
     ));
+}
+
+/// Child: subscribes from the oldest frame and reads until `Closed`, waiting as told (`block`:
+/// `recv`; `slices`: `recv_timeout` of 1 ms; `poll`: `try_recv`); prints what it saw, one item a
+/// line: a frame's seq, `lagged N`, `closed`.
+fn skip_reader(a: &[String]) {
+    let mut sub = Subscriber::<u64, Ix1>::open(&a[0], Start::Oldest).unwrap();
+    println!("attached");
+    loop {
+        let r = match a[1].as_str() {
+            "block" => sub.recv(),
+            "slices" => sub.recv_timeout(Duration::from_millis(1)),
+            _ => sub.try_recv(),
+        };
+        match r {
+            Ok(f) => {
+                let seq = f.seq();
+                assert!(intact(&f, seq), "frame {seq} damaged");
+                println!("{seq}");
+            }
+            Err(Error::Lagged { missed }) => println!("lagged {missed}"),
+            Err(Error::Closed) => {
+                println!("closed");
+                return;
+            }
+            Err(Error::Timeout | Error::Empty) => std::thread::yield_now(),
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+}
+
+/// A relaying writer's skipped numbers (frames lost upstream) reach subscribers of other
+/// processes, whichever way they wait, as `Lagged` exactly where the frames are missing, the
+/// lost end too: never a clean `Closed` after a hole.
+fn skipped_numbers_are_lagged() {
+    let n = name("bskip");
+    let mut w = create(&n, &Config::broadcast().slots(8));
+    let readers: Vec<_> = ["block", "slices", "poll"]
+        .iter()
+        .map(|how| spawn("skip-reader", &[&n, how]))
+        .collect();
+    eventually(LONG, "three subscribers", || {
+        w.segment()
+            .peers()
+            .iter()
+            .filter(|p| p.role == Role::Subscriber)
+            .count()
+            == 3
+    });
+    let send = |w: &mut BroadcastWriter<u64, Ix1>, seq: u64| {
+        let mut slot = w.claim();
+        fill(&mut slot, seq);
+        assert_eq!(slot.publish(), seq);
+    };
+    send(&mut w, 1);
+    send(&mut w, 2);
+    // Give the blocking reader time to fall asleep: the skip must wake it.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(w.skip(2), 4);
+    send(&mut w, 5);
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(w.skip(3), 8);
+    w.close();
+    for r in readers {
+        let out = String::from_utf8(finish(r, LONG).stdout).unwrap();
+        let seen: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            seen,
+            ["attached", "1", "2", "lagged 2", "5", "lagged 3", "closed"],
+            "what a reader saw"
+        );
+    }
 }

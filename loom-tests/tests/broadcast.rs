@@ -171,3 +171,91 @@ fn subscriber_sleeps_no_lost_wakeup() {
         writer.join().unwrap();
     });
 }
+
+/// A writer relaying a stream that lost frame 2 (`skip`): a subscriber asleep for it wakes
+/// (the skip is the notifier's RMW, as a publish is) and learns it is missing (`Lagged(1)`).
+#[test]
+fn a_sleeping_subscriber_wakes_to_a_skip() {
+    model(2, || {
+        let m = Arc::new(Mem::new(3, 2, false));
+        let mut sub = Subscriber::attach(&*m, false);
+        let m2 = m.clone();
+        let writer = thread::spawn(move || {
+            let mut w = Writer::attach(&*m2, 1);
+            let (s, _) = w.claim(&*m2);
+            m2.write(s, 1);
+            w.publish(&*m2, s);
+            notify(&m2.control.not_empty);
+            assert_eq!(w.skip(&*m2, 1), 2);
+            notify(&m2.control.not_empty);
+        });
+        let me = &m.peers[1];
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            seen.push(sleep_until(&m.control.not_empty, |strong| {
+                match sub.try_recv(&*m, me, strong) {
+                    Err(Miss::Wait) => None,
+                    Ok((s, seq)) => Some(Ok((seq, m.read(s)))),
+                    Err(miss) => Some(Err(miss)),
+                }
+            }));
+        }
+        sub.unpin(me);
+        assert_eq!(
+            seen,
+            [Ok((1, 1)), Err(Miss::Lagged(1))],
+            "frame 1, then the hole"
+        );
+        writer.join().unwrap();
+    });
+}
+
+/// Skipped numbers between held frames and at the end (frames 1 and 3 sent, 2 and 4 lost),
+/// raced by a polling subscriber: a held frame is never reported missing (the rule "no frame
+/// at or after it held" covers only skipped numbers), the order holds, and the lost end is
+/// `Lagged` before `Closed`: never a clean `Closed` after a hole.
+#[test]
+fn skips_between_frames_and_at_the_end_are_lagged_exactly() {
+    model(2, || {
+        let m = Arc::new(Mem::new(3, 2, false));
+        let m2 = m.clone();
+        let sub = thread::spawn(move || {
+            let mut sub = Subscriber::attach(&*m2, false);
+            let me = &m2.peers[1];
+            let mut last = 0;
+            let mut lagged = Vec::new();
+            for _ in 0..5 {
+                match sub.try_recv(&*m2, me, false) {
+                    Ok((s, seq)) => {
+                        assert!(seq == 1 || seq == 3, "frame {seq} was skipped");
+                        assert!(seq > last && m2.read(s) == seq);
+                        last = seq;
+                    }
+                    Err(Miss::Lagged(n)) => {
+                        assert_eq!(n, 1);
+                        lagged.push(sub.next() - 1);
+                    }
+                    Err(Miss::Closed) => {
+                        assert_eq!((last, sub.next()), (3, 5), "closed before frame 3");
+                        assert_eq!(lagged, [2, 4], "numbers 2 and 4 are the missing ones");
+                        break;
+                    }
+                    Err(Miss::Wait) => thread::yield_now(),
+                }
+            }
+            sub.unpin(me);
+        });
+        let mut w = Writer::attach(&*m, 1);
+        for seq in [1, 3] {
+            if seq == 3 {
+                w.skip(&*m, 1);
+            }
+            let (s, _) = w.claim(&*m);
+            m.write(s, seq);
+            assert_eq!(w.publish(&*m, s), seq);
+        }
+        assert_eq!(w.skip(&*m, 1), 4);
+        w.close(&*m);
+        sub.join().unwrap();
+    });
+}

@@ -220,6 +220,39 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
         wait::notify(&seg.control().not_empty);
     }
 
+    /// Publishes `frames` sequence numbers with no frame behind them, and returns the last: for a
+    /// writer that relays another stream and knows frames of it were lost (a bridge's gaps).
+    /// Subscribers that wanted them get `Err(Lagged { missed })` where they would have read
+    /// them (also just before `Closed`, so a stream that lost its end never looks complete). A
+    /// reader of the newest frame counts them among the frames it passed over, or gets `Lagged`
+    /// where they are the newest numbers.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-bwskip-{}", std::process::id());
+    /// let mut w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 2, &Config::broadcast())?;
+    /// let mut s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Oldest)?;
+    /// w.send(&ndarray::arr1(&[1, 1]))?;
+    /// assert_eq!(w.skip(3), 4); // frames 2, 3 and 4 were lost upstream
+    /// w.close();
+    /// assert_eq!(s.recv()?.seq(), 1);
+    /// assert!(matches!(s.recv(), Err(Error::Lagged { missed: 3 })));
+    /// assert!(matches!(s.recv(), Err(Error::Closed)));
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn skip(&mut self, frames: u64) -> u64 {
+        let seg = &*self.inner.seg;
+        if self.inner.closed && frames > 0 {
+            self.inner.closed = false;
+            self.inner.writer.reopen(seg);
+        }
+        let last = self.inner.writer.skip(seg, frames);
+        if frames > 0 {
+            wait::notify(&seg.control().not_empty);
+        }
+        last
+    }
+
     /// Sequence number of the newest published frame (0: none).
     ///
     /// ```

@@ -146,6 +146,23 @@ impl Writer {
         seq
     }
 
+    /// Publishes `frames` sequence numbers with no frame behind them (frames lost upstream: a
+    /// bridge's gaps), so that a subscriber that wants one learns it is missing (`Lagged`)
+    /// instead of waiting for it. Returns the last of them. No slot is touched: the newest
+    /// frame stays held, and a subscriber tells a skipped number from a frame being written by
+    /// finding no frame at or after it held (see `Subscriber::try_recv`).
+    pub fn skip<M: RingMemory>(&mut self, mem: &M, frames: u64) -> u64 {
+        if frames > 0 {
+            // An RMW as `publish`'s. Acquire: it is the notifier's half of the wake-up argument.
+            // Release is not needed (kept for symmetry): nothing is written before it, and as an
+            // RMW it continues the release sequence of the publishes before, so a subscriber
+            // that loads its value sees those frames' stamps.
+            mem.control().published.fetch_add(frames, AcqRel);
+            self.seq += frames;
+        }
+        self.seq
+    }
+
     /// Gives slot `s` back without publishing: it becomes empty (its old frame is gone).
     pub fn abandon<M: RingMemory>(&mut self, mem: &M, s: usize) {
         mem.slot(s).stamp.store(0, Release);
@@ -192,9 +209,17 @@ impl Subscriber {
     pub fn attach<M: RingMemory>(mem: &M, newest: bool) -> Subscriber {
         let latest = mem.control().published.load(Acquire) & !CLOSED;
         let next = if newest {
-            latest.max(1)
+            // A newest number that was skipped is not a frame to start at.
+            if latest > 0 && slot_of(mem, latest).is_none() && oldest_held(mem, latest).is_none() {
+                latest + 1
+            } else {
+                latest.max(1)
+            }
         } else {
-            oldest_held(mem, 1).unwrap_or(latest + 1)
+            // Capped at the next number to publish: a frame being published now may show its
+            // stamp before an older frame's (both stores are Relaxed; nothing here synchronizes
+            // with them), and starting past the older one would pass it over unreported.
+            oldest_held(mem, 1).map_or(latest + 1, |o| o.min(latest + 1))
         };
         Subscriber { next, pinned: None }
     }
@@ -223,11 +248,12 @@ impl Subscriber {
         Some(s)
     }
 
-    /// The next frame's `seq` if it is published; else `Wait`, or `Closed` once the writer closed.
-    fn wanted<M: RingMemory>(&self, mem: &M, strong: bool) -> Result<u64, Miss> {
+    /// The next frame's `seq` and the newest published if it is published; else `Wait`, or
+    /// `Closed` once the writer closed.
+    fn wanted<M: RingMemory>(&self, mem: &M, strong: bool) -> Result<(u64, u64), Miss> {
         let p = published(mem, strong);
         if self.next <= p & !CLOSED {
-            Ok(self.next)
+            Ok((self.next, p & !CLOSED))
         } else if p & CLOSED != 0 {
             Err(Miss::Closed)
         } else {
@@ -244,21 +270,38 @@ impl Subscriber {
         strong: bool,
     ) -> Result<(usize, u64), Miss> {
         self.unpin(me);
-        let seq = self.wanted(mem, strong)?;
+        let (seq, newest) = self.wanted(mem, strong)?;
         if let Some(s) = self.try_pin(mem, me, seq) {
             self.next = seq + 1;
             return Ok((s, seq));
         }
+        // `seq` is in a slot being rewritten, or being given back by a writer that found it
+        // pinned: wait for the writer's publish (or its notification that it gave the frame
+        // back; that one is not an RMW on `published`, so a sleeper may miss it and wake at the
+        // next publish or grace tick instead).
+        Err(self.missed(mem, seq, newest).unwrap_or(Miss::Wait))
+    }
+
+    /// Why frame `seq` (`<= newest`, the `published` loaded before) is not there: `Lagged` up
+    /// to the oldest frame held after it, or past `newest` where no frame at or after `seq` is
+    /// held at all; `None` (wait) while `seq` may still be in a slot being rewritten.
+    ///
+    /// No frame `>= seq` held means `seq..=newest` were skipped (or given up by a writer that
+    /// died or abandoned a claim): a published frame's stamp is stored before its `published`
+    /// RMW, which the load of `newest` acquired (later RMWs, a skip's too, continue that release
+    /// sequence), and a frame leaves its slot only for a newer one, itself held or, while being
+    /// written, counted with the old frame by `oldest_held`; the newest is never overwritten.
+    fn missed<M: RingMemory>(&mut self, mem: &M, seq: u64, newest: u64) -> Option<Miss> {
         match oldest_held(mem, seq) {
             Some(o) if o > seq => {
                 self.next = o;
-                Err(Miss::Lagged(o - seq))
+                Some(Miss::Lagged(o - seq))
             }
-            // `seq` is in a slot being rewritten, or being given back by a writer that found it
-            // pinned: wait for the writer's publish (or its notification that it gave the frame
-            // back; that one is not an RMW on `published`, so a sleeper may miss it and wake at
-            // the next publish or grace tick instead).
-            _ => Err(Miss::Wait),
+            Some(_) => None,
+            None => {
+                self.next = newest + 1;
+                Some(Miss::Lagged(newest + 1 - seq))
+            }
         }
     }
 
@@ -286,6 +329,13 @@ impl Subscriber {
                 self.next = seq + 1;
                 return Ok((s, seq, skipped));
             }
+            // The newest numbers were skipped (no frame at or after the next one held): they
+            // are missing, as `try_recv` reports them.
+            if oldest_held(mem, self.next).is_none() {
+                let missed = seq + 1 - self.next;
+                self.next = seq + 1;
+                return Err(Miss::Lagged(missed));
+            }
             // Overwritten between the load and the pin: retry if a newer frame is out, else
             // wait for it.
             if published(mem, false) == p {
@@ -303,7 +353,7 @@ impl Subscriber {
         strong: bool,
         mut copy: impl FnMut(usize),
     ) -> Result<u64, Miss> {
-        let seq = self.wanted(mem, strong)?;
+        let (seq, newest) = self.wanted(mem, strong)?;
         if let Some(s) = slot_of(mem, seq) {
             copy(s);
             fence(Acquire);
@@ -312,14 +362,8 @@ impl Subscriber {
                 return Ok(seq);
             }
         }
-        match oldest_held(mem, seq) {
-            Some(o) if o > seq => {
-                self.next = o;
-                Err(Miss::Lagged(o - seq))
-            }
-            // Being rewritten or given back: wait for the writer.
-            _ => Err(Miss::Wait),
-        }
+        // Being rewritten or given back: wait for the writer.
+        Err(self.missed(mem, seq, newest).unwrap_or(Miss::Wait))
     }
 }
 
