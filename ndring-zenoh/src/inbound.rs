@@ -426,7 +426,11 @@ impl Run<'_> {
                                 "the stream ended with frames that never arrived"
                             );
                             tally.tail_gaps += lost;
-                            tally.holes_at_end = true;
+                            // The ring's subscribers learn of them (`Lagged`) before `Closed`.
+                            if let Some(Sink::Broadcast(w)) = &mut sink {
+                                w.skip(lost);
+                            }
+                            tally.last_source_seq = Some(m.last_seq);
                         }
                     }
                 }
@@ -523,12 +527,12 @@ impl Run<'_> {
             std::thread::sleep(Duration::from_millis(200));
         }
         match end {
-            // End of stream: close the ring, unless frames were lost at its end (a broadcast
-            // ring's consumers then see `Disconnected`, never a clean `Closed` after a hole).
+            // End of stream: close the ring (frames lost at a broadcast stream's end were
+            // skipped before: its subscribers get `Lagged`, then `Closed`).
             Ok(true) => match sink {
                 Some(Sink::Queue(mut p)) => p.close(),
-                Some(Sink::Broadcast(mut w)) if !tally.holes_at_end => w.close(),
-                _ => {}
+                Some(Sink::Broadcast(mut w)) => w.close(),
+                None => {}
             },
             Ok(false) | Err(Halt::Stopped) => {}
             Err(Halt::Failed(e)) => return Err(e),
@@ -623,7 +627,7 @@ impl Run<'_> {
     }
 
     /// Writes one frame into a broadcast ring, after checking it (a frame that fails is not
-    /// published, and counted as a gap by the next frame's sequence number).
+    /// published: its number is skipped, as the frames missing before it are).
     fn write_broadcast<T: Element>(
         &self,
         sink: &mut Option<Sink<T>>,
@@ -633,6 +637,14 @@ impl Run<'_> {
         let Some(Sink::Broadcast(w)) = sink else {
             return Ok(());
         };
+        let seq = a.header.seq;
+        // Frames missing before this one (never arrived, or dropped by a sender that sends the
+        // newest): the same hole in the ring. A smaller number is a new source stream (a
+        // restart), whose numbers start again.
+        if let Some(last) = tally.last_source_seq.filter(|&l| seq > l + 1) {
+            w.skip(seq - last - 1);
+        }
+        tally.last_source_seq = Some(seq);
         let mut slot = w.claim();
         match fill(&mut slot, &a, self.desc.meta, self.key) {
             Ok(sum) if sum == a.header.checksum => {
@@ -644,6 +656,7 @@ impl Run<'_> {
                 drop(slot);
                 self.corrupt(tally, &a);
                 tally.corrupt_gaps += 1;
+                w.skip(1);
                 Ok(())
             }
             Err(e) => Err(Halt::Failed(e)),
@@ -736,8 +749,10 @@ struct Tally {
     corrupt_gaps: u64,
     /// Broadcast: frames after the last received, up to the source's last (end mark).
     tail_gaps: u64,
-    /// Broadcast: the stream ended with frames missing at its end.
-    holes_at_end: bool,
+    /// Broadcast: the source sequence number last written into the ring or skipped there, so
+    /// that a hole in the source's numbers becomes the same hole in the ring's
+    /// (`BroadcastWriter::skip`): its subscribers get `Lagged` exactly where frames are missing.
+    last_source_seq: Option<u64>,
 }
 
 /// Idle polls (of [`POLL`]) after which held-back frames are written and their holes given up:

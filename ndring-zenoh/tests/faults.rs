@@ -260,6 +260,28 @@ impl Bridge {
         out
     }
 
+    /// SIGTERM, as an operator stops a bridge that keeps running; returns its counters line
+    /// (printed on SIGTERM as at a normal end).
+    fn stop(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        run(&["kill", "-TERM", &child.id().to_string()]).unwrap();
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{} did not stop on SIGTERM within {DEADLINE:?}", self.what);
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let (out, err) = Bridge::output(&mut child);
+        eprintln!("--- {} (SIGTERM, {status}):\n{err}{out}", self.what);
+        out
+    }
+
     fn kill(mut self) {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
@@ -344,6 +366,8 @@ struct Seen {
     frames: Vec<u64>,
     corrupt: Vec<u64>,
     lagged: u64,
+    /// Broadcast: lagged over since the last frame received (at the end: the lost end).
+    lagged_at_end: u64,
     /// How the stream ended: `Closed`, or `Disconnected` (the writer left without closing).
     closed: bool,
 }
@@ -538,11 +562,16 @@ fn consume_broadcast(mut rx: Subscriber<u8, Ix3>, seen: Arc<Mutex<Seen>>, done: 
                 let ok = frame_is(i, frame.as_slice().unwrap(), &mut scratch);
                 let mut s = seen.lock().unwrap();
                 s.frames.push(i);
+                s.lagged_at_end = 0;
                 if !ok {
                     s.corrupt.push(i);
                 }
             }
-            Err(Error::Lagged { missed }) => seen.lock().unwrap().lagged += missed,
+            Err(Error::Lagged { missed }) => {
+                let mut s = seen.lock().unwrap();
+                s.lagged += missed;
+                s.lagged_at_end += missed;
+            }
             Err(Error::Closed) => {
                 seen.lock().unwrap().closed = true;
                 return;
@@ -632,21 +661,183 @@ fn broadcast_through(tag: &str, partition: Duration, n: u64) {
     let first = field(&inn, "first");
     let counted = field(&inn, "gaps") + field(&inn, "late");
     // Exact: every frame from the first the receiving bridge got to the source's last either
-    // reached this consumer, was lagged over by it, or is counted by the bridge.
+    // reached this consumer or was reported to it as lagged over: the ring skips the numbers of
+    // the frames the bridge counts as missing, so its subscribers learn of each hole.
     assert_eq!(
-        seen.frames.len() as u64 + seen.lagged + counted,
+        seen.frames.len() as u64 + seen.lagged,
         n - first + 1,
         "{out}{inn}"
     );
     assert!(counted > 0, "the partition lost frames: {inn}");
     assert!(
-        *seen.frames.last().unwrap_or(&0) < n,
-        "the last frames were lost"
+        seen.lagged >= counted,
+        "holes the bridge counted were not reported to the consumer: lagged {} < {counted}",
+        seen.lagged
     );
-    assert!(!seen.closed, "a clean Closed after frames lost at the end");
+    let last = *seen.frames.last().unwrap_or(&0);
+    assert!(last < n, "the last frames were lost");
+    // The lost end reached the consumer as `Lagged` before a `Closed`, never a clean `Closed`.
+    assert!(seen.closed, "the stream did not end with Closed: {inn}");
+    assert!(
+        seen.lagged_at_end >= n - last,
+        "the frames lost at the end were not reported before Closed: {} < {}",
+        seen.lagged_at_end,
+        n - last
+    );
 }
 
 #[test]
 fn fault_broadcast_partition_through_the_end() {
     broadcast_through("bp", Duration::from_secs(8), 200);
+}
+
+/// Set in the producer process that `fault_queue_producer_killed` starts (this test binary
+/// again, running only that test): the ring it produces into.
+const PRODUCER_RING: &str = "NDZF_PRODUCER_RING";
+
+/// The producer's half of `fault_queue_producer_killed`, in a process of its own: publishes
+/// frames 1, 2, ... at `RATE` into `ring` (created by the test, with no producer), printing
+/// `published N` after each, until it is killed.
+fn produce_until_killed(ring: &str) {
+    let mut tx = Producer::<u8, Ix3>::open(ring).unwrap();
+    let start = Instant::now();
+    for i in 1.. {
+        let due = start + Duration::from_micros(i * 1_000_000 / RATE);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+        let mut slot = loop {
+            match tx.claim_timeout(Duration::from_millis(100)) {
+                Ok(slot) => break slot,
+                Err(Error::Timeout | Error::Disconnected { .. }) => {
+                    assert!(start.elapsed() < DEADLINE, "the producer stalled")
+                }
+                Err(e) => panic!("claim: {e}"),
+            }
+        };
+        fill_frame(i, slot.as_slice_mut().unwrap());
+        slot.set_user_meta(&i).unwrap();
+        slot.publish();
+        println!("published {i}");
+    }
+}
+
+/// Death crosses the link: the producer on host A SIGKILLed mid-stream (it never closes), the
+/// consumer on host B receives every frame it published, in order, then `Disconnected { missing:
+/// Producer }` as for a producer of its own that died, never `Closed`; the receiving bridge
+/// counts `producer_gone=1`.
+#[test]
+fn fault_queue_producer_killed() {
+    if let Ok(ring) = std::env::var(PRODUCER_RING) {
+        return produce_until_killed(&ring);
+    }
+    let tag = "pk";
+    let net = Net::new(tag);
+    let (src, dst, key) = names(tag);
+    let _rm = RemoveOnDrop(vec![src.clone(), dst.clone()]);
+    let config = Config::spsc().slots(8);
+    // The ring stays without its creator's producer: the producer process takes the role.
+    drop(Producer::<u8, Ix3>::create(&src, SHAPE, &config.clone().keep(true)).unwrap());
+    let rx = Consumer::<u8, Ix3>::create(&dst, SHAPE, &config).unwrap();
+    let bridge_in = Bridge::spawn(&net.b, &["in", &key, &dst]);
+    let bridge_out = Bridge::spawn(&net.a, &["out", &src, &key]);
+    let mut producer = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "fault_queue_producer_killed", "--nocapture"])
+        .args(["--test-threads", "1"])
+        .env(PRODUCER_RING, &src)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the producer process");
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let gone = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (s, g) = (seen.clone(), gone.clone());
+        thread::spawn(move || consume_until_producer_gone(rx, s, g))
+    };
+    wait_until("frames flow", || seen.lock().unwrap().frames.len() >= 30);
+    producer.kill().unwrap();
+    producer.wait().unwrap(); // reaped: the ring now sees it dead
+    let mut printed = String::new();
+    producer
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut printed)
+        .unwrap();
+    let last_printed: u64 = printed
+        .lines()
+        .filter_map(|l| l.strip_prefix("published ")?.parse().ok())
+        .max()
+        .expect("the producer published frames");
+    consumer.join().expect("consumer");
+    // The bridges keep running for a next producer: stop them as an operator would.
+    let out = bridge_out.stop();
+    let inn = bridge_in.stop();
+    let seen = seen.lock().unwrap();
+    eprintln!(
+        "{tag}: producer killed after frame {last_printed}; {} frames arrived\n{out}{inn}",
+        seen.frames.len()
+    );
+    assert!(
+        gone.load(Relaxed),
+        "the consumer was not told the producer died"
+    );
+    assert!(!seen.closed, "a clean Closed for a producer that died");
+    assert!(
+        seen.corrupt.is_empty(),
+        "frames with wrong bytes: {:?}",
+        seen.corrupt
+    );
+    // Every frame published (the last one perhaps published but not yet printed), once, in order.
+    let n = seen.frames.len() as u64;
+    assert_eq!(
+        seen.frames,
+        (1..=n).collect::<Vec<_>>(),
+        "exactly once, in order"
+    );
+    assert!(
+        n == last_printed || n == last_printed + 1,
+        "published {last_printed}, {n} arrived"
+    );
+    assert_eq!(field(&inn, "producer_gone"), 1, "{inn}");
+}
+
+/// Receives frames until `Disconnected { missing: Producer }` (sets `gone`) or `Closed`.
+fn consume_until_producer_gone(
+    mut rx: Consumer<u8, Ix3>,
+    seen: Arc<Mutex<Seen>>,
+    gone: Arc<AtomicBool>,
+) {
+    let start = Instant::now();
+    let mut scratch = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(frame) => {
+                let i = frame.user_meta::<u64>().unwrap();
+                let ok = frame_is(i, frame.as_slice().unwrap(), &mut scratch);
+                let mut s = seen.lock().unwrap();
+                s.frames.push(i);
+                if !ok {
+                    s.corrupt.push(i);
+                }
+            }
+            Err(Error::Disconnected {
+                missing: ndring::Role::Producer,
+            }) if !seen.lock().unwrap().frames.is_empty() => {
+                gone.store(true, Relaxed);
+                return;
+            }
+            Err(Error::Closed) => {
+                seen.lock().unwrap().closed = true;
+                return;
+            }
+            // Before the first frame, the receiving bridge may not have taken the producer
+            // role yet.
+            Err(Error::Timeout | Error::Disconnected { .. }) => {
+                assert!(start.elapsed() < DEADLINE, "the stream stalled")
+            }
+            Err(e) => panic!("receive: {e}"),
+        }
+    }
 }
