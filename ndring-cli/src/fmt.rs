@@ -201,6 +201,7 @@ pub fn summary_json(p: &Probe) -> Value {
                 "creator_alive": r.creator_alive(),
                 "peers": peers.len(),
                 "peers_alive": peers.iter().filter(|p| p.alive).count(),
+                "programs": programs(&peers),
                 "published": c.published,
                 "closed": c.closed,
                 "array": r.array().map(|a| array_json(&a)),
@@ -216,7 +217,7 @@ pub fn summary_json(p: &Probe) -> Value {
             "state": RingState::Unfinished.to_string(),
             "creator_pid": (u.creator_pid != 0).then_some(u.creator_pid),
             "creator_alive": u.creator_alive,
-            "peers": null, "peers_alive": null, "published": null, "closed": null,
+            "peers": null, "peers_alive": null, "programs": null, "published": null, "closed": null,
             "array": null, "calls": null, "servers": null, "clients": null,
         }),
     }
@@ -233,6 +234,7 @@ pub fn peer_json(p: &PeerStatus) -> Value {
         "started_unix_s": ndring::inspect::started_at(p.start_time)
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
             .map(|d| d.as_secs()),
+        "program": p.program,
         "holding": p.holding,
         "reading": p.reading,
         "lag": p.lag,
@@ -255,18 +257,36 @@ fn count_role(peers: &[PeerStatus], role: Role, kind: RingKind) -> Option<usize>
     (kind == RingKind::Rpc).then(|| peers.iter().filter(|p| p.alive && p.role == role).count())
 }
 
-/// The PEERS column: `2/3 alive`; for request/reply, the live servers and clients.
+/// The PEERS column: `2/3 alive`; for request/reply, the live servers and clients. Then the
+/// live peers' programs: `2/2 alive: ndring-bridge, python3`.
 pub fn peers_summary(r: &Inspector, peers: &[PeerStatus]) -> String {
     let alive = peers.iter().filter(|p| p.alive).count();
-    if r.kind() == RingKind::Rpc {
+    let count = if r.kind() == RingKind::Rpc {
         let n = |role| count_role(peers, role, RingKind::Rpc).unwrap_or(0);
-        return format!(
+        format!(
             "{} server(s), {} client(s)",
             n(Role::Server),
             n(Role::Client)
-        );
+        )
+    } else {
+        format!("{alive}/{} alive", peers.len())
+    };
+    match programs(peers).join(", ") {
+        names if names.is_empty() => count,
+        names => format!("{count}: {names}"),
     }
-    format!("{alive}/{} alive", peers.len())
+}
+
+/// The live peers' program names, each once, in peer-table order: what is attached, as a
+/// bridge (`ndring-bridge`) or a Python process (`python3`).
+pub fn programs(peers: &[PeerStatus]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in peers.iter().filter_map(|p| p.program.as_ref()) {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    names
 }
 
 /// The PUBLISHED column: a ring's items published, an array's version (and poison), a

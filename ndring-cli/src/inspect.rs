@@ -159,7 +159,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
     println!("peers:");
     let mut rows = vec![
         [
-            "  ENTRY", "ROLE", "PID", "ALIVE", "STARTED", "HOLDING", "LAG",
+            "  ENTRY", "ROLE", "PID", "PROGRAM", "ALIVE", "STARTED", "HOLDING", "LAG",
         ]
         .map(String::from)
         .to_vec(),
@@ -179,6 +179,7 @@ pub fn run(args: Args) -> Result<(), Failure> {
             format!("  {}", p.entry),
             p.role.to_string(),
             p.pid.to_string(),
+            p.program.clone().unwrap_or_else(|| "-".into()),
             if p.alive { "yes" } else { "no" }.into(),
             started,
             holding,
@@ -317,7 +318,7 @@ fn print_peers(peers: &[PeerStatus]) {
     }
     println!("peers:");
     let mut rows = vec![
-        ["  ENTRY", "ROLE", "PID", "ALIVE"]
+        ["  ENTRY", "ROLE", "PID", "PROGRAM", "ALIVE"]
             .map(String::from)
             .to_vec(),
     ];
@@ -326,6 +327,7 @@ fn print_peers(peers: &[PeerStatus]) {
             format!("  {}", p.entry),
             p.role.to_string(),
             p.pid.to_string(),
+            p.program.clone().unwrap_or_else(|| "-".into()),
             if p.alive { "yes" } else { "no" }.into(),
         ]);
     }

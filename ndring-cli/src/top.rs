@@ -104,6 +104,7 @@ pub fn run_top(args: TopArgs) -> Result<(), Failure> {
                 "SLEEPING",
                 "PEERS",
                 "PUBLISHED",
+                "PROGRAMS",
             ]
             .map(String::from)
             .to_vec(),
@@ -112,7 +113,7 @@ pub fn run_top(args: TopArgs) -> Result<(), Failure> {
         for p in &rings {
             let Probe::Ring(r) = p else {
                 let mut row = vec![p.name().into(), "-".into(), p.state().to_string()];
-                row.extend(["-"; 6].map(String::from));
+                row.extend(["-"; 7].map(String::from));
                 rows.push(row);
                 continue;
             };
@@ -136,6 +137,10 @@ pub fn run_top(args: TopArgs) -> Result<(), Failure> {
                     peers.len()
                 ),
                 c.published.to_string(),
+                match fmt::programs(&peers).join(", ") {
+                    names if names.is_empty() => "-".into(),
+                    names => names,
+                },
             ]);
             now.insert(r.name().to_owned(), s);
         }

@@ -205,6 +205,9 @@ fn ls_states() {
     assert_eq!(r["shape"], serde_json::json!([2, 3]));
     assert_eq!((&r["published"], &r["peers_alive"]), (&5.into(), &2.into()));
     assert_eq!(r["creator_pid"], std::process::id());
+    // What is attached, by program name: this test process (a bridge shows `ndring-bridge`).
+    let me = this_program();
+    assert_eq!(r["programs"], serde_json::json!([me]));
     let r = row(&rows, &closed).expect("closed ring listed");
     assert_eq!(
         (&r["state"], &r["kind"]),
@@ -218,6 +221,11 @@ fn ls_states() {
         (&dead.into(), &false.into())
     );
     assert_eq!((&r["peers"], &r["peers_alive"]), (&1.into(), &0.into()));
+    assert_eq!(
+        r["programs"],
+        serde_json::json!([]),
+        "a dead peer has no program"
+    );
     assert_eq!(r["published"], 3);
     let r = row(&rows, &unfinished).expect("unfinished segment listed");
     assert_eq!(
@@ -357,6 +365,7 @@ fn inspect_json() {
         (&peers[1]["role"], &peers[1]["alive"]),
         (&"subscriber".into(), &true.into())
     );
+    assert_eq!(peers[1]["program"], this_program());
     assert_eq!(
         (&peers[1]["reading"], &peers[1]["lag"]),
         (&1.into(), &4.into())
@@ -371,9 +380,16 @@ fn inspect_json() {
     assert!(text.contains("5 frames published"), "{text}");
     assert!(
         text.lines().any(|l| l.contains("subscriber")
+            && l.contains(&this_program())
             && l.contains("frame 1")
             && l.trim_end().ends_with(" 4")),
         "{text}"
+    );
+    // `ls` names what is attached.
+    let ls = ok(&["ls", &n]);
+    assert!(
+        ls.contains(&format!("2/2 alive: {}", this_program())),
+        "{ls}"
     );
 }
 
@@ -415,7 +431,17 @@ fn hz_top() {
     let cols: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(
         cols[1..],
-        ["spsc", "live", "0", "0.00", "6", "0/0", "1/1", "6"],
+        [
+            "spsc",
+            "live",
+            "0",
+            "0.00",
+            "6",
+            "0/0",
+            "1/1",
+            "6",
+            &this_program()
+        ],
         "{row}"
     );
 }
@@ -633,4 +659,12 @@ fn newest_while_streaming() {
              {gave_up} given up"
         );
     }
+}
+
+/// This process's program name as `/proc/self/comm` gives it (what `ndring` shows of a peer).
+fn this_program() -> String {
+    std::fs::read_to_string("/proc/self/comm")
+        .unwrap()
+        .trim_end()
+        .to_owned()
 }

@@ -196,6 +196,9 @@ class RingInfo:
     peers: Optional[int]
     """Processes registered (producers, consumers, writer, subscribers), alive or not."""
     peers_alive: Optional[int]
+    programs: Optional[builtins.list[str]]
+    """The live peers' program names (``/proc/PID/comm``), each once: ``ndring-bridge`` for a
+    bridge, ``python3`` for a Python process."""
     published: Optional[int]
     """Items (frames) published so far."""
     closed: Optional[bool]

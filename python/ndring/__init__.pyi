@@ -616,6 +616,9 @@ class RingInfo:
     creator_alive: bool
     peers: Optional[int]
     peers_alive: Optional[int]
+    programs: Optional[List[str]]
+    """The live peers' program names (``/proc/PID/comm``), each once (``ndring-bridge``,
+    ``python3``)."""
     published: Optional[int]
     closed: Optional[bool]
     def __init__(
@@ -631,6 +634,7 @@ class RingInfo:
         creator_alive: bool,
         peers: Optional[int],
         peers_alive: Optional[int],
+        programs: Optional[List[str]],
         published: Optional[int],
         closed: Optional[bool],
     ) -> None: ...

@@ -67,14 +67,19 @@ def pid(p: Optional[int], alive: bool) -> str:
     return str(p) if alive else f"{p} (dead)"
 
 
+def peers_cell(r: RingInfo) -> str:
+    """The PEERS column: ``2/2 alive: ndring-bridge, python3``."""
+    cell = f"{r.peers_alive}/{r.peers} alive"
+    return f"{cell}: {', '.join(r.programs)}" if r.programs else cell
+
+
 def row(r: RingInfo) -> List[str]:
     if r.state == "unfinished":
         return [r.name, "-", "-", "-", "-", size(r.size), r.state,
                 pid(r.creator_pid, r.creator_alive), "-", "-"]
     return [
         r.name, r.kind or "-", element(r.dtype) or "?", shape(r.shape), str(r.slots), size(r.size),
-        r.state, pid(r.creator_pid, r.creator_alive), f"{r.peers_alive}/{r.peers} alive",
-        str(r.published),
+        r.state, pid(r.creator_pid, r.creator_alive), peers_cell(r), str(r.published),
     ]
 
 

@@ -45,6 +45,14 @@ fn row<'py>(py: Python<'py>, p: &Probe) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("creator_alive", r.creator_alive())?;
             d.set_item("peers", peers.len())?;
             d.set_item("peers_alive", peers.iter().filter(|p| p.alive).count())?;
+            // The live peers' program names, each once (as `ndring ls` shows them).
+            let mut programs: Vec<&str> = Vec::new();
+            for name in peers.iter().filter_map(|p| p.program.as_deref()) {
+                if !programs.contains(&name) {
+                    programs.push(name);
+                }
+            }
+            d.set_item("programs", programs)?;
             d.set_item("published", c.published)?;
             d.set_item("closed", c.closed)?;
         }
@@ -56,7 +64,7 @@ fn row<'py>(py: Python<'py>, p: &Probe) -> PyResult<Bound<'py, PyDict>> {
             d.set_item("size", u.size)?;
             d.set_item("creator_pid", (u.creator_pid != 0).then_some(u.creator_pid))?;
             d.set_item("creator_alive", u.creator_alive)?;
-            for key in ["peers", "peers_alive", "published", "closed"] {
+            for key in ["peers", "peers_alive", "programs", "published", "closed"] {
                 d.set_item(key, py.None())?;
             }
         }

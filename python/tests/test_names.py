@@ -37,6 +37,7 @@ def test_list_shows_a_live_ring_with_its_fields(name):
     assert r.size > 8 * 12 and os.path.getsize(f"/dev/shm{name}") == r.size
     assert (r.state, r.creator_pid, r.creator_alive) == ("live", os.getpid(), True)
     assert (r.peers, r.peers_alive, r.published, r.closed) == (2, 2, 3, False)
+    assert r.programs == [this_program()], "what is attached, by program name"
     assert r in ndring.list()
     # Patterns as `ndring ls` takes them: with or without the slash.
     assert ndring.list(name[1:]) == [r] and r in ndring.list(name[:-1] + "?")
@@ -54,6 +55,7 @@ def test_list_shows_a_stale_ring(name, make_stale):
     assert (r.state, r.creator_pid, r.creator_alive) == ("stale", dead, False)
     assert (r.kind, r.dtype, r.shape, r.published) == ("spsc", np.dtype(np.uint8), (4,), 1)
     assert (r.peers, r.peers_alive) == (1, 0)
+    assert r.programs == [], "a dead peer has no program"
 
 
 def test_an_unfinished_segment(name):
@@ -97,6 +99,7 @@ def test_python_m_ndring_ls(name, make_stale):
             "name": name, "kind": "spsc", "dtype": "f32", "shape": [2, 3], "slots": 4,
             "size": only(name).size, "state": "live", "creator_pid": os.getpid(),
             "creator_alive": True, "peers": 1, "peers_alive": 1, "published": 1, "closed": False,
+            "programs": [this_program()],
         }
         code, out, _ = cli("ls", "/no-such-ring-*")
         assert (code, out) == (0, "no rings in /dev/shm\n")
@@ -147,3 +150,9 @@ def test_console_script_is_declared():
     from ndring.__main__ import main
 
     assert main(["ls", "/no-such-ring-*"]) == 0
+
+
+def this_program():
+    """This process's program name as /proc/self/comm gives it (what `ndring ls` shows)."""
+    with open("/proc/self/comm") as f:
+        return f.read().strip()

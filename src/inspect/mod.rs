@@ -174,6 +174,9 @@ pub struct PeerStatus {
     pub start_time: u64,
     /// Alive: the pid exists, is no zombie, and started at `start_time`.
     pub alive: bool,
+    /// A live peer's program name (`/proc/PID/comm`, at most 15 bytes): `ndring-bridge` for a
+    /// bridge, `python3` for a Python process. `None` for a dead peer.
+    pub program: Option<String>,
     /// Queue rings: the position it has claimed (producer) or holds (consumer).
     pub holding: Option<u64>,
     /// Broadcast subscribers: the sequence number of the frame it has pinned (is reading now).
@@ -467,12 +470,14 @@ impl Inspector {
                     .map(|s| self.map.slot(s as usize).stamp.load(Acquire))
                     .filter(|&st| st != 0 && st & crate::protocol::broadcast::WRITING == 0)
                     .map(|st| st >> 1);
+                let alive = sys::alive(pid, start_time);
                 Some(PeerStatus {
                     entry: i,
                     role,
                     pid,
                     start_time,
-                    alive: sys::alive(pid, start_time),
+                    alive,
+                    program: alive.then(|| sys::program(pid)).flatten(),
                     holding: (self.kind().is_queue() && holding != 0).then(|| holding - 1),
                     reading,
                     lag: reading.map(|r| published.saturating_sub(r)),

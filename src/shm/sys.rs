@@ -348,6 +348,20 @@ fn stat(pid: u32) -> Option<(u64, bool)> {
     Some((start, state == "Z" || state == "X"))
 }
 
+/// The name of process `pid`'s program (`/proc/PID/comm`: at most 15 bytes, e.g.
+/// `ndring-bridge`), for inspection; `None` if there is no such process.
+#[cfg(not(miri))]
+pub fn program(pid: u32) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(name.trim_end_matches('\n').to_owned())
+}
+
+/// Under Miri only this process exists, and it has no `/proc`.
+#[cfg(miri)]
+pub fn program(_pid: u32) -> Option<String> {
+    None
+}
+
 /// The start time of process `pid` (0 if unknown). This process's own is read from `/proc`
 /// once (8 system calls) and kept, keyed by pid so that a forked child reads its own: every
 /// registration asks for it.
