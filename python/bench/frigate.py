@@ -12,8 +12,11 @@ same run, interleaved round by round:
 
 Each camera copies its frame in (memcpy speed); the detector reads it with a vectorised word
 sum and answers with it, which the camera checks. Prints each round's throughput (calls/s)
-and p50 latency per call for all three, the ratios against the queue version and against the
-rings, and the round's cache-line round trip (the host's fast or slow state).
+and p50 latency per call for all three (in an order rotated round by round), the ratios
+against the queue version and against the rings, the round's cache-line round trip, and,
+before each way, the host's memory state (the time to copy in and sum one frame: it flips
+between ~20 and ~30 us, and a way run in the slow state is ~1.5x slower); the medians of the
+ratios at the end, over all rounds and over the rounds whose three ways ran in one state.
 
     python python/bench/frigate.py [--rounds 5] [--requests 500] [--cameras 2]
 """
@@ -226,6 +229,19 @@ def collect(procs, results, cams):
     return len(lat) / (end - start), float(np.median(lat)) / 1000.0
 
 
+def memory_state(frame, dst):
+    """The host's memory state now: the median time (us) of copying a frame in and summing it
+    (the workload of one call), which flips between ~20 us and ~30 us on this host with the
+    cache-line round trip's states. Rounds are compared only where every way ran in one state."""
+    ts = []
+    for i in range(200):
+        t = time.perf_counter_ns()
+        np.copyto(dst[i % 2], frame)
+        dst[i % 2].reshape(-1).view(np.uint64).sum()
+        ts.append(time.perf_counter_ns() - t)
+    return float(np.median(ts)) / 1000.0
+
+
 def main():
     a = argparse.ArgumentParser()
     a.add_argument("--rounds", type=int, default=5)
@@ -234,17 +250,35 @@ def main():
     args = a.parse_args()
     ctx = mp.get_context("fork")
     ways = {"queue": run_queue, "rings": run_rings, "ndring": run_rpc}
+    frame, _ = frame_for(0)
+    scratch = np.empty((2,) + FRAME, np.uint8)
     print(f"Frigate pattern: {args.cameras} cameras x {args.requests} requests, "
-          f"{FRAME} uint8 -> {RESULT} float32; calls/s and p50 per call (us)")
-    print(f"{'round':>5} {'line rtt':>9} | " + " | ".join(f"{w:>6} calls/s   p50" for w in ways)
+          f"{FRAME} uint8 -> {RESULT} float32; calls/s and p50 per call (us); [mem]: the "
+          f"memory state before each way (us to copy in and sum one frame)")
+    print(f"{'round':>5} {'line rtt':>9} | " + " | ".join(f"{'[mem]':>6} {w:>6} calls/s   p50" for w in ways)
           + " | ndring/queue thr  p50 | ndring/rings thr  p50")
+    ratios = []
     for r in range(args.rounds):
         rtt = _line_round_trip_ns()
-        row = {w: f(ctx, args.cameras, args.requests) for w, f in ways.items()}
+        row, mem = {}, {}
+        # Rotate which way goes first, so that none always follows the same one.
+        names = list(ways)
+        for w in names[r % 3:] + names[:r % 3]:
+            mem[w] = memory_state(frame, scratch)
+            row[w] = ways[w](ctx, args.cameras, args.requests)
         q, g, n = row["queue"], row["rings"], row["ndring"]
-        cells = " | ".join(f"{t:>14.0f} {p:>5.0f}" for t, p in row.values())
+        cells = " | ".join(f"{mem[w]:>6.1f} {row[w][0]:>14.0f} {row[w][1]:>5.0f}" for w in ways)
+        one_state = max(mem.values()) <= 1.15 * min(mem.values())
+        ratios.append((one_state, n[0] / q[0], n[1] / q[1], n[0] / g[0], n[1] / g[1]))
         print(f"{r:>5} {rtt:>6} ns | {cells} | {n[0] / q[0]:>14.2f}x {n[1] / q[1]:>4.2f}x"
-              f" | {n[0] / g[0]:>14.2f}x {n[1] / g[1]:>4.2f}x", flush=True)
+              f" | {n[0] / g[0]:>14.2f}x {n[1] / g[1]:>4.2f}x{'' if one_state else '  (states differ)'}",
+              flush=True)
+    for label, rows in (("all rounds", ratios), ("rounds in one memory state", [x for x in ratios if x[0]])):
+        if not rows:
+            continue
+        med = [float(np.median([x[k] for x in rows])) for k in range(1, 5)]
+        print(f"median over {label} ({len(rows)}): ndring/queue throughput {med[0]:.2f}x, p50 "
+              f"{med[1]:.2f}x; ndring/rings throughput {med[2]:.2f}x, p50 {med[3]:.2f}x")
 
 
 if __name__ == "__main__":
