@@ -18,6 +18,9 @@ pub use ndring::{
     BroadcastWriter, Config, Consumer, Error, OpenOptions, Producer, Start, Subscriber,
 };
 
+/// Fewest frames per W3 variant (the warm-up of a 16-slot ring is 36).
+pub const MIN_FRAMES: u64 = 60;
+
 pub const CHILD_ENV: &str = "NDRING_BENCH_CHILD";
 /// Bytes of the small item.
 pub const SMALL: usize = 64;
@@ -417,7 +420,7 @@ impl Settings {
                 .max(100),
             w3_frames: env_num("NDRING_BENCH_FRAMES")
                 .unwrap_or(pick(quick, 200, 30))
-                .max(crate::w3::MIN_FRAMES),
+                .max(MIN_FRAMES),
             w4_items: env_num("NDRING_BENCH_W4_ITEMS")
                 .unwrap_or(pick(quick, 1_000_000, 50_000))
                 .max(100),

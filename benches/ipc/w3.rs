@@ -12,9 +12,6 @@
 use crate::frame::{HD, Source, UHD, frame_bytes};
 use crate::harness::*;
 
-/// Fewest frames per variant (the warm-up of a 16-slot ring is 36).
-pub const MIN_FRAMES: u64 = 60;
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Res {
     Hd,

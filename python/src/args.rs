@@ -9,7 +9,7 @@ use ndring::layout::{MAX_PEERS, MAX_RANK, MAX_SLOTS, MAX_USER_META};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyFloat, PyInt, PyString};
 
-use crate::errors::{invalid_argument, invalid_type};
+use crate::exceptions::{invalid_argument, invalid_type};
 
 /// `repr(value)` and its type's name, for messages: `-1 (int)`.
 fn shown(value: &Bound<'_, PyAny>) -> String {

@@ -22,7 +22,7 @@ use numpy::PyArrayDescr;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-use crate::errors::invalid_type;
+use crate::exceptions::invalid_type;
 
 /// numpy's `bool` over the bytes of an `ndring::Bool8`: every byte value is valid (unlike a Rust
 /// `bool`), and its dtype is numpy's builtin `bool`.

@@ -7,29 +7,7 @@
 use ndring::Error;
 use pyo3::prelude::*;
 
-/// The `ndring` exception class called `name`.
-fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
-    py.import("ndring")?.getattr(name)
-}
-
-/// Raises `ndring.<name>(message, *extra)`.
-pub fn raise(py: Python<'_>, name: &str, message: String) -> PyErr {
-    match class(py, name).and_then(|c| c.call1((message,))) {
-        Ok(e) => PyErr::from_value(e),
-        Err(e) => e,
-    }
-}
-
-/// `ndring.InvalidArgument` (a `ValueError`): an argument of the right type but out of range.
-pub fn invalid_argument(py: Python<'_>, message: String) -> PyErr {
-    raise(py, "InvalidArgument", message)
-}
-
-/// `ndring.InvalidType` (a `TypeError`): an argument of a type (or numpy dtype) ndring does not
-/// take there.
-pub fn invalid_type(py: Python<'_>, message: String) -> PyErr {
-    raise(py, "InvalidType", message)
-}
+pub use crate::exceptions::{class, invalid_argument, invalid_type, raise};
 
 /// A shape as Python writes it: `(2, 3)`, `(4,)`, `()`.
 pub fn tuple(shape: &[usize]) -> String {
@@ -85,8 +63,8 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
             "Mismatch",
             format!(
                 "dtype mismatch: expected {}, the ring holds {}",
-                crate::handles::dtype_label(*expected),
-                crate::handles::dtype_label(*found)
+                crate::element::numpy_name(*expected),
+                crate::element::numpy_name(*found)
             ),
         ),
         Error::ShapeMismatch { expected, found } => (

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyType;
 
-use crate::leases::Frame;
+use crate::frame::Frame;
 
 /// The object's layout: a Python object header, then what it owns. Only `new_lease` makes one.
 /// From Python 3.10 on, the type is immutable and cannot be instantiated (`make_type`). On 3.9

@@ -34,7 +34,10 @@ fn kept() -> MutexGuard<'static, Vec<Arc<Segment>>> {
 /// learn: the registration confirms it (`NotFound` if not), and a header check that fails
 /// asks [`still_named`](Segment::still_named) before blaming the array.
 pub(super) fn find(name: &str) -> Option<Arc<Segment>> {
-    kept().iter().find(|s| s.name() == name && !s.removed_here()).cloned()
+    kept()
+        .iter()
+        .find(|s| s.name() == name && !s.removed_here())
+        .cloned()
 }
 
 /// Keeps `seg` (just opened) past its handles; drops the mappings whose names no longer refer
