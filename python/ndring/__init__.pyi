@@ -300,6 +300,10 @@ class BroadcastWriter(_Handle):
     @property
     def published(self) -> int:
         """Frames published so far."""
+    def skip(self, frames: int) -> int:
+        """Publishes the sequence numbers of ``frames`` frames lost upstream (a relay that knows
+        frames of its source are missing): subscribers that wanted them get ``ndring.Lagged``
+        exactly there, also just before ``ndring.Closed``. Returns the last of them."""
     def close(self) -> None:
         """Closes the ring: subscribers then get ndring.Closed."""
 

@@ -1,9 +1,12 @@
 """Broadcast rings from Python: lag reported exactly, frames copied out with their info."""
 
+import multiprocessing as mp
+
 import numpy as np
 import pytest
 
 import ndring
+import workers
 
 
 def test_lagged_subscriber_is_told_how_many_it_missed(name):
@@ -49,3 +52,24 @@ def test_bad_start(name):
     ndring.BroadcastWriter.create(name, shape=1, dtype=np.uint8)
     with pytest.raises(ValueError):
         ndring.Subscriber.open(name, start="middle")
+
+
+def test_skipped_numbers_reach_a_subscriber_in_another_process_as_lagged(name):
+    """A relay's `skip` (frames lost upstream): a subscriber in a child process gets `Lagged`
+    exactly where frames are missing, the lost end too, before `Closed`."""
+    ctx = mp.get_context("spawn")
+    w = ndring.BroadcastWriter.create(name, shape=2, dtype=np.uint8, slots=8)
+    out = ctx.Queue()
+    p = ctx.Process(target=workers.follow_broadcast, args=(name, out))
+    p.start()
+    try:
+        assert out.get(timeout=60) == "attached"
+        w.send(np.array([1, 1], np.uint8))
+        assert w.skip(2) == 3
+        w.send(np.array([4, 4], np.uint8))
+        assert w.skip(1) == 5
+        w.close()
+        assert out.get(timeout=60) == [1, "lagged 2", 4, "lagged 1", "closed"]
+    finally:
+        p.join(60)
+        assert p.exitcode == 0

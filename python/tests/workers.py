@@ -36,3 +36,20 @@ def produce(name, count, shape):
         for i in range(count):
             tx.send(np.full(shape, i % 256, dtype=np.uint8), meta=i.to_bytes(8, "little"))
         tx.close()
+
+
+def follow_broadcast(name, out):
+    """Subscribes to `name` from the oldest frame and reads until Closed; puts "attached", then
+    what it saw: each frame's first element, "lagged N", "closed"."""
+    sub = ndring.Subscriber.open(name, start="oldest", timeout=30)
+    out.put("attached")
+    seen = []
+    while True:
+        try:
+            seen.append(int(sub.recv(timeout=30)[0]))
+        except ndring.Lagged as e:
+            seen.append(f"lagged {e.missed}")
+        except ndring.Closed:
+            seen.append("closed")
+            break
+    out.put(seen)

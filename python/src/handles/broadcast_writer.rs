@@ -14,6 +14,7 @@ use super::{Handle, input, open_segment, parse_dtype};
 trait AnyWriter: Send + Sync {
     fn send(&mut self, image: &Bound<'_, PyAny>, meta: Option<&[u8]>) -> PyResult<u64>;
     fn close(&mut self);
+    fn skip(&mut self, frames: u64) -> u64;
     fn published(&self) -> u64;
     fn segment(&self) -> &Segment;
 }
@@ -34,6 +35,9 @@ impl<T: PyElement> AnyWriter for RsWriter<T, IxDyn> {
     }
     fn close(&mut self) {
         RsWriter::close(self)
+    }
+    fn skip(&mut self, frames: u64) -> u64 {
+        RsWriter::skip(self, frames)
     }
     fn published(&self) -> u64 {
         RsWriter::published(self)
@@ -120,6 +124,13 @@ impl BroadcastWriter {
     #[getter]
     fn published(&self, py: Python<'_>) -> PyResult<u64> {
         Ok(self.h.get(py)?.published())
+    }
+
+    /// Publishes the sequence numbers of `frames` frames lost upstream (a relay that knows frames
+    /// of its source are missing): subscribers that wanted them get `ndring.Lagged` exactly there,
+    /// also just before `ndring.Closed`. Returns the last of them.
+    fn skip(&self, py: Python<'_>, frames: u64) -> PyResult<u64> {
+        Ok(self.h.get(py)?.skip(frames))
     }
 
     /// Closes the ring: subscribers receive what they can, then `ndring.Closed`.
