@@ -231,25 +231,30 @@ impl Bridge {
         (out, err)
     }
 
-    /// Waits for the exit (or kills it at the deadline); returns its counters line.
-    fn finish(mut self) -> String {
-        let mut child = self.child.take().unwrap();
+    /// Waits for `child` to exit; kills it and fails at the deadline.
+    fn exit_status(&self, child: &mut Child) -> std::process::ExitStatus {
         let start = Instant::now();
-        let status = loop {
+        loop {
             if let Some(status) = child.try_wait().unwrap() {
-                break status;
+                return status;
             }
             if start.elapsed() > DEADLINE {
                 let _ = child.kill();
                 let _ = child.wait();
-                let (out, err) = Bridge::output(&mut child);
+                let (out, err) = Bridge::output(child);
                 panic!(
                     "{} did not exit within {DEADLINE:?}: {out}\n{err}",
                     self.what
                 );
             }
             thread::sleep(Duration::from_millis(20));
-        };
+        }
+    }
+
+    /// Waits for the exit (or kills it at the deadline); returns its counters line.
+    fn finish(mut self) -> String {
+        let mut child = self.child.take().unwrap();
+        let status = self.exit_status(&mut child);
         let (out, err) = Bridge::output(&mut child);
         eprintln!("--- {} ({status}):\n{err}{out}", self.what);
         assert!(
@@ -265,18 +270,7 @@ impl Bridge {
     fn stop(mut self) -> String {
         let mut child = self.child.take().unwrap();
         run(&["kill", "-TERM", &child.id().to_string()]).unwrap();
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if start.elapsed() > DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{} did not stop on SIGTERM within {DEADLINE:?}", self.what);
-            }
-            thread::sleep(Duration::from_millis(20));
-        };
+        let status = self.exit_status(&mut child);
         let (out, err) = Bridge::output(&mut child);
         eprintln!("--- {} (SIGTERM, {status}):\n{err}{out}", self.what);
         out
@@ -372,7 +366,18 @@ struct Seen {
     closed: bool,
 }
 
-fn consume_queue(mut rx: Consumer<u8, Ix3>, seen: Arc<Mutex<Seen>>) {
+fn consume_queue(rx: Consumer<u8, Ix3>, seen: Arc<Mutex<Seen>>) {
+    consume_queue_until(rx, seen, None)
+}
+
+/// Receives frames until `Closed`, or, with `gone`, until `Disconnected { missing: Producer }`
+/// after the first frame (sets `gone`). Before the first frame, the receiving bridge may not have
+/// taken the producer role yet: a `Disconnected` then is waited through.
+fn consume_queue_until(
+    mut rx: Consumer<u8, Ix3>,
+    seen: Arc<Mutex<Seen>>,
+    gone: Option<Arc<AtomicBool>>,
+) {
     let start = Instant::now();
     let mut scratch = Vec::new();
     loop {
@@ -388,6 +393,12 @@ fn consume_queue(mut rx: Consumer<u8, Ix3>, seen: Arc<Mutex<Seen>>) {
             }
             Err(Error::Closed) => {
                 seen.lock().unwrap().closed = true;
+                return;
+            }
+            Err(Error::Disconnected {
+                missing: ndring::Role::Producer,
+            }) if gone.is_some() && !seen.lock().unwrap().frames.is_empty() => {
+                gone.unwrap().store(true, Relaxed);
                 return;
             }
             Err(Error::Timeout | Error::Disconnected { .. }) => {
@@ -753,7 +764,7 @@ fn fault_queue_producer_killed() {
     let gone = Arc::new(AtomicBool::new(false));
     let consumer = {
         let (s, g) = (seen.clone(), gone.clone());
-        thread::spawn(move || consume_until_producer_gone(rx, s, g))
+        thread::spawn(move || consume_queue_until(rx, s, Some(g)))
     };
     wait_until("frames flow", || seen.lock().unwrap().frames.len() >= 30);
     producer.kill().unwrap();
@@ -801,43 +812,4 @@ fn fault_queue_producer_killed() {
         "published {last_printed}, {n} arrived"
     );
     assert_eq!(field(&inn, "producer_gone"), 1, "{inn}");
-}
-
-/// Receives frames until `Disconnected { missing: Producer }` (sets `gone`) or `Closed`.
-fn consume_until_producer_gone(
-    mut rx: Consumer<u8, Ix3>,
-    seen: Arc<Mutex<Seen>>,
-    gone: Arc<AtomicBool>,
-) {
-    let start = Instant::now();
-    let mut scratch = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_millis(100)) {
-            Ok(frame) => {
-                let i = frame.user_meta::<u64>().unwrap();
-                let ok = frame_is(i, frame.as_slice().unwrap(), &mut scratch);
-                let mut s = seen.lock().unwrap();
-                s.frames.push(i);
-                if !ok {
-                    s.corrupt.push(i);
-                }
-            }
-            Err(Error::Disconnected {
-                missing: ndring::Role::Producer,
-            }) if !seen.lock().unwrap().frames.is_empty() => {
-                gone.store(true, Relaxed);
-                return;
-            }
-            Err(Error::Closed) => {
-                seen.lock().unwrap().closed = true;
-                return;
-            }
-            // Before the first frame, the receiving bridge may not have taken the producer
-            // role yet.
-            Err(Error::Timeout | Error::Disconnected { .. }) => {
-                assert!(start.elapsed() < DEADLINE, "the stream stalled")
-            }
-            Err(e) => panic!("receive: {e}"),
-        }
-    }
 }

@@ -459,8 +459,8 @@ class SharedArray:
     def release_mappings() -> int:
         """Unmaps the arrays this process opened and has closed every handle of (kept so that
         opening one again maps nothing); returns how many. Each is also dropped once its name
-        is removed and this process notices (its own last handle out, its next open of that
-        name or of a new array), and at exit."""
+        is removed and this process notices (a close of a handle of that name, its next open of
+        that name or of a new array), and at exit."""
     def __enter__(self: _S) -> _S: ...
     def __exit__(
         self,

@@ -357,6 +357,22 @@ def test_reopening_an_array_reuses_the_kept_mapping(name):
     assert not shm(name)
 
 
+@pytest.mark.parametrize("how", ["close", "del"])
+def test_no_mapping_outlives_the_name_in_the_process_that_removed_it(name, how):
+    """One process creates, opens and closes a second handle, then closes (or drops) its own: the
+    name is gone, and so is the mapping kept from the second handle (no 8 MB left mapped)."""
+    ndring.SharedArray.release_mappings()
+    sa = ndring.SharedArray.create(name, shape=(1024, 1024), dtype=np.float64)
+    with ndring.SharedArray.open(name) as h:
+        h.as_array()[0, 0] = 1
+    if how == "close":
+        sa.close()
+    else:
+        del sa
+    assert not shm(name)
+    assert ndring.SharedArray.release_mappings() == 0, "a mapping outlived its removed name"
+
+
 def test_a_kept_mapping_never_stands_for_a_replaced_array(name):
     with ndring.SharedArray.create(name, shape=(4, 4), dtype=np.int64) as sa:
         sa.as_array()[:] = 1

@@ -47,6 +47,14 @@ impl Drop for Inner {
         if crate::pid::current() != self.pid {
             // A forked child's copy: dropping it would unregister the parent.
             std::mem::forget(self.array.take());
+            return;
+        }
+        // A handle collected without `close()`: as `close()` does, drop a kept mapping of this
+        // name once the name is gone (this handle may have been the last one out).
+        if let Some(a) = self.array.take() {
+            let name = a.segment().name().to_owned();
+            drop(a);
+            Python::attach(|py| retained::closed(py, &name));
         }
     }
 }

@@ -11,8 +11,9 @@
 //! mapping is not a user of the array (nothing held, nothing to recover).
 //!
 //! Up to [`MAX`] mappings, the most recently opened last; one whose name was removed or replaced
-//! is dropped when this process's handle removes it (the last one out), at the next open of that
-//! name or the next open that maps an array, or by `SharedArray.release_mappings()`. Entries are added and taken with the GIL held, so no fork
+//! is dropped at the next close of a handle of that name in this process (its owner's too), at
+//! the next open of that name or the next open that maps an array, or by
+//! `SharedArray.release_mappings()`. Entries are added and taken with the GIL held, so no fork
 //! can copy the mutex locked.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -68,11 +69,13 @@ pub(super) fn forget(py: Python<'_>, seg: &Arc<Segment>) {
     unmap(py, gone);
 }
 
-/// After a handle of `name` closed: drops its kept mapping if that handle removed the name
-/// (this process was the last one out), since nothing can open it again.
+/// After a handle of `name` closed: drops its kept mapping if the name is gone, since nothing
+/// can open it again (this handle, or another handle of this process over another mapping, was
+/// the last one out, or another process removed it). A `stat`, and only where a mapping of that
+/// name is kept.
 pub(super) fn closed(py: Python<'_>, name: &str) {
     let seg = kept().iter().find(|s| s.name() == name).cloned();
-    if let Some(seg) = seg.filter(|s| s.removed_here()) {
+    if let Some(seg) = seg.filter(|s| s.removed_here() || !s.still_named()) {
         forget(py, &seg);
     }
 }
