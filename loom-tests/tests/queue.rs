@@ -396,3 +396,62 @@ fn mpmc_producer_sleeps_no_lost_wakeup() {
         assert_eq!(c.join().unwrap(), Some(0));
     });
 }
+
+/// `unread`, which the last handle out asks before removing an SPSC ring's name: while a
+/// consumer races the producer, whatever it sees unread is there to receive, and once the
+/// consumer has received everything published, nothing is unread.
+#[test]
+fn spsc_unread_counts_what_is_still_to_receive() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 2, false));
+        assert!(!spsc::unread(&*m), "a new ring");
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            let mut p = spsc::Producer::attach(&*m2, eager());
+            let (_, slot) = p
+                .try_claim(&m2.control, false)
+                .expect("an empty ring has room");
+            m2.write(slot, 5);
+            p.publish(&*m2);
+        });
+        let mut c = spsc::Consumer::attach(&*m, eager());
+        loop {
+            let seen = spsc::unread(&*m);
+            match c.try_recv(&*m, false) {
+                Ok((_, slot)) => {
+                    assert_eq!(m.read(slot), 5);
+                    c.release(&m.control);
+                    break;
+                }
+                Err(_) => {
+                    assert!(!seen || spsc::unread(&*m), "unread, then gone unreceived");
+                    thread::yield_now();
+                }
+            }
+        }
+        p.join().unwrap();
+        assert!(!spsc::unread(&*m), "everything received");
+    });
+}
+
+/// The same for MPMC: a tombstone (an abandoned claim) is nothing to read, a published item is.
+#[test]
+fn mpmc_unread_sees_published_items_not_tombstones() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 2, true));
+        assert!(!mpmc::unread(&*m), "a new ring");
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            mpmc_send(&m2, 0, 666, true);
+            mpmc_send(&m2, 0, 7, false);
+            mpmc::close(&*m2);
+        });
+        let mut got = vec![];
+        while let Some(v) = mpmc_recv(&m, 1) {
+            got.push(v);
+        }
+        p.join().unwrap();
+        assert_eq!(got, [7]);
+        assert!(!mpmc::unread(&*m), "the tombstone is nothing to read");
+    });
+}

@@ -97,6 +97,19 @@ pub fn positions<M: RingMemory>(mem: &M) -> (u64, u64) {
     (c.head.load(Relaxed), c.tail.load(Relaxed) & !CLOSED)
 }
 
+/// Whether the ring holds published items nobody has received yet: a position between `head`
+/// and `tail` whose stamp says published (`pos + 1`, not a tombstone of an abandoned or dead
+/// claim). What the last handle out asks before removing the name (`shm::peers::leave`), and
+/// what tells an abandoned ring from a finished one (`shm::existing`).
+pub fn unread<M: RingMemory>(mem: &M) -> bool {
+    let c = mem.control();
+    let tail = c.tail.load(Acquire) & !CLOSED;
+    let head = c.head.load(Acquire);
+    let n = mem.slots() as u64;
+    (head..tail.min(head.saturating_add(n)))
+        .any(|pos| mem.slot(slot_of(pos, n)).stamp.load(Acquire) == pos + 1)
+}
+
 /// Takes the oldest published position for reading, skipping tombstones (each one skipped is
 /// counted in `stats.abandoned` by whoever made it, not here).
 #[inline]

@@ -37,6 +37,14 @@ use crate::header::{CLOSED, Control};
 use crate::protocol::{Notifier, RingMemory};
 use crate::sync::{AtomicU64, Ordering::*, fence};
 
+/// Whether the ring holds published items nobody has received yet (`tail > head`): what the last
+/// handle out asks before removing the name (`shm::peers::leave`), and what tells an abandoned
+/// ring from a finished one (`shm::existing`).
+pub fn unread<M: RingMemory>(mem: &M) -> bool {
+    let c = mem.control();
+    c.tail.load(Acquire) & !CLOSED > c.head.load(Acquire)
+}
+
 /// The data slot that entry `entry` (of position `pos`, `entry == pos % slots`) names, once an
 /// Acquire load of its stamp or of `tail` has shown `pos` published. A name out of range (only a
 /// corrupt producer writes one) reads as the entry's own slot: the index stays in bounds, and

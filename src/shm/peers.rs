@@ -293,20 +293,12 @@ pub(crate) fn leave(seg: &Segment) {
     });
 }
 
-/// Whether a queue ring holds published items nobody has received yet. MPMC: a position
-/// between `head` and `tail` whose stamp says published (`pos + 1`, not a tombstone of an
-/// abandoned or dead claim).
+/// Whether a queue ring holds published items nobody has received yet (`protocol::spsc::unread`,
+/// `protocol::mpmc::unread`); never for other kinds.
 pub(crate) fn unread(seg: &Segment) -> bool {
-    let c = seg.control();
-    let tail = c.tail.load(Acquire) & !crate::header::CLOSED;
-    let head = c.head.load(Acquire);
     match seg.kind() {
-        RingKind::Spsc => tail > head,
-        RingKind::Mpmc => {
-            let n = seg.slot_count() as u64;
-            (head..tail.min(head.saturating_add(n)))
-                .any(|pos| seg.slot((pos % n) as usize).stamp.load(Acquire) == pos + 1)
-        }
+        RingKind::Spsc => crate::protocol::spsc::unread(seg),
+        RingKind::Mpmc => crate::protocol::mpmc::unread(seg),
         RingKind::Broadcast | RingKind::Array | RingKind::Rpc => false,
     }
 }
