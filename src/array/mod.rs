@@ -572,10 +572,9 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
         let row_len: usize = self.dim.slice()[1..].iter().product();
         Ok(RowsGuard {
             array: self,
-            // SAFETY: we hold the stripes covering `rows` (so no other range writer touches
-            // them) and are counted as a range writer (so no reader or whole-array writer is
-            // inside); the rows `rows` of a C-order array are `row_len` elements each, from
-            // `rows.start * row_len`, within the payload.
+            // Rows of a C-order array: `row_len` elements each, from `rows.start * row_len`.
+            // SAFETY: we hold the stripes covering `rows` (no other range writer touches them) and
+            // count as a range writer (no reader or whole-array writer is inside); in the payload.
             view: unsafe {
                 ArrayViewMut::from_shape_ptr(dim, self.ptr().add(rows.start * row_len))
             },

@@ -86,10 +86,9 @@ impl Client {
             })
         })?;
         let n = call.len();
-        // SAFETY: `dst` is the request of our FILLING call, `n` bytes, nobody else's until sent;
-        // `src` is `a`'s C-contiguous data of the request's shape and dtype (`conform`), `n`
-        // bytes, alive while `a` is. A raw copy: no Rust reference over `a`'s memory, which
-        // could be shared with another process.
+        // A raw copy: no Rust reference over `a`'s memory, which could be shared with another
+        // process. SAFETY: `dst` is our FILLING call's request, `n` bytes, nobody else's until
+        // sent; `src` is `a`'s C-contiguous data (`conform`), `n` bytes, alive while `a` is.
         unsafe { std::ptr::copy_nonoverlapping(src as *const u8, call.as_mut_ptr(), n) };
         drop(a);
         if let Some(m) = meta {
@@ -138,10 +137,9 @@ fn reply_array<'py>(py: Python<'py>, f: InFlight, types: &Types) -> PyResult<Bou
     )?;
     let (t, shape) = &types.reply;
     let descr = crate::element::descr(py, *t)?;
-    // SAFETY: `ptr` is the reply of our REPLIED call in the segment's mapping, which the
-    // client `holder` keeps attached; the server writes no more to it, and the call stays ours
-    // until `holder` (the array's base, read-only with a base without the buffer protocol)
-    // drops the reply guard.
+    // `holder` is the array's base (read-only, a base without the buffer protocol). SAFETY:
+    // `ptr` is our REPLIED call's reply in the mapping `holder` keeps attached; the server writes
+    // no more to it, and the call stays ours until `holder` drops the reply guard.
     unsafe { numpy_over(py, descr, ptr, shape, false, holder.into_any()) }
 }
 

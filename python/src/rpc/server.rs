@@ -415,10 +415,9 @@ impl Request {
         )?;
         let (t, shape) = &types.request;
         let descr = crate::element::descr(py, *t)?;
-        // SAFETY: `ptr` is the request's first byte in the segment's mapping, which the server
-        // `holder` keeps attached; the call is this server's (SERVING) while `holder` owns the
-        // request, and the client writes nothing to it until answered; `holder` is the array's
-        // base, and answering first cuts every array from it (`answer`).
+        // `holder` is the array's base; answering first cuts every array from it (`answer`).
+        // SAFETY: `ptr` is the request in the mapping `holder` keeps attached; the call is ours
+        // (SERVING) while `holder` owns it, and the client writes nothing to it until answered.
         let base = unsafe {
             numpy_over(
                 py,
