@@ -271,7 +271,7 @@ where
         let view = ArrayViewMut::from_shape_ptr(dim, ptr);
         PyArray::<T::Np, IxDyn>::borrow_from_array(&view, hold.bind(py).clone().into_any())
     };
-    let view = array.call_method0("view")?;
+    let view = crate::shared::view_of(array.as_any())?;
     Ok(Claim {
         hold: Some(hold),
         array: Some(array.into_any().unbind()),

@@ -171,15 +171,28 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
     fn request_until(&self, deadline: Option<Instant>) -> Result<Call<'_, Q, QD, R, RD>> {
         let seg = &*self.end.seg;
         let me = Sleeper::new(self.end.entry_ref(), SLEEPING_NOT_FULL);
-        let ticket = wait::wait_for(
-            &seg.control().not_full,
-            me,
-            self.end.how,
-            deadline,
-            |strong| self.claim_step(strong),
-        )
-        .ok_or(Error::Timeout)?;
+        let how = self.end.how;
+        let ticket = wait::spin(how.spin, || self.claim_poll())
+            .or_else(|| {
+                wait::sleep_until(&seg.control().not_full, me, how, deadline, |strong| {
+                    self.claim_step(strong)
+                })
+            })
+            .ok_or(Error::Timeout)?;
         Ok(self.call_for(ticket))
+    }
+
+    /// The bare attempt to claim a free call, for the spin before a sleep (which is the
+    /// waiter's reaction time: the liveness checks of [`Client::claim_step`] wait for it).
+    #[inline(always)]
+    fn claim_poll(&self) -> Option<Ticket> {
+        rpc::try_claim(
+            &*self.end.seg,
+            self.end.start(),
+            self.end.entry,
+            self.end.pid,
+            false,
+        )
     }
 
     /// One attempt to claim a free call; sweeps for dead peers once no call has freed for a
@@ -462,14 +475,26 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
         let end = &self.client.end;
         let t = self.ticket;
         let me = Sleeper::new(end.entry_ref(), SLEEPING_REPLY + t.slot as u64);
-        let got = wait::wait_for(
-            &seg.call(t.slot).reply,
-            me,
-            end.how,
-            timeout.and_then(wait::deadline),
-            |strong| self.reply_step(strong),
-        );
+        let got = wait::spin(end.how.spin, || self.reply_poll()).or_else(|| {
+            wait::sleep_until(
+                &seg.call(t.slot).reply,
+                me,
+                end.how,
+                timeout.and_then(wait::deadline),
+                |strong| self.reply_step(strong),
+            )
+        });
         self.outcome(got)
+    }
+
+    /// The bare look at the call, for the spin before a sleep (the waiter's reaction time: the
+    /// liveness checks of [`Pending::reply_step`] wait for the sleep, or a non-blocking look).
+    #[inline(always)]
+    fn reply_poll(&self) -> Option<Result<Poll>> {
+        match rpc::poll(&*self.client.end.seg, self.ticket, false) {
+            Poll::Pending => None,
+            p => Some(Ok(p)),
+        }
     }
 
     /// One look at the call: `None` while it is pending (sweeping for dead peers once it has
@@ -566,6 +591,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
             &seg.control().not_full,
             me,
             self.end.how,
+            || self.claim_poll(),
             |strong| self.claim_step(strong),
         )
         .await;
@@ -639,11 +665,15 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
         let seg = &end.seg;
         let t = self.ticket;
         let me = Sleeper::new(end.entry_ref(), SLEEPING_REPLY + t.slot as u64);
-        let got =
-            crate::shm::wait_async::wait_for(seg, &seg.call(t.slot).reply, me, end.how, |strong| {
-                self.reply_step(strong)
-            })
-            .await;
+        let got = crate::shm::wait_async::wait_for(
+            seg,
+            &seg.call(t.slot).reply,
+            me,
+            end.how,
+            || self.reply_poll(),
+            |strong| self.reply_step(strong),
+        )
+        .await;
         self.outcome(Some(got))
     }
 
@@ -674,7 +704,7 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
             Some(s) => s,
             None => {
                 let how = self.client.end.how;
-                if let Some(got) = wait::spin(how.spin, || self.reply_step(false)) {
+                if let Some(got) = wait::spin(how.spin, || self.reply_poll()) {
                     return std::task::Poll::Ready(self.outcome(Some(got)));
                 }
                 let end = &self.client.end;

@@ -243,10 +243,10 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Request<'_, Q, QD, R, RD>> {
         let c = self.end.seg.control();
         let me = Sleeper::new(self.end.entry_ref(), SLEEPING_NOT_EMPTY);
-        wait::wait_for(&c.not_empty, me, self.end.how, deadline, |strong| {
-            self.take(strong)
-        })
-        .ok_or(Error::Timeout)
+        let how = self.end.how;
+        wait::spin(how.spin, || self.take_poll())
+            .or_else(|| wait::sleep_until(&c.not_empty, me, how, deadline, |s| self.take(s)))
+            .ok_or(Error::Timeout)
     }
 
     /// [`Server::recv`] in a future: awaits a request. Cancel-safe: dropped before it is
@@ -276,6 +276,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
             &seg.control().not_empty,
             me,
             self.end.how,
+            || self.take_poll(),
             |strong| self.take(strong),
         )
         .await)
@@ -311,7 +312,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
         use std::task::Poll;
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         if pending.is_none() {
-            if let Some(r) = wait::spin(self.end.how.spin, || self.take(false)) {
+            if let Some(r) = wait::spin(self.end.how.spin, || self.take_poll()) {
                 return Poll::Ready(Ok(r));
             }
             let seg = &self.end.seg;
@@ -363,7 +364,22 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
             }
             return None;
         };
-        Some(Request {
+        Some(self.taken(slot, state))
+    }
+
+    /// The bare attempt to take a queued request, for the spin before a sleep (the waiter's
+    /// reaction time: the dead-peer sweep of [`Server::take`] waits for the sleep, or a
+    /// non-blocking attempt).
+    #[inline(always)]
+    fn take_poll(&self) -> Option<Request<'_, Q, QD, R, RD>> {
+        let found = rpc::try_take(&*self.end.seg, self.end.start(), self.end.entry, false);
+        found.map(|(slot, state)| self.taken(slot, state))
+    }
+
+    /// The request of call `slot`, which our SERVING CAS (`state`) gave us.
+    fn taken(&self, slot: usize, state: State) -> Request<'_, Q, QD, R, RD> {
+        let seg = &*self.end.seg;
+        Request {
             server: self,
             slot,
             state,
@@ -374,7 +390,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
                 ArrayView::from_shape_ptr(self.qdim.clone(), seg.payload(slot).cast::<Q>())
             },
             answered: false,
-        })
+        }
     }
 }
 

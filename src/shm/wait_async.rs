@@ -142,17 +142,19 @@ impl Drop for AsyncSleep {
     }
 }
 
-/// [`crate::shm::wait::wait_for`] in a future, without a deadline: polls `how.spin` times,
-/// then waits in the reactor until `step` returns `Some`. Dropped before it is ready, it leaves
-/// no waiter counted.
+/// [`crate::shm::wait::wait_for`] in a future, without a deadline: `poll`s `how.spin` times
+/// (the bare protocol attempt: the spin is a waiter's reaction time), then waits in the reactor
+/// until `step` (the attempt with its liveness checks) returns `Some`. Dropped before it is
+/// ready, it leaves no waiter counted.
 pub(crate) async fn wait_for<R>(
     segment: &Arc<Segment>,
     word: &WaitWord,
     me: Sleeper<'_>,
     how: Waiting,
+    poll: impl FnMut() -> Option<R>,
     mut step: impl FnMut(bool) -> Option<R>,
 ) -> R {
-    if let Some(r) = crate::shm::wait::spin(how.spin, || step(false)) {
+    if let Some(r) = crate::shm::wait::spin(how.spin, poll) {
         return r;
     }
     let mut sleep = AsyncSleep::new(segment, word, me, how);

@@ -428,7 +428,7 @@ impl Request {
                 holder.bind(py).clone().into_any(),
             )?
         };
-        let view = base.call_method0("view")?;
+        let view = crate::shared::view_of(&base)?;
         Ok(Request {
             holder,
             base: Some(base.unbind()),
@@ -617,7 +617,7 @@ impl ReplyBlock {
                 holder.into_bound(py).into_any(),
             )?
         };
-        let view = base.call_method0("view")?;
+        let view = crate::shared::view_of(&base)?;
         self.base = Some(base.unbind());
         self.view = Some(view.clone().unbind());
         Ok(view.unbind())

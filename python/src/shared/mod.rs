@@ -27,8 +27,8 @@ use crate::handles::{PY_SPIN, dtype_label, open_segment, parse_dtype};
 
 pub use block::{ArrayBlock, HeldLock};
 pub use mapping::ArrayMapping;
-pub use typed::numpy_over;
 use typed::{AnyShared, Lock, Typed};
+pub use typed::{numpy_over, view_of};
 
 /// The Rust handle and the process it belongs to.
 struct Inner {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ndarray::{ArrayViewMut, IxDyn};
 use ndring::{DType, Segment, SharedArray as RsShared};
 use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, PY_ARRAY_API, PyArray_Descr, npy_intp};
-use numpy::{PyArrayDescr, PyArrayDyn, PyArrayMethods};
+use numpy::{PyArrayDescr, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::element::PyElement;
@@ -171,6 +171,26 @@ impl<T: PyElement> AnyShared for Typed<T> {
             unsafe { ArrayViewMut::from_shape_ptr(IxDyn(self.0.shape()), held.ptr as *mut T::Np) };
         dst.assign(&src);
         Ok(())
+    }
+}
+
+/// `array.view()` (a new array over the same memory, with `array` as its base), without the
+/// attribute lookup and method call: one per request served and per claim.
+pub fn view_of<'py>(array: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let a = array.cast::<numpy::PyUntypedArray>()?;
+    // SAFETY: `a` is a live ndarray and the GIL is held; a null descriptor and type keep
+    // `array`'s own (numpy's `ndarray.view()` with no argument); the new reference is ours.
+    unsafe {
+        let v = PY_ARRAY_API.PyArray_View(
+            array.py(),
+            a.as_array_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        if v.is_null() {
+            return Err(PyErr::fetch(array.py()));
+        }
+        Ok(Bound::from_owned_ptr(array.py(), v))
     }
 }
 
