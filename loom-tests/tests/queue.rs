@@ -6,6 +6,7 @@ mod support;
 use loom::sync::Arc;
 use loom::thread;
 use ndring::header::WaitWord;
+use ndring::protocol::read_ahead::{ReadAhead, Refused};
 use ndring::protocol::spsc::{self, Stop};
 use ndring::protocol::{Notifier, begin_wait, mpmc};
 use support::{Mem, model, notify, sleep_until, wake_if};
@@ -56,6 +57,60 @@ fn spsc_1p1c_fifo_and_exclusive() {
             p.close(&*m2);
         });
         assert_eq!(spsc_drain(&m), vec![10, 11, 12, 13]);
+        p.join().unwrap();
+    });
+}
+
+/// A lease reader (`protocol::read_ahead`) holds both slots of a two-slot ring at once and
+/// releases the newer item first, while the producer sleeps on the full ring and refills each
+/// slot as `head` passes it: the producer never writes a slot whose item is held (loom checks
+/// the payload's exclusivity), every item arrives once and in order, the `holding` word covers
+/// every position held, and no release that frees a slot loses the sleeping producer's wake-up.
+#[test]
+fn spsc_read_ahead_releases_out_of_order() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 2, false));
+        let m2 = m.clone();
+        let p = thread::spawn(move || {
+            let mut p = spsc::Producer::attach(&*m2, eager());
+            for i in 0..4 {
+                let (_, slot) = sleep_until(&m2.control.not_full, |strong| {
+                    p.try_claim(&m2.control, strong).ok()
+                });
+                m2.write(slot, i + 10);
+                let wake = p.publish(&*m2);
+                wake_if(wake, &m2.control.not_empty);
+            }
+            p.close(&*m2);
+        });
+        // Releases by RMW: plain ones are checked by `spsc_no_lost_wakeup_full_plain`, and this
+        // longer run of them meets loom's issue #254 (see `support::model`), as that model
+        // does with a fourth item.
+        let mut c = spsc::Consumer::attach(&*m, Notifier::new(false, 0));
+        let mut r = ReadAhead::new(&*m, &c);
+        let me = &m.peers[0];
+        let mut got = vec![];
+        let mut closed = false;
+        while !closed {
+            let mut held = vec![];
+            while held.len() < 2 && !closed {
+                match r.try_take(&*m, &c, me, false) {
+                    Ok(taken) => held.push(taken),
+                    Err(Refused::Closed) => closed = true,
+                    Err(Refused::Wait) => thread::yield_now(),
+                    Err(Refused::Stalled) => panic!("stalled while holding {}", held.len()),
+                }
+            }
+            for &(pos, slot) in &held {
+                got.push(m.read(slot));
+                assert!(me.holding.load(loom::sync::atomic::Ordering::Relaxed) > pos);
+            }
+            for &(pos, _) in held.iter().rev() {
+                let wake = r.release(&*m, &mut c, pos);
+                wake_if(wake, &m.control.not_full);
+            }
+        }
+        assert_eq!(got, vec![10, 11, 12, 13]);
         p.join().unwrap();
     });
 }

@@ -33,6 +33,7 @@ pub mod broadcast;
 pub(crate) mod copy;
 pub mod mpmc;
 pub mod peers;
+pub mod read_ahead;
 pub mod rpc;
 pub mod spsc;
 

@@ -260,3 +260,18 @@ pub fn recover<M: RingMemory>(
     dead.holding.store(0, Release);
     result
 }
+
+/// With nothing left to take (`try_recv` said `Wait`): the position whose release the next
+/// publish needs, when every published position is taken (`head == tail`) and the slot of
+/// position `tail` still holds position `tail - slots` (a reader that holds that position and
+/// waits for more would wait forever: the lease consumer reports it).
+pub fn awaited_release<M: RingMemory>(mem: &M) -> Option<u64> {
+    let c = mem.control();
+    let tail = c.tail.load(Acquire) & !CLOSED;
+    let head = c.head.load(Acquire);
+    if head == tail {
+        tail.checked_sub(mem.slots() as u64)
+    } else {
+        None
+    }
+}

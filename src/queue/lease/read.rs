@@ -13,8 +13,9 @@ use ndarray::{ArrayView, Dimension};
 
 use crate::element::Element;
 use crate::error::{Error, Result};
-use crate::header::{CLOSED, SLEEPING_NOT_EMPTY};
-use crate::protocol::{RingMemory, mpmc, spsc, spsc::Stop};
+use crate::header::SLEEPING_NOT_EMPTY;
+use crate::protocol::read_ahead::{ReadAhead, Refused};
+use crate::protocol::{RingMemory, mpmc, spsc::Stop};
 use crate::queue::consumer::Consumer;
 use crate::role::Role;
 use crate::shm::peers;
@@ -62,13 +63,8 @@ struct ReadShared<T: Element, D: Dimension> {
 struct ReadState<T: Element, D: Dimension> {
     /// The registration (its own one-slot `recv` is never used, so it holds nothing itself).
     consumer: Consumer<T, D>,
-    /// SPSC: the next position to read; positions `head..read` are held or released early.
-    read: u64,
-    /// SPSC: a value `tail` had (with its `CLOSED` bit).
-    cached_tail: u64,
-    /// SPSC: per entry (`pos % slots`), whether its position (in `head..read`) was released
-    /// already.
-    released: Vec<bool>,
+    /// SPSC: the positions read ahead of `head` (held, or released before an older one).
+    ahead: Option<ReadAhead>,
     /// MPMC: this process's peer entries used to take slots (the consumer's own first), and
     /// the position each holds now.
     entries: Vec<(usize, Option<u64>)>,
@@ -109,16 +105,14 @@ impl<T: Element, D: Dimension> From<Consumer<T, D>> for LeaseConsumer<T, D> {
     /// stays taken until the `LeaseConsumer` and every lease are dropped).
     fn from(consumer: Consumer<T, D>) -> Self {
         let seg = consumer.seg.clone();
-        let read = consumer.spsc.as_ref().map_or(0, |c| c.head());
+        let ahead = consumer.spsc.as_ref().map(|c| ReadAhead::new(&*seg, c));
         let entries = vec![(consumer.entry, None)];
         LeaseConsumer {
             shared: Arc::new(ReadShared {
                 dim: consumer.dim.clone(),
                 how: consumer.how,
                 state: Mutex::new(ReadState {
-                    read,
-                    cached_tail: seg.control().tail.load(Acquire),
-                    released: vec![false; seg.slot_count()],
+                    ahead,
                     entries,
                     held: 0,
                     liveness: SweepClock::new(),
@@ -137,41 +131,19 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
     /// One receive attempt with the MPMC entry `entry` (an index into `entries`); `None` to wait.
     fn step(&mut self, seg: &Segment, entry: usize, strong: bool) -> Option<Result<(u64, usize)>> {
         let n = seg.slot_count() as u64;
-        if self.consumer.spsc.is_some() {
-            let c = seg.control();
-            if self.read >= self.cached_tail & !CLOSED {
-                // Acquire (or the RMW before a sleep, see `protocol`): `tail` is advanced after
-                // the item's contents are written.
-                self.cached_tail = if strong {
-                    c.tail.fetch_add(0, AcqRel)
-                } else {
-                    c.tail.load(Acquire)
-                };
-                let tail = self.cached_tail & !CLOSED;
-                if self.read >= tail {
-                    if self.cached_tail & CLOSED != 0 {
-                        return Some(Err(Error::Closed));
-                    }
-                    // Every slot is ours (some maybe released, but not the oldest): the producer
-                    // waits for us, and we would wait for it.
-                    let head = self.consumer.spsc.as_ref().map_or(0, |c| c.head());
-                    if tail - head >= n {
-                        return Some(Err(self.stalled()));
-                    }
-                    return None;
+        if let (Some(ahead), Some(c)) = (&mut self.ahead, &self.consumer.spsc) {
+            let me = seg.peer(self.consumer.entry);
+            match ahead.try_take(seg, c, me, strong) {
+                Ok(got) => {
+                    self.held += 1;
+                    Some(Ok(got))
                 }
+                Err(Refused::Wait) => None,
+                Err(Refused::Closed) => Some(Err(Error::Closed)),
+                // Every slot is ours (some maybe released, but not the oldest): the producer
+                // waits for us, and we would wait for it.
+                Err(Refused::Stalled) => Some(Err(self.stalled())),
             }
-            let pos = self.read;
-            self.read += 1;
-            // What a successor skips should we die holding it (see `Consumer::attach`).
-            seg.peer(self.consumer.entry)
-                .holding
-                .store(self.read, Relaxed);
-            self.held += 1;
-            // The entry of `pos` names its data slot (not always `pos % n`: a producer may reuse
-            // the slot released most recently, see `protocol::spsc`); the Acquire load of `tail`
-            // above made the name visible.
-            Some(Ok((pos, spsc::data_slot_of(seg, (pos % n) as usize))))
         } else {
             let me = seg.peer(self.entries[entry].0);
             match mpmc::try_recv(seg, me, strong) {
@@ -186,19 +158,9 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
                 Err(Stop::Wait) => {
                     // Nothing left to take, and the next position's slot still holds one we
                     // hold: no producer can publish until we release it.
-                    let c = seg.control();
-                    let tail = c.tail.load(Acquire) & !CLOSED;
-                    let head = c.head.load(Acquire);
-                    let blocking = tail.checked_sub(n);
-                    if head == tail
-                        && self
-                            .entries
-                            .iter()
-                            .any(|&(_, p)| p.is_some() && p == blocking)
-                    {
-                        return Some(Err(self.stalled()));
-                    }
-                    None
+                    let awaited = mpmc::awaited_release(seg);
+                    (awaited.is_some() && self.entries.iter().any(|&(_, p)| p == awaited))
+                        .then(|| Err(self.stalled()))
                 }
             }
         }
@@ -207,20 +169,13 @@ impl<T: Element, D: Dimension> ReadState<T, D> {
     /// Releases position `pos`, taken with the MPMC entry `entry`.
     fn release(&mut self, seg: &Segment, pos: u64, entry: usize) {
         self.held -= 1;
-        match &mut self.consumer.spsc {
-            Some(c) => {
-                let n = seg.slot_count() as u64;
-                // Indexed by entry (`pos % n`), the order `head` walks in; the data slot may differ.
-                self.released[(pos % n) as usize] = true;
-                // `head` advances over every contiguous released position, in order.
-                while c.head() < self.read && self.released[(c.head() % n) as usize] {
-                    self.released[(c.head() % n) as usize] = false;
-                    if c.release(seg.control()) {
-                        wait::wake(&seg.control().not_full);
-                    }
+        match (&mut self.ahead, &mut self.consumer.spsc) {
+            (Some(ahead), Some(c)) => {
+                if ahead.release(seg, c, pos) {
+                    wait::wake(&seg.control().not_full);
                 }
             }
-            None => {
+            _ => {
                 let (index, held) = &mut self.entries[entry];
                 mpmc::release(seg, seg.peer(*index), pos);
                 *held = None;
@@ -305,8 +260,8 @@ impl<T: Element, D: Dimension> ReadShared<T, D> {
         // Before each sleep, or the one attempt of a non-blocking call: a dead producer's claim
         // holds `head` back until a sweep turns it into a tombstone.
         if r.is_none() && (strong || !block) {
-            let at = match st.consumer.spsc {
-                Some(_) => st.read,
+            let at = match &st.ahead {
+                Some(a) => a.read(),
                 None => crate::protocol::mpmc::positions(seg).0,
             };
             let st = &mut *st;
