@@ -785,8 +785,7 @@ pub(crate) fn create_segment<T: Element>(
 }
 
 fn peers_pid(seg: &Segment, index: usize) -> u32 {
-    crate::protocol::peers::split_owner(ArrayMemory::peer(seg, index).owner.load(Acquire))
-        .map_or(0, |(pid, _)| pid)
+    crate::protocol::peers::owner(ArrayMemory::peer(seg, index)).map_or(0, |o| o.pid)
 }
 
 impl<T: Element, D: Dimension> Drop for SharedArray<T, D> {

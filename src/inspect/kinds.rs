@@ -61,7 +61,7 @@ impl Inspector {
         let (mut readers, mut range_writers) = (Vec::new(), Vec::new());
         for p in self.peers() {
             let e = self.map.peer(p.entry);
-            let (holding, pin) = (e.holding.load(Acquire), e.pin.load(Acquire));
+            let (holding, pin) = crate::protocol::peers::holds(e);
             if holding != 0 {
                 readers.push((p.pid, holding));
             }

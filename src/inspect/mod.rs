@@ -457,11 +457,10 @@ impl Inspector {
         (0..self.map.layout().params.max_peers)
             .filter_map(|i| {
                 let e = self.map.peer(i);
-                let (pid, role) = crate::protocol::peers::split_owner(e.owner.load(Acquire))?;
-                let role = Role::from_u8(role)?;
-                let start_time = e.start_time.load(Acquire);
-                let holding = e.holding.load(Acquire);
-                let pin = e.pin.load(Acquire);
+                let owner = crate::protocol::peers::owner(e)?;
+                let (pid, start_time) = (owner.pid, owner.start_time);
+                let role = Role::from_u8(owner.role)?;
+                let (holding, pin) = crate::protocol::peers::holds(e);
                 // A pin names slot `pin - 1`; its stamp says which frame it holds (hostile: the
                 // slot number is bounds-checked, and a slot being rewritten holds none).
                 let reading = (self.kind() == RingKind::Broadcast && pin != 0)

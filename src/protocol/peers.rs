@@ -16,6 +16,68 @@ pub fn split_owner(word: u64) -> Option<(u32, u8)> {
     (word & OCCUPIED != 0).then_some((word as u32, (word >> 32) as u8))
 }
 
+/// An entry's owner as a reader finds it: for a liveness judgement (pid and start time), a
+/// recovery (the `word` a takeover or a free must still find) or a listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Owner {
+    /// The `owner` word read.
+    pub word: u64,
+    pub pid: u32,
+    pub role: u8,
+    /// The start time the owner stored after taking the entry; 0: not yet stored ("unknown").
+    pub start_time: u64,
+}
+
+/// Who holds entry `e`; `None` when it is free. The owner word first, then the start time it
+/// stored (Acquire each: a taker stores its start time after its owner CAS, see [`try_take`]).
+#[inline]
+pub fn owner(e: &PeerEntry) -> Option<Owner> {
+    let word = e.owner.load(Acquire);
+    let (pid, role) = split_owner(word)?;
+    Some(Owner {
+        word,
+        pid,
+        role,
+        start_time: e.start_time.load(Acquire),
+    })
+}
+
+/// What entry `e` holds, as its owner published it: `(holding, pin)` (a queue position or an
+/// array read count; a broadcast or array range-writer pin), for a recovery or a listing.
+#[inline]
+pub fn holds(e: &PeerEntry) -> (u64, u64) {
+    (e.holding.load(Acquire), e.pin.load(Acquire))
+}
+
+/// An SPSC consumer took the position before `next`: should it die holding it, its successor
+/// skips every position below `next`. Relaxed: read only by a survivor that judged this owner
+/// dead (by `/proc`, long after the store), and the position is delivered either way.
+#[inline(always)]
+pub fn hold(e: &PeerEntry, next: u64) {
+    e.holding.store(next, Relaxed);
+}
+
+/// After taking entry `e` over from its dead owner, whose holdings were recovered: clears its
+/// pin, and its `holding` unless `keep_holding` (an SPSC consumer's, which stays until the
+/// successor's attach has skipped the positions it names).
+pub fn clear_after_takeover(e: &PeerEntry, keep_holding: bool) {
+    if !keep_holding {
+        e.holding.store(0, Release);
+    }
+    e.pin.store(0, Release);
+}
+
+/// Takes back the broadcast pin of entry `e`'s dead owner: whether it held one.
+pub fn unpin_dead(e: &PeerEntry) -> bool {
+    e.pin.swap(0, AcqRel) != 0
+}
+
+/// Whether the segment outlives its last handle (`Config::keep`).
+#[inline]
+pub fn kept<M: RingMemory>(mem: &M) -> bool {
+    mem.control().lifecycle.keep.load(Acquire) != 0
+}
+
 /// Takes the free entry `e`, recording `start_time`.
 ///
 /// `start_time` is 0 whenever `owner` is free (see `release`), so while our start time is not

@@ -14,8 +14,8 @@
 //! left in its peer entry's `holding` word (`shm::peers`): `read` after each take.
 
 use crate::header::{CLOSED, PeerEntry};
-use crate::protocol::RingMemory;
 use crate::protocol::spsc::{self, Consumer};
+use crate::protocol::{RingMemory, peers};
 use crate::sync::Ordering::*;
 
 /// Why [`ReadAhead::try_take`] took nothing.
@@ -83,7 +83,7 @@ impl ReadAhead {
         }
         let pos = self.read;
         self.read += 1;
-        me.holding.store(self.read, Relaxed);
+        peers::hold(me, self.read);
         Ok((
             pos,
             spsc::data_slot_of(mem, (pos % mem.slots() as u64) as usize),

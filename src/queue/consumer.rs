@@ -287,7 +287,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         match &mut self.spsc {
             Some(c) => match spin_spsc(c, seg, polls) {
                 Some(Ok(got)) => {
-                    me.holding.store(got.0 + 1, Relaxed);
+                    crate::protocol::peers::hold(me, got.0 + 1);
                     Some(Ok(got))
                 }
                 other => other,
@@ -338,7 +338,7 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
     fn took(&self, pos: u64) {
         let seg = &*self.seg;
         if self.spsc.is_some() {
-            seg.peer(self.entry).holding.store(pos + 1, Relaxed);
+            crate::protocol::peers::hold(seg.peer(self.entry), pos + 1);
         } else {
             // Tombstones skipped on the way were released: producers may have room (a load
             // unless a producer sleeps).

@@ -86,7 +86,7 @@ impl Segment {
             // A kept shared array outlives its users: its contents are what it is kept for.
             (true, false)
                 if self.kind() == crate::layout::RingKind::Array
-                    && self.control().lifecycle.keep.load(Acquire) != 0 =>
+                    && crate::protocol::peers::kept(self) =>
             {
                 Condition::Abandoned
             }

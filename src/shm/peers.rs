@@ -34,23 +34,24 @@ impl Segment {
 pub(crate) fn list(seg: &Segment) -> Vec<PeerInfo> {
     (0..seg.max_peers())
         .filter_map(|i| {
-            let e = seg.peer(i);
-            let (pid, role) = peers::split_owner(e.owner.load(Acquire))?;
+            let o = peers::owner(seg.peer(i))?;
             Some(PeerInfo {
-                role: Role::from_u8(role)?,
-                pid,
-                alive: entry_alive(e),
+                role: Role::from_u8(o.role)?,
+                pid: o.pid,
+                alive: alive(&o),
             })
         })
         .collect()
 }
 
-/// Whether the owner of entry `e` (taken) is alive. Our own process always is.
-pub(crate) fn entry_alive(e: &PeerEntry) -> bool {
-    let Some((pid, _)) = peers::split_owner(e.owner.load(Acquire)) else {
-        return true;
-    };
-    pid == sys::pid() || sys::alive(pid, e.start_time.load(Acquire))
+/// Whether owner `o` is alive (`/proc`: its pid, started when it says). Our own process always is.
+fn alive(o: &peers::Owner) -> bool {
+    o.pid == sys::pid() || sys::alive(o.pid, o.start_time)
+}
+
+/// Whether the owner of entry `e` is alive; a free entry counts as alive (nothing to recover).
+fn entry_alive(e: &PeerEntry) -> bool {
+    peers::owner(e).is_none_or(|o| alive(&o))
 }
 
 /// Which entries a role may use.
@@ -136,8 +137,7 @@ fn register_entry(seg: &Segment, role: Role) -> Result<Registration> {
     let mut holder = None;
     for i in range.clone() {
         let e = seg.peer(i);
-        let word = e.owner.load(Acquire);
-        if word == 0 {
+        let Some(dead) = peers::owner(e) else {
             if peers::try_take(e, me, start).is_ok() {
                 return Ok(Registration {
                     index: i,
@@ -145,18 +145,15 @@ fn register_entry(seg: &Segment, role: Role) -> Result<Registration> {
                 });
             }
             continue;
-        }
-        let dead_start = e.start_time.load(Acquire);
-        if entry_alive(e) {
-            holder = peers::split_owner(word).map(|(p, _)| p);
+        };
+        if alive(&dead) {
+            holder = Some(dead.pid);
             continue;
         }
-        let holding = e.holding.load(Acquire);
+        let (holding, _) = peers::holds(e);
         recover_entry(seg, i);
-        if let Some((dead_pid, _)) = peers::split_owner(word) {
-            peers::undo_sleep(e, dead_pid, |t| wait_word(seg, t));
-        }
-        if peers::try_take_over(e, word, dead_start, me, start) {
+        peers::undo_sleep(e, dead.pid, |t| wait_word(seg, t));
+        if peers::try_take_over(e, dead.word, dead.start_time, me, start) {
             if single_holder(seg.kind(), role) {
                 seg.control().stats.role_takeovers.fetch_add(1, Relaxed);
             }
@@ -165,10 +162,7 @@ fn register_entry(seg: &Segment, role: Role) -> Result<Registration> {
             // successor killed before that skip would leave them to the next consumer to
             // deliver again (`tests/takeover.rs`). MPMC and broadcast: `recover_entry` returned
             // what it names.
-            if seg.kind() != RingKind::Spsc {
-                e.holding.store(0, Release);
-            }
-            e.pin.store(0, Release);
+            peers::clear_after_takeover(e, seg.kind() == RingKind::Spsc);
             return Ok(Registration {
                 index: i,
                 dead_holding: (holding != 0).then_some(holding),
@@ -245,11 +239,10 @@ pub(crate) fn attached(seg: &Segment, role: Role, strong: bool, check_alive: boo
         return false;
     }
     !check_alive
-        || range.into_iter().any(|i| {
-            let e = seg.peer(i);
-            peers::split_owner(e.owner.load(Acquire)).is_some_and(|(_, r)| r == role as u8)
-                && entry_alive(e)
-        })
+        || range
+            .into_iter()
+            .filter_map(|i| peers::owner(seg.peer(i)))
+            .any(|o| o.role == role as u8 && alive(&o))
 }
 
 /// Whether a receiver that found nothing to receive (or a sender that found no room) is
@@ -281,14 +274,13 @@ pub(crate) fn disconnected(
 /// [`register`]) and against a create that replaces the ring (which checks the name under the
 /// same lock, so neither removes the other's new ring by name).
 pub(crate) fn leave(seg: &Segment) {
-    if seg.control().lifecycle.keep.load(Acquire) != 0 {
+    if peers::kept(seg) {
         return;
     }
     let _ = seg.remove_name_unless_used(|| {
-        let anyone = (0..seg.max_peers()).any(|i| {
-            let e = seg.peer(i);
-            e.owner.load(Acquire) != 0 && entry_alive(e)
-        });
+        let anyone = (0..seg.max_peers())
+            .filter_map(|i| peers::owner(seg.peer(i)))
+            .any(|o| alive(&o));
         (anyone || unread(seg)).then_some(())
     });
 }
@@ -318,22 +310,22 @@ fn recover_entry(seg: &Segment, i: usize) {
                 (0..seg.max_peers()).any(|j| {
                     j != i && {
                         let o = seg.peer(j);
-                        o.holding.load(Acquire) == held && entry_alive(o)
+                        peers::holds(o).0 == held && entry_alive(o)
                     }
                 })
             });
         }
         RingKind::Broadcast => {
-            if e.pin.swap(0, AcqRel) != 0 {
+            if peers::unpin_dead(e) {
                 seg.control().stats.recovered_reads.fetch_add(1, Relaxed);
             }
         }
         RingKind::Array => {
-            let Some((pid, _)) = peers::split_owner(e.owner.load(Acquire)) else {
+            let Some(dead) = peers::owner(e) else {
                 return;
             };
-            let got =
-                crate::protocol::array::recover(seg, i, crate::protocol::array::owner_tag(pid, i));
+            let tag = crate::protocol::array::owner_tag(dead.pid, i);
+            let got = crate::protocol::array::recover(seg, i, tag);
             let stats = &seg.control().stats;
             if got.reads > 0 {
                 stats.recovered_reads.fetch_add(1, Relaxed);
@@ -347,13 +339,13 @@ fn recover_entry(seg: &Segment, i: usize) {
         }
         RingKind::Rpc => {
             use crate::protocol::rpc;
-            let Some((pid, role)) = peers::split_owner(e.owner.load(Acquire)) else {
+            let Some(dead) = peers::owner(e) else {
                 return;
             };
-            let n = if role == Role::Server as u8 {
+            let n = if dead.role == Role::Server as u8 {
                 rpc::recover_server(seg, i)
             } else {
-                rpc::recover_client(seg, pid)
+                rpc::recover_client(seg, dead.pid)
             };
             if n > 0 {
                 seg.control()
@@ -390,16 +382,12 @@ pub(crate) fn sweep(seg: &Segment) -> usize {
     let mut n = 0;
     for i in 0..seg.max_peers() {
         let e = seg.peer(i);
-        let word = e.owner.load(Acquire);
-        let dead_start = e.start_time.load(Acquire);
-        if word == 0 || entry_alive(e) {
+        let Some(dead) = peers::owner(e).filter(|o| !alive(o)) else {
             continue;
-        }
+        };
         // A peer that died asleep still counts in `waiters`: take that back (also for single
         // holders), so that notifiers stop making a futex call per item for no one.
-        if let Some((dead_pid, _)) = peers::split_owner(word)
-            && peers::undo_sleep(e, dead_pid, |t| wait_word(seg, t))
-        {
+        if peers::undo_sleep(e, dead.pid, |t| wait_word(seg, t)) {
             n += 1;
         }
         let single =
@@ -410,7 +398,7 @@ pub(crate) fn sweep(seg: &Segment) -> usize {
         }
         recover_entry(seg, i);
         // Free it only if nobody took it over meanwhile.
-        if peers::free_dead(e, word, dead_start) {
+        if peers::free_dead(e, dead.word, dead.start_time) {
             n += 1;
         }
     }
