@@ -153,6 +153,28 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
         self.request_until(None)
     }
 
+    /// Claims a free call if there is one now: `Err(Full)` while every call is in flight (a
+    /// caller that waits instead uses [`Client::request`]).
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-clitrq-{}", std::process::id());
+    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 1, &Config::rpc().slots(1))?;
+    /// let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let first = cli.try_request()?;
+    /// assert!(matches!(cli.try_request(), Err(Error::Full)));
+    /// drop(first);                              // given up unsent: the call is free again
+    /// assert!(cli.try_request().is_ok());
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_request(&self) -> Result<Call<'_, Q, QD, R, RD>> {
+        // The bare attempt first: the RMW re-check and the dead-peer sweep only when it fails.
+        match self.claim_poll().or_else(|| self.claim_step(true)) {
+            Some(t) => Ok(self.call_for(t)),
+            None => Err(Error::Full),
+        }
+    }
+
     /// [`Client::request`], giving up after `timeout` (`Err(Timeout)`).
     ///
     /// ```
@@ -494,6 +516,29 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
         match rpc::poll(&*self.client.end.seg, self.ticket, false) {
             Poll::Pending => None,
             p => Some(Ok(p)),
+        }
+    }
+
+    /// Looks at the call once, without waiting: `Ok(true)` once it is answered (then
+    /// [`Pending::receive`] returns at once), `Ok(false)` while it is pending; the errors of
+    /// [`Pending::wait`] (`RequestFailed`, `Disconnected`) otherwise.
+    ///
+    /// ```
+    /// # use ndring::*;
+    /// # let name = format!("/ndr-doc-pentw-{}", std::process::id());
+    /// # let srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 2, 1, &Config::rpc())?;
+    /// # let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
+    /// let p = cli.send(&ndarray::arr1(&[1]))?;
+    /// assert!(!p.try_wait()?);
+    /// srv.recv()?.reply_with(&ndarray::arr1(&[2]));
+    /// assert!(p.try_wait()?);
+    /// assert_eq!(p.receive()?[0], 2);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn try_wait(&self) -> Result<bool> {
+        match self.reply_poll().or_else(|| self.reply_step(true)) {
+            None => Ok(false),
+            got => self.outcome(got).map(|()| true),
         }
     }
 

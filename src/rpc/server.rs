@@ -221,7 +221,9 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_recv(&self) -> Result<Request<'_, Q, QD, R, RD>> {
-        match self.take(true) {
+        // The bare attempt first (loads only): the RMW re-check and the dead-peer sweep only
+        // when it finds nothing.
+        match self.take_poll().or_else(|| self.take(true)) {
             Some(r) => Ok(r),
             None => Err(Error::Empty),
         }

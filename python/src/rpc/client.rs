@@ -72,19 +72,23 @@ impl Client {
         let client = self.inner.get(py, "Client")?;
         let a = conform(py, request, &self.types.request, "request", false)?;
         let src = data_of(&a)?;
-        let c = client.clone();
-        let mut call = crate::handles::wait(py, None, move |slice| {
-            c.request_timeout(slice).map(|call| {
-                // SAFETY: the call borrows the client inside the `Arc` (a stable address);
-                // `InFlight` keeps a clone of it beside the call and drops the call first.
-                unsafe {
-                    std::mem::transmute::<
-                        ndring::Call<'_, u8, _, u8, _>,
-                        ndring::Call<'static, u8, ndarray::Ix1, u8, ndarray::Ix1>,
-                    >(call)
-                }
-            })
-        })?;
+        // SAFETY: the call borrows the client in the `Arc` (a stable address); `InFlight`
+        // keeps a clone of it beside the call and drops the call first.
+        let unbound = |call: ndring::Call<'_, u8, ndarray::Ix1, u8, ndarray::Ix1>| unsafe {
+            std::mem::transmute::<
+                ndring::Call<'_, u8, _, u8, _>,
+                ndring::Call<'static, u8, ndarray::Ix1, u8, ndarray::Ix1>,
+            >(call)
+        };
+        // A free call at once, with the GIL kept; else waiting without it.
+        let mut call = match client.try_request() {
+            Ok(call) => unbound(call),
+            Err(ndring::Error::Full) => {
+                let c = client.clone();
+                crate::handles::wait(py, None, move |slice| c.request_timeout(slice).map(unbound))?
+            }
+            Err(e) => return Err(e).py(py),
+        };
         let n = call.len();
         // A raw copy: no Rust reference over `a`'s memory, which could be shared with another
         // process. SAFETY: `dst` is our FILLING call's request, `n` bytes, nobody else's until
@@ -108,9 +112,14 @@ fn finish<'py>(
     timeout: Option<f64>,
     types: &Types,
 ) -> Result<Bound<'py, PyAny>, (PyErr, Option<InFlight>)> {
-    let waited = {
-        let p = &f.pending;
-        crate::handles::wait(py, timeout, |slice| p.wait(Some(slice)))
+    // An answer already in at once, with the GIL kept; else waiting without it.
+    let waited = match f.pending.try_wait() {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            let p = &f.pending;
+            crate::handles::wait(py, timeout, |slice| p.wait(Some(slice)))
+        }
+        Err(e) => Err(crate::errors::to_py(py, e)),
     };
     if let Err(e) = waited {
         return Err((e, Some(f)));

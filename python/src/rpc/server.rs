@@ -105,15 +105,20 @@ impl Server {
 
     fn take(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Request> {
         let srv = self.inner.get(py, "Server")?;
-        let s = srv.clone();
-        let req = crate::handles::wait(py, timeout, move |slice| {
-            s.recv_timeout(slice).map(|r| {
-                // SAFETY: the request borrows the server inside the `Arc`, whose address is
-                // stable; `Served` keeps a clone of that `Arc` beside it and drops the request
-                // first, so the borrow never outlives the server.
-                unsafe { std::mem::transmute::<ndring::Request<'_, u8, _, u8, _>, RsRequest>(r) }
-            })
-        })?;
+        // SAFETY: the request borrows the server in the `Arc` (a stable address); `Served`
+        // keeps a clone of it beside the request and drops the request first.
+        let unbound = |r: ndring::Request<'_, u8, ndarray::Ix1, u8, ndarray::Ix1>| unsafe {
+            std::mem::transmute::<ndring::Request<'_, u8, _, u8, _>, RsRequest>(r)
+        };
+        // A request already queued at once, with the GIL kept; else waiting without it.
+        let req = match srv.try_recv() {
+            Ok(r) => unbound(r),
+            Err(ndring::Error::Empty) => {
+                let s = srv.clone();
+                crate::handles::wait(py, timeout, move |slice| s.recv_timeout(slice).map(unbound))?
+            }
+            Err(e) => return Err(e).py(py),
+        };
         Request::new(py, req, srv, self.types.clone())
     }
 }
