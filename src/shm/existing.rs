@@ -102,27 +102,28 @@ impl Segment {
     }
 }
 
-/// What holds a name already.
+/// What holds a name already: a ready ring and its [`Condition`], or a segment never made ready.
 enum Existing {
-    Live(u32),
-    ClosedInUse(Vec<PeerInfo>),
-    Finished(Segment),
-    Abandoned(Segment),
+    /// Boxed: the other variants are a few words (a cold path, once per name taken).
+    Ready(Box<Segment>, Condition),
+    /// Never made ready, by a creator that is alive (this pid): a creation in progress.
+    Creating(u32),
     /// Never made ready by its creator, who is dead (or unknown: it never wrote its header).
-    Unfinished(Unfinished),
+    Abandoned(NotReady),
     /// Became ready while we looked: the caller's create fails again and looks again.
     Retry,
     Unknown,
 }
 
-/// A segment that never became ready, as judged through `fd`.
-struct Unfinished {
+/// A segment that never became ready, as judged through `fd` (the public listing's
+/// `inspect::Unfinished` is its description for `ndring ls`).
+struct NotReady {
     fd: sys::Handle,
     /// Its creator (pid, start time), if its fixed header was written.
     creator: Option<(u32, u64)>,
 }
 
-impl Unfinished {
+impl NotReady {
     fn pid(&self) -> u32 {
         self.creator.map_or(0, |(pid, _)| pid)
     }
@@ -137,24 +138,26 @@ pub(crate) fn make_room(name: &str, config: &Config) -> Result<()> {
         creator_pid,
     };
     let removed = match classify(name, config.ready_timeout) {
-        Existing::Live(pid) => {
+        Existing::Ready(_, Condition::Live(pid)) | Existing::Creating(pid) => {
             return Err(Error::AlreadyExists {
                 name: name.into(),
                 creator_pid: Some(pid),
             });
         }
-        Existing::ClosedInUse(peers) => {
+        Existing::Ready(_, Condition::ClosedInUse(peers)) => {
             return Err(Error::InUse {
                 name: name.into(),
                 peers,
             });
         }
         // Its stream is over and nobody is attached: never a poisoned name.
-        Existing::Finished(seg) => remove_over(&seg, config),
-        Existing::Abandoned(seg) if config.replace_stale => remove_over(&seg, config),
-        Existing::Abandoned(seg) => return Err(stale(seg.creator_pid())),
-        Existing::Unfinished(u) if config.replace_stale => remove_unfinished(name, &u),
-        Existing::Unfinished(u) => return Err(stale(u.pid())),
+        Existing::Ready(seg, Condition::Finished) => remove_over(&seg, config),
+        Existing::Ready(seg, Condition::Abandoned) if config.replace_stale => {
+            remove_over(&seg, config)
+        }
+        Existing::Ready(seg, Condition::Abandoned) => return Err(stale(seg.creator_pid())),
+        Existing::Abandoned(u) if config.replace_stale => remove_unfinished(name, &u),
+        Existing::Abandoned(u) => return Err(stale(u.pid())),
         Existing::Retry => Ok(()),
         Existing::Unknown => {
             return Err(Error::AlreadyExists {
@@ -200,12 +203,12 @@ fn removed(
 /// the name still refers to the object judged and it is still unfinished with a dead or unknown
 /// creator. A live creator holds the shared lock from its exclusive create until READY
 /// (`Segment::create`), so one that is merely slow is never removed.
-fn remove_unfinished(name: &str, u: &Unfinished) -> Result<(), rustix::io::Errno> {
+fn remove_unfinished(name: &str, u: &NotReady) -> Result<(), rustix::io::Errno> {
     removed(remove_name_unless_used(name, &u.fd, || {
         let still = match look(&u.fd) {
             Look::Ready => false,
-            Look::Unfinished(Some((pid, start))) => !sys::alive(pid, start),
-            Look::Unfinished(None) => true,
+            Look::NotReady(Some((pid, start))) => !sys::alive(pid, start),
+            Look::NotReady(None) => true,
         };
         (!still).then_some(())
     }))
@@ -214,12 +217,10 @@ fn remove_unfinished(name: &str, u: &Unfinished) -> Result<(), rustix::io::Errno
 /// Judges what holds `name`.
 fn classify(name: &str, ready_timeout: Duration) -> Existing {
     match Segment::open(name, ready_timeout) {
-        Ok(seg) => match seg.condition() {
-            Condition::Live(pid) => Existing::Live(pid),
-            Condition::ClosedInUse(peers) => Existing::ClosedInUse(peers),
-            Condition::Finished => Existing::Finished(seg),
-            Condition::Abandoned => Existing::Abandoned(seg),
-        },
+        Ok(seg) => {
+            let c = seg.condition();
+            Existing::Ready(Box::new(seg), c)
+        }
         // Never finished by its creator: stale, unless that creator is alive.
         Err(Error::NotReady { .. }) => {
             let Ok(fd) = sys::open(name, true) else {
@@ -228,10 +229,10 @@ fn classify(name: &str, ready_timeout: Duration) -> Existing {
             match look(&fd) {
                 // Became ready since: look again next time round.
                 Look::Ready => Existing::Retry,
-                Look::Unfinished(Some((pid, start))) if sys::alive(pid, start) => {
-                    Existing::Live(pid)
+                Look::NotReady(Some((pid, start))) if sys::alive(pid, start) => {
+                    Existing::Creating(pid)
                 }
-                Look::Unfinished(creator) => Existing::Unfinished(Unfinished { fd, creator }),
+                Look::NotReady(creator) => Existing::Abandoned(NotReady { fd, creator }),
             }
         }
         Err(_) => Existing::Unknown,
@@ -242,7 +243,7 @@ fn classify(name: &str, ready_timeout: Duration) -> Existing {
 enum Look {
     Ready,
     /// Still not ready; its creator, if its fixed header was written.
-    Unfinished(Option<(u32, u64)>),
+    NotReady(Option<(u32, u64)>),
 }
 
 /// Looks at the fixed header and the state word of the segment behind `fd` (hostile bytes:
@@ -251,10 +252,10 @@ fn look(fd: &sys::Handle) -> Look {
     let size = sys::size(fd).unwrap_or(0);
     let len = FIXED_SIZE + CONTROL_SIZE;
     if size < len as u64 {
-        return Look::Unfinished(None);
+        return Look::NotReady(None);
     }
     let Ok(map) = RawMap::new(fd, len, true) else {
-        return Look::Unfinished(None);
+        return Look::NotReady(None);
     };
     let ready = map.ready();
     let bytes = map.copy::<FIXED_SIZE>(0);
@@ -263,7 +264,7 @@ fn look(fd: &sys::Handle) -> Look {
         return Look::Ready;
     }
     let f: Fixed = bytemuck::pod_read_unaligned(&bytes[..std::mem::size_of::<Fixed>()]);
-    Look::Unfinished(
+    Look::NotReady(
         (f.magic == layout::MAGIC && f.creator_pid != 0)
             .then_some((f.creator_pid, f.creator_start_time)),
     )
@@ -274,15 +275,15 @@ mod tests {
     use super::*;
 
     /// An unfinished segment of an unknown creator (header never written) under `name`.
-    fn unfinished(name: &str) -> Unfinished {
+    fn unfinished(name: &str) -> NotReady {
         std::fs::write(
             format!("/dev/shm{name}"),
             vec![0u8; FIXED_SIZE + CONTROL_SIZE],
         )
         .unwrap();
         let fd = sys::open(name, true).unwrap();
-        assert!(matches!(look(&fd), Look::Unfinished(None)));
-        Unfinished { fd, creator: None }
+        assert!(matches!(look(&fd), Look::NotReady(None)));
+        NotReady { fd, creator: None }
     }
 
     fn named(name: &str) -> bool {
