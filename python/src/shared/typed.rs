@@ -93,10 +93,9 @@ macro_rules! locked {
     ($self:ident, $array:ident, $guard:ident, $take:expr, $rows:expr) => {{
         let g = $take?;
         let (ptr, rows) = (g.as_ptr(), $rows.then(|| g.shape().to_vec()));
-        // SAFETY: the guard borrows `*$self`, the handle inside an `Arc` allocation (it never
-        // moves); `held` stores the guard in an `Owned` with `$array`, a clone of that `Arc`,
-        // which is dropped after the guard (field order): the borrow never outlives the
-        // handle. The types differ in their lifetime only.
+        // The guard borrows `*$self`, the handle inside an `Arc` allocation (it never moves);
+        // `held` stores it in an `Owned` with `$array`, a clone of that `Arc`, dropped after it.
+        // SAFETY: so the borrow never outlives the handle; the types differ in lifetime only.
         let g = unsafe {
             std::mem::transmute::<ndring::$guard<'_, T, IxDyn>, ndring::$guard<'static, T, IxDyn>>(
                 g,
@@ -164,9 +163,9 @@ impl<T: PyElement> AnyShared for Typed<T> {
         })?;
         let src = src.as_array();
         debug_assert!(held.rows.is_none(), "copy_in takes a whole-array lock");
-        // SAFETY: `held` is the exclusive lock on the whole array (nobody else reads or writes
-        // it until it is dropped, after this call); its memory is the array's elements of
-        // `T` (as many of `T::Np`, same size and alignment) in C order from `held.ptr`.
+        // `held` is the exclusive lock on the whole array, dropped after this call; its memory
+        // is the array's elements of `T` (as many `T::Np`: same size, alignment) in C order.
+        // SAFETY: so nobody else reads or writes what this view covers while it lives.
         let mut dst =
             unsafe { ArrayViewMut::from_shape_ptr(IxDyn(self.0.shape()), held.ptr as *mut T::Np) };
         dst.assign(&src);
@@ -210,10 +209,9 @@ pub unsafe fn numpy_over<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let mut dims: Vec<npy_intp> = shape.iter().map(|&n| n as npy_intp).collect();
     let flags = if writable { NPY_ARRAY_WRITEABLE } else { 0 };
-    // SAFETY: numpy's `ndarray` type and a descriptor reference it steals (`into_ptr`); the
-    // data per the contract; the base stored as `read_array` does (a new array without a base
-    // or owned data), its reference then owned by the array. A read-only array over a base
-    // without the buffer protocol cannot be made writable again.
+    // numpy's `ndarray` type, a descriptor reference it steals (`into_ptr`), the data per the
+    // contract. SAFETY: the base is stored as `read_array` does (no base or owned data before),
+    // its reference then the array's; read-only over a base without the buffer protocol stays so.
     unsafe {
         let ty = npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type);
         let array = PY_ARRAY_API.PyArray_NewFromDescr(
