@@ -171,8 +171,8 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_request(&self) -> Result<Call<'_, Q, QD, R, RD>> {
-        // The bare attempt first: the RMW re-check and the dead-peer sweep only when it fails.
-        match self.claim_poll().or_else(|| self.claim_step(true)) {
+        // Loads only (no RMW re-check: no sleep follows); the dead-peer sweep when it fails.
+        match self.claim_step(false) {
             Some(t) => Ok(self.call_for(t)),
             None => Err(Error::Full),
         }
@@ -196,14 +196,15 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> 
     fn request_until(&self, deadline: Option<Instant>) -> Result<Call<'_, Q, QD, R, RD>> {
         let seg = &*self.end.seg;
         let me = Sleeper::new(self.end.entry_ref(), SLEEPING_NOT_FULL);
-        let how = self.end.how;
-        let ticket = wait::spin(how.spin, || self.claim_poll())
-            .or_else(|| {
-                wait::sleep_until(&seg.control().not_full, me, how, deadline, |strong| {
-                    self.claim_step(strong)
-                })
-            })
-            .ok_or(Error::Timeout)?;
+        let ticket = wait::poll_then_sleep(
+            &seg.control().not_full,
+            me,
+            self.end.how,
+            deadline,
+            || self.claim_poll(),
+            |strong| self.claim_step(strong),
+        )
+        .ok_or(Error::Timeout)?;
         Ok(self.call_for(ticket))
     }
 
@@ -500,15 +501,14 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
         let end = &self.client.end;
         let t = self.ticket;
         let me = Sleeper::new(end.entry_ref(), SLEEPING_REPLY + t.slot as u64);
-        let got = wait::spin(end.how.spin, || self.reply_poll()).or_else(|| {
-            wait::sleep_until(
-                &seg.call(t.slot).reply,
-                me,
-                end.how,
-                timeout.and_then(wait::deadline),
-                |strong| self.reply_step(strong),
-            )
-        });
+        let got = wait::poll_then_sleep(
+            &seg.call(t.slot).reply,
+            me,
+            end.how,
+            timeout.and_then(wait::deadline),
+            || self.reply_poll(),
+            |strong| self.reply_step(strong),
+        );
         self.outcome(got)
     }
 
@@ -539,7 +539,8 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Pending<'c, Q, QD
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_wait(&self) -> Result<bool> {
-        match self.reply_poll().or_else(|| self.reply_step(true)) {
+        // Loads only (no RMW re-check: no sleep follows); the liveness checks while pending.
+        match self.reply_step(false) {
             None => Ok(false),
             got => self.outcome(got).map(|()| true),
         }

@@ -221,9 +221,9 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
     /// # Ok::<(), Error>(())
     /// ```
     pub fn try_recv(&self) -> Result<Request<'_, Q, QD, R, RD>> {
-        // The bare attempt first (loads only): the RMW re-check and the dead-peer sweep only
-        // when it finds nothing.
-        match self.take_poll().or_else(|| self.take(true)) {
+        // Loads only (no RMW re-check: no sleep follows); the dead-peer sweep when it finds
+        // nothing.
+        match self.take(false) {
             Some(r) => Ok(r),
             None => Err(Error::Empty),
         }
@@ -245,10 +245,15 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<Request<'_, Q, QD, R, RD>> {
         let c = self.end.seg.control();
         let me = Sleeper::new(self.end.entry_ref(), SLEEPING_NOT_EMPTY);
-        let how = self.end.how;
-        wait::spin(how.spin, || self.take_poll())
-            .or_else(|| wait::sleep_until(&c.not_empty, me, how, deadline, |s| self.take(s)))
-            .ok_or(Error::Timeout)
+        wait::poll_then_sleep(
+            &c.not_empty,
+            me,
+            self.end.how,
+            deadline,
+            || self.take_poll(),
+            |strong| self.take(strong),
+        )
+        .ok_or(Error::Timeout)
     }
 
     /// [`Server::recv`] in a future: awaits a request. Cancel-safe: dropped before it is

@@ -62,6 +62,21 @@ pub(crate) fn wait_for<R>(
     sleep_until(w, me, how, deadline, step)
 }
 
+/// [`wait_for`] with the spin's attempt apart from the sleeps': `poll` (the bare protocol
+/// attempt, a waiter's reaction time) up to `how.spin` times, then [`sleep_until`] with `step`
+/// (the attempt with its liveness checks), as [`crate::shm::wait_async::wait_for`] does.
+#[inline]
+pub(crate) fn poll_then_sleep<R>(
+    w: &WaitWord,
+    me: Sleeper<'_>,
+    how: Waiting,
+    deadline: Option<Instant>,
+    poll: impl FnMut() -> Option<R>,
+    step: impl FnMut(bool) -> Option<R>,
+) -> Option<R> {
+    spin(how.spin, poll).or_else(|| sleep_until(w, me, how, deadline, step))
+}
+
 /// Polls `poll` up to `polls` times, with a spin hint between polls and a yield every 64 (to let
 /// the peer run should it share our core, as on 2-core machines).
 ///

@@ -12,7 +12,7 @@ use crate::element::{self, np_view};
 use crate::errors::{IntoPy, invalid_argument};
 use crate::leases;
 
-use super::{Handle, PY_SPIN, input, open_segment, queue_spec, wait};
+use super::{Handle, PY_SPIN, input, now_or_wait, open_segment, queue_spec};
 
 trait AnyConsumer: Send + Sync {
     fn recv<'py>(&mut self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Bound<'py, PyAny>>;
@@ -119,10 +119,8 @@ impl<T: ndring::Element> Leasing<T> for LeaseConsumer<T, IxDyn> {
         py: Python<'_>,
         timeout: Option<f64>,
     ) -> PyResult<ndring::ReadLease<T, IxDyn>> {
-        match self.try_recv_lease() {
-            Err(Error::Empty) => wait(py, timeout, |d| self.recv_lease_timeout(d)),
-            r => r.py(py),
-        }
+        let first = self.try_recv_lease();
+        now_or_wait(py, timeout, first, |d| self.recv_lease_timeout(d))
     }
 }
 

@@ -58,6 +58,20 @@ pub(crate) fn wait<R: Send>(
     }
 }
 
+/// `first`, an attempt made with the GIL kept (a free slot or an item already there costs no
+/// GIL hand-over), unless it found nothing yet (`Empty`, `Full`): then [`wait`]s without it.
+pub(crate) fn now_or_wait<R: Send>(
+    py: Python<'_>,
+    timeout: Option<f64>,
+    first: ndring::Result<R>,
+    attempt: impl FnMut(Duration) -> ndring::Result<R> + Send,
+) -> PyResult<R> {
+    match first {
+        Err(Error::Empty | Error::Full) => wait(py, timeout, attempt),
+        r => r.py(py),
+    }
+}
+
 /// The element type named by a numpy dtype-like (`np.uint8`, `"float32"`, `np.float16`,
 /// `ml_dtypes.bfloat16`, `"bfloat16"` where `ml_dtypes` is installed, ...).
 pub(crate) fn parse_dtype(py: Python<'_>, dtype: &Bound<'_, PyAny>) -> PyResult<DType> {

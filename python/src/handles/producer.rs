@@ -12,7 +12,7 @@ use crate::element::{self, PyElement, np_view_mut};
 use crate::errors::{IntoPy, invalid_argument};
 use crate::leases::{self, Claim};
 
-use super::{Handle, PY_SPIN, input, open_segment, queue_spec, wait};
+use super::{Handle, PY_SPIN, input, now_or_wait, open_segment, queue_spec};
 
 trait AnyProducer: Send + Sync {
     fn claim(
@@ -55,10 +55,8 @@ impl<T: ndring::Element> Sender<T> {
         py: Python<'_>,
         timeout: Option<f64>,
     ) -> PyResult<ndring::WriteLease<T, IxDyn>> {
-        match self.tx.try_claim_lease() {
-            Err(Error::Full) => wait(py, timeout, |d| self.tx.claim_lease_timeout(d)),
-            r => r.py(py),
-        }
+        let first = self.tx.try_claim_lease();
+        now_or_wait(py, timeout, first, |d| self.tx.claim_lease_timeout(d))
     }
 }
 

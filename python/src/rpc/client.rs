@@ -80,15 +80,11 @@ impl Client {
                 ndring::Call<'static, u8, ndarray::Ix1, u8, ndarray::Ix1>,
             >(call)
         };
-        // A free call at once, with the GIL kept; else waiting without it.
-        let mut call = match client.try_request() {
-            Ok(call) => unbound(call),
-            Err(ndring::Error::Full) => {
-                let c = client.clone();
-                crate::handles::wait(py, None, move |slice| c.request_timeout(slice).map(unbound))?
-            }
-            Err(e) => return Err(e).py(py),
-        };
+        let first = client.try_request().map(unbound);
+        let c = client.clone();
+        let mut call = crate::handles::now_or_wait(py, None, first, move |slice| {
+            c.request_timeout(slice).map(unbound)
+        })?;
         let n = call.len();
         // A raw copy: no Rust reference over `a`'s memory, which could be shared with another
         // process. SAFETY: `dst` is our FILLING call's request, `n` bytes, nobody else's until
@@ -106,20 +102,22 @@ impl Client {
 }
 
 /// Waits for `f`'s answer, in slices that let Ctrl-C through; on success, its reply array.
+/// `look_first`: a call sent a while ago (a ticket's `result`) takes an answer already in with
+/// the GIL kept; one just sent (`call`) cannot have one yet and goes straight to the wait.
 fn finish<'py>(
     py: Python<'py>,
     f: InFlight,
     timeout: Option<f64>,
     types: &Types,
+    look_first: bool,
 ) -> Result<Bound<'py, PyAny>, (PyErr, Option<InFlight>)> {
-    // An answer already in at once, with the GIL kept; else waiting without it.
-    let waited = match f.pending.try_wait() {
-        Ok(true) => Ok(()),
-        Ok(false) => {
+    let waited = match look_first.then(|| f.pending.try_wait()) {
+        Some(Ok(true)) => Ok(()),
+        Some(Err(e)) => Err(crate::errors::to_py(py, e)),
+        Some(Ok(false)) | None => {
             let p = &f.pending;
             crate::handles::wait(py, timeout, |slice| p.wait(Some(slice)))
         }
-        Err(e) => Err(crate::errors::to_py(py, e)),
     };
     if let Err(e) = waited {
         return Err((e, Some(f)));
@@ -212,7 +210,7 @@ impl Client {
         #[pyo3(from_py_with = args::meta)] meta: Option<Vec<u8>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let f = self.start(py, request, meta)?;
-        finish(py, f, timeout, &self.types).map_err(|(e, f)| {
+        finish(py, f, timeout, &self.types, false).map_err(|(e, f)| {
             drop(f); // given up
             e
         })
@@ -317,7 +315,7 @@ impl Ticket {
         let Some(f) = f else {
             return Err(gone(py));
         };
-        finish(py, f, timeout, &self.types).map_err(|(e, f)| {
+        finish(py, f, timeout, &self.types, true).map_err(|(e, f)| {
             let timed_out = py
                 .import("ndring")
                 .and_then(|m| m.getattr("Timeout"))

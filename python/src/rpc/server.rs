@@ -110,15 +110,11 @@ impl Server {
         let unbound = |r: ndring::Request<'_, u8, ndarray::Ix1, u8, ndarray::Ix1>| unsafe {
             std::mem::transmute::<ndring::Request<'_, u8, _, u8, _>, RsRequest>(r)
         };
-        // A request already queued at once, with the GIL kept; else waiting without it.
-        let req = match srv.try_recv() {
-            Ok(r) => unbound(r),
-            Err(ndring::Error::Empty) => {
-                let s = srv.clone();
-                crate::handles::wait(py, timeout, move |slice| s.recv_timeout(slice).map(unbound))?
-            }
-            Err(e) => return Err(e).py(py),
-        };
+        let first = srv.try_recv().map(unbound);
+        let s = srv.clone();
+        let req = crate::handles::now_or_wait(py, timeout, first, move |slice| {
+            s.recv_timeout(slice).map(unbound)
+        })?;
         Request::new(py, req, srv, self.types.clone())
     }
 }
