@@ -2,7 +2,6 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
 
 use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
 
@@ -10,6 +9,7 @@ use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::handle::attach;
+use crate::handle::constructors::{self, Attach};
 use crate::handle::publisher::{BroadcastPublisher, Publisher};
 use crate::handle::slot::WriteSlot;
 use crate::protocol::{RingMemory, broadcast};
@@ -39,6 +39,36 @@ pub struct BroadcastWriter<T: Element, D: Dimension> {
     _t: PhantomData<fn() -> T>,
 }
 
+impl<T: Element, D: Dimension> Attach for BroadcastWriter<T, D> {
+    const ROLE: Role = Role::Writer;
+
+    /// Attaches to `seg`: registers as its writer, unless `created` (our entry in a ring we
+    /// created, taken before READY by `Segment::create`).
+    fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
+        // Neither check can fail for a ring we created: we wrote its header for `T` and `D`,
+        // with enough slots.
+        let dim = attach::check::<T, D>(&seg, false)?;
+        attach::check_broadcast_capacity(&seg)?;
+        let reg = match created {
+            Some(reg) => reg,
+            None => peers::register(&seg, Role::Writer)?,
+        };
+        let writer = broadcast::Writer::attach(&seg, 1);
+        Ok(BroadcastWriter {
+            inner: BroadcastPublisher {
+                seg: Arc::new(seg),
+                entry: reg.index,
+                writer,
+                closed: false,
+                grace: options.grace,
+                clock: SweepClock::new(),
+            },
+            dim,
+            _t: PhantomData,
+        })
+    }
+}
+
 impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// Creates the broadcast ring `name` and attaches as its writer. Fails with
     /// `InvalidConfig` unless `slots >= max_subscribers + 2`.
@@ -55,8 +85,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, reg, _) = attach::create::<T, D>(name, shape, config, Role::Writer)?;
-        Self::attach(seg, Some(reg), config.grace)
+        constructors::create::<Self, T, D>(name, shape.into_dimension(), config)
     }
 
     /// Attaches as the writer of the existing broadcast ring `name` (after a writer that
@@ -73,10 +102,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open(name: &str) -> Result<Self> {
-        attach::open_attach(
-            || Segment::open(name, OpenOptions::default().ready_timeout),
-            |seg| Self::attach(seg, None, OpenOptions::default().grace),
-        )
+        constructors::open_with(name, &OpenOptions::default())
     }
 
     /// Turns an untyped [`Segment`] into a writer.
@@ -92,7 +118,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg, None, OpenOptions::default().grace)
+        Self::from_segment_with(seg, &OpenOptions::default())
     }
 
     /// [`BroadcastWriter::from_segment`] with `options` (spin, grace period), for a caller
@@ -110,33 +136,7 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
-        Self::attach(seg, None, options.grace)
-    }
-
-    /// Attaches to `seg`: registers as its writer, unless `created` (our entry in a ring we
-    /// created, taken before READY by `Segment::create`).
-    fn attach(seg: Segment, created: Option<Registration>, grace: Duration) -> Result<Self> {
-        // Neither check can fail for a ring we created: we wrote its header for `T` and `D`,
-        // with enough slots.
-        let dim = attach::check::<T, D>(&seg, false)?;
-        attach::check_broadcast_capacity(&seg)?;
-        let reg = match created {
-            Some(reg) => reg,
-            None => peers::register(&seg, Role::Writer)?,
-        };
-        let writer = broadcast::Writer::attach(&seg, 1);
-        Ok(BroadcastWriter {
-            inner: BroadcastPublisher {
-                seg: Arc::new(seg),
-                entry: reg.index,
-                writer,
-                closed: false,
-                grace,
-                clock: SweepClock::new(),
-            },
-            dim,
-            _t: PhantomData,
-        })
+        <Self as Attach>::attach(seg, None, options)
     }
 
     /// Claims the slot of the oldest frame that no subscriber has pinned. Never waits.

@@ -1,9 +1,10 @@
-//! Shared by the typed handles: checking a segment against `T` and `D`, and creating one.
+//! Shared by the typed handles: checking a segment against `T` and `D`, creating one, and
+//! opening or creating a name.
 
-use ndarray::{Dimension, IntoDimension};
+use ndarray::Dimension;
 
 use crate::config::Config;
-use crate::element::Element;
+use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::layout::{Params, RingKind};
 use crate::role::Role;
@@ -116,18 +117,32 @@ pub(crate) fn check_shape(seg: &Segment, expected: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// Creates the segment for a ring of `T` with `shape`, with the caller registered as `role`
-/// (a queue ring for producers and consumers, a broadcast ring for the writer).
-pub(crate) fn create<T: Element, D: Dimension>(
+/// Creates the segment for items of `T` with `shape`, with the caller registered as `role`
+/// (a queue ring for producers and consumers, a broadcast ring for the writer, a shared array
+/// for a sharer).
+pub(crate) fn create<T: Element>(
     name: &str,
-    shape: impl IntoDimension<Dim = D>,
+    shape: &[usize],
     config: &Config,
     role: Role,
-) -> Result<(Segment, Registration, D)> {
+) -> Result<(Segment, Registration)> {
+    create_segment(name, (T::DTYPE, shape), None, config, role)
+}
+
+/// Creates a segment of any kind, the caller registered as `role`: items of `dtype` and
+/// `shape` (a request/reply segment's requests), and a request/reply segment's `reply`. The
+/// one place a config becomes a segment's parameters.
+pub(crate) fn create_segment(
+    name: &str,
+    (dtype, shape): (DType, &[usize]),
+    reply: Option<(DType, &[usize])>,
+    config: &Config,
+    role: Role,
+) -> Result<(Segment, Registration)> {
     let family = Family::of_role(role);
     if !family.holds(config.kind) {
         return Err(Error::InvalidConfig(format!(
-            "a handle of {} needs {}, the config is for {}",
+            "{} needs {}, the config is for {}",
             family.name(),
             family.config(),
             config.kind
@@ -142,27 +157,19 @@ pub(crate) fn create<T: Element, D: Dimension>(
             config.slots
         )));
     }
-    let dim = shape.into_dimension();
+    let array = family == Family::Array;
     let params = Params {
         kind: config.kind,
-        dtype: T::DTYPE,
-        shape: dim.slice().to_vec(),
-        slots: if family == Family::Array {
-            1
-        } else {
-            config.slots
-        },
-        user_meta: if family == Family::Array {
-            0
-        } else {
-            config.user_meta
-        },
+        dtype,
+        shape: shape.to_vec(),
+        // A shared array is one array, with no metadata; only streams stamp their items.
+        slots: if array { 1 } else { config.slots },
+        user_meta: if array { 0 } else { config.user_meta },
         max_peers: config.max_peers,
-        timestamps: config.timestamps,
-        reply: None,
+        timestamps: config.timestamps && matches!(family, Family::Queue | Family::Broadcast),
+        reply: reply.map(|(dtype, shape)| (dtype, shape.to_vec())),
     };
-    let (seg, reg) = Segment::create(name, params, config, role)?;
-    Ok((seg, reg, dim))
+    Segment::create(name, params, config, role)
 }
 
 /// Checks that a segment opened by name is a valid broadcast ring's (slot count vs subscribers),
@@ -185,9 +192,9 @@ pub(crate) fn check_broadcast_capacity(seg: &Segment) -> Result<()> {
 /// (closed, or left with nothing unread, and no live peer) is replaced, never reused; a closed
 /// ring with live peers is `InUse`. The shape of a ring opened is checked. A ring created comes
 /// with the caller's registration as `role`; one opened without.
-pub(crate) fn open_or_create<T: Element, D: Dimension>(
+pub(crate) fn open_or_create<T: Element>(
     name: &str,
-    dim: D,
+    shape: &[usize],
     config: &Config,
     role: Role,
 ) -> Result<(Segment, Option<Registration>)> {
@@ -202,7 +209,7 @@ pub(crate) fn open_or_create<T: Element, D: Dimension>(
                 }
                 Condition::Finished => true,
                 Condition::Live(_) | Condition::Abandoned => {
-                    check_shape(&seg, dim.slice())?;
+                    check_shape(&seg, shape)?;
                     return Ok((seg, None));
                 }
             },
@@ -211,10 +218,10 @@ pub(crate) fn open_or_create<T: Element, D: Dimension>(
         };
         // `create` replaces a finished ring itself; losing a race to another creator means
         // opening theirs.
-        match create::<T, D>(name, dim.clone(), config, role) {
+        match create::<T>(name, shape, config, role) {
             Err(Error::AlreadyExists { .. }) => continue,
             Err(Error::InUse { .. }) if finished => continue,
-            other => return other.map(|(seg, reg, _)| (seg, Some(reg))),
+            other => return other.map(|(seg, reg)| (seg, Some(reg))),
         }
     }
 }

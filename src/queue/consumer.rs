@@ -4,12 +4,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ndarray::{ArrayBase, DataMut, Dimension, IntoDimension};
+use ndarray::{ArrayBase, DataMut, Dimension};
 
-use crate::config::{Config, OpenOptions};
+use crate::config::OpenOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::handle::attach;
+use crate::handle::constructors::{Attach, typed_constructors};
 use crate::handle::slot::ReadSlot;
 use crate::header::{PeerEntry, SLEEPING_NOT_EMPTY};
 use crate::layout::RingKind;
@@ -60,132 +61,21 @@ mod recv_async;
 #[cfg(feature = "async")]
 pub use recv_async::{Recv, RecvStream};
 
-impl<T: Element, D: Dimension> Consumer<T, D> {
-    /// Creates the ring `name` and attaches as a consumer (for consumers that start first). The
-    /// last handle to detach (of any process) removes the name once nothing is left unread,
-    /// unless `config.keep(true)`.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-ccreate-{}", std::process::id());
-    /// let rx = Consumer::<u8, ndarray::Ix1>::create(&name, 64, &Config::mpmc())?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, reg, _) = attach::create::<T, D>(name, shape, config, Role::Consumer)?;
-        Self::attach(seg, Some(reg), config.into())
-    }
+typed_constructors!(
+    Consumer,
+    what: "a consumer",
+    create: "Creates the ring `name` and attaches as a consumer (for consumers that start first). The last handle to detach (of any process) removes the name once nothing is left unread, unless `config.keep(true)`.",
+    open_or_create: "Opens `name` if it holds a ring in use (checking type and shape), else creates it. A ring whose stream is over (closed, or left by every peer with nothing unread) is replaced; one a producer left with unread items is opened, so they are received.",
+    config: "Config::mpmc()",
+    first: Producer,
+);
 
-    /// Attaches as a consumer to the ring `name`, checking its element type and rank.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-copen-{}", std::process::id());
-    /// let _tx = Producer::<u8, ndarray::Ix1>::create(&name, 8, &Config::spsc())?;
-    /// let rx = Consumer::<u8, ndarray::Ix1>::open(&name)?;
-    /// assert!(matches!(
-    ///     Consumer::<u8, ndarray::Ix1>::open(&name),
-    ///     Err(Error::RoleTaken { role: Role::Consumer, .. })
-    /// ));
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self> {
-        Self::open_with(name, &OpenOptions::default())
-    }
-
-    /// [`Consumer::open`] with options.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-copenw-{}", std::process::id());
-    /// # let _tx = Producer::<u8, ndarray::Ix1>::create(&name, 8, &Config::spsc())?;
-    /// let rx = Consumer::<u8, ndarray::Ix1>::open_with(&name, &OpenOptions::default().spin(0))?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        attach::open_attach(
-            || Segment::open_with(name, options),
-            |seg| Self::attach(seg, None, options.clone()),
-        )
-    }
-
-    /// Like [`Consumer::open`], additionally requiring the exact `shape`.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-cshape-{}", std::process::id());
-    /// # let _tx = Producer::<u8, ndarray::Ix2>::create(&name, (4, 4), &Config::mpmc())?;
-    /// assert!(matches!(
-    ///     Consumer::<u8, ndarray::Ix2>::open_shape(&name, (2, 8)),
-    ///     Err(Error::ShapeMismatch { .. })
-    /// ));
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
-        let shape = shape.into_dimension();
-        attach::open_attach(
-            || attach::open_shape(name, shape.slice()),
-            |seg| Self::attach(seg, None, OpenOptions::default()),
-        )
-    }
-
-    /// Opens `name` if it holds a ring in use (checking type and shape), else creates it. A ring
-    /// whose stream is over (closed, or left by every peer with nothing unread) is replaced;
-    /// one a producer left with unread items is opened, so they are received.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-cooc-{}", std::process::id());
-    /// let rx = Consumer::<u8, ndarray::Ix1>::open_or_create(&name, 8, &Config::spsc())?;
-    /// let tx = Producer::<u8, ndarray::Ix1>::open_or_create(&name, 8, &Config::spsc())?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open_or_create(
-        name: &str,
-        shape: impl IntoDimension<Dim = D>,
-        config: &Config,
-    ) -> Result<Self> {
-        let dim = shape.into_dimension();
-        attach::open_attach(
-            || attach::open_or_create::<T, D>(name, dim.clone(), config, Role::Consumer),
-            |(seg, reg)| Self::attach(seg, reg, config.into()),
-        )
-    }
-
-    /// Turns an untyped [`Segment`] into a consumer, checking type and rank.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-cfs-{}", std::process::id());
-    /// # let _tx = Producer::<u8, ndarray::Ix2>::create(&name, (2, 2), &Config::mpmc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// let rx = Consumer::<u8, ndarray::IxDyn>::from_segment(seg)?;
-    /// assert_eq!(rx.shape(), &[2, 2]);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg, None, OpenOptions::default())
-    }
-
-    /// [`Consumer::from_segment`] with `options` (spin, grace period), for a caller
-    /// that opened the segment itself, for instance to read its element type first: the one
-    /// attach path of every constructor, with no second mapping.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-cfsw-{}", std::process::id());
-    /// # let _tx = Producer::<u8, ndarray::Ix2>::create(&name, (2, 2), &Config::mpmc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// let h = Consumer::<u8, ndarray::IxDyn>::from_segment_with(seg, &OpenOptions::default().spin(0))?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
-        Self::attach(seg, None, options.clone())
-    }
+impl<T: Element, D: Dimension> Attach for Consumer<T, D> {
+    const ROLE: Role = Role::Consumer;
 
     /// Attaches to `seg`: registers as a consumer, unless `created` (our entry in a ring we
     /// created, taken before READY by `Segment::create`).
-    fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
+    fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
         // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
         let dim = attach::check::<T, D>(&seg, true)?;
         let reg = match created {
@@ -225,7 +115,9 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
             _t: PhantomData,
         })
     }
+}
 
+impl<T: Element, D: Dimension> Consumer<T, D> {
     /// Releases the slot of the previous `recv` to the producers.
     #[inline(always)]
     fn release_held(&mut self) {

@@ -4,12 +4,13 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
+use ndarray::{ArrayBase, Data, Dimension};
 
-use crate::config::{Config, OpenOptions};
+use crate::config::OpenOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::handle::attach;
+use crate::handle::constructors::{Attach, typed_constructors};
 use crate::handle::publisher::{Publisher, QueuePublisher};
 use crate::handle::slot::WriteSlot;
 use crate::header::SLEEPING_NOT_FULL;
@@ -49,135 +50,21 @@ mod claim_async;
 #[cfg(feature = "async")]
 pub use claim_async::Claim;
 
-impl<T: Element, D: Dimension> Producer<T, D> {
-    /// Creates the ring `name` for arrays of `shape` and attaches as its producer. The last
-    /// handle to detach (of any process) removes the name once nothing is left unread, unless
-    /// `config.keep(true)`.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-create-{}", std::process::id());
-    /// let tx = Producer::<u8, ndarray::Ix3>::create(&name, (1080, 1920, 3), &Config::spsc())?;
-    /// assert_eq!(tx.shape(), &[1080, 1920, 3]);
-    /// assert!(matches!(
-    ///     Producer::<u8, ndarray::Ix3>::create(&name, (1, 1, 1), &Config::spsc()),
-    ///     Err(Error::AlreadyExists { .. })
-    /// ));
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn create(name: &str, shape: impl IntoDimension<Dim = D>, config: &Config) -> Result<Self> {
-        let (seg, reg, _) = attach::create::<T, D>(name, shape, config, Role::Producer)?;
-        Self::attach(seg, Some(reg), config.into())
-    }
+typed_constructors!(
+    Producer,
+    what: "a producer",
+    create: "Creates the ring `name` for arrays of `shape` and attaches as its producer. The last handle to detach (of any process) removes the name once nothing is left unread, unless `config.keep(true)`.",
+    open_or_create: "Opens `name` if it holds a ring in use (checking type and shape), else creates it: for processes that may start in either order. A ring whose stream is over (closed, or left by every peer with nothing unread) is replaced, never reused, so a name is never poisoned; a closed ring that live peers still use is [`Error::InUse`], naming them.",
+    config: "Config::mpmc()",
+    first: Consumer,
+);
 
-    /// Attaches as a producer to the existing ring `name`, checking its element type and rank.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-popen-{}", std::process::id());
-    /// let _rx = Consumer::<f32, ndarray::Ix1>::create(&name, 16, &Config::mpmc())?;
-    /// let tx = Producer::<f32, ndarray::Ix1>::open(&name)?;
-    /// assert!(matches!(Producer::<u8, ndarray::Ix1>::open(&name), Err(Error::TypeMismatch { .. })));
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self> {
-        Self::open_with(name, &OpenOptions::default())
-    }
-
-    /// [`Producer::open`] with options.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-popenw-{}", std::process::id());
-    /// # let _rx = Consumer::<f32, ndarray::Ix1>::create(&name, 16, &Config::mpmc())?;
-    /// let tx = Producer::<f32, ndarray::Ix1>::open_with(&name, &OpenOptions::default().spin(0))?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        attach::open_attach(
-            || Segment::open_with(name, options),
-            |seg| Self::attach(seg, None, options.clone()),
-        )
-    }
-
-    /// Like [`Producer::open`], additionally requiring the exact `shape`.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-pshape-{}", std::process::id());
-    /// # let _rx = Consumer::<u8, ndarray::Ix2>::create(&name, (4, 4), &Config::mpmc())?;
-    /// assert!(Producer::<u8, ndarray::Ix2>::open_shape(&name, (4, 4)).is_ok());
-    /// assert!(matches!(
-    ///     Producer::<u8, ndarray::Ix2>::open_shape(&name, (4, 5)),
-    ///     Err(Error::ShapeMismatch { .. })
-    /// ));
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open_shape(name: &str, shape: impl IntoDimension<Dim = D>) -> Result<Self> {
-        let shape = shape.into_dimension();
-        attach::open_attach(
-            || attach::open_shape(name, shape.slice()),
-            |seg| Self::attach(seg, None, OpenOptions::default()),
-        )
-    }
-
-    /// Opens `name` if it holds a ring in use (checking type and shape), else creates it: for
-    /// processes that may start in either order. A ring whose stream is over (closed, or left by
-    /// every peer with nothing unread) is replaced, never reused, so a name is never poisoned;
-    /// a closed ring that live peers still use is [`Error::InUse`], naming them.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-pooc-{}", std::process::id());
-    /// let a = Producer::<u8, ndarray::Ix1>::open_or_create(&name, 8, &Config::mpmc())?;
-    /// let b = Producer::<u8, ndarray::Ix1>::open_or_create(&name, 8, &Config::mpmc())?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open_or_create(
-        name: &str,
-        shape: impl IntoDimension<Dim = D>,
-        config: &Config,
-    ) -> Result<Self> {
-        let dim = shape.into_dimension();
-        attach::open_attach(
-            || attach::open_or_create::<T, D>(name, dim.clone(), config, Role::Producer),
-            |(seg, reg)| Self::attach(seg, reg, config.into()),
-        )
-    }
-
-    /// Turns an untyped [`Segment`] into a producer, checking type and rank.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-pfs-{}", std::process::id());
-    /// # let _rx = Consumer::<u8, ndarray::IxDyn>::create(&name, vec![2, 2], &Config::mpmc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// let tx = Producer::<u8, ndarray::IxDyn>::from_segment(seg)?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg, None, OpenOptions::default())
-    }
-
-    /// [`Producer::from_segment`] with `options` (spin, grace period), for a caller
-    /// that opened the segment itself, for instance to read its element type first: the one
-    /// attach path of every constructor, with no second mapping.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-pfsw-{}", std::process::id());
-    /// # let _rx = Consumer::<u8, ndarray::IxDyn>::create(&name, vec![2, 2], &Config::mpmc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// let h = Producer::<u8, ndarray::IxDyn>::from_segment_with(seg, &OpenOptions::default().spin(0))?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
-        Self::attach(seg, None, options.clone())
-    }
+impl<T: Element, D: Dimension> Attach for Producer<T, D> {
+    const ROLE: Role = Role::Producer;
 
     /// Attaches to `seg`: registers as a producer, unless `created` (our entry in a ring we
     /// created, taken before READY by `Segment::create`).
-    fn attach(seg: Segment, created: Option<Registration>, options: OpenOptions) -> Result<Self> {
+    fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
         // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
         let dim = attach::check::<T, D>(&seg, true)?;
         let reg = match created {
@@ -211,7 +98,9 @@ impl<T: Element, D: Dimension> Producer<T, D> {
             _t: PhantomData,
         })
     }
+}
 
+impl<T: Element, D: Dimension> Producer<T, D> {
     /// Claims a free slot, waiting while the ring is full. `Err(Closed)` once closed;
     /// `Err(Disconnected { missing: Role::Consumer })` while the ring is full and no consumer is
     /// attached any more (every consumer detached or died, noticed within the grace period);

@@ -12,11 +12,11 @@ use ndarray::Dimension;
 pub use client::{Call, Client, Pending, Reply};
 pub use server::{Request, Server};
 
-use crate::config::{Config, OpenOptions};
+use crate::config::OpenOptions;
 use crate::element::{DType, Element};
 use crate::error::{Error, Result};
 use crate::handle::attach::Family;
-use crate::layout::{Params, RingKind};
+use crate::layout::RingKind;
 use crate::role::Role;
 use crate::shm::peers::{self, Registration};
 use crate::shm::segment::Segment;
@@ -152,33 +152,6 @@ fn types(seg: &Segment) -> ((DType, Vec<usize>), (DType, Vec<usize>)) {
     let p = &seg.layout().params;
     let reply = p.reply.clone().expect("checked: a request/reply segment");
     ((p.dtype, p.shape.clone()), reply)
-}
-
-/// Creates a request/reply segment, the caller registered as `role`.
-fn create_segment(
-    name: &str,
-    request: (DType, &[usize]),
-    reply: (DType, &[usize]),
-    config: &Config,
-    role: Role,
-) -> Result<(Segment, Registration)> {
-    if config.kind != RingKind::Rpc {
-        return Err(Error::InvalidConfig(format!(
-            "a request/reply segment needs Config::rpc(), the config is for {}",
-            config.kind
-        )));
-    }
-    let params = Params {
-        kind: RingKind::Rpc,
-        dtype: request.0,
-        shape: request.1.to_vec(),
-        slots: config.slots,
-        user_meta: config.user_meta,
-        max_peers: config.max_peers,
-        timestamps: false,
-        reply: Some((reply.0, reply.1.to_vec())),
-    };
-    Segment::create(name, params, config, role)
 }
 
 /// How the calls of a request/reply segment stand, for listings ([`Segment::calls`]).

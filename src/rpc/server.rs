@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use ndarray::{ArrayBase, ArrayRef, ArrayView, ArrayViewMut, Data, Dimension, IntoDimension};
 
-use super::{Endpoint, check, create_segment};
+use super::{Endpoint, check};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::attach::create_segment;
 use crate::header::SLEEPING_NOT_EMPTY;
 use crate::protocol::RingMemory;
 use crate::protocol::rpc::{self, Answered, CallMemory, State};
@@ -71,7 +72,7 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
         let (seg, reg) = create_segment(
             name,
             (Q::DTYPE, q.slice()),
-            (R::DTYPE, r.slice()),
+            Some((R::DTYPE, r.slice())),
             config,
             Role::Server,
         )?;
@@ -419,7 +420,7 @@ impl Server<u8, ndarray::Ix1, u8, ndarray::Ix1> {
         reply: (crate::DType, &[usize]),
         config: &Config,
     ) -> Result<Self> {
-        let (seg, reg) = create_segment(name, request, reply, config, Role::Server)?;
+        let (seg, reg) = create_segment(name, request, Some(reply), config, Role::Server)?;
         let (qdim, rdim) = super::check_bytes(&seg)?;
         Ok(Server {
             #[cfg(feature = "async")]
