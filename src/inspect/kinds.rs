@@ -2,11 +2,8 @@
 //! poison flag and lock holders, and a request/reply segment's calls. Loads only: the mapping
 //! is read-only, and every word is hostile input (an entry index or a pid is only reported).
 
-use crate::header::CallCtrl;
 use crate::layout::RingKind;
 use crate::protocol::array::{EXCLUSIVE, OWNER};
-use crate::protocol::rpc::CallMemory;
-use crate::rpc::CallCounts;
 use crate::sync::Ordering::*;
 
 use super::Inspector;
@@ -24,16 +21,6 @@ pub struct ArrayStatus {
     pub readers: Vec<(u32, u64)>,
     /// Peers writing rows beside others: (pid, range locks held).
     pub range_writers: Vec<(u32, u64)>,
-}
-
-impl CallMemory for Inspector {
-    fn call(&self, i: usize) -> &CallCtrl {
-        self.map.call(i)
-    }
-
-    fn calls(&self) -> usize {
-        self.map.layout().params.slots
-    }
 }
 
 impl Inspector {
@@ -54,13 +41,13 @@ impl Inspector {
         if self.kind() != RingKind::Array {
             return None;
         }
-        let c = self.map.array();
+        let c = self.map().array();
         let lock = c.lock.load(Acquire);
         // Bits 0..32 of the owner tag are the pid, the bits above it the entry + 1.
         let exclusive = (lock & EXCLUSIVE != 0 && lock & OWNER != 0).then_some(lock as u32);
         let (mut readers, mut range_writers) = (Vec::new(), Vec::new());
         for p in self.peers() {
-            let e = self.map.peer(p.entry);
+            let e = self.map().peer(p.entry);
             let (holding, pin) = crate::protocol::peers::holds(e);
             if holding != 0 {
                 readers.push((p.pid, holding));
@@ -75,40 +62,6 @@ impl Inspector {
             exclusive,
             readers,
             range_writers,
-        })
-    }
-
-    /// A request/reply segment's calls: how many are queued, being served, answered, and the
-    /// totals ever sent, replied and failed (`None` for other kinds).
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-inspcalls-{}", std::process::id());
-    /// let _srv = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 1, 1, &Config::rpc().slots(4))?;
-    /// let cli = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
-    /// let _p = cli.send(&ndarray::arr1(&[1]))?;
-    /// let c = ndring::inspect::Inspector::open(&name)?.calls().unwrap();
-    /// assert_eq!((c.queued, c.sent_total), (1, 1));
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn calls(&self) -> Option<CallCounts> {
-        if self.kind() != RingKind::Rpc {
-            return None;
-        }
-        let [free, filling, queued, serving, replied, cancelled, failed] =
-            crate::protocol::rpc::census(self);
-        let c = self.map.control();
-        Some(CallCounts {
-            free,
-            filling,
-            queued,
-            serving,
-            replied,
-            cancelled,
-            failed,
-            sent_total: c.tail.load(Relaxed),
-            replied_total: c.head.load(Relaxed),
-            failed_total: c.stats.abandoned.load(Relaxed),
         })
     }
 }

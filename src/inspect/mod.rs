@@ -37,13 +37,12 @@ pub use newest::Newest;
 #[cfg(not(miri))]
 pub use remove::Removal;
 
-use crate::element::DType;
 use crate::error::{Error, Result};
 use crate::header::CLOSED;
-use crate::layout::{self, CONTROL_SIZE, FIXED_SIZE, Fixed, Layout, RingKind};
+use crate::layout::{self, CONTROL_SIZE, FIXED_SIZE, Fixed, RingKind};
 use crate::role::Role;
 use crate::shm::mapping::{Mapping, RawMap};
-use crate::shm::segment::Stats;
+use crate::shm::segment::{Segment, Stats};
 use crate::shm::sys;
 use crate::sync::Ordering::*;
 
@@ -216,19 +215,27 @@ pub fn started_at(ticks: u64) -> Option<std::time::SystemTime> {
 /// `Mapping`'s invariant), so every access stays inside the mapping.
 #[derive(Debug)]
 pub struct Inspector {
-    name: String,
-    /// Mapped `PROT_READ`: only atomic loads of at most 8 bytes and volatile copies are made
-    /// through it.
-    map: Mapping,
-    /// The descriptor the mapping came from: its identity and advisory lock are the object's
-    /// (`remove_unless_used`; under Miri, whose `sys` has no `rm`, unused).
-    #[cfg_attr(miri, allow(dead_code))]
-    fd: sys::Handle,
-    creator_pid: u32,
-    creator_start_time: u64,
+    /// Mapped `PROT_READ` from a read-only descriptor: only atomic loads of at most 8 bytes
+    /// and volatile copies are made through it.
+    seg: Segment,
+}
+
+/// An inspector is a read-only [`Segment`]: its name, kind, type, shape, sizes, creator,
+/// positions and statistics are the segment's.
+impl std::ops::Deref for Inspector {
+    type Target = Segment;
+
+    fn deref(&self) -> &Segment {
+        &self.seg
+    }
 }
 
 impl Inspector {
+    /// The mapping's words, loaded by the listings.
+    fn map(&self) -> &Mapping {
+        self.seg.mapping()
+    }
+
     /// Opens the ready ring `name` read-only; an unfinished segment is `Error::NotReady`.
     ///
     /// ```
@@ -302,14 +309,8 @@ impl Inspector {
                 size,
             }));
         }
-        let (layout, fixed) =
-            layout::decode(&bytes, size).map_err(|r| crate::shm::segment::rejection(name, r))?;
         Ok(Probe::Ring(Inspector {
-            name: name.into(),
-            map: raw.checked(layout),
-            fd,
-            creator_pid: fixed.creator_pid,
-            creator_start_time: fixed.creator_start_time,
+            seg: Segment::from_ready(name, fd, raw, size)?,
         }))
     }
 
@@ -349,63 +350,6 @@ impl Inspector {
         Ok(Scan { rings, skipped })
     }
 
-    /// The ring's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The validated layout (kind, dtype, shape, slots, offsets); not API (see the `layout`
-    /// module): `ndring inspect` prints its offsets.
-    #[doc(hidden)]
-    pub fn layout(&self) -> &Layout {
-        self.map.layout()
-    }
-
-    /// The ring kind.
-    pub fn kind(&self) -> RingKind {
-        self.map.layout().params.kind
-    }
-
-    /// The element type.
-    pub fn dtype(&self) -> DType {
-        self.map.layout().params.dtype
-    }
-
-    /// The shape of each item.
-    pub fn shape(&self) -> &[usize] {
-        &self.map.layout().params.shape
-    }
-
-    /// Number of slots.
-    pub fn slot_count(&self) -> usize {
-        self.map.layout().params.slots
-    }
-
-    /// Bytes of one item's array.
-    pub fn payload_bytes(&self) -> usize {
-        self.map.layout().payload_bytes
-    }
-
-    /// Bytes of the whole segment.
-    pub fn size(&self) -> usize {
-        self.map.layout().total_size
-    }
-
-    /// The creating process's id.
-    pub fn creator_pid(&self) -> u32 {
-        self.creator_pid
-    }
-
-    /// The creator's start time (clock ticks after boot; 0 if unknown).
-    pub fn creator_start_time(&self) -> u64 {
-        self.creator_start_time
-    }
-
-    /// Whether the creating process is still alive (pid and start time).
-    pub fn creator_alive(&self) -> bool {
-        sys::alive(self.creator_pid, self.creator_start_time)
-    }
-
     /// The shared counters, loaded now.
     ///
     /// ```
@@ -419,7 +363,7 @@ impl Inspector {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn counters(&self) -> Counters {
-        let c = self.map.control();
+        let c = self.map().control();
         let queue = self.kind().is_queue();
         let word = if queue { &c.tail } else { &c.published };
         let published = word.load(Acquire);
@@ -453,10 +397,10 @@ impl Inspector {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn peers(&self) -> Vec<PeerStatus> {
-        let published = self.map.control().published.load(Acquire) & !CLOSED;
-        (0..self.map.layout().params.max_peers)
+        let published = self.map().control().published.load(Acquire) & !CLOSED;
+        (0..self.map().layout().params.max_peers)
             .filter_map(|i| {
-                let e = self.map.peer(i);
+                let e = self.map().peer(i);
                 let owner = crate::protocol::peers::owner(e)?;
                 let (pid, start_time) = (owner.pid, owner.start_time);
                 let role = Role::from_u8(owner.role)?;
@@ -466,7 +410,7 @@ impl Inspector {
                 let reading = (self.kind() == RingKind::Broadcast && pin != 0)
                     .then(|| pin - 1)
                     .filter(|&s| s < self.slot_count() as u64)
-                    .map(|s| self.map.slot(s as usize).stamp.load(Acquire))
+                    .map(|s| self.map().slot(s as usize).stamp.load(Acquire))
                     .filter(|&st| st != 0 && st & crate::protocol::broadcast::WRITING == 0)
                     .map(|st| st >> 1);
                 let alive = sys::alive(pid, start_time);

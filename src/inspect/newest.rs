@@ -115,7 +115,7 @@ impl Inspector {
         self.layout()
             .params
             .timestamps
-            .then(|| self.map.slot(s).timestamp_ns.load(Relaxed))
+            .then(|| self.map().slot(s).timestamp_ns.load(Relaxed))
     }
 
     /// One attempt on a shared array: `Some((version, 0, None))` if `dst` holds the array as no
@@ -124,7 +124,7 @@ impl Inspector {
     /// the range writers' counts in the peer table are looked at.
     fn try_copy_array(&self, dst: &mut [u8]) -> Option<(u64, usize, Option<u64>)> {
         use crate::protocol::array::{EXCLUSIVE, RANGES};
-        let w = self.map.array();
+        let w = self.map().array();
         if w.lock.load(SeqCst) & EXCLUSIVE != 0 {
             return None;
         }
@@ -135,11 +135,11 @@ impl Inspector {
             return None;
         }
         let hw = (w.state.high_water.load(SeqCst) as usize).min(self.layout().params.max_peers);
-        if s & RANGES != 0 && (0..hw).any(|i| self.map.peer(i).pin.load(SeqCst) != 0) {
+        if s & RANGES != 0 && (0..hw).any(|i| self.map().peer(i).pin.load(SeqCst) != 0) {
             return None;
         }
         // SAFETY: slot 0's payload lies inside the mapping, 128-aligned; atomic loads only.
-        unsafe { atomic_copy(self.map.payload(0), dst) };
+        unsafe { atomic_copy(self.map().payload(0), dst) };
         fence(Acquire);
         (w.versions.begun.load(Relaxed) == begun).then_some((version, 0, None))
     }
@@ -147,28 +147,28 @@ impl Inspector {
     /// One attempt on a broadcast ring: `Some((seq, slot, timestamp))` if `dst` now holds frame
     /// `seq` whole.
     fn try_copy_frame(&self, dst: &mut [u8]) -> Result<Option<(u64, usize, Option<u64>)>> {
-        let seq = self.map.control().published.load(Acquire) & !CLOSED;
+        let seq = self.map().control().published.load(Acquire) & !CLOSED;
         if seq == 0 {
             return Err(Error::Empty);
         }
         let n = self.slot_count();
-        let s = self.map.index((seq % n as u64) as usize).load(Acquire) as usize;
-        let s = if s < n && self.map.slot(s).stamp.load(Acquire) == stamp_of(seq) {
+        let s = self.map().index((seq % n as u64) as usize).load(Acquire) as usize;
+        let s = if s < n && self.map().slot(s).stamp.load(Acquire) == stamp_of(seq) {
             s
         } else {
             // A newer frame's index entry, or one being written: search the slots.
-            match (0..n).find(|&i| self.map.slot(i).stamp.load(Acquire) == stamp_of(seq)) {
+            match (0..n).find(|&i| self.map().slot(i).stamp.load(Acquire) == stamp_of(seq)) {
                 Some(s) => s,
                 None => return Ok(None),
             }
         };
         // SAFETY: s < slots: the payload lies inside the mapping, 128-aligned; it is read only
         // with atomic loads, as the writer's fence protocol requires.
-        unsafe { atomic_copy(self.map.payload(s), dst) };
+        unsafe { atomic_copy(self.map().payload(s), dst) };
         let timestamp_ns = self.copy_ctrl(s);
         fence(Acquire);
         Ok(
-            (self.map.slot(s).stamp.load(Relaxed) == stamp_of(seq)).then_some((
+            (self.map().slot(s).stamp.load(Relaxed) == stamp_of(seq)).then_some((
                 seq,
                 s,
                 timestamp_ns,
@@ -179,7 +179,7 @@ impl Inspector {
     /// One attempt on a queue ring: `Some((pos + 1, slot, timestamp))` if `dst` now holds
     /// position `pos`.
     fn try_copy_item(&self, dst: &mut [u8]) -> Result<Option<(u64, usize, Option<u64>)>> {
-        let c = self.map.control();
+        let c = self.map().control();
         let n = self.slot_count() as u64;
         let tail = c.tail.load(Acquire) & !CLOSED;
         if tail == 0 {
@@ -192,7 +192,7 @@ impl Inspector {
         // SPSC: the newest is `tail − 1`. MPMC: claims may be in progress above the newest
         // published position, so look back at most one lap.
         let newest = (tail.saturating_sub(n)..tail).rev().find(|&pos| {
-            let st = self.map.slot((pos % n) as usize).stamp.load(Acquire);
+            let st = self.map().slot((pos % n) as usize).stamp.load(Acquire);
             holds(st, pos)
         });
         let Some(pos) = newest else {
@@ -206,7 +206,7 @@ impl Inspector {
         let (s, out_of_turn) = if mpmc {
             (e, false)
         } else {
-            let d = self.map.slot(e).data_slot.load(Relaxed);
+            let d = self.map().slot(e).data_slot.load(Relaxed);
             let slot = d & !OUT_OF_TURN;
             (
                 if slot < n { slot as usize } else { e },
@@ -215,14 +215,14 @@ impl Inspector {
         };
         // SAFETY: s < slots: the payload lies inside the mapping, 128-aligned; read only with
         // atomic loads, so a producer rewriting it makes the copy stale, never undefined.
-        unsafe { atomic_copy(self.map.payload(s), dst) };
+        unsafe { atomic_copy(self.map().payload(s), dst) };
         let timestamp_ns = self.copy_ctrl(s);
         fence(Acquire);
         let tail_now = c.tail.load(Relaxed) & !CLOSED;
         // Out of turn (this entry's mark, or the ring's: a producer that switched policy after
         // `pos` was published): whole if `pos` is still unreleased, or still the newest item.
         let out_of_turn = !mpmc && (out_of_turn || c.lifecycle.out_of_turn.load(Relaxed) != 0);
-        let still = holds(self.map.slot(e).stamp.load(Relaxed), pos)
+        let still = holds(self.map().slot(e).stamp.load(Relaxed), pos)
             && tail_now < pos + n
             && (!out_of_turn || tail_now <= pos + 1 || c.head.load(Relaxed) <= pos);
         Ok(still.then_some((pos + 1, s, timestamp_ns)))

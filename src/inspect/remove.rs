@@ -3,7 +3,7 @@
 //! removes the name, so that no process attaches between the check and the unlink.
 
 use crate::error::{Error, Result};
-use crate::shm::segment::{NameRemoval, remove_name_unless_used};
+use crate::shm::segment::NameRemoval;
 use crate::shm::sys;
 
 use super::{Inspector, PeerStatus};
@@ -40,7 +40,7 @@ impl Inspector {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn remove_unless_used(&self) -> Result<Removal> {
-        let removal = remove_name_unless_used(self.name(), &self.fd, || {
+        let removal = self.seg.remove_name_unless_used(|| {
             let live: Vec<PeerStatus> = self.peers().into_iter().filter(|p| p.alive).collect();
             (!live.is_empty()).then_some(live)
         });

@@ -180,7 +180,8 @@ pub struct CallCounts {
 }
 
 impl Segment {
-    /// Request/reply segments: how the calls stand (`None` for other kinds).
+    /// Request/reply segments: how the calls stand: how many are free, queued, being served,
+    /// answered, and the totals ever sent, replied and failed (`None` for other kinds).
     ///
     /// ```
     /// # use ndring::*;
@@ -190,6 +191,8 @@ impl Segment {
     /// let _p = cli.send(&ndarray::arr1(&[1]))?;
     /// let c = srv.segment().calls().unwrap();
     /// assert_eq!((c.free, c.queued, c.sent_total), (3, 1, 1));
+    /// // Anyone who may read the segment sees the same, through an inspector:
+    /// assert_eq!(ndring::inspect::Inspector::open(&name)?.calls(), Some(c));
     /// # Ok::<(), Error>(())
     /// ```
     pub fn calls(&self) -> Option<CallCounts> {

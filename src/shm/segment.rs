@@ -189,8 +189,9 @@ impl Segment {
         }
     }
 
-    /// The start time of the creating process (`/proc/PID/stat` field 22).
-    pub(crate) fn creator_start_time(&self) -> u64 {
+    /// The creating process's start time (clock ticks after boot, `/proc/PID/stat` field 22;
+    /// 0 if unknown).
+    pub fn creator_start_time(&self) -> u64 {
         self.creator_start_time
     }
 
@@ -315,6 +316,18 @@ impl Segment {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        Segment::from_ready(name, fd, raw, size)
+    }
+
+    /// The segment mapped in `raw` from `fd` (`size` bytes), once its creator made it ready:
+    /// its header validated against that size. The one place a mapping becomes a `Segment`,
+    /// for handles and inspectors alike.
+    pub(crate) fn from_ready(
+        name: &str,
+        fd: sys::Handle,
+        raw: RawMap,
+        size: u64,
+    ) -> Result<Segment> {
         let (layout, fixed) =
             layout::decode(&raw.copy::<FIXED_SIZE>(0), size).map_err(|r| rejection(name, r))?;
         Ok(Segment {
@@ -325,6 +338,11 @@ impl Segment {
             fd,
             removed_here: Default::default(),
         })
+    }
+
+    /// The mapping, for the readers of this crate that load its words themselves (`inspect`).
+    pub(crate) fn mapping(&self) -> &Mapping {
+        &self.map
     }
 
     /// The segment's name.
@@ -358,6 +376,11 @@ impl Segment {
     /// Number of slots.
     pub fn slot_count(&self) -> usize {
         self.map.layout().params.slots
+    }
+
+    /// Bytes of one item's array.
+    pub fn payload_bytes(&self) -> usize {
+        self.map.layout().payload_bytes
     }
 
     /// Bytes of user metadata each slot can carry.
@@ -489,8 +512,8 @@ impl Segment {
         self.control().lifecycle.keep.store(keep as u32, Release);
     }
 
-    /// Whether the creating process is alive.
-    pub(crate) fn creator_alive(&self) -> bool {
+    /// Whether the creating process is still alive (pid and start time).
+    pub fn creator_alive(&self) -> bool {
         sys::alive(self.creator_pid, self.creator_start_time)
     }
 
