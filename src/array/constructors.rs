@@ -23,7 +23,7 @@ typed_constructors!(
     what: "a shared array handle",
     create: "Creates the shared array `name` of `shape`, zero-filled, and attaches to it. The last handle to detach (of any process) removes the name, unless `config.keep(true)`. A name left by processes that all died is replaced.",
     open_or_create: "Opens `name` if it holds a shared array in use (or kept), checking type and shape, else creates it: for processes that may start in either order.",
-    config: "Config::array()",
+    config: Config::array(),
     first: SharedArray,
 );
 

@@ -66,7 +66,7 @@ typed_constructors!(
     what: "a consumer",
     create: "Creates the ring `name` and attaches as a consumer (for consumers that start first). The last handle to detach (of any process) removes the name once nothing is left unread, unless `config.keep(true)`.",
     open_or_create: "Opens `name` if it holds a ring in use (checking type and shape), else creates it. A ring whose stream is over (closed, or left by every peer with nothing unread) is replaced; one a producer left with unread items is opened, so they are received.",
-    config: "Config::mpmc()",
+    config: Config::mpmc(),
     first: Producer,
 );
 

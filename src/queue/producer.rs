@@ -55,7 +55,7 @@ typed_constructors!(
     what: "a producer",
     create: "Creates the ring `name` for arrays of `shape` and attaches as its producer. The last handle to detach (of any process) removes the name once nothing is left unread, unless `config.keep(true)`.",
     open_or_create: "Opens `name` if it holds a ring in use (checking type and shape), else creates it: for processes that may start in either order. A ring whose stream is over (closed, or left by every peer with nothing unread) is replaced, never reused, so a name is never poisoned; a closed ring that live peers still use is [`Error::InUse`], naming them.",
-    config: "Config::mpmc()",
+    config: Config::mpmc(),
     first: Consumer,
 );
 

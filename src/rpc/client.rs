@@ -10,10 +10,12 @@ use super::{Endpoint, check};
 use crate::config::OpenOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::constructors::{self, Attach, opening_constructors};
 use crate::header::{SLEEPING_NOT_FULL, SLEEPING_REPLY};
 use crate::protocol::RingMemory;
 use crate::protocol::rpc::{self, CallMemory, Poll, Ticket};
 use crate::role::Role;
+use crate::shm::peers::Registration;
 use crate::shm::segment::Segment;
 use crate::shm::wait::{self, Sleeper};
 use crate::sync::Ordering::*;
@@ -48,74 +50,28 @@ pub struct Client<Q: Element, QD: Dimension, R: Element, RD: Dimension> {
     _t: PhantomData<fn() -> (Q, R)>,
 }
 
+opening_constructors!(
+    impl[Q: Element, QD: Dimension, R: Element, RD: Dimension] Client<Q, QD, R, RD>,
+    what: "a client",
+    example: Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>,
+    wrong: Client::<u16, ndarray::Ix1, u8, ndarray::Ix1>,
+    first: Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 2, &Config::rpc()),
+    tag: rpc_client,
+);
+
+impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Attach for Client<Q, QD, R, RD> {
+    const ROLE: Role = Role::Client;
+
+    /// Clients never create the segment: `created` is always `None`.
+    fn attach(seg: Segment, _created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
+        let dims = check::<Q, QD, R, RD>(&seg)?;
+        Self::with_dims(seg, dims, options)
+    }
+}
+
 impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Client<Q, QD, R, RD> {
-    /// Attaches as a client of the request/reply segment `name`, checking the request's and the
-    /// reply's element types and ranks.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-clio-{}", std::process::id());
-    /// let _s = Server::<u8, ndarray::Ix1, f32, ndarray::Ix1>::create(&name, 4, 2, &Config::rpc())?;
-    /// let c = Client::<u8, ndarray::Ix1, f32, ndarray::Ix1>::open(&name)?;
-    /// assert!(matches!(
-    ///     Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name),
-    ///     Err(Error::TypeMismatch { .. })
-    /// ));
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self> {
-        Self::open_with(name, &OpenOptions::default())
-    }
-
-    /// [`Client::open`] with options (wait for the server to create the segment, spin, grace).
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-cliow-{}", std::process::id());
-    /// # let _s = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 2, &Config::rpc())?;
-    /// let c = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open_with(
-    ///     &name, &OpenOptions::default().wait_for_creator(std::time::Duration::from_secs(5)))?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        crate::handle::attach::open_attach(
-            || Segment::open_with(name, options),
-            |seg| Self::attach(seg, options),
-        )
-    }
-
-    /// Turns an untyped [`Segment`] into a client, checking kind, types and ranks.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-clifs-{}", std::process::id());
-    /// # let _s = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 2, &Config::rpc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// let c = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::from_segment(seg)?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg, &OpenOptions::default())
-    }
-
-    /// [`Client::from_segment`] with `options` (spin, grace period), for a caller
-    /// that opened the segment itself, for instance to read its element type first: the one
-    /// attach path of every constructor, with no second mapping.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-clifsw-{}", std::process::id());
-    /// # let _s = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 2, &Config::rpc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// let h = Client::<u8, ndarray::Ix1, u8, ndarray::Ix1>::from_segment_with(seg, &OpenOptions::default().spin(0))?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
-        Self::attach(seg, options)
-    }
-
-    fn attach(seg: Segment, options: &OpenOptions) -> Result<Self> {
-        let (qdim, rdim) = check::<Q, QD, R, RD>(&seg)?;
+    /// A client over `seg`, whose request and reply shapes `dims` are checked.
+    fn with_dims(seg: Segment, (qdim, rdim): (QD, RD), options: &OpenOptions) -> Result<Self> {
         Ok(Client {
             end: Endpoint::attach(seg, None, Role::Client, options)?,
             qdim,
@@ -312,10 +268,7 @@ impl Client<u8, ndarray::Ix1, u8, ndarray::Ix1> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_bytes(name: &str, options: &OpenOptions) -> Result<Self> {
-        crate::handle::attach::open_attach(
-            || Segment::open_with(name, options),
-            |seg| Self::from_segment_bytes(seg, options),
-        )
+        constructors::open_then(name, options, Self::from_segment_bytes)
     }
 
     /// [`Client::open_bytes`] over a segment the caller opened itself (to read its types first,
@@ -332,13 +285,8 @@ impl Client<u8, ndarray::Ix1, u8, ndarray::Ix1> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment_bytes(seg: Segment, options: &OpenOptions) -> Result<Self> {
-        let (qdim, rdim) = super::check_bytes(&seg)?;
-        Ok(Client {
-            end: Endpoint::attach(seg, None, Role::Client, options)?,
-            qdim,
-            rdim,
-            _t: PhantomData,
-        })
+        let dims = super::check_bytes(&seg)?;
+        Self::with_dims(seg, dims, options)
     }
 }
 

@@ -11,10 +11,12 @@ use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
 use crate::handle::attach::create_segment;
+use crate::handle::constructors::{self, Attach, opening_constructors};
 use crate::header::SLEEPING_NOT_EMPTY;
 use crate::protocol::RingMemory;
 use crate::protocol::rpc::{self, Answered, CallMemory, State};
 use crate::role::Role;
+use crate::shm::peers::Registration;
 use crate::shm::segment::Segment;
 use crate::shm::wait::{self, Sleeper};
 use crate::sync::Ordering::*;
@@ -50,6 +52,24 @@ pub struct Server<Q: Element, QD: Dimension, R: Element, RD: Dimension> {
     _t: PhantomData<fn() -> (Q, R)>,
 }
 
+opening_constructors!(
+    impl[Q: Element, QD: Dimension, R: Element, RD: Dimension] Server<Q, QD, R, RD>,
+    what: "one more server (servers share the requests; a restarted one takes over where a dead one stopped)",
+    example: Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>,
+    wrong: Server::<u16, ndarray::Ix1, u8, ndarray::Ix1>,
+    first: Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 2, &Config::rpc()),
+    tag: rpc_server,
+);
+
+impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Attach for Server<Q, QD, R, RD> {
+    const ROLE: Role = Role::Server;
+
+    fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
+        let dims = check::<Q, QD, R, RD>(&seg)?;
+        Self::with_dims(seg, created, dims, options)
+    }
+}
+
 impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> {
     /// Creates the request/reply segment `name` for requests of `request` shape and replies of
     /// `reply` shape, and serves it. A name whose processes all died is replaced.
@@ -79,72 +99,13 @@ impl<Q: Element, QD: Dimension, R: Element, RD: Dimension> Server<Q, QD, R, RD> 
         Self::attach(seg, Some(reg), &config.into())
     }
 
-    /// Serves the existing segment `name` too (several servers share its requests; a restarted
-    /// server takes over where a dead one stopped).
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-srvo-{}", std::process::id());
-    /// let a = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 4, &Config::rpc())?;
-    /// let b = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open(&name)?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open(name: &str) -> Result<Self> {
-        Self::open_with(name, &OpenOptions::default())
-    }
-
-    /// [`Server::open`] with options.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-srvow-{}", std::process::id());
-    /// # let a = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 4, &Config::rpc())?;
-    /// let b = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::open_with(&name, &OpenOptions::default().spin(0))?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn open_with(name: &str, options: &OpenOptions) -> Result<Self> {
-        crate::handle::attach::open_attach(
-            || Segment::open_with(name, options),
-            |seg| Self::attach(seg, None, options),
-        )
-    }
-
-    /// Turns an untyped [`Segment`] into a server, checking kind, types and ranks.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-srvfs-{}", std::process::id());
-    /// # let a = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 4, &Config::rpc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// let b = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::from_segment(seg)?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn from_segment(seg: Segment) -> Result<Self> {
-        Self::attach(seg, None, &OpenOptions::default())
-    }
-
-    /// [`Server::from_segment`] with `options` (spin, grace period), for a caller
-    /// that opened the segment itself, for instance to read its element type first: the one
-    /// attach path of every constructor, with no second mapping.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-srvfsw-{}", std::process::id());
-    /// # let _a = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::create(&name, 4, 4, &Config::rpc())?;
-    /// let seg = Segment::open(&name, std::time::Duration::from_secs(1))?;
-    /// let h = Server::<u8, ndarray::Ix1, u8, ndarray::Ix1>::from_segment_with(seg, &OpenOptions::default().spin(0))?;
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn from_segment_with(seg: Segment, options: &OpenOptions) -> Result<Self> {
-        Self::attach(seg, None, options)
-    }
-
-    fn attach(
+    /// A server over `seg`, whose request and reply shapes `dims` are checked.
+    fn with_dims(
         seg: Segment,
-        created: Option<crate::shm::peers::Registration>,
+        created: Option<Registration>,
+        (qdim, rdim): (QD, RD),
         options: &OpenOptions,
     ) -> Result<Self> {
-        let (qdim, rdim) = check::<Q, QD, R, RD>(&seg)?;
         Ok(Server {
             #[cfg(feature = "async")]
             pending: Default::default(),
@@ -421,15 +382,8 @@ impl Server<u8, ndarray::Ix1, u8, ndarray::Ix1> {
         config: &Config,
     ) -> Result<Self> {
         let (seg, reg) = create_segment(name, request, Some(reply), config, Role::Server)?;
-        let (qdim, rdim) = super::check_bytes(&seg)?;
-        Ok(Server {
-            #[cfg(feature = "async")]
-            pending: Default::default(),
-            end: Endpoint::attach(seg, Some(reg), Role::Server, &config.into())?,
-            qdim,
-            rdim,
-            _t: PhantomData,
-        })
+        let dims = super::check_bytes(&seg)?;
+        Self::with_dims(seg, Some(reg), dims, &config.into())
     }
 
     /// Serves the existing segment `name` as bytes, whatever its element types.
@@ -443,10 +397,7 @@ impl Server<u8, ndarray::Ix1, u8, ndarray::Ix1> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn open_bytes(name: &str, options: &OpenOptions) -> Result<Self> {
-        crate::handle::attach::open_attach(
-            || Segment::open_with(name, options),
-            |seg| Self::from_segment_bytes(seg, options),
-        )
+        constructors::open_then(name, options, Self::from_segment_bytes)
     }
 
     /// [`Server::open_bytes`] over a segment the caller opened itself (to read its types first,
@@ -463,15 +414,8 @@ impl Server<u8, ndarray::Ix1, u8, ndarray::Ix1> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment_bytes(seg: Segment, options: &OpenOptions) -> Result<Self> {
-        let (qdim, rdim) = super::check_bytes(&seg)?;
-        Ok(Server {
-            #[cfg(feature = "async")]
-            pending: Default::default(),
-            end: Endpoint::attach(seg, None, Role::Server, options)?,
-            qdim,
-            rdim,
-            _t: PhantomData,
-        })
+        let dims = super::check_bytes(&seg)?;
+        Self::with_dims(seg, None, dims, options)
     }
 }
 
