@@ -16,8 +16,9 @@ pub use guard::{ReadGuard, RowsGuard, WriteGuard};
 
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::accessors::segment_accessors;
 use crate::protocol::array::{self as proto, ArrayMemory, Wait};
-use crate::role::{PeerInfo, Role};
+use crate::role::Role;
 use crate::shm::peers;
 use crate::shm::segment::Segment;
 use crate::shm::wait::{Stuck, Waiting};
@@ -63,6 +64,14 @@ pub struct SharedArray<T: Element, D: Dimension> {
     _t: PhantomData<fn() -> T>,
 }
 
+segment_accessors!(
+    impl[T: Element, D: Dimension] SharedArray<T, D>,
+    seg: seg,
+    create: SharedArray::<u8, ndarray::Ix2>::create,
+    config: Config::array(),
+    tag: SharedArray,
+);
+
 impl<T: Element, D: Dimension> SharedArray<T, D> {
     /// The array's name.
     ///
@@ -75,45 +84,6 @@ impl<T: Element, D: Dimension> SharedArray<T, D> {
     /// ```
     pub fn name(&self) -> &str {
         self.seg.name()
-    }
-
-    /// The array's shape.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-sash-{}", std::process::id());
-    /// let sa = SharedArray::<u8, ndarray::Ix2>::create(&name, (3, 5), &Config::array())?;
-    /// assert_eq!(sa.shape(), &[3, 5]);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn shape(&self) -> &[usize] {
-        self.dim.slice()
-    }
-
-    /// The segment under this handle (name, peers, stats).
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-saseg-{}", std::process::id());
-    /// let sa = SharedArray::<u8, ndarray::Ix1>::create(&name, 8, &Config::array())?;
-    /// assert_eq!(sa.segment().kind(), RingKind::Array);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn segment(&self) -> &Segment {
-        &self.seg
-    }
-
-    /// The processes attached to the array.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-sap-{}", std::process::id());
-    /// let sa = SharedArray::<u8, ndarray::Ix1>::create(&name, 8, &Config::array())?;
-    /// assert_eq!(sa.peers()[0].role, Role::Sharer);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        self.seg.peers()
     }
 
     /// How many writes have ended (whole-array and row writes; a dead writer's counts too).

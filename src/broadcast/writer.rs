@@ -8,12 +8,13 @@ use ndarray::{ArrayBase, Data, Dimension, IntoDimension};
 use crate::config::{Config, OpenOptions};
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::accessors::segment_accessors;
 use crate::handle::attach;
 use crate::handle::constructors::{self, Attach};
 use crate::handle::publisher::{BroadcastPublisher, Publisher};
 use crate::handle::slot::WriteSlot;
 use crate::protocol::{RingMemory, broadcast};
-use crate::role::{PeerInfo, Role};
+use crate::role::Role;
 use crate::shm::peers::{self, Registration};
 use crate::shm::segment::Segment;
 use crate::shm::wait::{self, SweepClock};
@@ -38,6 +39,14 @@ pub struct BroadcastWriter<T: Element, D: Dimension> {
     dim: D,
     _t: PhantomData<fn() -> T>,
 }
+
+segment_accessors!(
+    impl[T: Element, D: Dimension] BroadcastWriter<T, D>,
+    seg: inner.seg,
+    create: BroadcastWriter::<u8, ndarray::Ix2>::create,
+    config: Config::broadcast(),
+    tag: BroadcastWriter,
+);
 
 impl<T: Element, D: Dimension> Attach for BroadcastWriter<T, D> {
     const ROLE: Role = Role::Writer;
@@ -266,59 +275,6 @@ impl<T: Element, D: Dimension> BroadcastWriter<T, D> {
     /// ```
     pub fn published(&self) -> u64 {
         self.inner.writer.next_seq() - 1
-    }
-
-    /// The shape of each frame.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-bwshape-{}", std::process::id());
-    /// let w = BroadcastWriter::<u8, ndarray::Ix2>::create(&name, (2, 5), &Config::broadcast())?;
-    /// assert_eq!(w.shape(), &[2, 5]);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn shape(&self) -> &[usize] {
-        self.dim.slice()
-    }
-
-    /// The underlying segment.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-bwseg-{}", std::process::id());
-    /// let w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
-    /// assert_eq!(w.segment().kind(), RingKind::Broadcast);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn segment(&self) -> &Segment {
-        &self.inner.seg
-    }
-
-    /// The processes attached to this ring.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-bwpeers-{}", std::process::id());
-    /// let w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
-    /// let _s = Subscriber::<u8, ndarray::Ix1>::open(&name, Start::Newest)?;
-    /// assert_eq!(w.peers().len(), 2);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        peers::list(&self.inner.seg)
-    }
-
-    /// Drops the pins of dead subscribers and frees their entries; returns how many.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-bwrd-{}", std::process::id());
-    /// let w = BroadcastWriter::<u8, ndarray::Ix1>::create(&name, 4, &Config::broadcast())?;
-    /// assert_eq!(w.recover_dead(), 0);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn recover_dead(&self) -> usize {
-        peers::sweep(&self.inner.seg)
     }
 }
 

@@ -1,5 +1,6 @@
 //! What the typed handles of every kind share: attaching, the slot borrows, the publishers.
 
+pub(crate) mod accessors;
 pub(crate) mod attach;
 pub(crate) mod constructors;
 pub(crate) mod publisher;

@@ -9,6 +9,7 @@ use ndarray::{ArrayBase, DataMut, Dimension};
 use crate::config::OpenOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::accessors::segment_accessors;
 use crate::handle::attach;
 use crate::handle::constructors::{Attach, typed_constructors};
 use crate::handle::slot::ReadSlot;
@@ -16,7 +17,7 @@ use crate::header::{PeerEntry, SLEEPING_NOT_EMPTY};
 use crate::layout::RingKind;
 use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
-use crate::role::{PeerInfo, Role};
+use crate::role::Role;
 use crate::shm::peers::{self, Registration};
 use crate::shm::segment::Segment;
 use crate::shm::wait::{self, Stuck, SweepClock, Waiting};
@@ -68,6 +69,14 @@ typed_constructors!(
     open_or_create: "Opens `name` if it holds a ring in use (checking type and shape), else creates it. A ring whose stream is over (closed, or left by every peer with nothing unread) is replaced; one a producer left with unread items is opened, so they are received.",
     config: Config::mpmc(),
     first: Producer,
+);
+
+segment_accessors!(
+    impl[T: Element, D: Dimension] Consumer<T, D>,
+    seg: seg,
+    create: Consumer::<u8, ndarray::Ix2>::create,
+    config: Config::mpmc(),
+    tag: Consumer,
 );
 
 impl<T: Element, D: Dimension> Attach for Consumer<T, D> {
@@ -322,58 +331,6 @@ impl<T: Element, D: Dimension> Consumer<T, D> {
         };
         self.release_held();
         Ok(seq)
-    }
-
-    /// The shape of each slot's array.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-cshp-{}", std::process::id());
-    /// let rx = Consumer::<u8, ndarray::Ix2>::create(&name, (3, 4), &Config::spsc())?;
-    /// assert_eq!(rx.shape(), &[3, 4]);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn shape(&self) -> &[usize] {
-        self.dim.slice()
-    }
-
-    /// The underlying segment.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-cseg-{}", std::process::id());
-    /// let rx = Consumer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc())?;
-    /// assert_eq!(rx.segment().kind(), RingKind::Spsc);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn segment(&self) -> &Segment {
-        &self.seg
-    }
-
-    /// The processes attached to this ring.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-cpeers-{}", std::process::id());
-    /// let rx = Consumer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc())?;
-    /// assert_eq!(rx.peers()[0].role, Role::Consumer);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        peers::list(&self.seg)
-    }
-
-    /// Recovers what dead peers held; returns how many were cleaned up.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-crd-{}", std::process::id());
-    /// let rx = Consumer::<u8, ndarray::Ix1>::create(&name, 3, &Config::mpmc())?;
-    /// assert_eq!(rx.recover_dead(), 0);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn recover_dead(&self) -> usize {
-        peers::sweep(&self.seg)
     }
 }
 

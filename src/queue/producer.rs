@@ -9,6 +9,7 @@ use ndarray::{ArrayBase, Data, Dimension};
 use crate::config::OpenOptions;
 use crate::element::Element;
 use crate::error::{Error, Result};
+use crate::handle::accessors::segment_accessors;
 use crate::handle::attach;
 use crate::handle::constructors::{Attach, typed_constructors};
 use crate::handle::publisher::{Publisher, QueuePublisher};
@@ -17,7 +18,7 @@ use crate::header::SLEEPING_NOT_FULL;
 use crate::layout::RingKind;
 use crate::protocol::spsc::Stop;
 use crate::protocol::{RingMemory, mpmc, spsc};
-use crate::role::{PeerInfo, Role};
+use crate::role::Role;
 use crate::shm::peers::{self, Registration};
 use crate::shm::segment::Segment;
 use crate::shm::wait::{self, Stuck, SweepClock, Waiting};
@@ -57,6 +58,14 @@ typed_constructors!(
     open_or_create: "Opens `name` if it holds a ring in use (checking type and shape), else creates it: for processes that may start in either order. A ring whose stream is over (closed, or left by every peer with nothing unread) is replaced, never reused, so a name is never poisoned; a closed ring that live peers still use is [`Error::InUse`], naming them.",
     config: Config::mpmc(),
     first: Consumer,
+);
+
+segment_accessors!(
+    impl[T: Element, D: Dimension] Producer<T, D>,
+    seg: inner.seg,
+    create: Producer::<u8, ndarray::Ix2>::create,
+    config: Config::spsc(),
+    tag: Producer,
 );
 
 impl<T: Element, D: Dimension> Attach for Producer<T, D> {
@@ -311,63 +320,6 @@ impl<T: Element, D: Dimension> Producer<T, D> {
         }
         wait::notify(&seg.control().not_empty);
         wait::notify(&seg.control().not_full);
-    }
-
-    /// The shape of each slot's array.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-pshp-{}", std::process::id());
-    /// let tx = Producer::<u8, ndarray::Ix2>::create(&name, (3, 4), &Config::spsc())?;
-    /// assert_eq!(tx.shape(), &[3, 4]);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn shape(&self) -> &[usize] {
-        self.dim.slice()
-    }
-
-    /// The underlying segment (name, layout, statistics).
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-pseg-{}", std::process::id());
-    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc().slots(8))?;
-    /// assert_eq!(tx.segment().slot_count(), 8);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn segment(&self) -> &Segment {
-        &self.inner.seg
-    }
-
-    /// The processes attached to this ring, and whether each is alive.
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-peers-{}", std::process::id());
-    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 3, &Config::spsc())?;
-    /// let peers = tx.peers();
-    /// assert_eq!(peers.len(), 1);
-    /// assert_eq!(peers[0].role, Role::Producer);
-    /// assert!(peers[0].alive);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn peers(&self) -> Vec<PeerInfo> {
-        peers::list(&self.inner.seg)
-    }
-
-    /// Recovers what dead peers held now; returns how many dead peers were cleaned up. Not
-    /// needed to keep a ring going: calls that find the ring stuck for a grace period do it
-    /// (blocking, with a timeout, or not waiting at all).
-    ///
-    /// ```
-    /// # use ndring::*;
-    /// # let name = format!("/ndr-doc-rd-{}", std::process::id());
-    /// let tx = Producer::<u8, ndarray::Ix1>::create(&name, 3, &Config::mpmc())?;
-    /// assert_eq!(tx.recover_dead(), 0);
-    /// # Ok::<(), Error>(())
-    /// ```
-    pub fn recover_dead(&self) -> usize {
-        peers::sweep(&self.inner.seg)
     }
 }
 
