@@ -25,7 +25,8 @@ use crate::shm::wait::{self, Stuck, SweepClock, Waiting};
 pub enum Start {
     /// At the newest published frame (or the first one, if none is published yet).
     Newest,
-    /// At the oldest frame still held by the ring.
+    /// At the oldest frame still held by the ring when the subscriber attaches (before it
+    /// shows in the writer's [`peers`](crate::BroadcastWriter::peers)).
     Oldest,
 }
 
@@ -135,8 +136,13 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     pub fn from_segment_with(seg: Segment, start: Start, options: &OpenOptions) -> Result<Self> {
         let dim = attach::check::<T, D>(&seg, false)?;
         attach::check_broadcast_capacity(&seg)?;
-        let reg = peers::register(&seg, Role::Subscriber)?;
+        // Where we start is fixed before we show in the peer table (the registration's entry
+        // CAS): a writer that waits for a subscriber there and then publishes must find each of
+        // those frames received or reported `Lagged`. Fixed after, a registration held up (its
+        // shared lock, or just descheduled) would start at the oldest frame held by then and pass
+        // the frames before it over unreported.
         let sub = broadcast::Subscriber::attach(&seg, start == Start::Newest);
+        let reg = peers::register(&seg, Role::Subscriber)?;
         Ok(Subscriber {
             seg: Arc::new(seg),
             entry: reg.index,

@@ -224,3 +224,54 @@ fn a_grace_period_of_duration_max_does_not_overflow_the_wait() {
     ));
     assert!(matches!(rx.try_recv(), Err(Error::Empty)));
 }
+
+/// A subscriber fixes where it starts before it shows in the peer table, so a writer that waits
+/// for it there and then publishes finds every frame received or reported `Lagged` (what the
+/// cross-process test `eight_subscriber_processes_see_frames_in_order` relies on). The window
+/// between the two is held open here: a subscriber's registration takes its peer entry, then
+/// confirms the name under the segment's lock (shared), which this test holds exclusively.
+#[cfg(not(miri))]
+#[test]
+fn subscriber_in_the_peer_table_has_fixed_its_start() {
+    use rustix::fs::{FlockOperation, flock};
+    use std::time::{Duration, Instant};
+    const FRAMES: u64 = 100;
+    let name = name("bstart");
+    let config = Config::broadcast().slots(32).max_subscribers(1);
+    let mut w = BroadcastWriter::<u64, Ix1>::create(&name, 1, &config).unwrap();
+    let lock = std::fs::File::open(format!("/dev/shm{name}")).unwrap();
+    flock(&lock, FlockOperation::LockExclusive).unwrap();
+    let opening = thread::spawn({
+        let name = name.clone();
+        move || Subscriber::<u64, Ix1>::open(&name, Start::Oldest).unwrap()
+    });
+    let limit = Instant::now() + Duration::from_secs(10);
+    while !w.peers().iter().any(|p| p.role == Role::Subscriber) {
+        assert!(Instant::now() < limit, "the subscriber never registered");
+        thread::yield_now();
+    }
+    // Listed, so its start is fixed: these frames are all its to receive or miss.
+    for i in 1..=FRAMES {
+        w.send(&arr1(&[i])).unwrap();
+    }
+    w.close();
+    flock(&lock, FlockOperation::Unlock).unwrap();
+    let mut sub = opening.join().unwrap();
+    let mut received = 0;
+    loop {
+        match sub.recv() {
+            Ok(f) => {
+                assert_eq!(f[0], f.seq());
+                received += 1;
+            }
+            Err(Error::Lagged { .. }) => {}
+            Err(Error::Closed) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(
+        (received, sub.missed_total()),
+        (32, FRAMES - 32),
+        "frames neither received nor reported Lagged"
+    );
+}
