@@ -9,8 +9,8 @@ use ndring::{ReadLease, WriteLease};
 use std::ffi::{c_int, c_void};
 
 use numpy::npyffi::{
-    self, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_OWNDATA, NPY_ARRAY_WRITEABLE, PY_ARRAY_API,
-    PyArray_Descr, PyArrayObject, npy_intp,
+    self, NPY_ARRAY_C_CONTIGUOUS, NPY_ARRAY_OWNDATA, PY_ARRAY_API, PyArray_Descr, PyArrayObject,
+    npy_intp,
 };
 use numpy::{PyArray, PyArrayDescr};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
@@ -21,15 +21,7 @@ use crate::element::PyElement;
 use crate::errors::IntoPy;
 pub use crate::frame::{Copied, Frame, FrameInfo, Leased};
 use crate::lease_object::new_lease;
-
-/// Clears an array's WRITEABLE flag before anyone else sees it.
-pub(crate) fn make_read_only(array: &Bound<'_, PyAny>) {
-    let ptr = array.as_ptr().cast::<PyArrayObject>();
-    // SAFETY: `array` is an ndarray we just created (a `PyArrayObject`), not yet shared; the GIL
-    // is held. Its base (a `Lease`) has no buffer protocol, so numpy refuses to make it
-    // writeable again.
-    unsafe { (*ptr).fields.flags &= !NPY_ARRAY_WRITEABLE };
-}
+use crate::views::{give_dimension, make_read_only, revoke};
 
 /// A ring's rank is at most 8 (the header's limit); numpy takes up to 32 (64 in numpy 2).
 const MAX_DIMS: usize = 8;
@@ -271,7 +263,7 @@ where
         let view = ArrayViewMut::from_shape_ptr(dim, ptr);
         PyArray::<T::Np, IxDyn>::borrow_from_array(&view, hold.bind(py).clone().into_any())
     };
-    let view = crate::shared::view_of(array.as_any())?;
+    let view = crate::views::view_of(array.as_any())?;
     Ok(Claim {
         hold: Some(hold),
         array: Some(array.into_any().unbind()),
@@ -280,68 +272,6 @@ where
         seq: None,
         entered: false,
     })
-}
-
-/// Gives a 0-d `with` target one dimension, so that `revoke` can empty it. A 0-d array has
-/// no dimension to lower to 0. That is a ring of `shape=()`, or a target the block reshaped, e.g.
-/// `f.shape = (f.size,); f.dtype = np.dtype(("V", f.nbytes)); f.shape = ()`. Its `nd` cannot be
-/// raised by hand: numpy allocates the dimensions and strides and frees them by the count in
-/// `nd`. Its size is always 1, so numpy's own shape setter always accepts `(1,)`. That setter
-/// allocates the new fields itself and reshapes in place, keeping the data pointer. Should a
-/// numpy refuse it (deprecated and turned into an error, say), the caller treats the target as a
-/// surviving view (`BufferError`, the slot kept claimed until it goes), which is sound too.
-///
-/// It runs numpy code, and a garbage collection it triggers may run finalizers that make new
-/// views. So `__exit__` calls it before counting references, never between the count and the
-/// publish.
-pub(crate) fn give_dimension(array: &Bound<'_, PyAny>) -> PyResult<()> {
-    // SAFETY: `array` is an ndarray we created (`view()` of our own array; its type cannot be
-    // changed from Python) and the GIL is held: reading `nd` is a plain field read.
-    let nd = unsafe { (*array.as_ptr().cast::<PyArrayObject>()).fields.nd };
-    if nd == 0 {
-        array.setattr("shape", (1,))?;
-    }
-    Ok(())
-}
-
-/// Empties `array` (first dimension 0), makes it read-only and, if `cut`, cuts it from its base:
-/// the name a `with` block bound can no longer reach the slot, nor keep it claimed. Not cut when
-/// something else refers to the array itself (a memoryview keeps its own shape and pointer): the
-/// base then keeps the slot claimed for as long as that lives.
-///
-/// This holds whatever shape, dtype and strides the block gave the array. With one dimension 0,
-/// its size and `nbytes` are 0 for any dtype or strides. numpy then refuses every way back to
-/// a non-empty array: a reshape must keep the size 0; a dtype change scales only the last axis;
-/// strides are checked against 0 bytes; `resize` needs OWNDATA, which it never had. Returns
-/// false, leaving it uncut (read-only, still over the claimed slot), if it has no dimension
-/// (`give_dimension` failed): the caller must not publish then.
-#[must_use]
-pub(crate) fn revoke(array: &Bound<'_, PyAny>, cut: bool) -> bool {
-    let ptr = array.as_ptr().cast::<PyArrayObject>();
-    // Nothing else caches the array's shape (a buffer exported from it would hold a reference,
-    // which `__exit__` checked for). Lowering a dimension to 0 keeps every stride and flag valid
-    // (numpy treats empty arrays as contiguous); numpy's own resize writes these fields too.
-    // With no element left, the array needs no base: it does not own its data (no OWNDATA), so
-    // numpy frees nothing at its end, and the reference it held on its base is ours to drop.
-    // No Python code runs here (the base is `__exit__`'s `array`, which it still holds).
-    // SAFETY: `array` is an ndarray we created (`view()` of our own array) and the GIL is held;
-    // `dimensions` holds `nd` > 0 entries; its base reference is dropped only after the field no
-    // longer points to it.
-    unsafe {
-        let fields = &mut (*ptr).fields;
-        fields.flags &= !NPY_ARRAY_WRITEABLE;
-        if fields.nd == 0 {
-            return false;
-        }
-        *fields.dimensions = 0;
-        if cut {
-            let base = std::mem::replace(&mut fields.base, std::ptr::null_mut());
-            if !base.is_null() {
-                pyo3::ffi::Py_DECREF(base);
-            }
-        }
-        true
-    }
 }
 
 #[pymethods]

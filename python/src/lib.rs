@@ -21,6 +21,7 @@ mod probe;
 mod rpc;
 mod scan;
 mod shared;
+mod views;
 
 use pyo3::exceptions::PyImportError;
 use pyo3::prelude::*;

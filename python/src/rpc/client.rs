@@ -14,7 +14,7 @@ use super::{RsClient, Shared, Types, conform, data_of, forget_in_child};
 use crate::args;
 use crate::errors::{IntoPy, raise};
 use crate::handles::{PY_SPIN, open_segment};
-use crate::shared::numpy_over;
+use crate::views::numpy_over;
 
 type RsPending = ndring::Pending<'static, u8, ndarray::Ix1, u8, ndarray::Ix1>;
 type RsReply = ndring::Reply<'static, u8, ndarray::Ix1, u8, ndarray::Ix1>;

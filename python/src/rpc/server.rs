@@ -19,8 +19,8 @@ use super::{RsServer, Shared, Types, conform, data_of, forget_in_child};
 use crate::args;
 use crate::errors::{IntoPy, raise};
 use crate::handles::{PY_SPIN, open_segment, parse_dtype};
-use crate::leases::{give_dimension, make_read_only, revoke};
-use crate::shared::numpy_over;
+use crate::views::numpy_over;
+use crate::views::{give_dimension, make_read_only, revoke};
 
 type RsRequest = ndring::Request<'static, u8, ndarray::Ix1, u8, ndarray::Ix1>;
 
@@ -429,7 +429,7 @@ impl Request {
                 holder.bind(py).clone().into_any(),
             )?
         };
-        let view = crate::shared::view_of(&base)?;
+        let view = crate::views::view_of(&base)?;
         Ok(Request {
             holder,
             base: Some(base.unbind()),
@@ -618,7 +618,7 @@ impl ReplyBlock {
                 holder.into_bound(py).into_any(),
             )?
         };
-        let view = crate::shared::view_of(&base)?;
+        let view = crate::views::view_of(&base)?;
         self.base = Some(base.unbind());
         self.view = Some(view.clone().unbind());
         Ok(view.unbind())

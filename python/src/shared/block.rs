@@ -25,9 +25,10 @@ use numpy::npyffi::{NPY_ARRAY_WRITEABLE, PyArrayObject, npy_intp};
 use pyo3::exceptions::{PyBufferError, PyRuntimeError};
 use pyo3::prelude::*;
 
-use super::typed::{AnyShared, Held, Lock, numpy_over};
+use super::typed::{AnyShared, Held, Lock};
 use crate::errors::{IntoPy, raise};
-use crate::leases::{give_dimension, make_read_only, revoke};
+use crate::views::numpy_over;
+use crate::views::{give_dimension, make_read_only, revoke};
 
 /// The base object of the array a block hands out: it holds the lock, released when the block
 /// ends with no view left, else when the last view goes.

@@ -28,7 +28,6 @@ use crate::handles::{PY_SPIN, dtype_label, open_segment, parse_dtype};
 pub use block::{ArrayBlock, HeldLock};
 pub use mapping::ArrayMapping;
 use typed::{AnyShared, Lock, Typed};
-pub use typed::{numpy_over, view_of};
 
 /// The Rust handle and the process it belongs to.
 struct Inner {
@@ -448,7 +447,7 @@ impl SharedArray {
         // SAFETY: `ptr` is the array's first element in a mapping that `base` (the array's base
         // object) keeps attached; the elements are `shape`'s, aligned. Other processes may write
         // them at any time: numpy reads and writes them as any shared buffer, outside Rust.
-        unsafe { typed::numpy_over(py, descr, ptr, &self.shape, true, base) }
+        unsafe { crate::views::numpy_over(py, descr, ptr, &self.shape, true, base) }
     }
 
     /// `with sa.read() as a:` a read-only array under the shared lock, for the block.

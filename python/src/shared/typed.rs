@@ -1,15 +1,13 @@
 //! One implementation of a shared array per element type (`ndring::SharedArray<T, IxDyn>`),
-//! behind `AnyShared`, and the numpy arrays made over its memory.
+//! behind `AnyShared`, and the locks it holds over its memory (`Held`).
 
-use std::ffi::{c_int, c_void};
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ndarray::{ArrayViewMut, IxDyn};
 use ndring::{DType, Segment, SharedArray as RsShared};
-use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, PY_ARRAY_API, PyArray_Descr, npy_intp};
-use numpy::{PyArrayDescr, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArrayDescr, PyArrayDyn, PyArrayMethods};
 use pyo3::prelude::*;
 
 use crate::element::PyElement;
@@ -170,66 +168,5 @@ impl<T: PyElement> AnyShared for Typed<T> {
             unsafe { ArrayViewMut::from_shape_ptr(IxDyn(self.0.shape()), held.ptr as *mut T::Np) };
         dst.assign(&src);
         Ok(())
-    }
-}
-
-/// `array.view()` (a new array over the same memory, with `array` as its base), without the
-/// attribute lookup and method call: one per request served and per claim.
-pub fn view_of<'py>(array: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let a = array.cast::<numpy::PyUntypedArray>()?;
-    // SAFETY: `a` is a live ndarray and the GIL is held; a null descriptor and type keep
-    // `array`'s own (numpy's `ndarray.view()` with no argument); the new reference is ours.
-    unsafe {
-        let v = PY_ARRAY_API.PyArray_View(
-            array.py(),
-            a.as_array_ptr(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        );
-        if v.is_null() {
-            return Err(PyErr::fetch(array.py()));
-        }
-        Ok(Bound::from_owned_ptr(array.py(), v))
-    }
-}
-
-/// A numpy array over `shape`'s elements (C order) of `descr` at `ptr`, writable or not, with
-/// `base` as its base object (which must keep the memory valid while it lives).
-///
-/// # Safety
-/// `ptr` points to `shape`'s elements of `descr`'s type, aligned, valid for as long as `base`
-/// lives; if `writable`, nothing else relies on them not changing.
-pub unsafe fn numpy_over<'py>(
-    py: Python<'py>,
-    descr: Bound<'py, PyArrayDescr>,
-    ptr: usize,
-    shape: &[usize],
-    writable: bool,
-    base: Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let mut dims: Vec<npy_intp> = shape.iter().map(|&n| n as npy_intp).collect();
-    let flags = if writable { NPY_ARRAY_WRITEABLE } else { 0 };
-    // numpy's `ndarray` type, a descriptor reference it steals (`into_ptr`), the data per the
-    // contract. SAFETY: the base is stored as `read_array` does (no base or owned data before),
-    // its reference then the array's; read-only over a base without the buffer protocol stays so.
-    unsafe {
-        let ty = npyffi::get_type_object(py, npyffi::NpyTypes::PyArray_Type);
-        let array = PY_ARRAY_API.PyArray_NewFromDescr(
-            py,
-            ty,
-            descr.into_ptr().cast::<PyArray_Descr>(),
-            dims.len() as c_int,
-            dims.as_mut_ptr(),
-            std::ptr::null_mut(),
-            ptr as *mut c_void,
-            flags,
-            std::ptr::null_mut(),
-        );
-        if array.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        let fields = &mut (*array.cast::<npyffi::PyArrayObject>()).fields;
-        fields.base = base.into_ptr();
-        Ok(Bound::from_owned_ptr(py, array))
     }
 }
