@@ -52,7 +52,7 @@ impl<T: Element, D: Dimension> Attach for BroadcastWriter<T, D> {
     const ROLE: Role = Role::Writer;
 
     /// Attaches to `seg`: registers as its writer, unless `created` (our entry in a ring we
-    /// created, taken before READY by `Segment::create`).
+    /// created, taken before READY by `shm::existing::create`).
     fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
         // Neither check can fail for a ring we created: we wrote its header for `T` and `D`,
         // with enough slots.

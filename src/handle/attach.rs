@@ -169,7 +169,7 @@ pub(crate) fn create_segment(
         timestamps: config.timestamps && matches!(family, Family::Queue | Family::Broadcast),
         reply: reply.map(|(dtype, shape)| (dtype, shape.to_vec())),
     };
-    Segment::create(name, params, config, role)
+    crate::shm::existing::create(name, params, config, role)
 }
 
 /// Checks that a segment opened by name is a valid broadcast ring's (slot count vs subscribers),

@@ -83,7 +83,7 @@ impl<T: Element, D: Dimension> Attach for Consumer<T, D> {
     const ROLE: Role = Role::Consumer;
 
     /// Attaches to `seg`: registers as a consumer, unless `created` (our entry in a ring we
-    /// created, taken before READY by `Segment::create`).
+    /// created, taken before READY by `shm::existing::create`).
     fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
         // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
         let dim = attach::check::<T, D>(&seg, true)?;

@@ -72,7 +72,7 @@ impl<T: Element, D: Dimension> Attach for Producer<T, D> {
     const ROLE: Role = Role::Producer;
 
     /// Attaches to `seg`: registers as a producer, unless `created` (our entry in a ring we
-    /// created, taken before READY by `Segment::create`).
+    /// created, taken before READY by `shm::existing::create`).
     fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
         // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
         let dim = attach::check::<T, D>(&seg, true)?;

@@ -1,4 +1,4 @@
-//! A ring's name taken: `Segment::create`, which takes it exclusively, and what already holds
+//! A ring's name taken: `create`, which takes it exclusively, and what already holds
 //! it, for `create` and `open_or_create`: the classification of an existing segment, and its
 //! guarded removal when its stream is over.
 
@@ -15,45 +15,43 @@ use crate::shm::segment::{NameRemoval, Segment, remove_name_unless_used, validat
 use crate::shm::sys;
 use crate::sync::Ordering::*;
 
-impl Segment {
-    /// Creates a segment for `params` under `name` (exclusively), initialises it, registers the
-    /// calling process as its `role` and marks it ready. A name taken already is made room for
-    /// ([`make_room`]) when what holds it is over, or refused with why.
-    ///
-    /// The creator's peer entry is written before READY: an opener that sees the ring also sees
-    /// its creator attached, so a peer that attaches and leaves before the creator's handle
-    /// exists never takes itself for the last one out and removes the name (§2.7).
-    pub(crate) fn create(
-        name: &str,
-        params: Params,
-        config: &Config,
-        role: Role,
-    ) -> Result<(Segment, Registration)> {
-        validate_name(name)?;
-        let layout = Layout::compute(params).map_err(|e| Error::InvalidConfig(e.to_string()))?;
-        let size = layout.total_size as u64;
-        let fd = loop {
-            match sys::create(name, size, config.mode) {
-                Ok(fd) => break fd,
-                // Replaced if its stream is over; a racing creator that wins is seen next time.
-                Err(rustix::io::Errno::EXIST) => make_room(name, config)?,
-                Err(e) => {
-                    return Err(match sys::error(e, "create", name) {
-                        Error::NoSpace { name, .. } => Error::NoSpace { name, needed: size },
-                        other => other,
-                    });
-                }
+/// Creates a segment for `params` under `name` (exclusively), initialises it, registers the
+/// calling process as its `role` and marks it ready. A name taken already is made room for
+/// ([`make_room`]) when what holds it is over, or refused with why.
+///
+/// The creator's peer entry is written before READY: an opener that sees the ring also sees
+/// its creator attached, so a peer that attaches and leaves before the creator's handle
+/// exists never takes itself for the last one out and removes the name (§2.7).
+pub(crate) fn create(
+    name: &str,
+    params: Params,
+    config: &Config,
+    role: Role,
+) -> Result<(Segment, Registration)> {
+    validate_name(name)?;
+    let layout = Layout::compute(params).map_err(|e| Error::InvalidConfig(e.to_string()))?;
+    let size = layout.total_size as u64;
+    let fd = loop {
+        match sys::create(name, size, config.mode) {
+            Ok(fd) => break fd,
+            // Replaced if its stream is over; a racing creator that wins is seen next time.
+            Err(rustix::io::Errno::EXIST) => make_room(name, config)?,
+            Err(e) => {
+                return Err(match sys::error(e, "create", name) {
+                    Error::NoSpace { name, .. } => Error::NoSpace { name, needed: size },
+                    other => other,
+                });
             }
-        };
-        // Held (shared) until READY: a `create` that judges this segment unfinished removes it
-        // only under the exclusive lock, so never while we are still setting it up. Best
-        // effort: a process that locks our new file on purpose first only costs that guard.
-        let locked = sys::try_lock(&fd, false);
-        let seg = Segment::lay_out(name, fd, layout, config)?;
-        let reg = crate::shm::peers::register_creator(&seg, role, seg.creator_start_time());
-        seg.mark_ready(locked);
-        Ok((seg, reg))
-    }
+        }
+    };
+    // Held (shared) until READY: a `create` that judges this segment unfinished removes it
+    // only under the exclusive lock, so never while we are still setting it up. Best
+    // effort: a process that locks our new file on purpose first only costs that guard.
+    let locked = sys::try_lock(&fd, false);
+    let seg = Segment::lay_out(name, fd, layout, config)?;
+    let reg = crate::shm::peers::register_creator(&seg, role, seg.creator_start_time());
+    seg.mark_ready(locked);
+    Ok((seg, reg))
 }
 
 /// What a ring's state means for a `create` or `open_or_create` of its name.
@@ -202,7 +200,7 @@ fn removed(
 /// Removes a segment judged unfinished, like [`remove_over`]: under its exclusive lock, only if
 /// the name still refers to the object judged and it is still unfinished with a dead or unknown
 /// creator. A live creator holds the shared lock from its exclusive create until READY
-/// (`Segment::create`), so one that is merely slow is never removed.
+/// (`create`), so one that is merely slow is never removed.
 fn remove_unfinished(name: &str, u: &NotReady) -> Result<(), rustix::io::Errno> {
     removed(remove_name_unless_used(name, &u.fd, || {
         let still = match look(&u.fd) {
