@@ -81,20 +81,7 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn set_user_meta<M: bytemuck::Pod>(&mut self, meta: &M) -> Result<()> {
-        let bytes = bytemuck::bytes_of(meta);
-        let capacity = self.publisher.segment().user_meta_size();
-        if bytes.len() > capacity {
-            return Err(Error::MetaTooLarge {
-                size: bytes.len(),
-                capacity,
-            });
-        }
-        let dst = self.publisher.segment().user_meta(self.slot);
-        // SAFETY: the slot (its metadata included) is ours until commit; `capacity` bytes lie
-        // between the slot control block and the payload.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
-        self.user_len = bytes.len() as u32;
-        Ok(())
+        self.set_user_meta_bytes(bytemuck::bytes_of(meta))
     }
 
     /// Stores `bytes` as the slot's user metadata (the byte-slice form of
@@ -112,16 +99,8 @@ impl<'a, T: Element, D: Dimension> WriteSlot<'a, T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn set_user_meta_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let capacity = self.publisher.segment().user_meta_size();
-        if bytes.len() > capacity {
-            return Err(Error::MetaTooLarge {
-                size: bytes.len(),
-                capacity,
-            });
-        }
-        let dst = self.publisher.segment().user_meta(self.slot);
-        // SAFETY: as in `set_user_meta`: the slot's metadata is ours until commit.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        // SAFETY: the slot (its metadata included) is ours until commit.
+        unsafe { self.publisher.segment().write_user_meta(self.slot, bytes)? };
         self.user_len = bytes.len() as u32;
         Ok(())
     }

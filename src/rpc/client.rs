@@ -332,22 +332,9 @@ impl<'c, Q: Element, QD: Dimension, R: Element, RD: Dimension> Call<'c, Q, QD, R
     /// ```
     pub fn set_meta(&mut self, bytes: &[u8]) -> Result<()> {
         let seg = &*self.client.end.seg;
-        let capacity = seg.user_meta_size();
-        if bytes.len() > capacity {
-            return Err(Error::MetaTooLarge {
-                size: bytes.len(),
-                capacity,
-            });
-        }
-        // SAFETY: the metadata room of our FILLING call, `capacity >= bytes.len()` bytes; nobody
-        // else reads or writes it until we queue the call.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                seg.user_meta(self.ticket.slot),
-                bytes.len(),
-            )
-        };
+        // SAFETY: the metadata room of our FILLING call: nobody else reads or writes it until
+        // we queue the call.
+        unsafe { seg.write_user_meta(self.ticket.slot, bytes)? };
         seg.call(self.ticket.slot)
             .meta_len
             .store(bytes.len() as u32, Relaxed);

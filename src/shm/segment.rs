@@ -565,6 +565,26 @@ impl Segment {
     pub(crate) fn user_meta(&self, i: usize) -> *mut u8 {
         self.map.user_meta(i)
     }
+
+    /// Copies `bytes` into slot `i`'s user metadata: `MetaTooLarge` past its room. The one
+    /// copy-in of metadata, for claimed slots, leases and calls alike.
+    ///
+    /// # Safety
+    /// Slot `i` is the caller's alone (claimed, or a call being filled): nobody else reads or
+    /// writes its metadata until the caller hands it on.
+    pub(crate) unsafe fn write_user_meta(&self, i: usize, bytes: &[u8]) -> Result<()> {
+        let capacity = self.user_meta_size();
+        if bytes.len() > capacity {
+            return Err(Error::MetaTooLarge {
+                size: bytes.len(),
+                capacity,
+            });
+        }
+        // SAFETY: the caller's exclusive hold on slot `i` (see above); `capacity >= bytes.len()`
+        // bytes of metadata lie between the slot's control block and its payload.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.user_meta(i), bytes.len()) };
+        Ok(())
+    }
 }
 
 // The protocols' view of the mapping (`Mapping` writes each accessor once).

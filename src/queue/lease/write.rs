@@ -307,19 +307,8 @@ impl<T: Element, D: Dimension> WriteLease<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn set_user_meta_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let seg = &self.shared.seg;
-        let capacity = seg.user_meta_size();
-        if bytes.len() > capacity {
-            return Err(Error::MetaTooLarge {
-                size: bytes.len(),
-                capacity,
-            });
-        }
-        // SAFETY: the slot, its metadata included, is ours until publish or drop; `capacity`
-        // bytes lie between the slot control block and the payload.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.user_meta(self.slot), bytes.len())
-        };
+        // SAFETY: the slot, its metadata included, is ours until publish or drop.
+        unsafe { self.shared.seg.write_user_meta(self.slot, bytes)? };
         self.user_len = bytes.len() as u32;
         Ok(())
     }
