@@ -6,7 +6,7 @@ mod support;
 use loom::sync::Arc;
 use loom::sync::atomic::Ordering::Relaxed;
 use loom::thread;
-use ndring::protocol::broadcast::{Miss, Subscriber, Writer};
+use ndring::protocol::broadcast::{Miss, NewestCopy, Subscriber, Writer, try_copy_newest};
 use support::{Mem, model, notify, sleep_until};
 
 /// Publishes frames `1..=n`, each slot's data and words set to its sequence number.
@@ -142,6 +142,30 @@ fn copy_out_of_a_rewritten_slot_is_never_torn() {
                 Err(Miss::Closed) => break,
                 Err(Miss::Lagged(_)) => {}
                 Err(Miss::Wait) => thread::yield_now(),
+            }
+        }
+        writer.join().unwrap();
+    });
+}
+
+/// An inspector's copy of the newest frame (no peer entry, no pin, loads only) while the writer
+/// rewrites slots (two slots, three frames: frame 3 goes where frame 1 was): a copy it accepts
+/// holds the frame it names, whole; one the writer overlapped is discarded. Needs the writer's
+/// `fence(Release)` after marking the slot `WRITING` and the copy's `fence(Acquire)` before its
+/// re-check.
+#[test]
+fn newest_copy_of_a_rewritten_slot_is_never_torn() {
+    model(2, || {
+        let m = Arc::new(Mem::new(2, 1, false));
+        let m2 = m.clone();
+        let writer = thread::spawn(move || write_frames(&m2, 3));
+        for _ in 0..3 {
+            let mut copy = [0u64; 2];
+            match try_copy_newest(&*m, |s| {
+                copy = [m.words[s][0].load(Relaxed), m.words[s][1].load(Relaxed)];
+            }) {
+                NewestCopy::Copied { seq, .. } => assert_eq!(copy, [seq, seq], "torn copy"),
+                NewestCopy::Empty | NewestCopy::Overtaken => thread::yield_now(),
             }
         }
         writer.join().unwrap();

@@ -6,8 +6,10 @@
 //! undefined behaviour), `fence(Acquire)`, then check that the slot cannot have been rewritten meanwhile; if it may
 //! have been, discard the copy and try again.
 //!
-//! * Broadcast: the writer sets `WRITING` in the stamp and fences (Release) before it rewrites a
-//!   slot, so an unchanged stamp proves the copy whole (as `Subscriber::recv_into`).
+//! * Broadcast (`protocol::broadcast::try_copy_newest`, under a loom model): the writer sets
+//!   `WRITING` in the stamp and fences (Release) before it rewrites a slot, so an unchanged
+//!   stamp proves the copy whole (as `Subscriber::recv_into`).
+//! * Shared array: the lock-free copy-out of `protocol::array` (`copy_begin`, `copy_end`).
 //! * Queues: a producer marks nothing when it starts to rewrite a slot; in turn it may only do
 //!   so for position `pos + slots`, which it claims when `tail` reaches `pos + slots` (SPSC) or
 //!   by moving `tail` past it (MPMC). So the copy of position `pos` is whole if `tail` is still
@@ -26,12 +28,14 @@
 use crate::error::{Error, Result};
 use crate::header::CLOSED;
 use crate::layout::RingKind;
-use crate::protocol::broadcast::stamp_of;
+use crate::protocol::array;
+use crate::protocol::broadcast::{self, NewestCopy};
 use crate::protocol::copy::atomic_copy;
 use crate::protocol::spsc::OUT_OF_TURN;
 use crate::sync::{Ordering::*, fence};
 
 use super::Inspector;
+use crate::shm::segment::Segment;
 
 /// Attempts before giving up with `Error::Timeout` (each one is a copy overtaken by the
 /// producer; a ring rewritten faster than one item can be copied never yields one).
@@ -123,57 +127,30 @@ impl Inspector {
     /// read-only mapping). A `RANGES` flag left by range writers that are gone does not stop it:
     /// the range writers' counts in the peer table are looked at.
     fn try_copy_array(&self, dst: &mut [u8]) -> Option<(u64, usize, Option<u64>)> {
-        use crate::protocol::array::{EXCLUSIVE, RANGES};
-        let w = self.map().array();
-        if w.lock.load(SeqCst) & EXCLUSIVE != 0 {
-            return None;
-        }
-        let begun = w.versions.begun.load(Acquire);
-        let version = w.versions.done.load(Acquire);
-        let s = w.lock.load(SeqCst);
-        if s & EXCLUSIVE != 0 {
-            return None;
-        }
-        let hw = (w.state.high_water.load(SeqCst) as usize).min(self.layout().params.max_peers);
-        if s & RANGES != 0 && (0..hw).any(|i| self.map().peer(i).pin.load(SeqCst) != 0) {
-            return None;
-        }
+        let seg: &Segment = self;
+        let begun = array::copy_begin(seg, false).ok()?;
+        let version = array::version(seg);
         // SAFETY: slot 0's payload lies inside the mapping, 128-aligned; atomic loads only.
         unsafe { atomic_copy(self.map().payload(0), dst) };
-        fence(Acquire);
-        (w.versions.begun.load(Relaxed) == begun).then_some((version, 0, None))
+        array::copy_end(seg, begun).then_some((version, 0, None))
     }
 
     /// One attempt on a broadcast ring: `Some((seq, slot, timestamp))` if `dst` now holds frame
-    /// `seq` whole.
+    /// `seq` whole (`protocol::broadcast::try_copy_newest`).
     fn try_copy_frame(&self, dst: &mut [u8]) -> Result<Option<(u64, usize, Option<u64>)>> {
-        let seq = self.map().control().published.load(Acquire) & !CLOSED;
-        if seq == 0 {
-            return Err(Error::Empty);
+        let mut timestamp_ns = None;
+        let seg: &Segment = self;
+        let got = broadcast::try_copy_newest(seg, |s| {
+            // SAFETY: s < slots: the payload lies inside the mapping, 128-aligned; it is read
+            // only with atomic loads, as the writer's fence protocol requires.
+            unsafe { atomic_copy(self.map().payload(s), dst) };
+            timestamp_ns = self.copy_ctrl(s);
+        });
+        match got {
+            NewestCopy::Empty => Err(Error::Empty),
+            NewestCopy::Overtaken => Ok(None),
+            NewestCopy::Copied { seq, slot } => Ok(Some((seq, slot, timestamp_ns))),
         }
-        let n = self.slot_count();
-        let s = self.map().index((seq % n as u64) as usize).load(Acquire) as usize;
-        let s = if s < n && self.map().slot(s).stamp.load(Acquire) == stamp_of(seq) {
-            s
-        } else {
-            // A newer frame's index entry, or one being written: search the slots.
-            match (0..n).find(|&i| self.map().slot(i).stamp.load(Acquire) == stamp_of(seq)) {
-                Some(s) => s,
-                None => return Ok(None),
-            }
-        };
-        // SAFETY: s < slots: the payload lies inside the mapping, 128-aligned; it is read only
-        // with atomic loads, as the writer's fence protocol requires.
-        unsafe { atomic_copy(self.map().payload(s), dst) };
-        let timestamp_ns = self.copy_ctrl(s);
-        fence(Acquire);
-        Ok(
-            (self.map().slot(s).stamp.load(Relaxed) == stamp_of(seq)).then_some((
-                seq,
-                s,
-                timestamp_ns,
-            )),
-        )
     }
 
     /// One attempt on a queue ring: `Some((pos + 1, slot, timestamp))` if `dst` now holds

@@ -367,6 +367,44 @@ impl Subscriber {
     }
 }
 
+/// What [`try_copy_newest`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewestCopy {
+    /// Nothing published yet.
+    Empty,
+    /// The writer rewrote (or was rewriting) the newest frame's slot: the copy is discarded.
+    Overtaken,
+    /// The copy made from `slot` is frame `seq`, whole.
+    Copied {
+        /// The frame's sequence number.
+        seq: u64,
+        /// The slot it was copied from.
+        slot: usize,
+    },
+}
+
+/// An inspector's copy of the newest frame: no peer entry, no pin and no store, so that a
+/// read-only mapping serves and the ring is never disturbed. `copy_slot(s)` copies slot `s`
+/// with atomic loads (the payload, and any control word that belongs with the frame); the
+/// stamp re-read after `fence(Acquire)` then says whether the writer began to rewrite the slot
+/// meanwhile (the seqlock of the copy-out, module docs).
+pub fn try_copy_newest<M: RingMemory>(mem: &M, copy_slot: impl FnOnce(usize)) -> NewestCopy {
+    let seq = mem.control().published.load(Acquire) & !CLOSED;
+    if seq == 0 {
+        return NewestCopy::Empty;
+    }
+    let Some(slot) = slot_of(mem, seq) else {
+        return NewestCopy::Overtaken;
+    };
+    copy_slot(slot);
+    fence(Acquire);
+    if mem.slot(slot).stamp.load(Relaxed) == stamp_of(seq) {
+        NewestCopy::Copied { seq, slot }
+    } else {
+        NewestCopy::Overtaken
+    }
+}
+
 #[inline]
 fn published<M: RingMemory>(mem: &M, strong: bool) -> u64 {
     let c = mem.control();
