@@ -210,10 +210,10 @@ impl ArrayBlock {
         let (holder, base) = match idle {
             Some(Idle { holder, base }) => {
                 holder.get().hold(held);
+                // The lock `base` is over is held again (by `holder`, its base), shared for a read
+                // (read-only then: numpy checks a view's base before letting it become writable).
                 // SAFETY: `base` is an ndarray this block made (`numpy_over`), referred to by the
-                // block alone (count 1: no view, no other name); the GIL is held. The lock it is
-                // over is held again (by `holder`, its base), shared for a read (read-only then,
-                // as numpy checks a view's base before letting it become writable).
+                // block alone (count 1: no view, no other name); the GIL is held.
                 unsafe { set_writeable(&base, writable) };
                 (holder, base)
             }
@@ -221,10 +221,10 @@ impl ArrayBlock {
                 let holder = Py::new(py, HeldLock::new())?;
                 holder.get().hold(held);
                 let descr = self.descr(py)?;
+                // The lock, held by `holder` (the base) for as long as the array or any view of
+                // it lives, keeps other writers out (and, read-only, is shared).
                 // SAFETY: `ptr` is the first of `shape`'s elements the lock covers, in the
-                // segment's mapping (kept by the handle the lock holds); the lock, held by
-                // `holder` (the base) for as long as the array or any view of it lives, keeps
-                // other writers out (and, read-only, is shared).
+                // segment's mapping (kept by the handle the lock holds); see above.
                 let base = unsafe {
                     numpy_over(
                         py,
@@ -295,11 +295,11 @@ impl ArrayBlock {
             }
         })?;
         let view = self.spares.remove(i);
-        // SAFETY: the checks above: `view` is an ndarray referred to by nothing but this block
-        // (count 1, no weak reference), with no base, over `ptr` with the template's dtype,
-        // strides and dimensions but the first, which `revoke` set to 0. Giving it back the
-        // first dimension, the template's flags and a base makes it what `numpy_over` would
-        // make over the same memory; nobody has seen it since it was emptied. The GIL is held.
+        // `view` is over `ptr` with the template's dtype, strides and dimensions but the first,
+        // which `revoke` set to 0: giving it back the first dimension, the template's flags and
+        // a base makes it what `numpy_over` would make over the same memory.
+        // SAFETY: the checks above: `view` is referred to by nothing but this block (count 1, no
+        // weak reference), has no base and was seen by nobody since it was emptied; GIL held.
         unsafe {
             let f = &mut (*view.as_ptr().cast::<PyArrayObject>()).fields;
             *f.dimensions = shape[0] as npy_intp;
