@@ -134,7 +134,7 @@ impl<T: Element, D: Dimension> Subscriber<T, D> {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn from_segment_with(seg: Segment, start: Start, options: &OpenOptions) -> Result<Self> {
-        let dim = attach::check::<T, D>(&seg, false)?;
+        let dim = attach::check_as::<T, D>(&seg, attach::Family::Broadcast)?;
         attach::check_broadcast_capacity(&seg)?;
         // Where we start is fixed before we show in the peer table (the registration's entry
         // CAS): a writer that waits for a subscriber there and then publishes must find each of

@@ -56,7 +56,7 @@ impl<T: Element, D: Dimension> Attach for BroadcastWriter<T, D> {
     fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
         // Neither check can fail for a ring we created: we wrote its header for `T` and `D`,
         // with enough slots.
-        let dim = attach::check::<T, D>(&seg, false)?;
+        let dim = attach::check_as::<T, D>(&seg, attach::Family::Broadcast)?;
         attach::check_broadcast_capacity(&seg)?;
         let reg = match created {
             Some(reg) => reg,

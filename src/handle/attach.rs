@@ -60,19 +60,6 @@ impl Family {
     }
 }
 
-/// Checks the segment's kind (a queue ring, else a broadcast ring), element type and rank;
-/// returns its shape as a `D`.
-pub(crate) fn check<T: Element, D: Dimension>(seg: &Segment, queue: bool) -> Result<D> {
-    check_as::<T, D>(
-        seg,
-        if queue {
-            Family::Queue
-        } else {
-            Family::Broadcast
-        },
-    )
-}
-
 /// Checks the segment's kind (of `family`), element type and rank; returns its shape as a `D`.
 pub(crate) fn check_as<T: Element, D: Dimension>(seg: &Segment, family: Family) -> Result<D> {
     if seg.is_read_only() {
@@ -86,13 +73,18 @@ pub(crate) fn check_as<T: Element, D: Dimension>(seg: &Segment, family: Family) 
             found: seg.kind(),
         });
     }
-    if seg.dtype() != T::DTYPE {
+    dim_of::<T, D>(seg.dtype(), seg.shape())
+}
+
+/// Items of `dtype` and `shape`, as recorded in a segment, checked against `T` and `D`'s rank:
+/// the shape as a `D`.
+pub(crate) fn dim_of<T: Element, D: Dimension>(dtype: DType, shape: &[usize]) -> Result<D> {
+    if dtype != T::DTYPE {
         return Err(Error::TypeMismatch {
             expected: T::DTYPE,
-            found: seg.dtype(),
+            found: dtype,
         });
     }
-    let shape = seg.shape();
     if let Some(n) = D::NDIM
         && n != shape.len()
     {

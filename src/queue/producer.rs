@@ -75,7 +75,7 @@ impl<T: Element, D: Dimension> Attach for Producer<T, D> {
     /// created, taken before READY by `shm::existing::create`).
     fn attach(seg: Segment, created: Option<Registration>, options: &OpenOptions) -> Result<Self> {
         // Cannot fail for a ring we created: we wrote its header for `T` and `D`.
-        let dim = attach::check::<T, D>(&seg, true)?;
+        let dim = attach::check_as::<T, D>(&seg, attach::Family::Queue)?;
         let reg = match created {
             Some(reg) => reg,
             None => peers::register(&seg, Role::Producer)?,

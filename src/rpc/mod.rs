@@ -103,28 +103,13 @@ impl Drop for Endpoint {
 /// Checks a request/reply segment against the request's `Q`, `QD` and the reply's `R`, `RD`.
 fn check<Q: Element, QD: Dimension, R: Element, RD: Dimension>(seg: &Segment) -> Result<(QD, RD)> {
     let qdim = crate::handle::attach::check_as::<Q, QD>(seg, Family::Rpc)?;
-    let Some((rdtype, rshape)) = seg.layout().params.reply.clone() else {
+    let Some((rdtype, rshape)) = &seg.layout().params.reply else {
         return Err(Error::Corrupt {
             name: seg.name().into(),
             reason: "a request/reply segment without a reply type".into(),
         });
     };
-    if rdtype != R::DTYPE {
-        return Err(Error::TypeMismatch {
-            expected: R::DTYPE,
-            found: rdtype,
-        });
-    }
-    if let Some(n) = RD::NDIM
-        && n != rshape.len()
-    {
-        return Err(Error::RankMismatch {
-            expected: n,
-            found: rshape.len(),
-        });
-    }
-    let mut rdim = RD::zeros(rshape.len());
-    rdim.slice_mut().copy_from_slice(&rshape);
+    let rdim = crate::handle::attach::dim_of::<R, RD>(*rdtype, rshape)?;
     Ok((qdim, rdim))
 }
 
